@@ -1,0 +1,1 @@
+"""Accelerator specs shipped with hwcost, resolvable by bare name."""

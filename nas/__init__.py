@@ -1,0 +1,1 @@
+"""Energy-aware DARTS search. Not yet implemented: see issue 5."""
