@@ -1,0 +1,46 @@
+"""The ``hwcost`` command group: option parsing and output only, no model logic."""
+
+from __future__ import annotations
+
+import click
+
+from multiplier_lib.errors import HwcostError
+
+from . import __version__
+
+
+class HwcostGroup(click.Group):
+    """A group that turns a user's mistake (HwcostError) into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HwcostError as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=HwcostGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hwcost")
+def cli() -> None:
+    """hwcost: approximate multipliers, accelerator cost and energy-aware NAS.
+
+    \b
+    Examples:
+      hwcost multipliers list
+      hwcost characterize mul8u_NGR.v exact8u trunc8u_k6 --out report/
+    """
+
+
+def _register() -> None:
+    from .characterize_cmd import characterize
+    from .multipliers_cmd import multipliers
+
+    cli.add_command(multipliers)
+    cli.add_command(characterize)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="hwcost")
