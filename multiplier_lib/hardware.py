@@ -55,9 +55,9 @@ CELL_COSTS: dict[str, tuple[float, float, float]] = {
 }
 
 #: Fitted once: exact8u estimate == mul8u_1JFF published area (709.6 um^2).
-AREA_CALIBRATION = 1.0
+AREA_CALIBRATION = 2.284
 #: Fitted once: exact8u estimate == mul8u_1JFF published power (0.391 mW -> 0.391 pJ/op).
-ENERGY_CALIBRATION = 1.0
+ENERGY_CALIBRATION = 2.4295
 
 DEFAULT_PAIRS = 100_000
 DEFAULT_SEED = 2024
