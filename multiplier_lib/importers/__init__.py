@@ -46,7 +46,7 @@ def detect_format(path: Path, data: bytes) -> str:
     if data.startswith(b"\x93NUMPY"):
         return "npy"
     if b"\0" not in data[:65536]:
-        text = data.decode("utf-8", errors="replace")
+        text = data.decode("utf-8-sig", errors="replace")
         if re.search(r"\bmodule\b", text):
             return "verilog"
         if "uint64_t" in text:
@@ -97,7 +97,7 @@ def import_file(path: str | Path, name: str | None = None, *, signed: bool | Non
     stem = path.stem
 
     if fmt in ("verilog", "c"):
-        text = data.decode("utf-8", errors="replace")
+        text = data.decode("utf-8-sig", errors="replace")
         published = parse_published(text)
         if fmt == "verilog":
             design = parse_verilog(text, path)

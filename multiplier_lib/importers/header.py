@@ -18,6 +18,9 @@ _LABELS: dict[str, str] = {
     # The older EvoApprox8b headers write relative metrics without the '%' in the label
     # ("MRE = 0.79 %", "WCRE = 200 %", "EP = 79.7 %").
     "MRE": "mre_pct", "WCRE": "wcre_pct", "EP": "ep_pct",
+    # ... and PDK45 figures as "Area   (45) = 662.0", "Power  (45) = 0.4287" (no units:
+    # um^2, mW and ns by the values' range and the newer headers' units).
+    "AREA (45)": "area_um2", "POWER (45)": "power_mw", "DELAY (45)": "delay_ns",
 }
 
 #: Unit written after the number -> factor to the unit our key is in (mW, um2, ns).
@@ -27,9 +30,11 @@ _UNITS: dict[str, dict[str, float]] = {
     "area_um2": {"um2": 1.0, "um^2": 1.0, "mm2": 1e6, "mm^2": 1e6},
 }
 
+_BY_COMPACT_LABEL = {re.sub(r"\s+", "", k): v for k, v in _LABELS.items()}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan"
 _LINE = re.compile(
-    r"^[\s*]*(" + "|".join(re.escape(k) for k in sorted(_LABELS, key=len, reverse=True))
+    r"^[\s*]*(" + "|".join(re.escape(k).replace(r"\ ", r"\s*")
+                           for k in sorted(_LABELS, key=len, reverse=True))
     + r")\s*=\s*(" + _NUMBER + r")\s*([A-Za-z%^0-9]*)", re.IGNORECASE)
 _COMMENTS = re.compile(r"//([^\n]*)|/\*(.*?)\*/", re.DOTALL)
 
@@ -54,7 +59,7 @@ def parse_published(text: str) -> dict[str, float]:
         m = _LINE.match(line)
         if m is None:
             continue
-        key = _LABELS[m.group(1).upper()]
+        key = _BY_COMPACT_LABEL[re.sub(r"\s+", "", m.group(1).upper())]
         if key in found:
             continue
         try:

@@ -4,9 +4,10 @@ Three styles occur in practice and all are read by one small parser:
 
 * expression style (EvoApproxLib ``mul8u_XXX.v``): one ``assign`` per net built from ``&``,
   ``|``, ``^``, ``~`` on single bits;
-* cell-instance style (EvoApprox ``_pdk45.v``): ``PDKGENFAX1 n548(.A(..), .B(..), ...)``
-  instances of library cells, whose names were partly mangled by a buggy find-and-replace in
-  the published files (``NPDKGEPDKGENNAND2X1`` means ``NAND2X1``), see :func:`decode_cell`;
+* cell-instance style (EvoApprox ``_pdk45.v`` and the exact ``mul8u_1JFF.v``):
+  ``PDKGENFAX1 n548(.A(..), .B(..), ...)`` instances of library cells; in some published
+  ``.v`` files the names were mangled by a buggy find-and-replace (``NPDKGEPDKGENNAND2X1``
+  means ``NAND2X1``), see :func:`decode_cell`;
 * a ``case ({A, B})`` ROM, which is what :mod:`multiplier_lib.export` writes for multipliers
   known only by their truth table.
 
@@ -155,7 +156,7 @@ def _number(text: str, line: int, path: str) -> tuple[int, int | None]:
 def decode_cell(name: str) -> str | None:
     """The :data:`CELLS` kind of a library cell name, or None if it means nothing to us.
 
-    The published EvoApprox ``_pdk45.v`` files contain names such as ``NPDKGEPDKGENNAND2X1``
+    Some published EvoApprox ``.v`` files contain names such as ``NPDKGEPDKGENNAND2X1``
     left by a find-and-replace that inserted ``PDKGEN`` twice; deleting ``PDKGEN`` until none
     is left recovers ``NAND2X1`` for every mangled name seen, then the drive strength
     (``X1``, ``_X2``) is dropped.

@@ -167,6 +167,19 @@ def test_small_expression_multiplier(tmp_path: Path) -> None:
     assert "Verilog" in m.description
 
 
+def test_byte_order_mark_and_legacy_evoapprox8b_header(tmp_path: Path) -> None:
+    legacy = ("// Library = cgp-evoapproxlib\n// Area   (45) = 662.000000\n"
+              "// Delay  (45) = 1.190000\n// Power  (45) = 0.428700\n"
+              "// MRE = 1.990000 %\n// EP = 86.500000 %\n")
+    path = tmp_path / "bom.v"
+    path.write_bytes(b"\xef\xbb\xbf" + (legacy + SMALL_2x2).encode())
+    m = import_file(path)
+    assert np.array_equal(m.lut, np.multiply.outer(np.arange(4), np.arange(4)))
+    assert m.published["area_um2"] == 662.0 and m.published["power_mw"] == 0.4287
+    assert m.published["delay_ns"] == 1.19
+    assert m.published["mre_pct"] == 1.99 and m.published["ep_pct"] == 86.5
+
+
 def test_operator_fusion_and_precedence(tmp_path: Path) -> None:
     # 1x1 "multiplier" with a two-bit output; each O bit is a checked boolean function.
     text = """module m(A, B, O);
