@@ -1,13 +1,19 @@
 """Partial-product reduction with approximate 4:2 compressors in the low columns.
 
 An exact 4:2 compressor is two chained full adders with a carry-in and a carry-out that
-ripple along a row; dropping them leaves a two-output cell with no horizontal chain:
+ripple along a row.  The approximate one used here has no horizontal chain and no full
+adders at all, just two half adders whose outputs are OR-ed (the simplified designs of the
+Momeni et al. 2015 / Ha and Lee 2018 kind):
 
-    carry = (x1 & x2) | (x3 & x4) | ((x1 ^ x2) & (x3 ^ x4))
-    sum   = ((x1 ^ x2) ^ (x3 ^ x4)) | (x1 & x2 & x3 & x4)
+    carry = (x1 & x2) | (x3 & x4)
+    sum   = (x1 ^ x2) | (x3 ^ x4)
 
-which is exact (``sum + 2 carry == x1+x2+x3+x4``) except that four 1s give 3 instead of 4.
-Using it only in columns ``< k`` trades error in the low-weight bits for fewer cells.
+``sum + 2 carry`` equals ``x1+x2+x3+x4`` for 11 of the 16 input patterns; it is one short
+when exactly one bit of each pair is set (4 patterns) and two short for four 1s, so it
+never overestimates.  Partial-product bits are 1 with probability 1/4 under uniform
+operands, so most compressor inputs are exact cases.  The cell (2 HA + 2 OR) is smaller than
+the two full adders it replaces, and using it only in columns ``< k`` trades error in the
+low-weight bits for area and energy.
 
 The reduction is deterministic so that a bit-level model can reproduce it exactly.  Each
 column is an ordered list of bits; initially column ``c`` holds ``a_i & b_j`` (``i+j = c``)
@@ -35,13 +41,10 @@ from .names import Spec
 
 
 def approx_compress(bld: Builder, x1: int, x2: int, x3: int, x4: int) -> tuple[int, int]:
-    """(sum, carry) of the carry-free approximate 4:2 compressor (two half adders' worth of
-    XOR/AND shared between the two outputs)."""
+    """(sum, carry) of the carry-free approximate 4:2 compressor: two half adders, OR-ed."""
     x12, a12 = bld.half_add(x1, x2)
     x34, a34 = bld.half_add(x3, x4)
-    carry = bld.or_(bld.or_(a12, a34), bld.and_(x12, x34))
-    total = bld.or_(bld.xor(x12, x34), bld.and_(a12, a34))
-    return total, carry
+    return bld.or_(x12, x34), bld.or_(a12, a34)
 
 
 def reduce_approx(bld: Builder, columns: list[list[int]], width: int, k: int) -> Word:

@@ -141,8 +141,8 @@ def mitchell_real(a_bits: int, b_bits: int) -> np.ndarray:
 
 def comp_model(a_bits: int, b_bits: int, k: int) -> np.ndarray:
     """Bit-value simulation of the documented reduction: columns are ordered lists of 0/1
-    arrays; an approximate compressor outputs carry = [n >= 2] and sum = n - 2 carry, except
-    sum = 1 when n = 4 (value 3 instead of 4); FA/HA are exact (n // 2, n % 2)."""
+    arrays; an approximate compressor on (x1, x2, x3, x4) outputs carry = x1x2 OR x3x4 and
+    sum = (x1 XOR x2) OR (x3 XOR x4); FA/HA are exact (n // 2, n % 2)."""
     width = a_bits + b_bits
     a, b = grids(a_bits, b_bits)
     shape = (1 << a_bits, 1 << b_bits)
@@ -155,8 +155,12 @@ def comp_model(a_bits: int, b_bits: int, k: int) -> np.ndarray:
 
         def put(col: int, group: list[np.ndarray], approx: bool, nxt=nxt) -> None:
             n = sum(group)
-            carry = (n >= 2).astype(np.int64) if approx else n // 2
-            s = np.where(n == 4, 1, n - 2 * carry) if approx else n % 2
+            if approx:
+                x1, x2, x3, x4 = group
+                carry = (x1 & x2) | (x3 & x4)
+                s = (x1 ^ x2) | (x3 ^ x4)
+            else:
+                carry, s = n // 2, n % 2
             nxt[col].append(s)
             if col + 1 < width:
                 nxt[col + 1].append(carry)
@@ -387,7 +391,7 @@ def test_comp_errors_are_underestimates_growing_with_k() -> None:
         assert (err < 0).any()
         mae.append(np.abs(err).mean())
     assert mae == sorted(mae)
-    # 4:2 cells lose only when four 1s meet: all-ones operands hit that.
+    # 4:2 cells lose when four 1s meet: all-ones operands hit that.
     assert generate("comp8u_k8").lut[255, 255] < 255 * 255
 
 

@@ -101,3 +101,13 @@ def test_resolve_path_imports_file(tmp_path):
     np.save(path, exact_lut(4, 4, False).astype(np.int32))
     m = resolve(str(path), Library(tmp_path / "lib"))
     assert m.a_bits == 4 and np.array_equal(m.lut, exact_lut(4, 4, False))
+
+
+def test_saved_files_get_normal_permissions(tmp_path):
+    import os
+
+    lib = Library(tmp_path)
+    path = lib.save(Multiplier("m", 2, 2, False, exact_lut(2, 2, False)))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
