@@ -85,7 +85,7 @@ def heatmap_png(name: str, error: np.ndarray, a_bits: int, b_bits: int, signed: 
     lim = peak if peak > 0 else 1.0
 
     fig = _new_figure(5.2, 4.2)
-    fig.subplots_adjust(left=0.16)
+    fig.subplots_adjust(left=0.16, right=0.88)
     ax = fig.add_subplot()
     im = ax.imshow(
         view, origin="lower", cmap=HEATMAP_CMAP, vmin=-lim, vmax=lim, aspect="auto",
@@ -179,7 +179,7 @@ def pareto_png(
         ax.legend(fontsize=8)
     ax.set_xlabel("MAE %")
     ax.set_ylabel("energy (pJ / operation)")
-    ax.margins(x=0.08, y=0.08)  # room for the name labels next to the outermost points
+    ax.margins(x=0.15, y=0.08)  # room for the name labels next to the outermost points
     ax.set_title("Energy vs accuracy", fontsize=10)
     ax.grid(True, linewidth=0.3, alpha=0.5)
     return _to_png(fig)
