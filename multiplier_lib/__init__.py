@@ -1,10 +1,15 @@
 """Approximate multipliers: truth tables, gate netlists, importers, generators, metrics."""
 
+from .characterize import OperandStats, characterize
 from .errors import HwcostError, ImportFailed, NetlistError, UnknownMultiplier
+from .generators import generate
+from .importers import import_file
+from .library import Library, resolve
 from .multiplier import Multiplier, exact_lut, operand_values
 from .netlist import Builder, Netlist
 
 __all__ = [
-    "Builder", "HwcostError", "ImportFailed", "Multiplier", "Netlist", "NetlistError",
-    "UnknownMultiplier", "exact_lut", "operand_values",
+    "Builder", "HwcostError", "ImportFailed", "Library", "Multiplier", "Netlist", "NetlistError",
+    "OperandStats", "UnknownMultiplier", "characterize", "exact_lut", "generate", "import_file",
+    "operand_values", "resolve",
 ]
