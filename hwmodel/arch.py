@@ -1,0 +1,120 @@
+"""Explicit hardware objects: an accelerator as a chain of storage levels above a MAC array.
+
+Whatever spec format it was read from (Timeloop/Accelergy v0.3 or v0.4 YAML), an
+:class:`Architecture` is the same thing: storage levels ordered from the outermost (DRAM)
+inwards, each with its geometry, the data spaces it may keep, its own instance count and the
+spatial fan-out to the level below, the compute unit at the bottom, and the dataflow
+constraints that restrict how loops may be mapped.  Keeping the model on these small objects
+(ZigZag-style) lets the analytical model and the mapper ignore YAML entirely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DATA_SPACES = ("Weights", "Inputs", "Outputs")
+
+
+@dataclass
+class LoopConstraint:
+    """Timeloop-style mapping constraint on one level's temporal or spatial loops.
+
+    ``factors`` fixes loop bounds (``{"R": 3}``; a dim absent is free); ``max_factors``
+    bounds them from above; ``permutation`` lists dims from the innermost loop outwards
+    (Timeloop's string order), possibly only a prefix; for spatial loops ``split`` is the
+    index in ``permutation`` where the dims mapped to X end and those mapped to Y begin.
+    """
+
+    factors: dict[str, int] = field(default_factory=dict)
+    max_factors: dict[str, int] = field(default_factory=dict)
+    permutation: list[str] | None = None
+    split: int | None = None
+    line: int | None = None
+
+
+@dataclass
+class StorageLevel:
+    """One memory level (per instance figures; ``instances`` counts them all)."""
+
+    name: str
+    component_class: str
+    attributes: dict[str, Any]
+    depth: int | None            # rows; None = unbounded (DRAM)
+    width: int                   # bits per row
+    datawidth: int               # bits per word
+    instances: int = 1
+    mesh_x: int = 1              # arrangement of this level's instances
+    mesh_y: int = 1
+    fanout_x: int = 1            # child instances per instance of this level, along X
+    fanout_y: int = 1            # ... and along Y
+    n_banks: int = 1
+    read_bandwidth: float | None = None    # words per cycle per instance
+    write_bandwidth: float | None = None
+    keep: frozenset[str] | None = None      # None: the mapper decides
+    bypass: frozenset[str] = frozenset()
+    temporal: LoopConstraint | None = None
+    spatial: LoopConstraint | None = None   # loops over this level's fan-out
+    technology: str | None = None
+    line: int | None = None
+
+    @property
+    def block_size(self) -> int:
+        """Words per row (Timeloop's ``block-size``)."""
+        return max(1, self.width // self.datawidth)
+
+    @property
+    def capacity_words(self) -> int | None:
+        return None if self.depth is None else self.depth * self.block_size
+
+    @property
+    def fanout(self) -> int:
+        return self.fanout_x * self.fanout_y
+
+    def may_keep(self, data_space: str) -> bool:
+        if data_space in self.bypass:
+            return False
+        return self.keep is None or data_space in self.keep
+
+
+@dataclass
+class ComputeUnit:
+    """The MAC (or multiplier/adder) at the bottom of the hierarchy."""
+
+    name: str
+    component_class: str
+    attributes: dict[str, Any]
+    instances: int
+    datawidth: int = 8
+    mesh_x: int = 1
+    mesh_y: int = 1
+    technology: str | None = None
+    line: int | None = None
+
+
+@dataclass
+class Architecture:
+    """Storage levels outermost first, then the compute unit."""
+
+    name: str
+    levels: list[StorageLevel]
+    compute: ComputeUnit
+    technology: str = "45nm"
+    source: str | None = None
+    version: str | None = None
+
+    def level(self, name: str) -> StorageLevel:
+        for lv in self.levels:
+            if lv.name == name:
+                return lv
+        raise KeyError(name)
+
+    def index(self, name: str) -> int:
+        for i, lv in enumerate(self.levels):
+            if lv.name == name:
+                return i
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [lv.name for lv in self.levels]

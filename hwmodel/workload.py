@@ -1,0 +1,176 @@
+"""Workloads: the loop nest of one layer, in Timeloop's terms.
+
+A workload is a perfect loop nest over named dimensions with bounds, plus the data spaces it
+touches: each data space axis is an affine sum of dimensions (``h = Hstride*p + Hdilation*r``).
+This is exactly Timeloop's problem ``shape`` + ``instance``, so any problem Timeloop can
+describe (the conv1d toys of its tutorials included) can be modelled.  :class:`Layer` is the
+network-level view (a conv, FC, pooling or element-wise layer) that turns into a workload.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+#: Data space names used by convolution-like workloads (Timeloop's CNN-layer names).
+WEIGHTS, INPUTS, OUTPUTS = "Weights", "Inputs", "Outputs"
+CONV_DIMS = ("N", "G", "C", "M", "P", "Q", "R", "S")
+
+
+@dataclass(frozen=True)
+class DataSpace:
+    """One tensor of the workload.
+
+    ``projection[k]`` is the k-th axis of the tensor as a sum of ``(coefficient, dim)``
+    terms; ``read_write`` marks the output (partial sums are read, updated and written back).
+    """
+
+    name: str
+    projection: tuple[tuple[tuple[int, str], ...], ...]
+    read_write: bool = False
+
+    def dims(self) -> set[str]:
+        return {d for axis in self.projection for _, d in axis}
+
+    def relevant(self, dim: str) -> bool:
+        return dim in self.dims()
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A loop nest: ordered ``dims`` with bounds and the data spaces it reads and writes."""
+
+    name: str
+    dims: tuple[tuple[str, int], ...]
+    data_spaces: tuple[DataSpace, ...]
+
+    @property
+    def bounds(self) -> dict[str, int]:
+        return dict(self.dims)
+
+    @property
+    def dim_names(self) -> tuple[str, ...]:
+        return tuple(d for d, _ in self.dims)
+
+    @property
+    def computes(self) -> int:
+        return math.prod(b for _, b in self.dims)
+
+    def data_space(self, name: str) -> DataSpace:
+        for ds in self.data_spaces:
+            if ds.name == name:
+                return ds
+        raise KeyError(name)
+
+    def size(self, ds: DataSpace, tile: dict[str, int] | None = None) -> int:
+        """Number of distinct points of ``ds`` touched when each dim ranges over ``tile``."""
+        return footprint(ds, tile if tile is not None else self.bounds)
+
+    def key(self) -> tuple:
+        """Hashable shape key, used to cache mappings of identical layers."""
+        return (self.dims, self.data_spaces)
+
+
+def axis_points(axis: tuple[tuple[int, str], ...], tile: dict[str, int]) -> int:
+    """Distinct values of ``sum coef*idx`` with each ``idx`` in ``range(tile[dim])``.
+
+    A strided window (``stride*p + dilation*r``) touches a contiguous range when the stride
+    does not exceed the window's reach; otherwise it has gaps, which Timeloop does not count
+    as data either, so the points are enumerated (cached: the sets are small).
+    """
+    terms = tuple(sorted((c, tile.get(d, 1)) for c, d in axis if tile.get(d, 1) > 1 and c))
+    return _points(terms)
+
+
+@lru_cache(maxsize=65536)
+def _points(terms: tuple[tuple[int, int], ...]) -> int:
+    if not terms:
+        return 1
+    if len(terms) == 1:
+        return terms[0][1]
+    if len(terms) == 2:
+        (c1, n1), (c2, n2) = terms  # c1 <= c2
+        if c1 == c2:
+            return n1 + n2 - 1
+        if c1 == 1 and c2 <= n1:
+            return c2 * (n2 - 1) + n1
+    values = {0}
+    for c, n in terms:
+        values = {v + c * i for v in values for i in range(n)}
+    return len(values)
+
+
+def footprint(ds: DataSpace, tile: dict[str, int]) -> int:
+    return math.prod(axis_points(axis, tile) for axis in ds.projection)
+
+
+def conv_data_spaces(stride: tuple[int, int] = (1, 1),
+                     dilation: tuple[int, int] = (1, 1)) -> tuple[DataSpace, ...]:
+    """Weights[G,C,M,R,S], Inputs[N,G,C,H,W], Outputs[N,G,M,P,Q] of a (grouped) conv."""
+    sh, sw = stride
+    dh, dw = dilation
+    return (
+        DataSpace(WEIGHTS, (((1, "G"),), ((1, "C"),), ((1, "M"),), ((1, "R"),), ((1, "S"),))),
+        DataSpace(INPUTS, (((1, "N"),), ((1, "G"),), ((1, "C"),),
+                           ((sh, "P"), (dh, "R")), ((sw, "Q"), (dw, "S")))),
+        DataSpace(OUTPUTS, (((1, "N"),), ((1, "G"),), ((1, "M"),), ((1, "P"),), ((1, "Q"),)),
+                  read_write=True),
+    )
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A network layer in Timeloop conv terms.
+
+    ``kind`` is ``conv`` (also depthwise/grouped via ``groups``), ``fc`` (a conv with
+    P=Q=R=S=1), ``pool`` or ``eltwise``.  C and M are channels *per group*; the layer's
+    input channels are ``groups*C`` and its output channels ``groups*M``.  Pooling and
+    element-wise layers have no multiplications: they cost memory traffic and adds.
+    """
+
+    name: str
+    kind: str
+    N: int = 1
+    C: int = 1
+    M: int = 1
+    P: int = 1
+    Q: int = 1
+    R: int = 1
+    S: int = 1
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    multiplier: str | None = None
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def macs(self) -> int:
+        if self.kind not in ("conv", "fc"):
+            return 0
+        return self.N * self.groups * self.C * self.M * self.P * self.Q * self.R * self.S
+
+    @property
+    def params(self) -> int:
+        """Weight count (no bias) of a conv/FC layer."""
+        if self.kind not in ("conv", "fc"):
+            return 0
+        return self.groups * self.C * self.M * self.R * self.S
+
+    @property
+    def in_hw(self) -> tuple[int, int]:
+        h = (self.P - 1) * self.stride[0] + (self.R - 1) * self.dilation[0] + 1
+        w = (self.Q - 1) * self.stride[1] + (self.S - 1) * self.dilation[1] + 1
+        return h, w
+
+    def workload(self) -> Workload:
+        dims = (("N", self.N), ("G", self.groups), ("C", self.C), ("M", self.M),
+                ("P", self.P), ("Q", self.Q), ("R", self.R), ("S", self.S))
+        return Workload(self.name, dims, conv_data_spaces(self.stride, self.dilation))
+
+    def shape_text(self) -> str:
+        g = f" g{self.groups}" if self.groups > 1 else ""
+        s = f" s{self.stride[0]}" if self.stride != (1, 1) else ""
+        d = f" d{self.dilation[0]}" if self.dilation != (1, 1) else ""
+        return (f"N{self.N} C{self.C} M{self.M} P{self.P} Q{self.Q} R{self.R} S{self.S}"
+                f"{g}{s}{d}")
