@@ -1,0 +1,310 @@
+"""The analytical model: access counts per level and data space, then energy, cycles, utilization.
+
+Semantics follow Timeloop's nest analysis:
+
+* The loop nest is, from the outside in, each storage level's temporal loops followed by its
+  spatial loops (which fan the work out over the level's children), down to the MACs.
+* A level keeping a data space holds, per instance, the *tile* touched by every loop at and
+  below it.  Over time its tile moves as the temporal loops above it iterate; what it must
+  receive is the *delta* between consecutive tiles: nothing when only loops irrelevant to the
+  data space advance (stationarity), the non-overlapping part when a sliding window advances
+  (input halos), the whole tile otherwise, including whenever loops relevant to the data
+  space restart (Timeloop gives no credit across a loop restart).  Every advance of loop
+  ``k`` moves the tile the same way, so the sum over all time steps is
+  ``tile + sum_k events_k * delta_k``.
+* Reads of a level serve the next inner level keeping the same data space (or the MACs).
+  Children that need the same words at the same time are served by one read (multicast over
+  spatial loops irrelevant to the data space); for outputs the dual holds: partial sums of
+  children working on the same outputs are reduced spatially before being written.
+* Outputs are read-modify-write.  A level's updates are the partial sums arriving from below;
+  its reads are its updates minus the distinct outputs it ever holds, because the first
+  accumulation into an output never reads the old partial sum (Timeloop's first-read
+  elision).  Its fills are the partial sums it receives from its parent, i.e. its tile
+  deltas, as in Timeloop's reference outputs.
+* Cycles are the larger of the compute cycles (temporal iterations per MAC) and, per level,
+  accesses per instance divided by the level's bandwidth (words/cycle) where one is given.
+  Energy is accesses times per-word energies plus MACs times the MAC energy.  Like Timeloop's
+  defaults, network (NoC) energy is not charged separately.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from multiplier_lib.errors import HwcostError
+
+from .arch import Architecture
+from .mapping import Mapping
+from .workload import DataSpace, Workload, footprint
+
+ACTIONS = ("reads", "fills", "updates")
+
+
+@dataclass
+class DataSpaceStats:
+    """Counts for one data space at one level, per instance and totalled over instances."""
+
+    reads: float = 0.0
+    fills: float = 0.0
+    updates: float = 0.0
+    tile_words: int = 0
+    reads_per_instance: float = 0.0
+    fills_per_instance: float = 0.0
+    updates_per_instance: float = 0.0
+    energy_pj: float = 0.0
+
+
+@dataclass
+class LevelStats:
+    name: str
+    instances: int
+    instances_utilized: int
+    dataspaces: dict[str, DataSpaceStats] = field(default_factory=dict)
+    energy_pj: float = 0.0
+    capacity_words: int | None = None
+    words_used: int = 0
+    cycles: float = 0.0
+
+
+@dataclass
+class EvalResult:
+    """What the model says about one mapping of one workload on one architecture."""
+
+    computes: int
+    cycles: float
+    utilization: float
+    energy_pj: float
+    mac_energy_pj: float
+    multiply_energy_pj: float
+    add_energy_pj: float
+    levels: list[LevelStats]            # outermost first
+    macs_utilized: int
+    compute_cycles: float
+
+    @property
+    def memory_energy_pj(self) -> float:
+        return sum(lv.energy_pj for lv in self.levels)
+
+    @property
+    def edp(self) -> float:
+        return self.energy_pj * self.cycles
+
+
+class MappingError(HwcostError):
+    """A mapping that cannot run on the architecture (capacity, fan-out, factors)."""
+
+
+def _axis_values(axis: tuple[tuple[int, int], ...]) -> frozenset[int]:
+    values = {0}
+    for c, n in axis:
+        values = {v + c * i for v in values for i in range(n)}
+    return frozenset(values)
+
+
+@lru_cache(maxsize=200_000)
+def _axis_overlap(axis: tuple[tuple[int, int], ...], shift: int) -> int:
+    """``|S & (S + shift)|`` for the value set S of one data-space axis over a tile."""
+    if shift == 0:
+        return len(_axis_values(axis))
+    if len(axis) <= 1:
+        c, n = axis[0] if axis else (1, 1)
+        steps, rem = divmod(abs(shift), c)
+        return max(0, n - steps) if rem == 0 else 0
+    s = _axis_values(axis)
+    return len(s & {v + shift for v in s})
+
+
+def _axes(ds: DataSpace, tile: dict[str, int]) -> list[tuple[tuple[int, int], ...]]:
+    return [tuple((c, tile.get(d, 1)) for c, d in axis if tile.get(d, 1) > 1 and c)
+            for axis in ds.projection]
+
+
+def transfers(ds: DataSpace, tile: dict[str, int], loops_above: list[tuple[str, int]]) -> int:
+    """Words one instance receives over time: first tile plus the delta of every advance.
+
+    ``loops_above`` are the temporal loops above the level, outermost first, and ``tile`` the
+    level's per-instance tile extent per dimension.
+    """
+    loops = [(d, f) for d, f in loops_above if f > 1]
+    axes = _axes(ds, tile)
+    full = math.prod(len(_axis_values(a)) for a in axes)
+    total = full
+    outer_iters = 1
+    for k, (dim_k, f_k) in enumerate(loops):
+        events = (f_k - 1) * outer_iters
+        outer_iters *= f_k
+        if any(f > 1 and ds.relevant(d) for d, f in loops[k + 1:]):
+            # inner loops that matter to this data space restart: Timeloop gives no credit
+            # for whatever the restarted tile shares with the last one
+            total += events * full
+            continue
+        # only loop k moves the tile: a sliding window keeps what overlaps
+        overlap = 1
+        step = tile.get(dim_k, 1)
+        for axis_terms, axis in zip(ds.projection, axes):
+            value_shift = sum(c * step for c, d in axis_terms if d == dim_k)
+            overlap *= _axis_overlap(axis, value_shift)
+            if overlap == 0:
+                break
+        total += events * (full - overlap)
+    return total
+
+
+def _dims_product(loops: list[tuple[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d, f in loops:
+        out[d] = out.get(d, 1) * f
+    return out
+
+
+def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=None,
+             check: bool = True) -> EvalResult:
+    """Counts, energy, cycles and utilization of ``mapping`` (see the module docstring).
+
+    ``energy`` is an :class:`hwmodel.energy.EnergyTable`-like object with
+    ``per_word(level_name, action)`` and ``mac()`` / ``multiply()`` / ``add()``; without it
+    energies are zero (counts only).
+    """
+    n = len(arch.levels)
+    if len(mapping.levels) != n:
+        raise MappingError(f"mapping has {len(mapping.levels)} levels, the architecture {n}")
+    bounds = workload.bounds
+    if check:
+        for d, b in bounds.items():
+            got = mapping.dim_product(d)
+            if got != b:
+                raise MappingError(f"factors of {d} multiply to {got}, but the workload has "
+                                   f"{d}={b}")
+    # tiles: per level, the extent of every dim over the loops at and below it
+    tiles: list[dict[str, int]] = []
+    acc: dict[str, int] = {d: 1 for d in bounds}
+    for i in reversed(range(n)):
+        lm = mapping.levels[i]
+        for d, f in lm.temporal + lm.spatial:
+            acc[d] = acc.get(d, 1) * f
+        tiles.append(dict(acc))
+    tiles.reverse()
+    temporal_above: list[list[tuple[str, int]]] = []
+    loops: list[tuple[str, int]] = []
+    for i in range(n):
+        temporal_above.append(list(loops))
+        loops = loops + mapping.levels[i].temporal
+    all_temporal = loops
+    utilized = [1] * (n + 1)
+    for i in range(n):
+        lm = mapping.levels[i]
+        sx = math.prod(f for _, f in lm.spatial_x)
+        sy = math.prod(f for _, f in lm.spatial_y)
+        lv = arch.levels[i]
+        if check and (sx > lv.fanout_x or sy > lv.fanout_y):
+            raise MappingError(f"spatial factors {sx}x{sy} at {lv.name} exceed its fan-out "
+                               f"{lv.fanout_x}x{lv.fanout_y}")
+        utilized[i + 1] = utilized[i] * sx * sy
+    macs_utilized = utilized[n]
+    compute_iters = math.prod(f for _, f in all_temporal)
+    computes = workload.computes
+
+    stats = [LevelStats(lv.name, lv.instances, utilized[i], capacity_words=lv.capacity_words)
+             for i, lv in enumerate(arch.levels)]
+    for ds in workload.data_spaces:
+        keepers = [i for i in range(n) if ds.name in mapping.levels[i].keep]
+        if not keepers or keepers[0] != 0:
+            raise MappingError(f"the outermost level {arch.levels[0].name} must keep "
+                               f"{ds.name}")
+        per_inst_transfers = {i: transfers(ds, tiles[i], temporal_above[i]) for i in keepers}
+        distinct = {}
+        for i in keepers:
+            dom = dict(tiles[i])
+            for d, f in temporal_above[i]:
+                dom[d] = dom.get(d, 1) * f
+            distinct[i] = footprint(ds, dom)
+        for idx, i in enumerate(keepers):
+            st = DataSpaceStats(tile_words=footprint(ds, tiles[i]))
+            child = keepers[idx + 1] if idx + 1 < len(keepers) else None
+            # what one instance of level i sends down, before multicast / after reduction
+            if child is None:
+                child_tile = {d: 1 for d in bounds}
+                child_transfers = compute_iters
+                span_levels = range(i, n)
+            else:
+                child_tile = tiles[child]
+                child_transfers = per_inst_transfers[child]
+                span_levels = range(i, child)
+            spatial = [lp for j in span_levels for lp in mapping.levels[j].spatial]
+            union_tile = dict(child_tile)
+            for d, f in spatial:
+                union_tile[d] = union_tile.get(d, 1) * f
+            spread = footprint(ds, union_tile) / max(1, footprint(ds, child_tile))
+            if ds.read_write:
+                st.updates_per_instance = child_transfers * spread
+                st.reads_per_instance = max(0.0, st.updates_per_instance - distinct[i])
+                if idx > 0:
+                    st.fills_per_instance = per_inst_transfers[i]
+            else:
+                st.reads_per_instance = child_transfers * spread
+                if idx > 0:
+                    st.fills_per_instance = per_inst_transfers[i]
+            u = utilized[i]
+            st.reads = st.reads_per_instance * u
+            st.fills = st.fills_per_instance * u
+            st.updates = st.updates_per_instance * u
+            stats[i].dataspaces[ds.name] = st
+            stats[i].words_used += st.tile_words
+    if check:
+        for i, lv in enumerate(arch.levels):
+            cap = lv.capacity_words
+            if cap is not None and stats[i].words_used > cap:
+                raise MappingError(f"tiles at {lv.name} need {stats[i].words_used} words, "
+                                   f"capacity is {cap}")
+    # energy and cycles
+    compute_cycles = compute_iters
+    cycles = float(compute_cycles)
+    for i, lv in enumerate(arch.levels):
+        st_level = stats[i]
+        reads = sum(s.reads_per_instance for s in st_level.dataspaces.values())
+        writes = sum(s.fills_per_instance + s.updates_per_instance
+                     for s in st_level.dataspaces.values())
+        level_cycles = 0.0
+        if lv.read_bandwidth:
+            level_cycles = max(level_cycles, reads / lv.read_bandwidth)
+        if lv.write_bandwidth:
+            level_cycles = max(level_cycles, writes / lv.write_bandwidth)
+        st_level.cycles = level_cycles
+        cycles = max(cycles, level_cycles)
+        if energy is not None:
+            e_read = energy.per_word(lv.name, "read")
+            e_write = energy.per_word(lv.name, "write")
+            e_update = energy.per_word(lv.name, "update")
+            for s in st_level.dataspaces.values():
+                s.energy_pj = s.reads * e_read + s.fills * e_write + s.updates * e_update
+            st_level.energy_pj = sum(s.energy_pj for s in st_level.dataspaces.values())
+    mult = energy.multiply() * computes if energy is not None else 0.0
+    add = energy.add() * computes if energy is not None else 0.0
+    mac = energy.mac() * computes if energy is not None else 0.0
+    total = mac + sum(s.energy_pj for s in stats)
+    total_macs = arch.compute.instances
+    utilization = computes / (cycles * total_macs) if cycles else 0.0
+    return EvalResult(computes=computes, cycles=cycles, utilization=utilization,
+                      energy_pj=total, mac_energy_pj=mac, multiply_energy_pj=mult,
+                      add_energy_pj=add, levels=stats, macs_utilized=macs_utilized,
+                      compute_cycles=compute_cycles)
+
+
+def result_json(result: EvalResult, mapping_text: str | None = None) -> dict:
+    """The Timeloop-compatible JSON view, levels ordered from the compute unit outwards."""
+    return {
+        "computes": result.computes,
+        "cycles": result.cycles,
+        "utilization": result.utilization,
+        "energy_pj": result.energy_pj,
+        "mac_energy_pj": result.mac_energy_pj,
+        "levels": [
+            {"name": lv.name, "instances_utilized": lv.instances_utilized,
+             "energy_pj": lv.energy_pj,
+             "dataspaces": {name: {"reads": s.reads, "fills": s.fills, "updates": s.updates}
+                            for name, s in lv.dataspaces.items()}}
+            for lv in reversed(result.levels)],
+        "mapping": mapping_text,
+    }
