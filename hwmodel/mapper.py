@@ -130,7 +130,10 @@ class Mapper:
         return cached
 
     # ------------------------------------------------------------------ helpers
-    def _keep_options(self, workload: Workload) -> list[list[frozenset[str]]]:
+    def _keep_options(self, workload: Workload,
+                      explore: bool = False) -> list[list[frozenset[str]]]:
+        """Per level, the data-space sets it may keep: the spec's choice where it makes one;
+        otherwise everything allowed first and, when ``explore``, every subset of it."""
         names = [ds.name for ds in workload.data_spaces]
         options = []
         for i, lv in enumerate(self.arch.levels):
@@ -139,6 +142,10 @@ class Mapper:
                 options.append([frozenset(names)])
             elif lv.keep is not None:
                 options.append([frozenset(d for d in names if d in lv.keep)])
+            elif explore:
+                subsets = [frozenset(c) for k in range(len(allowed), -1, -1)
+                           for c in itertools.combinations(sorted(allowed), k)]
+                options.append(subsets)
             else:
                 options.append([allowed])
         return options
@@ -221,18 +228,30 @@ class Mapper:
         return True
 
     def _space_size(self, workload: Workload) -> int:
+        """Exact number of mappings the exhaustive regime would evaluate (capped)."""
         choices = self._dim_choices(workload)
-        size = math.prod(len(v) for v in choices.values())
-        dims_per_level = max(1, len(workload.dims))
-        # loop orders: at most k! per level, with k the dims that can have factors there
-        perms = math.factorial(min(dims_per_level, 4)) ** len(self.arch.levels)
-        return size * perms
+        combos = math.prod(len(v) for v in choices.values())
+        keeps = math.prod(len(o) for o in self._keep_options(workload, explore=True))
+        if combos * keeps > self.exhaustive_limit:
+            return combos * keeps
+        slots = self._slots()
+        total = 0
+        for combo in itertools.product(*choices.values()):
+            per_level = [0] * len(self.arch.levels)
+            for split in combo:
+                for (i, kind), f in zip(slots, split):
+                    if kind == "t" and f > 1:
+                        per_level[i] += 1
+            total += math.prod(math.factorial(k) for k in per_level)
+            if total * keeps > self.exhaustive_limit:
+                break
+        return total * keeps
 
     def _exhaustive(self, workload: Workload):
         slots = self._slots()
         choices = self._dim_choices(workload)
         dims = list(workload.dim_names)
-        keep_opts = self._keep_options(workload)
+        keep_opts = self._keep_options(workload, explore=True)
         best = None
         for combo in itertools.product(*(choices[d] for d in dims)):
             levels_t: list[list[str]] = [[] for _ in self.arch.levels]
@@ -325,7 +344,8 @@ class Mapper:
             for factors, below, remaining in beams:
                 lv = self.arch.levels[i]
                 base = {d: below[d] * spatial_at[i].get(d, 1) for d in bounds}
-                options = self._maximal_tiles(workload, lv, keep[i], base, remaining)
+                outer = self._outer_checks(workload, i, keep, spatial_at)
+                options = self._maximal_tiles(workload, lv, keep[i], base, remaining, outer)
                 for opt in options:
                     f2 = [dict(x) for x in factors]
                     f2[i] = opt
@@ -342,7 +362,21 @@ class Mapper:
             plans.append(factors)
         return plans
 
-    def _maximal_tiles(self, workload: Workload, lv, keep_i, base, remaining):
+    def _outer_checks(self, workload: Workload, i: int, keep, spatial_at):
+        """Capacity checks of the levels outside level ``i``: their tiles contain level i's
+        tile times the spatial loops in between, so a tile that overflows them is useless."""
+        checks = []
+        grow: dict[str, int] = {}
+        for j in reversed(range(i)):
+            for d, f in spatial_at[j].items():
+                grow[d] = grow.get(d, 1) * f
+            cap = self.arch.levels[j].capacity_words
+            if cap is not None:
+                kept = [ds for ds in workload.data_spaces if ds.name in keep[j]]
+                checks.append((cap, kept, dict(grow)))
+        return checks
+
+    def _maximal_tiles(self, workload: Workload, lv, keep_i, base, remaining, outer=()):
         cap = lv.capacity_words
         dims = [d for d, r in remaining.items() if r > 1]
         fixed = {}
@@ -356,10 +390,14 @@ class Mapper:
         kept = [ds for ds in workload.data_spaces if ds.name in keep_i]
 
         def fits(fac: dict[str, int]) -> bool:
-            if cap is None:
-                return True
             tile = {d: base[d] * fac.get(d, 1) for d in base}
-            return sum(footprint(ds, tile) for ds in kept) <= cap
+            if cap is not None and sum(footprint(ds, tile) for ds in kept) > cap:
+                return False
+            for cap_j, kept_j, grow in outer:
+                tile_j = {d: t * grow.get(d, 1) for d, t in tile.items()}
+                if sum(footprint(ds, tile_j) for ds in kept_j) > cap_j:
+                    return False
+            return True
 
         if not fits(fixed):
             return []
@@ -390,7 +428,7 @@ class Mapper:
                 if fits(trial):
                     grow(idx + 1, trial)
 
-        if cap is None:
+        if cap is None and not outer:
             return [{**fixed, **{d: remaining[d] for d in free}}]
         grow(0, dict(fixed))
         results.sort(key=lambda f: -_reuse(workload, {d: base[d] * f.get(d, 1) for d in base}))

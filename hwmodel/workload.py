@@ -102,7 +102,14 @@ def _points(terms: tuple[tuple[int, int], ...]) -> int:
 
 
 def footprint(ds: DataSpace, tile: dict[str, int]) -> int:
-    return math.prod(axis_points(axis, tile) for axis in ds.projection)
+    """Distinct points of ``ds`` touched by a tile (a hot path of the mapper)."""
+    total = 1
+    for axis in ds.projection:
+        if len(axis) == 1:
+            total *= tile.get(axis[0][1], 1)  # c*i over range(n): n points
+        else:
+            total *= axis_points(axis, tile)
+    return total
 
 
 def conv_data_spaces(stride: tuple[int, int] = (1, 1),
