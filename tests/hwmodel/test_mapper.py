@@ -13,7 +13,7 @@ from hwmodel.mapping import LevelMapping, Mapping
 from hwmodel.model import MappingError, evaluate
 from hwmodel.workload import DataSpace, Layer, Workload
 
-W, I, O = "Weights", "Inputs", "Outputs"
+W, I, O = "Weights", "Inputs", "Outputs"  # noqa: E741 (Timeloop letters)
 ALL = frozenset({W, I, O})
 
 
