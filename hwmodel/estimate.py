@@ -1,0 +1,148 @@
+"""Whole-network estimates: map every layer, price it for one or more multipliers.
+
+The energy-optimal mapping of a layer does not depend on the multiplier (every mapping
+performs the same MACs), so each distinct layer shape is mapped once, with the storage
+energies of the architecture, and the arithmetic energy is then priced per multiplier.
+Layers without multiplications (pooling, element-wise sums) are charged as a layer-by-layer
+accelerator runs them: their inputs read from and outputs written to the outermost level,
+plus one add (or compare) per reduced element on the compute units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from multiplier_lib import Multiplier
+
+from .arch import Architecture
+from .energy import EnergyTable, build_energy_table
+from .mapper import Mapper
+from .model import EvalResult
+from .workload import Layer
+
+
+@dataclass
+class LayerEstimate:
+    layer: Layer
+    multiplier: str
+    macs: int
+    mapping: str
+    cycles: float
+    utilization: float
+    multiply_pj: float
+    add_pj: float
+    level_pj: dict[str, float]
+    result: EvalResult | None = None
+
+    @property
+    def arithmetic_pj(self) -> float:
+        return self.multiply_pj + self.add_pj
+
+    @property
+    def memory_pj(self) -> float:
+        return sum(self.level_pj.values())
+
+    @property
+    def energy_pj(self) -> float:
+        return self.arithmetic_pj + self.memory_pj
+
+
+@dataclass
+class NetworkEstimate:
+    arch: str
+    multiplier: str
+    objective: str
+    layers: list[LayerEstimate]
+    level_names: list[str]
+    energy_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def total(self, attr: str) -> float:
+        return sum(getattr(le, attr) for le in self.layers)
+
+    def level_total(self, name: str) -> float:
+        return sum(le.level_pj.get(name, 0.0) for le in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(le.macs for le in self.layers)
+
+    @property
+    def utilization(self) -> float:
+        """MAC-weighted utilization over the layers that multiply."""
+        weighted = [(le.macs, le.utilization) for le in self.layers if le.macs]
+        total = sum(m for m, _ in weighted)
+        return sum(m * u for m, u in weighted) / total if total else 0.0
+
+
+class NetworkEstimator:
+    """Maps layers onto ``arch`` once and prices them for any multiplier."""
+
+    def __init__(self, arch: Architecture, objective: str = "energy",
+                 ert: str | Path | None = None,
+                 resolve_multiplier=None):
+        self.arch = arch
+        self.objective = objective
+        self.ert = ert
+        self.base_energy = build_energy_table(arch, None, ert)
+        self.mapper = Mapper(arch, self.base_energy, objective)
+        self._tables: dict[str, EnergyTable] = {}
+        self._resolve = resolve_multiplier
+
+    def table_for(self, multiplier: Multiplier | None) -> EnergyTable:
+        key = "" if multiplier is None else multiplier.name
+        if key not in self._tables:
+            self._tables[key] = build_energy_table(self.arch, multiplier, self.ert)
+        return self._tables[key]
+
+    def estimate(self, layers: list[Layer], multiplier: Multiplier | None,
+                 progress=None) -> NetworkEstimate:
+        names = [lv.name for lv in self.arch.levels]
+        rows = []
+        for layer in layers:
+            mult = multiplier
+            if layer.multiplier and self._resolve is not None and (
+                    multiplier is None or layer.multiplier != multiplier.name):
+                mult = self._resolve(layer.multiplier)
+            table = self.table_for(mult)
+            rows.append(self._layer(layer, table, mult))
+            if progress is not None:
+                progress()
+        table = self.table_for(multiplier)
+        sources = {comp: {a: ae.source for a, ae in acts.items()}
+                   for comp, acts in table.entries.items()}
+        return NetworkEstimate(self.arch.name, table.multiplier or "exact (built-in)",
+                               self.objective, rows, names, sources)
+
+    def _layer(self, layer: Layer, table: EnergyTable, mult: Multiplier | None) -> LayerEstimate:
+        mname = mult.name if mult is not None else "exact (built-in)"
+        if layer.kind in ("conv", "fc"):
+            found = self.mapper.map(layer.workload())
+            res = found.result
+            level_pj = {}
+            for lv in res.levels:
+                level_pj[lv.name] = sum(
+                    s.reads * table.per_word(lv.name, "read")
+                    + s.fills * table.per_word(lv.name, "write")
+                    + s.updates * table.per_word(lv.name, "update")
+                    for s in lv.dataspaces.values())
+            return LayerEstimate(layer, mname, layer.macs, found.mapping.short(
+                [lv.name for lv in self.arch.levels]), res.cycles, res.utilization,
+                table.multiply() * res.computes, table.add() * res.computes, level_pj, res)
+        # pooling / element-wise: outermost-level traffic and adds on the MAC array
+        elements_out = layer.N * layer.groups * layer.M * layer.P * layer.Q
+        if layer.kind == "pool":
+            h, w = layer.in_hw
+            elements_in = layer.N * layer.groups * layer.C * h * w
+            adds = elements_out * (layer.R * layer.S - 1)
+        else:
+            inputs = int(layer.extra.get("inputs", 2))
+            elements_in = elements_out * inputs
+            adds = elements_out * (inputs - 1)
+        outer = self.arch.levels[0].name
+        level_pj = {outer: elements_in * table.per_word(outer, "read")
+                    + elements_out * table.per_word(outer, "write")}
+        cycles = math.ceil(max(adds, elements_out) / self.arch.compute.instances)
+        return LayerEstimate(layer, mname, 0, "-", float(cycles), 0.0, 0.0,
+                             adds * table.add(), level_pj)
