@@ -137,7 +137,7 @@ class NetworkEstimator:
             elements_in = layer.N * layer.groups * layer.C * h * w
             adds = elements_out * (layer.R * layer.S - 1)
         else:
-            inputs = int(layer.extra.get("inputs", 2))
+            inputs = int(layer.extra.get("operands", 2))
             elements_in = elements_out * inputs
             adds = elements_out * (inputs - 1)
         outer = self.arch.levels[0].name

@@ -1,0 +1,212 @@
+"""A genotype expanded into the DARTS evaluation network, as a graph of hardware layers.
+
+The cost model needs every layer a genotype implies, with exact shapes, so this module
+rebuilds the network of the DARTS CIFAR evaluation code (auxiliary head excluded: it is
+dropped at inference):
+
+* stem: 3x3 conv ``in_channels -> stem_multiplier * C`` and BN;
+* ``layers`` cells; cells ``layers // 3`` and ``2 * layers // 3`` are reduction cells, which
+  double ``C`` and halve the size.  Each cell preprocesses its two inputs to ``C`` channels
+  (input 0 with a FactorizedReduce when the previous cell was a reduction cell, since it is
+  then twice the size of input 1, else with ReLU-1x1 conv-BN; input 1 with ReLU-1x1 conv-BN),
+  applies its genotype's ops (stride 2 on edges reading the cell inputs of a reduction cell),
+  sums each node's two op outputs and concatenates the ``concat`` nodes;
+* global average pooling and a linear classifier.
+
+Graph nodes (ids such as ``stem``, ``cell4.normal.pre0``, ``cell4.normal.edge5``,
+``cell4.normal.node3``, ``cell4.normal.out``, ``gap``, ``classifier``) carry ``op``,
+``layers`` (a list of :class:`~hwmodel.workload.Layer`), ``weight_params``, ``bn_params``,
+``shape`` (the output tensor, ``(N, C, H, W)``), ``cell``, ``cell_type``, ``edge`` and
+``order`` (construction order, a topological order); graph edges carry the ``shape`` of the
+tensor they move.  An identity ``skip_connect`` is a node with no layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import networkx as nx
+
+from hwmodel.workload import Layer
+from multiplier_lib.errors import HwcostError
+from nas.genotype import Genotype, validate
+from nas.ops_spec import Block, add_layer, factorized_reduce, op_block, relu_conv_bn
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Hyper-parameters of the evaluation network (DARTS CIFAR-10 defaults)."""
+
+    layers: int = 20
+    channels: int = 36
+    input_size: int = 32
+    classes: int = 10
+    in_channels: int = 3
+    stem_multiplier: int = 3
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("layers", "channels", "input_size", "classes", "in_channels",
+                     "stem_multiplier", "batch"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise HwcostError(f"network {name} must be a positive integer, not {value!r}")
+
+    @classmethod
+    def from_genotype(cls, genotype: Genotype, **overrides: int | None) -> NetworkConfig:
+        """Defaults, then the genotype's ``network`` values, then non-None ``overrides``.
+
+        This is the precedence the CLI wants: an option the user typed beats the file.
+        """
+        values = dict(genotype.network)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+    @property
+    def reduction_cells(self) -> tuple[int, ...]:
+        """Indices of the reduction cells (DARTS: ``layers // 3`` and ``2 * layers // 3``)."""
+        return tuple(sorted({self.layers // 3, 2 * self.layers // 3}))
+
+
+class _Builder:
+    """Adds nodes in construction order, which is also a topological order."""
+
+    def __init__(self, genotype: Genotype, config: NetworkConfig):
+        self.graph = nx.DiGraph(genotype=genotype, config=config)
+        self.batch = config.batch
+
+    def add(self, node: str, op: str, shape: tuple[int, ...], inputs: list[str],
+            block: Block | None = None, layers: tuple[Layer, ...] = (), **attrs: object) -> str:
+        if block is not None:
+            layers = block.layers
+        weight = sum(layer.params + layer.extra.get("bias", 0) for layer in layers)
+        self.graph.add_node(node, op=op, layers=list(layers), weight_params=weight,
+                            bn_params=block.bn_params if block is not None else 0,
+                            shape=shape, order=self.graph.number_of_nodes(), **attrs)
+        for src in inputs:
+            self.graph.add_edge(src, node, shape=self.graph.nodes[src]["shape"])
+        return node
+
+    def shape(self, node: str) -> tuple[int, ...]:
+        return self.graph.nodes[node]["shape"]
+
+    def hw(self, node: str) -> tuple[int, int]:
+        shape = self.shape(node)
+        return shape[2], shape[3]
+
+
+def build_graph(genotype: Genotype, config: NetworkConfig | None = None) -> nx.DiGraph:
+    """The evaluation network of ``genotype`` (see the module docstring for its structure).
+
+    ``config`` defaults to :meth:`NetworkConfig.from_genotype`.  ``none`` edges (only in
+    genotypes built in code) are left out, as is the add of a node left with one input.
+    """
+    validate(genotype, allow_none=True)
+    cfg = config if config is not None else NetworkConfig.from_genotype(genotype)
+    b = _Builder(genotype, cfg)
+    n, mult = cfg.batch, genotype.multiplier
+    side = cfg.input_size
+
+    b.add("input", "input", (n, cfg.in_channels, side, side), [])
+    c_stem = cfg.stem_multiplier * cfg.channels
+    stem = Block(
+        (Layer("stem.conv", "conv", N=n, C=cfg.in_channels, M=c_stem, P=side, Q=side, R=3, S=3,
+               multiplier=mult),),
+        2 * c_stem, c_stem, (side, side))
+    b.add("stem", "stem_conv_bn", (n, c_stem, side, side), ["input"], stem)
+
+    s0 = s1 = "stem"
+    c_pp, c_p, c = c_stem, c_stem, cfg.channels
+    reductions = cfg.reduction_cells
+    reduction_prev = False
+    for i in range(cfg.layers):
+        reduction = i in reductions
+        if reduction:
+            c *= 2
+        cell = "reduce" if reduction else "normal"
+        name = f"cell{i}.{cell}"
+        info = {"cell": i, "cell_type": cell}
+
+        hw0, hw1 = b.hw(s0), b.hw(s1)
+        if reduction_prev:
+            pre0 = factorized_reduce(f"{name}.pre0.fr", c_pp, c, hw0, batch=n, multiplier=mult)
+            op0 = "FactorizedReduce"
+        else:
+            pre0 = relu_conv_bn(f"{name}.pre0", c_pp, c, hw0, batch=n, multiplier=mult)
+            op0 = "ReLUConvBN"
+        if pre0.out_hw != hw1:  # DARTS's own network would fail to add these
+            raise HwcostError(f"{name}: cell inputs of different sizes {pre0.out_hw} and {hw1}")
+        states = [
+            b.add(f"{name}.pre0", op0, (n, c, *pre0.out_hw), [s0], pre0, **info),
+            b.add(f"{name}.pre1", "ReLUConvBN", (n, c, *hw1), [s1],
+                  relu_conv_bn(f"{name}.pre1", c_p, c, hw1, batch=n, multiplier=mult), **info),
+        ]
+
+        edges = genotype.edges(cell)
+        multipliers = genotype.edge_multipliers(cell)
+        for k in range(len(edges) // 2):
+            inputs = []
+            for e in (2 * k, 2 * k + 1):
+                op, index = edges[e]
+                if op == "none":
+                    continue
+                stride = 2 if reduction and index < 2 else 1
+                src = states[index]
+                block = op_block(op, f"{name}.edge{e}.{op}", c, b.hw(src), stride, batch=n,
+                                 multiplier=multipliers[e])
+                inputs.append(b.add(f"{name}.edge{e}", op, (n, c, *block.out_hw), [src], block,
+                                    edge=e, stride=stride, input_node=index,
+                                    multiplier=multipliers[e], **info))
+            shapes = {b.shape(x) for x in inputs}
+            if len(shapes) != 1:
+                raise HwcostError(f"{name} node {k + 2}: inputs of different shapes "
+                                  f"{sorted(shapes)}")
+            shape = shapes.pop()
+            adds = ((add_layer(f"{name}.node{k + 2}.add", c, shape[2:], batch=n),)
+                    if len(inputs) == 2 else ())
+            states.append(b.add(f"{name}.node{k + 2}", "add", shape, inputs, layers=adds,
+                                node_id=k + 2, **info))
+        concat = genotype.concat(cell)
+        out_shapes = {b.shape(states[j])[2:] for j in concat}
+        if len(out_shapes) != 1:
+            raise HwcostError(f"{name}: concatenated nodes of different sizes "
+                              f"{sorted(out_shapes)}")
+        out_hw = out_shapes.pop()
+        out = b.add(f"{name}.out", "concat", (n, len(concat) * c, *out_hw),
+                    [states[j] for j in concat], **info)
+        s0, s1 = s1, out
+        c_pp, c_p = c_p, len(concat) * c
+        reduction_prev = reduction
+
+    h, w = b.hw(s1)
+    gap = Layer("gap.pool", "pool", N=n, C=1, M=1, P=1, Q=1, R=h, S=w, groups=c_p,
+                extra={"op": "avg", "channels": c_p, "padding": 0, "global": True})
+    b.add("gap", "global_avg_pool", (n, c_p, 1, 1), [s1], layers=(gap,))
+    fc = Layer("classifier.fc", "fc", N=n, C=c_p, M=cfg.classes, multiplier=mult,
+               extra={"bias": cfg.classes})
+    b.add("classifier", "linear", (n, cfg.classes), ["gap"], layers=(fc,))
+    b.add("output", "output", (n, cfg.classes), ["classifier"])
+    return b.graph
+
+
+def _ordered(graph: nx.DiGraph) -> list[str]:
+    return list(nx.lexicographical_topological_sort(graph, key=lambda v: graph.nodes[v]["order"]))
+
+
+def list_layers(genotype: Genotype, config: NetworkConfig | None = None) -> list[Layer]:
+    """Every layer of the network in topological (forward) order; names are unique."""
+    graph = build_graph(genotype, config)
+    return [layer for node in _ordered(graph) for layer in graph.nodes[node]["layers"]]
+
+
+def parameter_count(genotype: Genotype, config: NetworkConfig | None = None, *,
+                    include_bn: bool = True) -> int:
+    """Trainable parameters: conv weights, BN affine (optional), classifier weight and bias."""
+    graph = build_graph(genotype, config)
+    return sum(d["weight_params"] + (d["bn_params"] if include_bn else 0)
+               for _, d in graph.nodes(data=True))
+
+
+def mac_count(genotype: Genotype, config: NetworkConfig | None = None) -> int:
+    """Multiply-accumulates of one forward pass of ``config.batch`` images."""
+    return sum(layer.macs for layer in list_layers(genotype, config))
