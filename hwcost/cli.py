@@ -26,6 +26,8 @@ def cli() -> None:
 
     \b
     Examples:
+      hwcost estimate examples/darts_v2.json --arch eyeriss --multiplier mul8u_NGR.v
+      hwcost map --arch eyeriss --problem layer.yaml
       hwcost multipliers list
       hwcost characterize mul8u_NGR.v exact8u trunc8u_k6 --out report/
     """
@@ -33,8 +35,13 @@ def cli() -> None:
 
 def _register() -> None:
     from .characterize_cmd import characterize
+    from .estimate_cmd import estimate
+    from .hw_cmds import evaluate_mapping, map_cmd
     from .multipliers_cmd import multipliers
 
+    cli.add_command(estimate)
+    cli.add_command(map_cmd)
+    cli.add_command(evaluate_mapping)
     cli.add_command(multipliers)
     cli.add_command(characterize)
 

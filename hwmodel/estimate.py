@@ -19,6 +19,7 @@ from multiplier_lib import Multiplier
 from .arch import Architecture
 from .energy import EnergyTable, build_energy_table
 from .mapper import Mapper
+from .mapping import Mapping
 from .model import EvalResult
 from .workload import Layer
 
@@ -35,6 +36,7 @@ class LayerEstimate:
     add_pj: float
     level_pj: dict[str, float]
     result: EvalResult | None = None
+    mapping_obj: Mapping | None = None
 
     @property
     def arithmetic_pj(self) -> float:
@@ -129,7 +131,8 @@ class NetworkEstimator:
                     for s in lv.dataspaces.values())
             return LayerEstimate(layer, mname, layer.macs, found.mapping.short(
                 [lv.name for lv in self.arch.levels]), res.cycles, res.utilization,
-                table.multiply() * res.computes, table.add() * res.computes, level_pj, res)
+                table.multiply() * res.computes, table.add() * res.computes, level_pj, res,
+                found.mapping)
         # pooling / element-wise: outermost-level traffic and adds on the MAC array
         elements_out = layer.N * layer.groups * layer.M * layer.P * layer.Q
         if layer.kind == "pool":

@@ -1,0 +1,242 @@
+"""``hwcost estimate``: what a DARTS network costs on an accelerator with a multiplier."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import click
+
+from .options import library_option, open_library
+from .tables import render
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def _group(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def _layer_row(le, levels: list[str]) -> dict:
+    layer = le.layer
+    return {"name": layer.name, "type": layer.kind, "shape": layer.shape_text(),
+            "macs": le.macs, "multiplier": le.multiplier, "mapping": le.mapping,
+            "multiply_pj": le.multiply_pj, "add_pj": le.add_pj,
+            **{f"{lv}_pj": le.level_pj.get(lv, 0.0) for lv in levels},
+            "energy_pj": le.energy_pj, "cycles": le.cycles, "utilization": le.utilization}
+
+
+def _group_rows(est) -> list[dict]:
+    groups: dict[str, dict] = {}
+    for le in est.layers:
+        g = groups.setdefault(_group(le.layer.name), {
+            "name": _group(le.layer.name), "layers": 0, "macs": 0, "multiply_pj": 0.0,
+            "add_pj": 0.0, **{f"{lv}_pj": 0.0 for lv in est.level_names}, "energy_pj": 0.0,
+            "cycles": 0.0, "_util": 0.0})
+        g["layers"] += 1
+        g["macs"] += le.macs
+        g["multiply_pj"] += le.multiply_pj
+        g["add_pj"] += le.add_pj
+        for lv in est.level_names:
+            g[f"{lv}_pj"] += le.level_pj.get(lv, 0.0)
+        g["energy_pj"] += le.energy_pj
+        g["cycles"] += le.cycles
+        g["_util"] += le.macs * le.utilization
+    for g in groups.values():
+        g["utilization"] = g.pop("_util") / g["macs"] if g["macs"] else 0.0
+    return list(groups.values())
+
+
+def _totals(est) -> dict:
+    return {"macs": est.macs, "multiply_pj": est.total("multiply_pj"),
+            "add_pj": est.total("add_pj"), "arithmetic_pj": est.total("arithmetic_pj"),
+            "memory_pj": est.total("memory_pj"),
+            "levels_pj": {lv: est.level_total(lv) for lv in est.level_names},
+            "energy_pj": est.total("energy_pj"), "cycles": est.total("cycles"),
+            "utilization": est.utilization}
+
+
+@click.command()
+@click.argument("genotype", type=_FILE)
+@click.option("--arch", required=True, help="Architecture spec: bundled name (eyeriss, simba, "
+              "systolic, edge) or YAML path.")
+@click.option("--multiplier", "multipliers", multiple=True,
+              help="Multiplier for the MACs (repeat to compare; the first is the baseline).")
+@click.option("--objective", type=click.Choice(["energy", "delay", "edp"]), default="energy",
+              show_default=True)
+@click.option("--ert", type=_FILE, help="Accelergy ERT.yaml to use instead of estimators.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--by", type=click.Choice(["layer", "group"]), default="layer",
+              show_default=True, help="Rows per layer, or per stem/cell/classifier group.")
+@click.option("--plot", type=_FILE, help="Write a stacked energy breakdown per group (PNG).")
+@click.option("--export-timeloop", type=click.Path(file_okay=False, path_type=Path),
+              help="Write every distinct layer as Timeloop problem + mapping YAML.")
+@click.option("--layers", type=int, help="Cells of the evaluation network (DARTS: 20).")
+@click.option("--channels", type=int, help="Initial channels (DARTS: 36).")
+@click.option("--input", "input_size", help="Input size, e.g. 32x32 (DARTS: 32x32).")
+@click.option("--classes", type=int, help="Classifier outputs (CIFAR-10: 10).")
+@library_option
+def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective: str,
+             ert: Path | None, fmt: str, by: str, plot: Path | None,
+             export_timeloop: Path | None, layers: int | None, channels: int | None,
+             input_size: str | None, classes: int | None, library_dir: Path | None) -> None:
+    """Energy, cycles and utilization of a DARTS network on an accelerator.
+
+    Every layer of the evaluation network is mapped onto the architecture (best mapping by
+    --objective, cached per layer shape) and priced with the multiplier's energy.
+
+    \b
+    Examples:
+      hwcost estimate examples/darts_v2.json --arch eyeriss --by group
+      hwcost estimate examples/darts_v2.json --arch eyeriss --multiplier exact8u \\
+          --multiplier trunc8u_k6c --multiplier drum8u_k4 --format json
+    """
+    from hwmodel.estimate import NetworkEstimator
+    from hwmodel.spec import load_arch
+    from multiplier_lib.errors import HwcostError
+    from multiplier_lib.library import resolve
+    from nas.cellgraph import NetworkConfig, list_layers
+    from nas.genotype import load
+
+    start = time.perf_counter()
+    size = None
+    if input_size is not None:
+        parts = input_size.lower().split("x")
+        if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts) or \
+                len(set(parts)) != 1:
+            raise HwcostError(f"--input: expected a square size like 32x32, got {input_size!r}")
+        size = int(parts[0])
+    geno = load(genotype)
+    config = NetworkConfig.from_genotype(geno, layers=layers, channels=channels,
+                                         input_size=size, classes=classes)
+    net_layers = list_layers(geno, config)
+    library = open_library(library_dir)
+    cache: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = resolve(name, library)
+        return cache[name]
+
+    spec = load_arch(arch)
+    names = list(multipliers) or [geno.multiplier or "exact8u"]
+    mults = [get(n) for n in names]
+    estimator = NetworkEstimator(spec, objective, ert, resolve_multiplier=get)
+    results = [estimator.estimate(net_layers, m) for m in mults]
+    seconds = time.perf_counter() - start
+    base = results[0]
+
+    if export_timeloop is not None:
+        _export_timeloop(export_timeloop, spec, base)
+    if plot is not None:
+        _plot(plot, base)
+
+    if fmt == "json":
+        click.echo(json.dumps({
+            "inputs": {"genotype": str(genotype), "arch": spec.name, "arch_source": spec.source,
+                       "objective": objective, "ert": None if ert is None else str(ert),
+                       "multipliers": names, "network": vars(config)},
+            "energy_sources": base.energy_sources,
+            "layers": [_layer_row(le, base.level_names) for le in base.layers],
+            "totals": {r.multiplier: _totals(r) for r in results},
+            "seconds": seconds}, indent=2))
+        return
+    rows = ([_layer_row(le, base.level_names) for le in base.layers] if by == "layer"
+            else _group_rows(base))
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buf.getvalue().rstrip())
+        return
+    level_cols = [f"{lv}_pj" for lv in base.level_names]
+    if by == "layer":
+        headers = ["name", "type", "shape", "macs", "mapping", "mult_pj", "add_pj",
+                   *level_cols, "cycles", "util"]
+        table = [[r["name"], r["type"], r["shape"], r["macs"], r["mapping"], r["multiply_pj"],
+                  r["add_pj"], *(r[c] for c in level_cols), r["cycles"], r["utilization"]]
+                 for r in rows]
+    else:
+        headers = ["group", "layers", "macs", "mult_pj", "add_pj", *level_cols, "energy_pj",
+                   "cycles", "util"]
+        table = [[r["name"], r["layers"], r["macs"], r["multiply_pj"], r["add_pj"],
+                  *(r[c] for c in level_cols), r["energy_pj"], r["cycles"], r["utilization"]]
+                 for r in rows]
+    click.echo(f"{genotype} on {spec.name} ({len(net_layers)} layers, "
+               f"{config.layers} cells, {config.channels} channels, "
+               f"{config.input_size}x{config.input_size} input), objective {objective}, "
+               f"multiplier {base.multiplier}")
+    click.echo(render(headers, table))
+    click.echo("")
+    tot = _totals(base)
+    click.echo(f"total: {tot['energy_pj'] / 1e6:.4g} uJ = arithmetic "
+               f"{tot['arithmetic_pj'] / 1e6:.4g} uJ (multiply {tot['multiply_pj'] / 1e6:.4g}, "
+               f"add {tot['add_pj'] / 1e6:.4g}) + memory {tot['memory_pj'] / 1e6:.4g} uJ ("
+               + ", ".join(f"{lv} {v / 1e6:.4g}" for lv, v in tot["levels_pj"].items())
+               + f"); {tot['macs']:,} MACs, {tot['cycles']:.4g} cycles, MAC-weighted "
+               f"utilization {tot['utilization']:.2f}; {seconds:.2f} s")
+    if len(results) > 1:
+        click.echo("")
+        b_ar = base.total("arithmetic_pj")
+        b_tot = base.total("energy_pj")
+        comp = []
+        for r in results:
+            ar, tot_e = r.total("arithmetic_pj"), r.total("energy_pj")
+            comp.append([r.multiplier, r.total("multiply_pj") / 1e6, ar / 1e6, tot_e / 1e6,
+                         f"{(1 - ar / b_ar) * 100:.1f}%" if b_ar else "-",
+                         f"{(1 - tot_e / b_tot) * 100:.1f}%" if b_tot else "-"])
+        click.echo(render(["multiplier", "multiply_uJ", "arithmetic_uJ", "total_uJ",
+                           "arith_saving", "total_saving"], comp))
+
+
+def _export_timeloop(folder: Path, spec, est) -> None:
+    from hwmodel.mapping_yaml import write_mapping
+    from hwmodel.problem_yaml import write_problem
+
+    seen = set()
+    for le in est.layers:
+        if le.result is None:
+            continue
+        wl = le.layer.workload()
+        if wl.key() in seen:
+            continue
+        seen.add(wl.key())
+        found = le.mapping_obj
+        stem = le.layer.name.replace(".", "_")
+        write_problem(wl, folder / f"{stem}.problem.yaml")
+        if found is not None:
+            write_mapping(found, spec, folder / f"{stem}.map.yaml")
+    click.echo(f"wrote {len(seen)} Timeloop problem/mapping pairs to {folder}", err=True)
+
+
+def _plot(path: Path, est) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from multiplier_lib.atomic import atomic_write_bytes
+
+    groups = _group_rows(est)
+    labels = [g["name"] for g in groups]
+    series = [("multiply", [g["multiply_pj"] / 1e6 for g in groups]),
+              ("add", [g["add_pj"] / 1e6 for g in groups])]
+    series += [(lv, [g[f"{lv}_pj"] / 1e6 for g in groups]) for lv in est.level_names]
+    fig = Figure(figsize=(max(6.0, 0.35 * len(labels) + 2), 4.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    bottom = [0.0] * len(labels)
+    for name, values in series:
+        ax.bar(labels, values, bottom=bottom, label=name)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_ylabel("energy (uJ)")
+    ax.set_title(f"energy per group on {est.arch}, multiplier {est.multiplier}", fontsize=10)
+    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+    ax.legend(fontsize=7)
+    fig.subplots_adjust(bottom=0.25)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,119 @@
+"""hwcost estimate / map / evaluate-mapping end to end, through the real spec and YAML readers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hwcost.cli import cli
+from nas.cellgraph import NetworkConfig, list_layers, mac_count
+from nas.genotype import load
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+TL = EXAMPLES / "timeloop"
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_evaluate_mapping_reproduces_the_three_level_counts():
+    res = run("evaluate-mapping", "--arch", TL / "conv1d_3level.yaml", "--problem",
+              TL / "conv1d_oc.yaml", "--mapping", TL / "conv1d_oc_3level.map.yaml",
+              "--format", "json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["computes"] == 1536 and data["cycles"] == 1536
+    levels = {lv["name"]: lv for lv in data["levels"]}
+    assert [lv["name"] for lv in data["levels"]] == ["RegisterFile", "GlobalBuffer",
+                                                      "MainMemory"]
+    rf, gb, dram = (levels[n]["dataspaces"] for n in ("RegisterFile", "GlobalBuffer",
+                                                       "MainMemory"))
+    assert rf["Weights"] == {"reads": 1536, "fills": 96, "updates": 0}
+    assert rf["Inputs"] == {"reads": 1536, "fills": 288, "updates": 0}
+    assert rf["Outputs"] == {"reads": 1024, "fills": 512, "updates": 1536}
+    assert gb["Inputs"] == {"reads": 288, "fills": 18, "updates": 0}
+    assert gb["Outputs"] == {"reads": 0, "fills": 512, "updates": 512}
+    assert dram["Weights"]["reads"] == 96 and dram["Outputs"]["updates"] == 512
+    assert data["energy_pj"] > data["mac_energy_pj"] > 0
+    assert "MACC" in data["energy_sources"]
+
+
+def test_map_finds_a_mapping_no_worse_than_the_hand_written_one():
+    hand = json.loads(run("evaluate-mapping", "--arch", TL / "conv1d_3level.yaml", "--problem",
+                          TL / "conv1d_oc.yaml", "--mapping", TL / "conv1d_oc_3level.map.yaml",
+                          "--format", "json").output)
+    res = run("map", "--arch", TL / "conv1d_3level.yaml", "--problem", TL / "conv1d_oc.yaml",
+              "--format", "json")
+    assert res.exit_code == 0, res.output
+    found = json.loads(res.output)
+    assert found["energy_pj"] <= hand["energy_pj"]
+    assert found["computes"] == 1536
+
+
+def test_map_writes_a_mapping_that_evaluates_to_the_same_result(tmp_path):
+    out = tmp_path / "best.map.yaml"
+    res = run("map", "--arch", "eyeriss", "--problem", TL / "conv_3x3.yaml", "--out", out,
+              "--format", "json")
+    assert res.exit_code == 0, res.output
+    best = json.loads(res.output)
+    again = json.loads(run("evaluate-mapping", "--arch", "eyeriss", "--problem",
+                           TL / "conv_3x3.yaml", "--mapping", out, "--format", "json").output)
+    assert again["energy_pj"] == pytest.approx(best["energy_pj"])
+    assert again["cycles"] == best["cycles"]
+
+
+def test_estimate_small_genotype_totals_and_multiplier_comparison(tmp_path):
+    geno = EXAMPLES / "small_genotype.json"
+    res = run("estimate", geno, "--arch", "edge", "--multiplier", "exact8u", "--multiplier",
+              "trunc8u_k8", "--format", "json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    g = load(geno)
+    assert len(data["layers"]) == len(list_layers(g, NetworkConfig.from_genotype(g)))
+    totals = data["totals"]
+    assert totals["exact8u"]["macs"] == mac_count(g, NetworkConfig.from_genotype(g))
+    # same mapping, cheaper multiplier: only the multiply energy changes
+    assert totals["trunc8u_k8"]["memory_pj"] == pytest.approx(totals["exact8u"]["memory_pj"])
+    assert totals["trunc8u_k8"]["multiply_pj"] < totals["exact8u"]["multiply_pj"]
+    # per-edge multipliers of the genotype are honoured (drum8u_k4 on normal edge 0)
+    per_layer = {row["name"]: row["multiplier"] for row in data["layers"]}
+    assert any(m == "drum8u_k4" for m in per_layer.values())
+    assert data["inputs"]["arch"] and "shared" not in data["inputs"]["multipliers"]
+
+
+def test_estimate_table_csv_plot_and_export(tmp_path):
+    geno = EXAMPLES / "small_genotype.json"
+    res = run("estimate", geno, "--arch", "eyeriss", "--by", "group", "--plot",
+              tmp_path / "e.png", "--export-timeloop", tmp_path / "tl")
+    assert res.exit_code == 0, res.output
+    assert "total:" in res.output and "stem" in res.output and "classifier" in res.output
+    assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    problems = sorted((tmp_path / "tl").glob("*.problem.yaml"))
+    maps = sorted((tmp_path / "tl").glob("*.map.yaml"))
+    assert problems and len(problems) == len(maps)
+    # every exported pair evaluates, with the estimate's own figures
+    one = run("evaluate-mapping", "--arch", "eyeriss", "--problem", problems[0], "--mapping",
+              maps[0], "--format", "json")
+    assert one.exit_code == 0, one.output
+    csv_out = run("estimate", geno, "--arch", "eyeriss", "--format", "csv").output
+    header = csv_out.splitlines()[0].split(",")
+    assert header[:4] == ["name", "type", "shape", "macs"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["estimate", EXAMPLES / "small_genotype.json", "--arch", "nosuch"], "nosuch"),
+    (["estimate", EXAMPLES / "small_genotype.json", "--arch", "edge", "--multiplier",
+      "exact8uu"], "did you mean"),
+    (["estimate", EXAMPLES / "small_genotype.json", "--arch", "edge", "--input", "32x16"],
+     "--input"),
+    (["map", "--arch", "eyeriss", "--problem", TL / "missing.yaml"], "missing.yaml"),
+])
+def test_mistakes_are_one_line_errors(args, needle):
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    assert res.exit_code != 0
+    assert needle in res.output
+    assert "Traceback" not in res.output
