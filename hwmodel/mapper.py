@@ -229,6 +229,10 @@ class Mapper:
 
     def _space_size(self, workload: Workload) -> int:
         """Exact number of mappings the exhaustive regime would evaluate (capped)."""
+        k = len(self._slots())
+        upper = math.prod(_count_factorizations(b, k) for _, b in workload.dims)
+        if upper > self.exhaustive_limit:
+            return upper  # unconstrained count already too large: skip the exact count
         choices = self._dim_choices(workload)
         combos = math.prod(len(v) for v in choices.values())
         keeps = math.prod(len(o) for o in self._keep_options(workload, explore=True))
@@ -479,6 +483,21 @@ class Mapper:
                         best_m, best_r, keep = m, r, trial_keep
                         improved = True
         return best_m, best_r
+
+
+def _count_factorizations(n: int, slots: int) -> int:
+    """Ordered factorizations of n into ``slots`` factors: prod over primes C(e+slots-1, e)."""
+    count = 1
+    p = 2
+    while n > 1:
+        e = 0
+        while n % p == 0:
+            n //= p
+            e += 1
+        if e:
+            count *= math.comb(e + slots - 1, e)
+        p += 1
+    return count
 
 
 def _reuse(workload: Workload, tile: dict[str, int]) -> float:
