@@ -1,0 +1,731 @@
+"""Read Timeloop/Accelergy architecture specs (v0.4 and v0.3 YAML) into :class:`Architecture`.
+
+Both formats describe the same thing: a chain of components from DRAM inwards, replicated
+by spatial meshes, ending at a MAC.  This reader flattens either form into that chain and
+keeps the dataflow constraints on the storage levels they restrict.
+
+Semantics implemented (and where we chose among possible readings):
+
+* **v0.4** ``architecture: {version: 0.4, nodes: [...]}``.  The node list is read in order,
+  outermost first; a ``!Container`` (and a ``!Component`` with its own ``spatial`` mesh)
+  multiplies the instance count of *every node after it* (the hierarchy is linear), and its
+  ``attributes`` are inherited by everything after it.  Nested ``nodes:`` lists (inside a
+  container, ``!Hierarchical`` or ``!Parallel``) are read in the same running order:
+  **``!Parallel`` children are treated as successive levels** (Timeloop itself orders
+  sibling buffers such as Eyeriss's three spads one inside the other).  ``!Nothing`` is
+  skipped.  A container's ``constraints.spatial`` restricts the fan-out of the storage
+  level directly above it, so it is stored on that level's ``spatial``; when several
+  containers sit under one level (Timeloop's Eyeriss: a meshX column container then a
+  meshY row container) their constraints are merged: each contributes the permutation
+  part for its own mesh axis (X dims first, ``split`` = number of X dims); a factor is kept
+  when every container fixes it (product), dropped when only some do and those say 1
+  (the dim stays free on the other axis), and otherwise dropped too (an approximation:
+  "exactly f on X, free on Y" is not expressible in one :class:`LoopConstraint`).
+  Container temporal/dataspace constraints (Timeloop's dummy levels) are ignored.  A
+  compute component's ``constraints.spatial`` (a MAC with its own ``spatial`` mesh)
+  likewise restricts the fan-out into the MAC array, i.e. the last storage level's.
+* **v0.3** ``architecture: {version: 0.3, subtree: [{name, attributes, local, subtree}]}``.
+  ``name[a..b]`` replicates ``b-a+1`` times (multiplicatively down the tree); a ``meshX``
+  (or ``meshY``) attribute, inherited like all attributes, gives the *total* X (Y)
+  arrangement of a component's instances; with neither, all instances lie along X
+  (Timeloop's default).  Spellings ``memory_depth``, ``memory_width``, ``word-bits``,
+  ``block-size`` are accepted and stored under the v0.4 names.
+* **Constraint targets**: ``architecture_constraints``, ``constraints`` or
+  ``mapspace_constraints`` with ``targets: [...]`` (or a bare list), in the spec file or in
+  ``extra`` files, each ``{target, type: temporal|spatial|dataspace|bypass|datatype, ...}``.
+  A target may be a storage level, a container (``PE``) or Timeloop's dummy name
+  (``inter_PE_spatial``): the latter two address the fan-out of the level above.
+  ``utilization``/``parallelism`` targets are accepted and ignored.  Conflicting factors,
+  permutations or splits for one level are errors, as in Timeloop.
+* **Factors** ``"R=3 S=1"`` (also ``R3``, commas, lists, maps); a factor of **0 means "all
+  that remains"** of the dimension and is stored as 0 for the mapper to interpret.  Valid
+  dimensions are the conv dims ``N G C M P Q R S``.  **Permutations** keep Timeloop's order
+  (innermost first).
+* **Geometry**: ``datawidth`` defaults to 8 bits, ``block_size`` to 1 and ``width`` to
+  ``datawidth * block_size``; DRAM (any class containing ``DRAM``) has ``depth = None``
+  (unbounded).  A storage component is any component of a storage class or with a depth;
+  the single compute unit is the component whose class names a MAC or multiplier.
+* **Technology** is inherited down the tree (default ``45nm``; numbers become ``"45nm"``).
+* Each storage level records in ``attributes["spatial_containers"]`` the names of the
+  replicating containers (or v0.3 subtrees) directly below it, so mapping files that
+  target them (``inter_PE_spatial``) can be resolved.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from multiplier_lib.errors import HwcostError
+
+from .arch import DATA_SPACES, Architecture, ComputeUnit, LoopConstraint, StorageLevel
+from .yamlio import (
+    Located,
+    as_map,
+    line_of,
+    load_yaml,
+    parse_factors,
+    parse_permutation,
+    plain,
+    tag_of,
+    to_float,
+    to_int,
+    value_line,
+)
+
+#: Dimensions a constraint may name (Timeloop's CNN-layer dims plus groups).
+CONSTRAINT_DIMS = ("N", "G", "C", "M", "P", "Q", "R", "S")
+
+_STORAGE_CLASSES = {
+    "sram", "regfile", "smartbuffer_sram", "smartbuffer_rf", "storage", "reg", "register",
+    "buffer", "smartbuffer", "cache", "fifo", "regfile_metadata", "smartbuffer_metadata",
+    "smart_storage", "sram_metadata",
+}
+_COMPUTE_CLASSES = {"compute", "alu", "pe_compute", "fpu", "simd"}
+_ATTR_ALIASES = {
+    "memory_depth": "depth", "memory_width": "width", "word-bits": "datawidth",
+    "word_bits": "datawidth", "block-size": "block_size", "blocksize": "block_size",
+    "read-bandwidth": "read_bandwidth", "write-bandwidth": "write_bandwidth",
+    "n-banks": "n_banks", "nbanks": "n_banks",
+}
+_NAME_RE = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*(\d+)\s*\.\.\s*(\d+)\s*\])?\s*$")
+_CONSTRAINT_KEYS = ("architecture_constraints", "constraints", "mapspace_constraints",
+                    "mapspace")
+
+
+# ----------------------------------------------------------------------------- bundled specs
+
+def list_bundled() -> list[str]:
+    """Names of the specs shipped in ``arch_specs/`` (``eyeriss``, ``simba``, ...)."""
+    from arch_specs import list_bundled as _list
+    return _list()
+
+
+def resolve_arch_path(name_or_path: str | Path) -> Path:
+    """An existing file path as is, else the bundled spec of that name.
+
+    A bare name that is not bundled is an error listing the bundled names; something that
+    looks like a path (has a folder or a ``.yaml`` suffix) and does not exist is a
+    missing-file error.
+    """
+    from arch_specs import bundled_path
+
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    text = str(name_or_path)
+    stem = p.stem if p.suffix in (".yaml", ".yml") and len(p.parts) == 1 else text
+    found = bundled_path(stem)
+    if found is not None:
+        return found
+    if len(p.parts) > 1 or p.suffix in (".yaml", ".yml"):
+        raise HwcostError("file not found", file=p)
+    raise HwcostError(f"unknown architecture {text!r}: not a file and not a bundled spec "
+                      f"(bundled: {', '.join(list_bundled())})")
+
+
+# ----------------------------------------------------------------------------- internals
+
+@dataclass
+class _Ctx:
+    """What enclosing containers/subtrees impose on the nodes that follow."""
+
+    attrs: dict[str, Any] = field(default_factory=dict)
+    mesh_x: int = 1
+    mesh_y: int = 1
+
+    def child(self, attrs: Mapping[str, Any], mx: int = 1, my: int = 1) -> _Ctx:
+        merged = dict(self.attrs)
+        merged.update(attrs)
+        return _Ctx(merged, self.mesh_x * mx, self.mesh_y * my)
+
+
+@dataclass
+class _Pending:
+    """A replicating container seen since the last storage level."""
+
+    name: str
+    mesh_x: int
+    mesh_y: int
+    spatial: LoopConstraint | None
+    line: int | None
+
+
+@dataclass
+class _Record:
+    name: str
+    cls: str
+    attrs: dict[str, Any]
+    node: Any
+    mesh_x: int
+    mesh_y: int
+    line: int | None
+    is_compute: bool
+    keep: frozenset[str] | None = None
+    bypass: frozenset[str] = frozenset()
+    temporal: LoopConstraint | None = None
+    spatial: LoopConstraint | None = None
+    containers: list[_Pending] = field(default_factory=list)
+
+
+def _normalise_attrs(raw: Any) -> dict[str, Any]:
+    attrs = plain(raw) if raw is not None else {}
+    if not isinstance(attrs, dict):
+        return {}
+    return {_ATTR_ALIASES.get(k, k): v for k, v in attrs.items()}
+
+
+def _split_name(text: str, err: Located, line: int | None) -> tuple[str, int]:
+    m = _NAME_RE.match(str(text))
+    if not m:
+        raise err(f"bad component name {text!r}", line)
+    if m.group(2) is None:
+        return m.group(1), 1
+    lo, hi = int(m.group(2)), int(m.group(3))
+    if hi < lo:
+        raise err(f"bad replication range in {text!r}", line)
+    return m.group(1), hi - lo + 1
+
+
+def _classify(cls: str, attrs: Mapping[str, Any]) -> str:
+    c = cls.lower()
+    if "dram" in c:
+        return "dram"
+    if "dummy" in c:
+        return "dummy"
+    if c in _STORAGE_CLASSES or "depth" in attrs:
+        return "storage"
+    if "mac" in c or "multiplier" in c or c in _COMPUTE_CLASSES:
+        return "compute"
+    return "unknown"
+
+
+def _technology(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}nm"
+    text = str(value).strip()
+    return text + "nm" if re.fullmatch(r"\d+(\.\d+)?", text) else text
+
+
+class _Reader:
+    """Flattens one spec (plus constraint files) into records, then into an Architecture."""
+
+    def __init__(self, path: Path, variables: Mapping[str, Any]):
+        self.path = path
+        self.err = Located(path)
+        self.variables = dict(variables)
+        self.records: list[_Record] = []
+        self.pending: list[_Pending] = []
+        self.aliases: dict[str, int] = {}   # container / dummy name -> index of level above
+        self.after_compute: list[tuple[str, int | None]] = []
+
+    # -- constraints ---------------------------------------------------------------------
+
+    def loop_constraint(self, node: Any, err: Located, what: str) -> LoopConstraint:
+        line = line_of(node)
+        if not as_map(node):
+            raise err(f"{what} constraint must be a mapping", line)
+
+        def at(key: str):
+            return lambda msg: err(msg, value_line(node, key, line))
+
+        factors = parse_factors(node.get("factors"), at("factors"))
+        max_factors = parse_factors(node.get("max_factors"), at("max_factors"))
+        perm = parse_permutation(node.get("permutation"), at("permutation"), CONSTRAINT_DIMS)
+        for key, dims in (("factors", factors), ("max_factors", max_factors),
+                          ("permutation", perm)):
+            for d in dims:
+                if d not in CONSTRAINT_DIMS:
+                    raise err(f"unknown dimension {d!r} in {what} {key} (valid: "
+                              f"{' '.join(CONSTRAINT_DIMS)})", value_line(node, key, line))
+        if len(set(perm)) != len(perm):
+            raise err(f"dimension repeated in {what} permutation {perm}",
+                      value_line(node, "permutation", line))
+        split = None
+        if node.get("split") is not None:
+            split = to_int(node["split"], "split", at("split"), self.variables, minimum=0)
+        return LoopConstraint(factors=factors, max_factors=max_factors,
+                              permutation=perm or None, split=split, line=line)
+
+    def dataspaces(self, node: Any, err: Located) -> tuple[frozenset[str] | None, frozenset[str]]:
+        line = line_of(node)
+        keep = bypass = None
+        for key in ("keep", "bypass"):
+            value = node.get(key)
+            if value is None:
+                continue
+            names = [value] if isinstance(value, str) else list(value)
+            for n in names:
+                if str(n) not in DATA_SPACES:
+                    raise err(f"unknown data space {n!r} in {key} (known: "
+                              f"{', '.join(DATA_SPACES)})", value_line(node, key, line))
+            if key == "keep":
+                keep = frozenset(str(n) for n in names)
+            else:
+                bypass = frozenset(str(n) for n in names)
+        if keep is not None and bypass is not None and keep & bypass:
+            raise err(f"data space both kept and bypassed: {sorted(keep & bypass)}", line)
+        return keep, bypass or frozenset()
+
+    def merge_loop(self, old: LoopConstraint | None, new: LoopConstraint | None,
+                   err: Located, where: str) -> LoopConstraint | None:
+        """Combine constraints given twice for one level (e.g. inline and in a file)."""
+        if old is None or new is None:
+            return old or new
+        for src, dst in ((new.factors, old.factors), (new.max_factors, old.max_factors)):
+            for d, f in src.items():
+                if d in dst and dst[d] != f:
+                    raise err(f"conflicting factors for {d} at {where}: {dst[d]} and {f}",
+                              new.line)
+                dst[d] = f
+        if new.permutation and old.permutation and new.permutation != old.permutation:
+            raise err(f"permutation of {where} given twice differently", new.line)
+        if new.split is not None and old.split is not None and new.split != old.split:
+            raise err(f"split of {where} given twice differently", new.line)
+        old.permutation = old.permutation or new.permutation
+        old.split = old.split if old.split is not None else new.split
+        return old
+
+    @staticmethod
+    def merge_containers(items: list[_Pending]) -> LoopConstraint | None:
+        """Several containers share one fan-out: rebuild one X/Y constraint (see module doc)."""
+        with_c = [p for p in items if p.spatial is not None]
+        if not with_c:
+            return None
+        if len(with_c) == 1:
+            return with_c[0].spatial
+        x_part: list[str] = []
+        y_part: list[str] = []
+        for p in with_c:
+            c = p.spatial
+            assert c is not None
+            perm = [d for d in (c.permutation or []) if c.factors.get(d) != 1]
+            full = c.permutation or []
+            split = c.split if c.split is not None else len(full)
+            xs = [d for d in full[:split] if d in perm]
+            ys = [d for d in full[split:] if d in perm]
+            if p.mesh_x > 1 and p.mesh_y == 1 and c.split is None:
+                xs, ys = perm, []
+            elif p.mesh_y > 1 and p.mesh_x == 1 and c.split is None:
+                xs, ys = [], perm
+            if p.mesh_x > 1:
+                x_part += [d for d in xs if d not in x_part]
+            if p.mesh_y > 1:
+                y_part += [d for d in ys if d not in y_part]
+        factors: dict[str, int] = {}
+        max_factors: dict[str, int] = {}
+        for attr, out in (("factors", factors), ("max_factors", max_factors)):
+            dims = {d for p in with_c for d in getattr(p.spatial, attr)}
+            for d in CONSTRAINT_DIMS:
+                if d not in dims:
+                    continue
+                vals = [getattr(p.spatial, attr).get(d) for p in with_c]
+                if all(v is not None for v in vals):
+                    out[d] = math.prod(vals)
+        return LoopConstraint(factors=factors, max_factors=max_factors,
+                              permutation=(x_part + y_part) or None, split=len(x_part),
+                              line=with_c[0].spatial.line)
+
+    # -- records ---------------------------------------------------------------------------
+
+    def flush_pending(self) -> None:
+        """Attach containers seen since the previous storage level to that level."""
+        if not self.pending:
+            return
+        above = next((i for i in range(len(self.records) - 1, -1, -1)
+                      if not self.records[i].is_compute), None)
+        for p in self.pending:
+            if above is None:
+                if p.spatial is not None:
+                    raise self.err(f"container {p.name!r} has spatial constraints but no "
+                                   "storage level above it", p.spatial.line)
+                continue
+            self.records[above].containers.append(p)
+            self.aliases.setdefault(p.name, above)
+            self.aliases.setdefault(f"inter_{p.name}_spatial", above)
+        self.pending = []
+
+    def component(self, node: Any, ctx: _Ctx, name: str, line: int | None,
+                  count: int = 1, mesh_from_attrs: bool = False) -> None:
+        err = self.err
+        if node.get("class") in (None, ""):
+            raise err(f"component {name!r} has no class", line)
+        cls = str(node["class"])
+        own = _normalise_attrs(node.get("attributes"))
+        attrs = dict(ctx.attrs)
+        attrs.update(own)
+        kind = _classify(cls, attrs)
+        if kind == "dummy":
+            return
+        if kind == "unknown":
+            raise err(f"component {name!r} of class {cls!r} is neither a storage class "
+                      "(missing attribute 'depth') nor a compute class (MAC/multiplier)", line)
+        if self.records and self.records[-1].is_compute:
+            raise err(f"component {name!r} comes after the compute unit "
+                      f"{self.records[-1].name!r}; the compute unit must be innermost", line)
+        mx, my = ctx.mesh_x, ctx.mesh_y
+        if mesh_from_attrs:                              # v0.3: meshX/meshY are totals
+            inst = count
+            amx = attrs.pop("meshX", None)
+            amy = attrs.pop("meshY", None)
+            ax = lambda m: err(m, line)                  # noqa: E731
+            if amx is not None:
+                mx = to_int(amx, f"{name}: meshX", ax, self.variables, minimum=1)
+                if inst % mx:
+                    raise err(f"{name}: meshX {mx} does not divide its {inst} instances", line)
+                my = inst // mx
+            elif amy is not None:
+                my = to_int(amy, f"{name}: meshY", ax, self.variables, minimum=1)
+                if inst % my:
+                    raise err(f"{name}: meshY {my} does not divide its {inst} instances", line)
+                mx = inst // my
+            else:
+                mx, my = inst, 1
+        else:
+            attrs.pop("meshX", None)
+            attrs.pop("meshY", None)
+        self.flush_pending()
+        rec = _Record(name=name, cls=cls, attrs=attrs, node=node, mesh_x=mx, mesh_y=my,
+                      line=line, is_compute=kind == "compute")
+        cons = node.get("constraints")
+        if cons is not None:
+            if not as_map(cons):
+                raise err(f"constraints of {name!r} must be a mapping", line_of(cons, None, line))
+            if rec.is_compute and any(k in cons for k in ("temporal", "dataspace")):
+                raise err(f"compute unit {name!r} cannot carry temporal or dataspace "
+                          "constraints", line_of(cons, None, line))
+            if rec.is_compute and cons.get("spatial") is not None:
+                # the MAC array's own mesh: constrain the fan-out into it, like a container
+                mx_own, my_own = (1, 1) if mesh_from_attrs else self.mesh(node, line)
+                self.pending.append(_Pending(
+                    name, mx_own, my_own,
+                    self.loop_constraint(cons["spatial"], err, "spatial"), line))
+                self.flush_pending()
+                cons = {k: v for k, v in cons.items() if k != "spatial"}
+            if cons.get("dataspace") is not None:
+                rec.keep, rec.bypass = self.dataspaces(cons["dataspace"], err)
+            if cons.get("temporal") is not None:
+                rec.temporal = self.loop_constraint(cons["temporal"], err, "temporal")
+            if cons.get("spatial") is not None:
+                rec.spatial = self.loop_constraint(cons["spatial"], err, "spatial")
+        self.records.append(rec)
+
+    def mesh(self, node: Any, line: int | None) -> tuple[int, int]:
+        sp = node.get("spatial")
+        if sp is None:
+            return 1, 1
+        if not as_map(sp):
+            raise self.err("spatial must be a mapping like {meshX: 4, meshY: 2}",
+                           line_of(node, "spatial", line))
+        out = []
+        for key in ("meshX", "meshY"):
+            if sp.get(key) is None:
+                out.append(1)
+                continue
+            out.append(to_int(sp[key], key, lambda m, k=key: self.err(m, value_line(sp, k)),
+                              self.variables, minimum=1))
+        return out[0], out[1]
+
+    # -- v0.4 --------------------------------------------------------------------------------
+
+    def walk4(self, nodes: Any, ctx: _Ctx) -> _Ctx:
+        if nodes is None:
+            return ctx
+        if not isinstance(nodes, list):
+            raise self.err("'nodes' must be a list", line_of(nodes))
+        for i, node in enumerate(nodes):
+            tag = tag_of(node)
+            line = line_of(nodes, i)
+            if tag == "!Nothing" or node is None:
+                continue
+            if not as_map(node):
+                raise self.err("expected a node mapping (!Container, !Component, ...)", line)
+            line = line_of(node, None, line)
+            if tag is None:                               # untagged: infer the kind
+                tag = "!Component" if "class" in node else (
+                    "!Hierarchical" if "nodes" in node else "!Container")
+            if tag == "!Component":
+                name = str(node.get("name") or "")
+                if not name:
+                    raise self.err("component without a name", line)
+                mx, my = self.mesh(node, line)
+                ctx = ctx.child({}, mx, my)
+                self.component(node, ctx, name, line)
+            elif tag == "!Container":
+                name = str(node.get("name") or "")
+                mx, my = self.mesh(node, line)
+                ctx = ctx.child(_normalise_attrs(node.get("attributes")), mx, my)
+                cons = node.get("constraints")
+                spatial = None
+                if as_map(cons) and cons.get("spatial") is not None:
+                    spatial = self.loop_constraint(cons["spatial"], self.err, "spatial")
+                if mx * my > 1 or spatial is not None:
+                    self.pending.append(_Pending(name, mx, my, spatial, line))
+                ctx = self.walk4(node.get("nodes"), ctx)
+            else:                                         # !Parallel / !Hierarchical
+                ctx = self.walk4(node.get("nodes"), ctx)
+        return ctx
+
+    # -- v0.3 --------------------------------------------------------------------------------
+
+    def walk3(self, subtrees: Any, ctx: _Ctx, count: int) -> None:
+        if subtrees is None:
+            return
+        if not isinstance(subtrees, list):
+            raise self.err("'subtree' must be a list", line_of(subtrees))
+        for i, sub in enumerate(subtrees):
+            line = line_of(subtrees, i)
+            if not as_map(sub):
+                raise self.err("expected a subtree mapping", line)
+            line = line_of(sub, None, line)
+            if tag_of(sub) is not None:
+                raise self.err(f"tag {tag_of(sub)} is not used in v0.3 specs", line)
+            name, n = _split_name(sub.get("name", ""), self.err, line)
+            sub_ctx = ctx.child(_normalise_attrs(sub.get("attributes")))
+            if n > 1:
+                self.pending.append(_Pending(name, 1, 1, None, line))
+            local = sub.get("local") or []
+            if not isinstance(local, list):
+                raise self.err("'local' must be a list", line_of(sub, "local", line))
+            for j, comp in enumerate(local):
+                cline = line_of(comp, None, line_of(local, j))
+                if not as_map(comp):
+                    raise self.err("expected a component mapping", cline)
+                cname, m = _split_name(comp.get("name", ""), self.err, cline)
+                self.component(comp, sub_ctx, cname, cline, count=count * n * m,
+                               mesh_from_attrs=True)
+            self.walk3(sub.get("subtree"), sub_ctx, count * n)
+
+    # -- constraint targets ----------------------------------------------------------------
+
+    def apply_targets(self, doc: Any, err: Located) -> None:
+        for key in _CONSTRAINT_KEYS:
+            block = doc.get(key) if as_map(doc) else None
+            if block is None:
+                continue
+            targets = block.get("targets") if as_map(block) else block
+            if targets is None:
+                continue
+            if not isinstance(targets, list):
+                raise err(f"{key}: 'targets' must be a list", line_of(block))
+            for i, t in enumerate(targets):
+                self.apply_target(t, err, line_of(targets, i))
+
+    def apply_target(self, t: Any, err: Located, line: int | None) -> None:
+        if not as_map(t):
+            raise err("constraint target must be a mapping", line)
+        line = line_of(t, None, line)
+        name = t.get("target")
+        kind = str(t.get("type", "")).lower()
+        if name is None:
+            raise err("constraint without 'target'", line)
+        if kind in ("utilization", "parallelism"):
+            return
+        names = {r.name: i for i, r in enumerate(self.records)}
+        if name in names:
+            rec = self.records[names[name]]
+            if rec.is_compute:
+                raise err(f"target {name!r} is the compute unit; constraints apply to "
+                          "storage levels", line)
+            if kind == "temporal":
+                rec.temporal = self.merge_loop(rec.temporal,
+                                               self.loop_constraint(t, err, "temporal"),
+                                               err, name)
+            elif kind == "spatial":
+                rec.spatial = self.merge_loop(rec.spatial,
+                                              self.loop_constraint(t, err, "spatial"),
+                                              err, name)
+            elif kind in ("dataspace", "bypass", "datatype", "bypassing"):
+                keep, bypass = self.dataspaces(t, err)
+                if keep is not None:
+                    if rec.keep is not None and rec.keep != keep:
+                        raise err(f"keep of {name!r} given twice differently", line)
+                    rec.keep = keep
+                rec.bypass = rec.bypass | bypass
+            else:
+                raise err(f"unknown constraint type {t.get('type')!r} (temporal, spatial, "
+                          "dataspace, bypass)", line)
+            return
+        if name in self.aliases:
+            rec = self.records[self.aliases[name]]
+            if kind == "spatial":
+                rec.spatial = self.merge_loop(rec.spatial,
+                                              self.loop_constraint(t, err, "spatial"),
+                                              err, rec.name)
+            elif kind not in ("temporal", "dataspace", "bypass", "datatype", "bypassing"):
+                raise err(f"unknown constraint type {t.get('type')!r}", line)
+            return                                       # dummy-level temporal/bypass: no-op
+        known = [r.name for r in self.records if not r.is_compute] + sorted(self.aliases)
+        raise err(f"constraint target {name!r} is not a level of this architecture "
+                  f"(levels: {', '.join(known)})", line)
+
+    # -- build -------------------------------------------------------------------------------
+
+    def build(self, name: str, version: str, arch_line: int | None) -> Architecture:
+        err = self.err
+        storage = [r for r in self.records if not r.is_compute]
+        computes = [r for r in self.records if r.is_compute]
+        if not computes:
+            raise err("no compute unit (a component of class intmac, mac, fpmac, "
+                      "intmultiplier, ...) in the architecture", arch_line)
+        if len(computes) > 1:
+            raise err(f"more than one compute unit: {', '.join(r.name for r in computes)}",
+                      computes[1].line)
+        if not storage:
+            raise err("no storage level in the architecture", computes[0].line)
+        seen: set[str] = set()
+        for r in self.records:
+            if r.name in seen:
+                raise err(f"duplicate component name {r.name!r}", r.line)
+            seen.add(r.name)
+
+        comp_rec = computes[0]
+        techs = [_technology(r.attrs.get("technology")) for r in self.records]
+        arch_tech = _technology(comp_rec.attrs.get("technology")) or next(
+            (t for t in techs if t), None) or "45nm"
+        levels = [self.storage_level(r, arch_tech) for r in storage]
+        chain = storage + [comp_rec]
+        for i, r in enumerate(storage):
+            inner = chain[i + 1]
+            lv = levels[i]
+            if inner.mesh_x % r.mesh_x or inner.mesh_y % r.mesh_y:
+                raise err(f"{inner.name!r} has a {inner.mesh_x}x{inner.mesh_y} arrangement "
+                          f"that is not a multiple of {r.name!r}'s {r.mesh_x}x{r.mesh_y}",
+                          inner.line)
+            lv.fanout_x = inner.mesh_x // r.mesh_x
+            lv.fanout_y = inner.mesh_y // r.mesh_y
+            spatial = self.merge_containers(r.containers)
+            lv.spatial = self.merge_loop(r.spatial, spatial, err, r.name)
+            if r.containers:
+                lv.attributes["spatial_containers"] = [p.name for p in r.containers]
+        for lv, r in zip(levels, storage):
+            if not any(lv.may_keep(ds) for ds in DATA_SPACES):
+                raise err(f"level {lv.name!r} keeps no data space (all of "
+                          f"{', '.join(DATA_SPACES)} bypassed)", r.line)
+
+        ca = dict(comp_rec.attrs)
+        cerr = lambda m: err(m, comp_rec.line)            # noqa: E731
+        dw = ca.get("datawidth", ca.get("multiplier_width", 8))
+        compute = ComputeUnit(
+            name=comp_rec.name, component_class=comp_rec.cls, attributes=ca,
+            instances=comp_rec.mesh_x * comp_rec.mesh_y,
+            datawidth=to_int(dw, f"{comp_rec.name}: datawidth", cerr, self.variables, 1),
+            mesh_x=comp_rec.mesh_x, mesh_y=comp_rec.mesh_y,
+            technology=_technology(ca.get("technology")) or arch_tech, line=comp_rec.line)
+        return Architecture(name=name, levels=levels, compute=compute, technology=arch_tech,
+                            source=str(self.path), version=version)
+
+    def storage_level(self, r: _Record, arch_tech: str) -> StorageLevel:
+        a = r.attrs
+
+        def num(key: str, default: Any = None, minimum: int | None = 1) -> int | None:
+            if a.get(key) is None:
+                return default
+            line = value_line(r.node.get("attributes"), _raw_key(r.node, key), r.line) \
+                if as_map(r.node.get("attributes")) else r.line
+            return to_int(a[key], f"{r.name}: {key}", lambda m: self.err(m, line),
+                          self.variables, minimum)
+
+        def real(key: str) -> float | None:
+            if a.get(key) is None:
+                return None
+            line = value_line(r.node.get("attributes"), _raw_key(r.node, key), r.line) \
+                if as_map(r.node.get("attributes")) else r.line
+            return to_float(a[key], f"{r.name}: {key}", lambda m: self.err(m, line),
+                            self.variables)
+
+        is_dram = "dram" in r.cls.lower()
+        datawidth = num("datawidth", 8)
+        block = num("block_size", None)
+        width = num("width", None)
+        if width is None:
+            width = datawidth * (block or 1)
+        elif block is not None and block * datawidth != width:
+            raise self.err(f"{r.name}: width {width} is not block_size {block} x datawidth "
+                           f"{datawidth}", r.line)
+        if is_dram:
+            depth = None
+        else:
+            if a.get("depth") is None:
+                raise self.err(f"storage component {r.name!r} (class {r.cls}) is missing "
+                               "required attribute 'depth'", r.line)
+            depth = num("depth", None)
+        a["datawidth"] = datawidth
+        a["width"] = width
+        a["block_size"] = max(1, width // datawidth)
+        if depth is not None:
+            a["depth"] = depth
+        return StorageLevel(
+            name=r.name, component_class=r.cls, attributes=a, depth=depth, width=width,
+            datawidth=datawidth, instances=r.mesh_x * r.mesh_y, mesh_x=r.mesh_x,
+            mesh_y=r.mesh_y, n_banks=num("n_banks", 1) or 1,
+            read_bandwidth=real("read_bandwidth"), write_bandwidth=real("write_bandwidth"),
+            keep=r.keep, bypass=r.bypass, temporal=r.temporal, spatial=r.spatial,
+            technology=_technology(a.get("technology")) or arch_tech, line=r.line)
+
+
+def _raw_key(node: Any, key: str) -> str:
+    """The spelling ``key`` had in the file (``memory_depth`` for ``depth``)."""
+    attrs = node.get("attributes") or {}
+    for raw in attrs:
+        if _ATTR_ALIASES.get(raw, raw) == key:
+            return raw
+    return key
+
+
+# ----------------------------------------------------------------------------- public API
+
+def load_arch(path_or_name: str | Path, extra: Iterable[str | Path] = ()) -> Architecture:
+    """Read a Timeloop/Accelergy architecture (v0.4 or v0.3) into an :class:`Architecture`.
+
+    ``path_or_name`` is a file or a bundled spec name (``"eyeriss"``); ``extra`` files may
+    hold constraint targets (``architecture_constraints``/``mapspace_constraints``), as
+    Timeloop accepts them in separate files.  Every problem is a :class:`HwcostError`
+    located at ``file:line``.
+    """
+    path = resolve_arch_path(path_or_name)
+    doc = load_yaml(path)
+    err = Located(path)
+    if not as_map(doc) or doc.get("architecture") is None:
+        raise err("no 'architecture' section (expected architecture: {version, nodes} "
+                  "or {version, subtree})", line_of(doc, None, 1))
+    top = doc["architecture"]
+    if not as_map(top):
+        raise err("'architecture' must be a mapping", line_of(doc, "architecture"))
+    variables = {}
+    for src in (doc.get("variables"), top.get("variables")):
+        if as_map(src):
+            variables.update({str(k): plain(v) for k, v in src.items() if k != "version"})
+    reader = _Reader(path, variables)
+    version = str(top.get("version", "")).strip() or None
+    if top.get("nodes") is not None:
+        reader.walk4(top["nodes"], _Ctx())
+        first = next((n for n in top["nodes"] if as_map(n) and tag_of(n) == "!Container"
+                      and n.get("name")), None)
+        name = str(first["name"]) if first is not None else path.stem
+        version = version or "0.4"
+    elif top.get("subtree") is not None:
+        reader.walk3(top["subtree"], _Ctx(), 1)
+        subs = top["subtree"]
+        name = _split_name(subs[0].get("name", path.stem), err, line_of(subs))[0] \
+            if isinstance(subs, list) and subs and as_map(subs[0]) else path.stem
+        version = version or "0.3"
+    else:
+        raise err("architecture has neither 'nodes' (v0.4) nor 'subtree' (v0.3)",
+                  line_of(doc, "architecture"))
+    late = [p for p in reader.pending if p.spatial is not None]
+    if late:
+        raise err(f"container {late[0].name!r} has spatial constraints but comes after the "
+                  "compute unit", late[0].line)
+    reader.apply_targets(doc, err)
+    for ex in extra:
+        ex_path = Path(ex)
+        ex_doc = load_yaml(ex_path)
+        reader.apply_targets(ex_doc, Located(ex_path))
+    return reader.build(name, version, line_of(doc, "architecture"))

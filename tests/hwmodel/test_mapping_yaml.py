@@ -1,0 +1,178 @@
+"""Timeloop mapping YAML: order conventions, split, keep/bypass, validation, round trip."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hwmodel.mapping import LevelMapping, Mapping
+from hwmodel.mapping_yaml import drop_trivial_loops, load_mapping, write_mapping
+from hwmodel.spec import load_arch
+from hwmodel.workload import Layer
+from multiplier_lib.errors import HwcostError
+
+ARCH = """\
+architecture:
+  version: 0.4
+  nodes:
+  - !Container
+    name: tiny
+  - !Component
+    name: DRAM
+    class: DRAM
+    attributes: {width: 64, datawidth: 8}
+  - !Component
+    name: buffer
+    class: SRAM
+    attributes: {depth: 1024, width: 64, datawidth: 8}
+    constraints:
+      dataspace: {keep: [Inputs, Outputs], bypass: [Weights]}
+  - !Container
+    name: PE
+    spatial: {meshX: 4, meshY: 2}
+  - !Component
+    name: reg
+    class: regfile
+    attributes: {depth: 16, width: 8, datawidth: 8}
+  - !Component
+    name: mac
+    class: intmac
+"""
+
+# C4 M8 P4 R3 (N = G = Q = S = 1)
+MAPPING = """\
+mapping:
+- target: DRAM
+  type: temporal
+  factors: M=2 C=1 P=1
+  permutation: MCP
+- target: buffer
+  type: temporal
+  factors: P=4 R=3
+  permutation: RP
+- target: buffer
+  type: spatial
+  factors: C=4 M=2
+  permutation: CM
+  split: 1
+- target: reg
+  type: temporal
+  factors: M2
+- target: reg
+  type: bypass
+  bypass: [Inputs]
+- target: mac
+  type: temporal
+  factors: C=1
+"""
+
+
+@pytest.fixture()
+def setup(tmp_path: Path):
+    a = tmp_path / "arch.yaml"
+    a.write_text(ARCH)
+    w = Layer("conv", "conv", C=4, M=8, P=4, R=3).workload()
+    return load_arch(a), w
+
+
+def _write(tmp_path: Path, text: str, name: str = "map.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_reading_reverses_permutations_and_splits_x_y(tmp_path, setup):
+    arch, w = setup
+    m = load_mapping(_write(tmp_path, MAPPING), arch, w)
+    dram, buf, reg = m.levels
+    assert dram.temporal == [("M", 2)]                 # factor-1 loops are dropped
+    assert buf.temporal == [("P", 4), ("R", 3)]        # "RP": R innermost -> P outermost
+    assert buf.spatial_x == [("C", 4)] and buf.spatial_y == [("M", 2)]
+    assert reg.temporal == [("M", 2)]
+    assert dram.keep == {"Weights", "Inputs", "Outputs"}
+    assert buf.keep == {"Inputs", "Outputs"}           # the arch bypasses Weights there
+    assert reg.keep == {"Weights", "Outputs"}
+    for d, b in w.dims:
+        assert m.dim_product(d) == b
+
+
+def test_split_default_and_unlisted_dims(tmp_path, setup):
+    arch, w = setup
+    text = MAPPING.replace("  permutation: CM\n  split: 1\n", "  permutation: M\n")
+    text = text.replace("factors: C=4 M=2", "factors: C=2 M=2").replace(
+        "factors: M=2 C=1 P=1\n  permutation: MCP", "factors: M=2 C=2 P=1\n  permutation: MP")
+    m = load_mapping(_write(tmp_path, text), arch, w)
+    buf = m.levels[1]
+    assert buf.spatial_x == [("C", 2), ("M", 2)] and buf.spatial_y == []  # no split: all X
+    assert m.levels[0].temporal == [("M", 2), ("C", 2)]   # C not permuted: innermost
+
+
+def test_write_then_read_is_identity(tmp_path, setup):
+    arch, w = setup
+    m = Mapping([
+        LevelMapping(temporal=[("C", 2), ("M", 2)], keep=frozenset({"Weights", "Inputs",
+                                                                    "Outputs"})),
+        LevelMapping(temporal=[("R", 3), ("P", 2)], spatial_x=[("M", 2), ("C", 2)],
+                     spatial_y=[("P", 2)], keep=frozenset({"Inputs"})),
+        LevelMapping(temporal=[("M", 2)], keep=frozenset({"Weights", "Outputs"})),
+    ])
+    out = tmp_path / "sub" / "written.yaml"
+    write_mapping(m, arch, out, workload=w)
+    assert load_mapping(out, arch, w) == m
+    text = out.read_text()
+    assert "permutation: MC" in text             # outermost-first C, M -> innermost-first
+    # factor-1 loops survive only as Timeloop padding
+    padded = Mapping([LevelMapping(temporal=lm.temporal + [("N", 1)], spatial_x=lm.spatial_x,
+                                   spatial_y=lm.spatial_y, keep=lm.keep) for lm in m.levels])
+    write_mapping(padded, arch, out)
+    assert load_mapping(out, arch, w) == drop_trivial_loops(padded) == m
+
+
+def test_same_dim_on_both_axes_round_trips(tmp_path, setup):
+    arch, w = setup
+    m = Mapping([
+        LevelMapping(temporal=[("C", 4)], keep=frozenset({"Weights", "Inputs", "Outputs"})),
+        LevelMapping(temporal=[("P", 4), ("R", 3)], spatial_x=[("M", 2)],
+                     spatial_y=[("M", 2)], keep=frozenset({"Inputs", "Outputs"})),
+        LevelMapping(temporal=[("M", 2)], keep=frozenset({"Weights", "Outputs"})),
+    ])
+    out = tmp_path / "both.yaml"
+    write_mapping(m, arch, out, workload=w)
+    assert load_mapping(out, arch, w) == m
+
+
+def test_timeloop_container_targets(tmp_path, setup):
+    arch, w = setup
+    text = MAPPING.replace("- target: buffer\n  type: spatial",
+                           "- target: inter_PE_spatial\n  type: spatial")
+    text += "- target: PE\n  type: datatype\n  keep: []\n"
+    m = load_mapping(_write(tmp_path, text), arch, w)
+    assert m.levels[1].spatial_x == [("C", 4)]
+
+
+@pytest.mark.parametrize("label,old,new,needle,line", [
+    ("wrong product", "factors: P=4 R=3", "factors: P=2 R=3",
+     "factors of P multiply to 2 over all levels but the workload bound of P is 4", 4),
+    ("unknown target", "target: reg\n  type: temporal", "target: regs\n  type: temporal",
+     "unknown mapping target 'regs'", 15),
+    ("unknown dim", "factors: M2", "factors: M2 Z3", "unknown dimension 'Z'", 17),
+    ("too wide", "factors: C=4 M=2\n  permutation: CM\n  split: 1",
+     "factors: C=4 M=2\n  permutation: CM\n  split: 2", "fan-out is 4 x 2", 10),
+    ("keep bypassed", "target: reg\n  type: bypass\n  bypass: [Inputs]",
+     "target: buffer\n  type: bypass\n  keep: [Weights]", "cannot keep Weights", 20),
+    ("compute loops", "factors: C=1\n", "factors: C=2\n", "no temporal loops", 23),
+    ("temporal twice", "- target: reg\n  type: bypass",
+     "- target: reg\n  type: temporal\n- target: reg\n  type: bypass",
+     "given twice", 18),
+])
+def test_mapping_errors_are_located(tmp_path, setup, label, old, new, needle, line):
+    arch, w = setup
+    assert old in MAPPING
+    p = _write(tmp_path, MAPPING.replace(old, new), "bad.yaml")
+    with pytest.raises(HwcostError) as exc:
+        load_mapping(p, arch, w)
+    msg = str(exc.value)
+    assert msg.startswith(f"{p}:{line}: "), msg
+    assert needle in msg
