@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -113,7 +114,9 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
     geno = load(genotype)
     config = NetworkConfig.from_genotype(geno, layers=layers, channels=channels,
                                          input_size=size, classes=classes)
-    net_layers = list_layers(geno, config)
+    # --multiplier replaces the genotype's network-wide multiplier; per-edge ones still hold
+    net_layers = list_layers(dataclasses.replace(geno, multiplier=None) if multipliers
+                             else geno, config)
     library = open_library(library_dir)
     cache: dict[str, object] = {}
 

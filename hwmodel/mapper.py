@@ -83,9 +83,9 @@ def _spatial_dims(constraint: LoopConstraint | None, dims: list[str]) -> tuple[l
     """Dims allowed along X and along Y at a fan-out, from the spatial constraint."""
     if constraint is None or constraint.permutation is None:
         return dims, dims
-    perm = [d for d in constraint.permutation if d in dims]
+    perm = list(constraint.permutation)
     split = constraint.split if constraint.split is not None else len(perm)
-    return perm[:split], perm[split:]
+    return ([d for d in perm[:split] if d in dims], [d for d in perm[split:] if d in dims])
 
 
 def _order(dims: list[str], workload: Workload, stationary: str | None,

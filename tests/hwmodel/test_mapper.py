@@ -172,3 +172,17 @@ def test_unknown_objective():
     with pytest.raises(HwcostError, match="objective"):
         Mapper(Architecture("a", [level("DRAM")], ComputeUnit("m", "intmac", {}, 1)),
                objective="area")
+
+
+def test_spatial_split_counts_dims_of_size_one():
+    """permutation [C, R, S, M] with split 3 puts C, R, S on X and M on Y even when R and S
+    are 1 in the layer (a 1x1 conv): M must never land on X."""
+    arch = Architecture("sys", [level("DRAM"), level("ACC", 4096, fanout=8),
+                                level("REG", 1, instances=64, keep=frozenset({W}))],
+                        ComputeUnit("mac", "intmac", {}, 64))
+    arch.levels[1].fanout_y = 8
+    arch.levels[1].spatial = LoopConstraint(permutation=["C", "R", "S", "M"], split=3)
+    energy = FlatEnergy({"DRAM": 100.0, "ACC": 6.0, "REG": 1.0})
+    m = Mapper(arch, energy).map(Layer("pw", "conv", C=16, M=16, P=4, Q=4).workload()).mapping
+    assert [d for d, _ in m.levels[1].spatial_x] == ["C"]
+    assert [d for d, _ in m.levels[1].spatial_y] == ["M"]
