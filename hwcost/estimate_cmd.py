@@ -47,7 +47,8 @@ def _group_rows(est) -> list[dict]:
         g["cycles"] += le.cycles
         g["_util"] += le.macs * le.utilization
     for g in groups.values():
-        g["utilization"] = g.pop("_util") / g["macs"] if g["macs"] else 0.0
+        weighted = g.pop("_util")
+        g["utilization"] = weighted / g["macs"] if g["macs"] else 0.0
     return list(groups.values())
 
 

@@ -102,6 +102,9 @@ def test_estimate_table_csv_plot_and_export(tmp_path):
     csv_out = run("estimate", geno, "--arch", "eyeriss", "--format", "csv").output
     header = csv_out.splitlines()[0].split(",")
     assert header[:4] == ["name", "type", "shape", "macs"]
+    groups = run("estimate", geno, "--arch", "eyeriss", "--format", "csv", "--by", "group")
+    lines = groups.output.splitlines()
+    assert lines[0].startswith("name,layers,macs") and lines[-1].startswith("classifier,")
 
 
 @pytest.mark.parametrize("args,needle", [
