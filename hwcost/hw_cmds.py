@@ -32,8 +32,8 @@ def print_result(spec, result, mapping_text: str, fmt: str, energy, extra: dict)
     if fmt == "json":
         data = result_json(result, mapping_text)
         data["energy_sources"] = {
-            comp: {a: ae.source for a, ae in acts.items()} for comp, acts in
-            energy.entries.items()}
+            comp: {a: {"energy_pj": ae.energy_pj, "source": ae.source}
+                   for a, ae in acts.items()} for comp, acts in energy.entries.items()}
         data.update(extra)
         click.echo(json.dumps(data, indent=2))
         return

@@ -58,7 +58,7 @@ class NetworkEstimate:
     objective: str
     layers: list[LayerEstimate]
     level_names: list[str]
-    energy_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    energy_sources: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     def total(self, attr: str) -> float:
         return sum(getattr(le, attr) for le in self.layers)
@@ -112,7 +112,8 @@ class NetworkEstimator:
             if progress is not None:
                 progress()
         table = self.table_for(multiplier)
-        sources = {comp: {a: ae.source for a, ae in acts.items()}
+        sources = {comp: {a: {"energy_pj": ae.energy_pj, "source": ae.source}
+                          for a, ae in acts.items()}
                    for comp, acts in table.entries.items()}
         return NetworkEstimate(self.arch.name, table.multiplier or "exact (built-in)",
                                self.objective, rows, names, sources)
