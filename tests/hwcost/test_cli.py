@@ -17,7 +17,7 @@ from multiplier_lib.characterize import RECORD_KEYS
 
 SUBCOMMANDS = [["multipliers"], ["multipliers", "import"], ["multipliers", "list"],
                ["multipliers", "show"], ["multipliers", "export"], ["multipliers", "remove"],
-               ["characterize"]]
+               ["characterize"], ["estimate"], ["map"], ["evaluate-mapping"]]
 
 
 def run(*args: str):
