@@ -1,0 +1,1 @@
+"""Bit-exact emulation of approximate multipliers in PyTorch: quantizers, kernels, layers."""
