@@ -1,0 +1,368 @@
+"""``ApproxConv2d`` and ``ApproxLinear``: drop-in layers whose products go through a LUT.
+
+The arithmetic of one output (a reduction over ``K`` operand pairs), with activations
+``x ~ sx (qx - zx)`` and weights ``w ~ sw (qw - zw)`` quantized onto the multiplier's domain:
+
+    sum_k x_k w_k ~ sx sw [ sum_k LUT[qx_k, qw_k] - zw sum_k qx_k - zx sum_k qw_k + K zx zw ]
+
+``sum LUT`` replaces the exact ``sum qx qw`` and is the only approximate term; it is
+computed by a backend (``reference``, ``cpu``, ``triton``, ``lowrank``) over the raw codes.
+The three correction terms are computed exactly (float64 sums of integers), then the result
+is scaled by ``sx * sw`` (per output channel for per-channel weights) and the bias added.  With
+the exact multiplier the integer accumulator equals the quantized integer convolution
+``sum (qx - zx)(qw - zw)`` exactly.
+
+Zero padding pads activation *codes* with the zero point's code, which is exactly a real 0;
+other padding modes pad the real input before quantization.
+
+Gradients: the straight-through estimator by default (the gradients of the exact product of
+the dequantized operands, masked where an operand was clipped by its quantizer); with
+``grad="lut"`` the derivative of the product with respect to each operand is read from
+gradient tables made of the LUT by smoothed central differences along that operand, so the
+multiplier's actual error shapes the gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import HwcostError
+from ..multiplier import Multiplier, operand_values
+from .backends import get as get_backend
+from .quant import Domain, FakeQuantize
+
+GRAD_MODES = ("ste", "lut")
+INT32_LIMIT = 2**31 - 1
+
+
+def _resolve(multiplier: str | Multiplier) -> Multiplier:
+    if isinstance(multiplier, Multiplier):
+        return multiplier
+    from ..library import resolve
+
+    return resolve(multiplier)
+
+
+def gradient_tables(lut: torch.Tensor, signed: bool, smooth: int = 2) -> tuple[torch.Tensor,
+                                                                               torch.Tensor]:
+    """d LUT / d a and d LUT / d b on the operand *value* axes, smoothed over ``smooth``
+    neighbours either side (box filter), indexed like the LUT (by codes)."""
+    a_bits = int(math.log2(lut.shape[0]))
+    b_bits = int(math.log2(lut.shape[1]))
+    order_a = torch.argsort(torch.as_tensor(operand_values(a_bits, signed)))
+    order_b = torch.argsort(torch.as_tensor(operand_values(b_bits, signed)))
+    table = lut.to(torch.float64)[order_a][:, order_b]        # rows/cols by ascending value
+
+    def diff(t: torch.Tensor, dim: int) -> torch.Tensor:
+        g = torch.gradient(t, dim=dim)[0] if t.shape[dim] > 1 else torch.zeros_like(t)
+        if smooth > 0 and t.shape[dim] > 1:
+            k = 2 * smooth + 1
+            moved = g.movedim(dim, -1)
+            padded = F.pad(moved.reshape(-1, 1, moved.shape[-1]), (smooth, smooth),
+                           mode="replicate")
+            box = torch.ones(1, 1, k, dtype=g.dtype) / k
+            g = F.conv1d(padded, box).reshape(moved.shape).movedim(-1, dim)
+        return g
+
+    da = diff(table, 0)
+    db = diff(table, 1)
+    inv_a = torch.argsort(order_a)
+    inv_b = torch.argsort(order_b)
+    return da[inv_a][:, inv_b].to(torch.float32), db[inv_a][:, inv_b].to(torch.float32)
+
+
+class _ApproxMixin:
+    """Multiplier, quantizers and backend shared by the conv and linear layers."""
+
+    def _init_approx(self, multiplier, backend: str, grad: str, act_observer: str,
+                     weight_per_channel: bool, act_symmetric: bool, weight_symmetric: bool,
+                     name: str | None) -> None:
+        if grad not in GRAD_MODES:
+            raise HwcostError(f"unknown gradient mode {grad!r}; expected 'ste' or 'lut'")
+        self.layer_name = name or type(self).__name__
+        self.backend = backend
+        self.grad = grad
+        self.lowrank_rank = 16
+        self._act_cfg = (act_observer, act_symmetric)
+        self._w_cfg = (weight_per_channel, weight_symmetric)
+        self.set_multiplier(multiplier)
+
+    def set_multiplier(self, multiplier: str | Multiplier) -> None:
+        """Swap the multiplier (e.g. after training); quantizers follow its operand widths."""
+        try:
+            mult = _resolve(multiplier)
+        except HwcostError as err:
+            raise HwcostError(f"layer {self.layer_name}: {err}") from None
+        old = getattr(self, "multiplier", None)
+        self.multiplier = mult
+        lut = torch.as_tensor(mult.lut, dtype=torch.int32).contiguous()
+        if hasattr(self, "lut"):
+            self.lut = lut
+        else:
+            self.register_buffer("lut", lut, persistent=False)
+        self._grad_tables = None
+        same_domain = old is not None and (old.a_bits, old.b_bits, old.signed) == (
+            mult.a_bits, mult.b_bits, mult.signed)
+        if not same_domain:
+            act_observer, act_symmetric = self._act_cfg
+            per_channel, w_symmetric = self._w_cfg
+            self.act_quant = FakeQuantize(Domain(mult.a_bits, mult.signed), act_observer,
+                                          None, act_symmetric)
+            self.weight_quant = FakeQuantize(Domain(mult.b_bits, mult.signed), "minmax",
+                                             0 if per_channel else None, w_symmetric)
+
+    def get_extra_state(self):
+        return {"multiplier": self.multiplier.name, "backend": self.backend, "grad": self.grad}
+
+    def set_extra_state(self, state) -> None:
+        if state.get("multiplier") and state["multiplier"] != self.multiplier.name:
+            self.set_multiplier(state["multiplier"])
+        self.backend = state.get("backend", self.backend)
+        self.grad = state.get("grad", self.grad)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not torch.isfinite(x).all():
+            raise HwcostError(f"layer {self.layer_name}: input contains NaN or infinite values")
+
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._grad_tables is None:
+            self._grad_tables = gradient_tables(self.lut, self.multiplier.signed)
+        return self._grad_tables
+
+    def _backend(self, device_type: str):
+        return get_backend(self.backend, device_type)
+
+    def _check_range(self, k: int) -> None:
+        peak = int(self.lut.abs().max())
+        if k * peak > INT32_LIMIT:
+            raise HwcostError(f"layer {self.layer_name}: a reduction of {k} products of up to "
+                              f"{peak} overflows the 32-bit accumulator")
+
+
+class _LutConvFunction(torch.autograd.Function):
+    """Forward through the LUT backend; backward by STE or LUT gradient tables."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, layer, x_pad_codes, qx, qw, sx, zx, sw, zw, clip_x,
+                clip_w):
+        conv = layer
+        k = qw[0].numel()
+        conv._check_range(k)
+        backend = conv._backend(x.device.type)
+        kwargs = {"rank": conv.lowrank_rank} if conv.backend == "lowrank" else {}
+        w_codes = conv.weight_quant.domain.codes(qw).contiguous()
+        s = backend.conv2d_lut(x_pad_codes, w_codes, conv.lut, conv.stride, conv.dilation,
+                               conv.groups, **kwargs).to(torch.float64)
+        # exact corrections: sum of qx over each window (per group), sum of qw per channel
+        qx_pad = _pad_values(qx.to(torch.float64), conv, float(zx.reshape(-1)[0]))
+        ones = torch.ones((conv.out_channels, conv.in_channels // conv.groups)
+                          + tuple(conv.kernel_size), dtype=torch.float64)
+        sum_x = F.conv2d(qx_pad, ones, None, conv.stride, 0, conv.dilation, conv.groups)
+        sum_w = qw.to(torch.float64).sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
+        zw_ = zw.to(torch.float64).reshape(1, -1, 1, 1) if zw.numel() > 1 else zw.double()
+        zx_ = zx.to(torch.float64).reshape(())
+        acc = s - zw_ * sum_x - zx_ * sum_w + k * zx_ * zw_
+        scale = (sx.reshape(()) * sw.reshape(1, -1, 1, 1)) if sw.numel() > 1 else sx * sw
+        out = acc * scale.to(torch.float64)
+        if bias is not None:
+            out = out + bias.detach().to(torch.float64).view(1, -1, 1, 1)
+        ctx.layer = conv
+        ctx.save_for_backward(x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_pad_codes,
+                              w_codes)
+        ctx.has_bias = bias is not None
+        conv._last_accumulator = acc.detach()
+        return out.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        conv = ctx.layer
+        x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_codes, w_codes = ctx.saved_tensors
+        g = grad_out.to(torch.float32)
+        sw_b = sw.reshape(-1, 1, 1, 1) if sw.numel() > 1 else sw.reshape(())
+        if conv.grad == "ste":
+            x_deq = (qx - zx).to(torch.float32) * sx
+            w_deq = (qw - zw.reshape(-1, 1, 1, 1) if zw.numel() > 1 else qw - zw).to(
+                torch.float32) * sw_b
+            gx = torch.nn.grad.conv2d_input(x.shape, w_deq, g, conv.stride,
+                                            _same_padding(conv), conv.dilation, conv.groups)
+            gw = torch.nn.grad.conv2d_weight(x_deq, weight.shape, g, conv.stride,
+                                             _same_padding(conv), conv.dilation, conv.groups)
+        else:
+            gx, gw = _lut_grads(conv, x, weight, g, x_codes, w_codes, sx, zx, sw, zw)
+        gx = gx * clip_x.to(gx.dtype)
+        gw = gw * clip_w.to(gw.dtype)
+        gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias else None
+        return (gx.to(x.dtype), gw.to(weight.dtype), gb, None, None, None, None, None, None,
+                None, None, None, None)
+
+
+def _same_padding(conv) -> tuple[int, int]:
+    return tuple(conv._pad_amount) if conv.padding_mode == "zeros" else (0, 0)
+
+
+def _pad_values(t: torch.Tensor, conv, value: float) -> torch.Tensor:
+    ph, pw = _same_padding(conv)
+    if ph == 0 and pw == 0:
+        return t
+    return F.pad(t, (pw, pw, ph, ph), value=value)
+
+
+def _lut_grads(conv, x, weight, g, x_codes, w_codes, sx, zx, sw, zw):
+    """Gradients from LUT difference tables: dy/dx = sw (dA[a, w] - zw), dy/dw = sx (dB - zx)."""
+    da, db = conv._tables()
+    n = x.shape[0]
+    m, cg, r, s = weight.shape
+    groups = conv.groups
+    mg = m // groups
+    cols = F.unfold(x_codes.to(torch.float32), (r, s), dilation=conv.dilation,
+                    stride=conv.stride).round().long()            # (N, C*R*S, L)
+    ell = cols.shape[-1]
+    cols = cols.view(n, groups, cg * r * s, ell)
+    gl = g.reshape(n, m, ell)
+    width = da.shape[1]
+    flat_a = da.reshape(-1)
+    flat_b = db.reshape(-1)
+    swv = sw.reshape(-1).expand(m) if sw.numel() > 1 else sw.reshape(1).expand(m)
+    zwv = zw.reshape(-1).expand(m) if zw.numel() > 1 else zw.reshape(1).expand(m)
+    grad_cols = torch.zeros(n, groups, cg * r * s, ell)
+    gw = torch.zeros(m, cg * r * s)
+    wc = w_codes.long().view(m, -1)
+    for mi in range(m):
+        gi = mi // mg
+        idx = cols[:, gi] * width + wc[mi].view(1, -1, 1)          # (N, K, L)
+        go = gl[:, mi].unsqueeze(1)                                # (N, 1, L)
+        grad_cols[:, gi] += go * swv[mi] * (flat_a[idx] - zwv[mi])
+        gw[mi] = (go * sx.reshape(()) * (flat_b[idx] - zx.reshape(()))).sum(dim=(0, 2))
+    ph, pw = _same_padding(conv)
+    h = x_codes.shape[2]
+    wdt = x_codes.shape[3]
+    gx_pad = F.fold(grad_cols.view(n, groups * cg * r * s, ell), (h, wdt), (r, s),
+                    dilation=conv.dilation, stride=conv.stride)
+    gx = gx_pad[:, :, ph:h - ph, pw:wdt - pw] if (ph or pw) else gx_pad
+    return gx, gw.view_as(weight)
+
+
+class ApproxConv2d(nn.Conv2d, _ApproxMixin):
+    """A ``Conv2d`` whose multiplications are those of an approximate multiplier."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 multiplier: str | Multiplier = "exact8u", backend: str = "auto",
+                 grad: str = "ste", act_observer: str = "minmax",
+                 weight_per_channel: bool = True, act_symmetric: bool = False,
+                 weight_symmetric: bool = False, name: str | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode)
+        if isinstance(self.padding, str):
+            if self.padding == "valid":
+                pad = (0, 0)
+            else:  # 'same': torch requires stride 1; split the total evenly when possible
+                total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+                if any(t % 2 for t in total):
+                    raise HwcostError(f"layer {name or 'ApproxConv2d'}: padding='same' with "
+                                      "an even kernel extent is not supported")
+                pad = tuple(t // 2 for t in total)
+        else:
+            pad = tuple(self.padding)
+        self._pad_amount = pad
+        self._init_approx(multiplier, backend, grad, act_observer, weight_per_channel,
+                          act_symmetric, weight_symmetric, name)
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, **kwargs) -> ApproxConv2d:
+        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                    conv.padding, conv.dilation, conv.groups, conv.bias is not None,
+                    conv.padding_mode, **kwargs)
+        with torch.no_grad():
+            layer.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                layer.bias.copy_(conv.bias)
+        return layer.to(conv.weight.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        ph, pw = self._pad_amount
+        if self.padding_mode != "zeros" and (ph or pw):
+            x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
+        qx, sx, zx = self.act_quant.quantize(x)
+        qw, sw, zw = self.weight_quant.quantize(self.weight)
+        clip_x = ((x / sx + zx) >= self.act_quant.domain.qmin) & (
+            (x / sx + zx) <= self.act_quant.domain.qmax)
+        clip_w = ((self.weight / sw + zw) >= self.weight_quant.domain.qmin) & (
+            (self.weight / sw + zw) <= self.weight_quant.domain.qmax)
+        codes = self.act_quant.domain.codes(qx)
+        if self.padding_mode == "zeros" and (ph or pw):
+            zcode = int(self.act_quant.domain.codes(zx.reshape(1))[0])
+            codes = F.pad(codes, (pw, pw, ph, ph), value=zcode)
+        return _LutConvFunction.apply(x, self.weight, self.bias, self, codes.contiguous(), qx,
+                                      qw, sx, zx, sw, zw, clip_x, clip_w)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", multiplier={self.multiplier.name}, "
+                f"backend={self.backend}, grad={self.grad}")
+
+
+class ApproxLinear(nn.Linear, _ApproxMixin):
+    """A ``Linear`` layer computed as a 1x1 approximate convolution."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 multiplier: str | Multiplier = "exact8u", backend: str = "auto",
+                 grad: str = "ste", act_observer: str = "minmax",
+                 weight_per_channel: bool = True, act_symmetric: bool = False,
+                 weight_symmetric: bool = False, name: str | None = None):
+        super().__init__(in_features, out_features, bias)
+        self._conv = None
+        self._init_approx(multiplier, backend, grad, act_observer, weight_per_channel,
+                          act_symmetric, weight_symmetric, name)
+
+    @classmethod
+    def from_linear(cls, lin: nn.Linear, **kwargs) -> ApproxLinear:
+        layer = cls(lin.in_features, lin.out_features, lin.bias is not None, **kwargs)
+        with torch.no_grad():
+            layer.weight.copy_(lin.weight)
+            if lin.bias is not None:
+                layer.bias.copy_(lin.bias)
+        return layer.to(lin.weight.device)
+
+    # the conv function reads these attributes
+    stride = (1, 1)
+    dilation = (1, 1)
+    groups = 1
+    padding_mode = "zeros"
+    _pad_amount = (0, 0)
+
+    @property
+    def in_channels(self) -> int:
+        return self.in_features
+
+    @property
+    def out_channels(self) -> int:
+        return self.out_features
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features, 1, 1)
+        w4 = self.weight.view(self.out_features, self.in_features, 1, 1)
+        qx, sx, zx = self.act_quant.quantize(x2)
+        qw, sw, zw = self.weight_quant.quantize(w4)
+        clip_x = ((x2 / sx + zx) >= self.act_quant.domain.qmin) & (
+            (x2 / sx + zx) <= self.act_quant.domain.qmax)
+        clip_w = ((w4 / sw + zw) >= self.weight_quant.domain.qmin) & (
+            (w4 / sw + zw) <= self.weight_quant.domain.qmax)
+        codes = self.act_quant.domain.codes(qx).contiguous()
+        out = _LutConvFunction.apply(x2, w4, self.bias, self, codes, qx, qw, sx, zx, sw, zw,
+                                     clip_x, clip_w)
+        return out.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", multiplier={self.multiplier.name}, "
+                f"backend={self.backend}, grad={self.grad}")

@@ -1,0 +1,183 @@
+"""Quantization onto a multiplier's operand domain: observers, parameters, fake-quant modules.
+
+An approximate multiplier multiplies *codes*: ``lut[a_code, w_code]`` for 8-bit (or N-bit)
+operands, unsigned (``mul8u``: codes 0..255 are the values) or signed (``mul8s``: codes are
+two's complement bit patterns of -128..127).  Real tensors are mapped onto those values with
+an affine quantizer ``x ~ scale * (q - zero_point)``, ``q`` clamped to the domain:
+
+* **asymmetric**: ``[min, max]`` spans the whole domain, any zero point;
+* **symmetric**: zero maps to the domain's centre (0 for signed operands, the middle code
+  ``2**(bits-1)`` for unsigned ones unless the data is non-negative, e.g. after ReLU, where
+  zero maps to code 0 and the full range is used).
+
+Ranges come from observers (min-max, moving-average min-max, percentile), per tensor or per
+output channel (weights).  The approximate part of a layer is the sum of ``lut[qa, qw]`` over
+the reduction; zero-point and scale corrections are applied exactly afterwards (see
+:mod:`multiplier_lib.emulate.layers`), as TFApprox does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import HwcostError
+
+OBSERVERS = ("minmax", "moving_average", "percentile")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The integer values one multiplier operand can take."""
+
+    bits: int
+    signed: bool
+
+    @property
+    def qmin(self) -> int:
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def qmax(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.bits) - 1
+
+    def codes(self, q: torch.Tensor) -> torch.Tensor:
+        """LUT index of each integer value (two's complement bit pattern when signed)."""
+        return (q.to(torch.int64) & self.mask).to(torch.uint8)
+
+
+class Observer(nn.Module):
+    """Tracks the range of what it sees, per tensor (``axis=None``) or along ``axis``."""
+
+    def __init__(self, kind: str = "minmax", axis: int | None = None, momentum: float = 0.1,
+                 percentile: float = 99.99):
+        super().__init__()
+        if kind not in OBSERVERS:
+            raise HwcostError(f"unknown observer {kind!r}; expected one of "
+                              f"{', '.join(OBSERVERS)}")
+        if not 50.0 < percentile <= 100.0:
+            raise HwcostError(f"percentile must be in (50, 100], got {percentile}")
+        self.kind = kind
+        self.axis = axis
+        self.momentum = momentum
+        self.percentile = percentile
+        self.register_buffer("min_val", torch.tensor([]))
+        self.register_buffer("max_val", torch.tensor([]))
+
+    @property
+    def initialized(self) -> bool:
+        return self.min_val.numel() > 0
+
+    def _reduce(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.detach().to(torch.float32)
+        if self.axis is None:
+            flat = x.reshape(1, -1)
+        else:
+            flat = x.transpose(0, self.axis).reshape(x.shape[self.axis], -1)
+        if self.kind == "percentile" and flat.shape[1] > 1:
+            q = torch.tensor([1 - self.percentile / 100, self.percentile / 100])
+            lo_hi = torch.quantile(flat, q.to(flat.dtype), dim=1)
+            lo, hi = lo_hi[0], lo_hi[1]
+        else:
+            lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
+        return lo, hi
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = self._reduce(x)
+        if not self.initialized:
+            self.min_val, self.max_val = lo, hi
+        elif self.kind == "moving_average":
+            m = self.momentum
+            self.min_val = self.min_val * (1 - m) + lo * m
+            self.max_val = self.max_val * (1 - m) + hi * m
+        else:
+            self.min_val = torch.minimum(self.min_val, lo)
+            self.max_val = torch.maximum(self.max_val, hi)
+        return x
+
+
+def qparams(lo: torch.Tensor, hi: torch.Tensor, domain: Domain,
+            symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and zero point (float, int64) for ranges ``[lo, hi]`` on ``domain``."""
+    lo = torch.minimum(lo, torch.zeros_like(lo))   # the range always contains 0, so that
+    hi = torch.maximum(hi, torch.zeros_like(hi))   # zero padding stays exact
+    eps = torch.finfo(torch.float32).eps
+    if symmetric:
+        amax = torch.maximum(-lo, hi)
+        if domain.signed:
+            scale = amax / domain.qmax
+            zp = torch.zeros_like(amax, dtype=torch.int64)
+        else:
+            nonneg = lo >= 0
+            half = 1 << (domain.bits - 1)
+            scale = torch.where(nonneg, hi / domain.qmax, amax / (half - 1 if half > 1 else 1))
+            zp = torch.where(nonneg, torch.zeros_like(lo, dtype=torch.int64),
+                             torch.full_like(lo, half, dtype=torch.int64))
+    else:
+        scale = (hi - lo) / (domain.qmax - domain.qmin)
+        zp = torch.zeros_like(lo, dtype=torch.int64)
+        safe = torch.clamp(scale, min=eps)
+        zp = (domain.qmin - torch.round(lo / safe)).to(torch.int64)
+        zp = torch.clamp(zp, domain.qmin, domain.qmax)
+    scale = torch.clamp(scale, min=eps)
+    return scale.to(torch.float32), zp
+
+
+class FakeQuantize(nn.Module):
+    """Observer plus quantizer for one operand of an approximate layer.
+
+    In calibration mode (``observing``) it updates its observer; ``quantize`` maps a tensor
+    to integer values of the domain with the current parameters (per channel along ``axis``).
+    """
+
+    def __init__(self, domain: Domain, observer: str = "minmax", axis: int | None = None,
+                 symmetric: bool = False, momentum: float = 0.1, percentile: float = 99.99):
+        super().__init__()
+        self.domain = domain
+        self.symmetric = symmetric
+        self.axis = axis
+        self.observer = Observer(observer, axis, momentum, percentile)
+        self.observing = True
+
+    def extra_repr(self) -> str:
+        kind = "signed" if self.domain.signed else "unsigned"
+        where = "per-tensor" if self.axis is None else f"per-channel(axis={self.axis})"
+        return (f"{self.domain.bits}-bit {kind}, {self.observer.kind}, {where}, "
+                f"{'symmetric' if self.symmetric else 'asymmetric'}")
+
+    def params(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.observer.initialized:
+            if x is None:
+                raise HwcostError("quantizer has seen no data: run a calibration pass")
+            self.observer(x)
+        return qparams(self.observer.min_val, self.observer.max_val, self.domain,
+                       self.symmetric)
+
+    def _shape(self, t: torch.Tensor, ndim: int) -> torch.Tensor:
+        if self.axis is None:
+            return t.reshape(())
+        shape = [1] * ndim
+        shape[self.axis] = -1
+        return t.reshape(shape)
+
+    def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Integer values (int64), scale and zero point broadcastable against ``x``."""
+        if self.observing and self.training:
+            self.observer(x)
+        scale, zp = self.params(x)
+        scale = self._shape(scale, x.dim())
+        zp = self._shape(zp, x.dim())
+        q = torch.round(x.detach() / scale) + zp
+        q = torch.clamp(q, self.domain.qmin, self.domain.qmax).to(torch.int64)
+        return q, scale, zp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Fake-quantized ``x`` (dequantized values), for inspection and QAT views."""
+        q, scale, zp = self.quantize(x)
+        return (q - zp).to(x.dtype) * scale
