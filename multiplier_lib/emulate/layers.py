@@ -200,6 +200,13 @@ class _LutConvFunction(torch.autograd.Function):
                 None, None, None, None)
 
 
+def _inside(t: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, domain) -> torch.Tensor:
+    """Where the straight-through estimator passes gradients: values the quantizer did not
+    clip (within half a step of the domain's ends)."""
+    q = t.detach() / scale + zp
+    return (q >= domain.qmin - 0.5) & (q <= domain.qmax + 0.5)
+
+
 def _same_padding(conv) -> tuple[int, int]:
     return tuple(conv._pad_amount) if conv.padding_mode == "zeros" else (0, 0)
 
@@ -290,10 +297,8 @@ class ApproxConv2d(nn.Conv2d, _ApproxMixin):
             x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
         qx, sx, zx = self.act_quant.quantize(x)
         qw, sw, zw = self.weight_quant.quantize(self.weight)
-        clip_x = ((x / sx + zx) >= self.act_quant.domain.qmin) & (
-            (x / sx + zx) <= self.act_quant.domain.qmax)
-        clip_w = ((self.weight / sw + zw) >= self.weight_quant.domain.qmin) & (
-            (self.weight / sw + zw) <= self.weight_quant.domain.qmax)
+        clip_x = _inside(x, sx, zx, self.act_quant.domain)
+        clip_w = _inside(self.weight, sw, zw, self.weight_quant.domain)
         codes = self.act_quant.domain.codes(qx)
         if self.padding_mode == "zeros" and (ph or pw):
             zcode = int(self.act_quant.domain.codes(zx.reshape(1))[0])
@@ -354,10 +359,8 @@ class ApproxLinear(nn.Linear, _ApproxMixin):
         w4 = self.weight.view(self.out_features, self.in_features, 1, 1)
         qx, sx, zx = self.act_quant.quantize(x2)
         qw, sw, zw = self.weight_quant.quantize(w4)
-        clip_x = ((x2 / sx + zx) >= self.act_quant.domain.qmin) & (
-            (x2 / sx + zx) <= self.act_quant.domain.qmax)
-        clip_w = ((w4 / sw + zw) >= self.weight_quant.domain.qmin) & (
-            (w4 / sw + zw) <= self.weight_quant.domain.qmax)
+        clip_x = _inside(x2, sx, zx, self.act_quant.domain)
+        clip_w = _inside(w4, sw, zw, self.weight_quant.domain)
         codes = self.act_quant.domain.codes(qx).contiguous()
         out = _LutConvFunction.apply(x2, w4, self.bias, self, codes, qx, qw, sx, zx, sw, zw,
                                      clip_x, clip_w)

@@ -1,0 +1,193 @@
+"""Approximate layers: exactness with the exact LUT, corrections, gradients, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from multiplier_lib import Multiplier, exact_lut, generate
+from multiplier_lib.emulate import ApproxConv2d, ApproxLinear, gradient_tables
+from multiplier_lib.errors import HwcostError
+
+
+@st.composite
+def conv_configs(draw):
+    groups = draw(st.sampled_from([1, 2, 3]))
+    cin = groups * draw(st.integers(1, 3))
+    cout = groups * draw(st.integers(1, 3))
+    k = draw(st.integers(1, 3))
+    stride = draw(st.integers(1, 2))
+    dilation = draw(st.integers(1, 2))
+    padding = draw(st.integers(0, 2))
+    mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
+    size = draw(st.integers(dilation * (k - 1) + 1, 7))
+    if mode != "zeros":
+        size = max(size, padding + 1)
+    batch = draw(st.integers(1, 3))
+    signed = draw(st.booleans())
+    per_channel = draw(st.booleans())
+    symmetric = draw(st.booleans())
+    return dict(groups=groups, cin=cin, cout=cout, k=k, stride=stride, dilation=dilation,
+                padding=padding, mode=mode, size=size, batch=batch, signed=signed,
+                per_channel=per_channel, symmetric=symmetric)
+
+
+def _integer_conv(layer: ApproxConv2d, x: torch.Tensor) -> torch.Tensor:
+    """Independent: quantize, pad real zeros / modes, integer conv of (q - zp) in float64."""
+    ph, pw = layer._pad_amount
+    if layer.padding_mode != "zeros" and (ph or pw):
+        x = F.pad(x, (pw, pw, ph, ph), mode=layer.padding_mode)
+        ph = pw = 0
+    qx, _, zx = layer.act_quant.quantize(x)
+    qw, _, zw = layer.weight_quant.quantize(layer.weight)
+    xi = F.pad((qx - zx).double(), (pw, pw, ph, ph))
+    return F.conv2d(xi, (qw - zw).double(), None, layer.stride, 0, layer.dilation, layer.groups)
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_configs(), st.integers(0, 10_000))
+def test_exact_lut_equals_quantized_integer_convolution(cfg, seed):
+    torch.manual_seed(seed)
+    name = "exact8s" if cfg["signed"] else "exact8u"
+    layer = ApproxConv2d(cfg["cin"], cfg["cout"], cfg["k"], cfg["stride"], cfg["padding"],
+                         cfg["dilation"], cfg["groups"], padding_mode=cfg["mode"],
+                         multiplier=name, backend="reference",
+                         weight_per_channel=cfg["per_channel"],
+                         act_symmetric=cfg["symmetric"], weight_symmetric=cfg["symmetric"])
+    x = torch.randn(cfg["batch"], cfg["cin"], cfg["size"], cfg["size"])
+    out = layer(x)
+    expected = _integer_conv(layer, x)
+    assert torch.equal(layer._last_accumulator, expected)
+    ref = F.conv2d(F.pad(x, (cfg["padding"],) * 4, mode="constant" if cfg["mode"] == "zeros"
+                         else cfg["mode"]), layer.weight, layer.bias, cfg["stride"], 0,
+                   cfg["dilation"], cfg["groups"])
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() < 0.1 * ref.abs().max() + 0.05   # 8-bit quantization noise
+
+
+def test_approximate_lut_changes_exactly_the_lut_sum():
+    torch.manual_seed(1)
+    exact = ApproxConv2d(2, 3, 3, padding=1, multiplier="exact8u", backend="reference")
+    approx = ApproxConv2d(2, 3, 3, padding=1, multiplier="trunc8u_k6", backend="reference")
+    approx.load_state_dict(exact.state_dict(), strict=False)
+    approx.set_multiplier("trunc8u_k6")
+    x = torch.rand(1, 2, 5, 5)
+    exact(x)
+    approx(x)
+    # same quantized operands; the accumulators differ by sum(LUT_trunc - LUT_exact)
+    qx, _, _ = approx.act_quant.quantize(x)
+    qw, _, _ = approx.weight_quant.quantize(approx.weight)
+    err = torch.as_tensor(generate("trunc8u_k6").lut - exact_lut(8, 8, False), dtype=torch.float64)
+    zcode = int(approx.act_quant.quantize(torch.zeros(1))[0].item())
+    xc = F.pad(qx, (1, 1, 1, 1), value=zcode)
+    cols = F.unfold(xc.double(), 3).long()                          # (1, 18, 25)
+    delta = err[cols, qw.view(3, -1).long().unsqueeze(-1).unsqueeze(0)].sum(dim=2)
+    got = approx._last_accumulator - exact._last_accumulator
+    assert torch.equal(got.view(1, 3, 25), delta.view(1, 3, 25))
+    assert (got < 0).any()                                         # truncation underestimates
+
+
+def test_linear_matches_conv_semantics_and_float_reference():
+    torch.manual_seed(2)
+    lin = ApproxLinear(6, 4, multiplier="exact8u", backend="reference")
+    x = torch.randn(3, 2, 6)                                        # extra leading dims
+    out = lin(x)
+    assert out.shape == (3, 2, 4)
+    ref = F.linear(x, lin.weight, lin.bias)
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max() + 0.02
+
+
+def test_ste_gradients_are_those_of_the_dequantized_convolution():
+    torch.manual_seed(3)
+    layer = ApproxConv2d(2, 3, 3, stride=2, padding=1, multiplier="drum8u_k4",
+                         backend="reference")
+    x = torch.randn(2, 2, 7, 7, requires_grad=True)
+    layer(x).square().sum().backward()
+    gx, gw = x.grad.clone(), layer.weight.grad.clone()
+    # independent: autograd through F.conv2d of the dequantized operands, same upstream grad
+    qx, sx, zx = layer.act_quant.quantize(x)
+    qw, sw, zw = layer.weight_quant.quantize(layer.weight)
+    xd = ((qx - zx).float() * sx).requires_grad_()
+    wd = ((qw - zw).float() * sw).requires_grad_()
+    upstream = 2 * layer(x).detach()
+    F.conv2d(xd, wd, None, 2, 1).backward(upstream)
+    assert torch.allclose(gx, xd.grad, atol=1e-5)
+    assert torch.allclose(gw, wd.grad, atol=1e-4)
+
+
+def test_lut_gradients_follow_the_difference_tables():
+    torch.manual_seed(4)
+    lin = ApproxLinear(5, 3, multiplier="mitchell8u", backend="reference", grad="lut")
+    x = torch.rand(2, 5, requires_grad=True)
+    out = lin(x)
+    g = torch.randn_like(out)
+    out.backward(g)
+    da, db = gradient_tables(torch.as_tensor(generate("mitchell8u").lut), signed=False)
+    qx, sx, zx = lin.act_quant.quantize(x.view(2, 5, 1, 1))
+    qw, sw, zw = lin.weight_quant.quantize(lin.weight.view(3, 5, 1, 1))
+    qx, qw = qx.view(2, 5).long(), qw.view(3, 5).long()
+    sw, zw = sw.view(3), zw.view(3)
+    expect_x = torch.zeros(2, 5)
+    expect_w = torch.zeros(3, 5)
+    for n in range(2):
+        for m in range(3):
+            for k in range(5):
+                a, b = qx[n, k], qw[m, k]
+                expect_x[n, k] += g[n, m] * sw[m] * (da[a, b] - zw[m])
+                expect_w[m, k] += g[n, m] * sx * (db[a, b] - zx)
+    assert torch.allclose(x.grad, expect_x, atol=1e-4)
+    assert torch.allclose(lin.weight.grad, expect_w, atol=1e-4)
+
+
+def test_gradient_tables_of_the_exact_product_are_the_other_operand():
+    da, db = gradient_tables(torch.as_tensor(exact_lut(8, 8, True)), signed=True)
+    vals = torch.tensor(np.where(np.arange(256) >= 128, np.arange(256) - 256, np.arange(256)),
+                        dtype=torch.float32)
+    assert torch.allclose(da, vals.view(1, -1).expand(256, 256), atol=1e-4)
+    assert torch.allclose(db, vals.view(-1, 1).expand(256, 256), atol=1e-4)
+
+
+def test_small_cnn_learns_with_an_approximate_multiplier():
+    torch.manual_seed(5)
+    n = 64
+    x = torch.randn(n, 1, 8, 8)
+    y = (x[:, :, :4].mean(dim=(1, 2, 3)) > x[:, :, 4:].mean(dim=(1, 2, 3))).long()
+    model = torch.nn.Sequential(
+        ApproxConv2d(1, 4, 3, padding=1, multiplier="trunc8u_k6c", backend="reference"),
+        torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
+        ApproxLinear(16, 2, multiplier="trunc8u_k6c", backend="reference"))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(25):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_bad_input_errors_name_the_layer():
+    layer = ApproxConv2d(1, 1, 3, name="features.0", backend="reference")
+    with pytest.raises(HwcostError, match=r"features\.0.*NaN"):
+        layer(torch.full((1, 1, 4, 4), float("nan")))
+    with pytest.raises(HwcostError, match=r"features\.0.*unknown multiplier"):
+        layer.set_multiplier("mul8u_NOPE")
+    with pytest.raises(HwcostError, match="gradient mode"):
+        ApproxConv2d(1, 1, 3, grad="exact")
+    with pytest.raises(HwcostError, match="backend"):
+        ApproxConv2d(1, 1, 3, backend="fpga")(torch.rand(1, 1, 4, 4))
+    big = Multiplier("huge", 8, 8, False, np.full((256, 256), 2**30, dtype=np.int64))
+    with pytest.raises(HwcostError, match="overflows"):
+        ApproxLinear(4, 1, multiplier=big, backend="reference")(torch.rand(1, 4))
+
+
+def test_narrow_weight_multiplier_quantizes_weights_to_its_width():
+    layer = ApproxConv2d(1, 2, 1, multiplier="exact8ux4", backend="reference")
+    layer(torch.rand(1, 1, 3, 3))
+    qw, _, _ = layer.weight_quant.quantize(layer.weight)
+    assert qw.max() <= 15 and layer.weight_quant.domain.bits == 4
