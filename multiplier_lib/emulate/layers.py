@@ -253,7 +253,7 @@ def _lut_grads(conv, x, weight, g, x_codes, w_codes, sx, zx, sw, zw):
     return gx, gw.view_as(weight)
 
 
-class ApproxConv2d(nn.Conv2d, _ApproxMixin):
+class ApproxConv2d(_ApproxMixin, nn.Conv2d):
     """A ``Conv2d`` whose multiplications are those of an approximate multiplier."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
@@ -311,7 +311,7 @@ class ApproxConv2d(nn.Conv2d, _ApproxMixin):
                 f"backend={self.backend}, grad={self.grad}")
 
 
-class ApproxLinear(nn.Linear, _ApproxMixin):
+class ApproxLinear(_ApproxMixin, nn.Linear):
     """A ``Linear`` layer computed as a 1x1 approximate convolution."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,

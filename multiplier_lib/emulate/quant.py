@@ -74,6 +74,13 @@ class Observer(nn.Module):
     def initialized(self) -> bool:
         return self.min_val.numel() > 0
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # ranges have no shape until observed: take the checkpoint's shape
+        for name in ("min_val", "max_val"):
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _reduce(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.detach().to(torch.float32)
         if self.axis is None:
