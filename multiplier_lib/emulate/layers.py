@@ -87,6 +87,7 @@ class _ApproxMixin:
         self.backend = backend
         self.grad = grad
         self.lowrank_rank = 16
+        self.keep_accumulator = False  # keep the integer accumulator of the last forward
         self._act_cfg = (act_observer, act_symmetric)
         self._w_cfg = (weight_per_channel, weight_symmetric)
         self.set_multiplier(multiplier)
@@ -157,11 +158,17 @@ class _LutConvFunction(torch.autograd.Function):
         w_codes = conv.weight_quant.domain.codes(qw).contiguous()
         s = backend.conv2d_lut(x_pad_codes, w_codes, conv.lut, conv.stride, conv.dilation,
                                conv.groups, **kwargs).to(torch.float64)
-        # exact corrections: sum of qx over each window (per group), sum of qw per channel
-        qx_pad = _pad_values(qx.to(torch.float64), conv, float(zx.reshape(-1)[0]))
-        ones = torch.ones((conv.out_channels, conv.in_channels // conv.groups)
-                          + tuple(conv.kernel_size), dtype=torch.float64)
+        # exact corrections: sum of qx over each window (once per group: it does not depend
+        # on the output channel), sum of qw per channel.  float32 holds these integer sums
+        # exactly below 2**24.
+        exact_dtype = torch.float32 if k * (1 << 8) < (1 << 24) else torch.float64
+        qx_pad = _pad_values(qx.to(exact_dtype), conv, float(zx.reshape(-1)[0]))
+        cg = conv.in_channels // conv.groups
+        ones = torch.ones((conv.groups, cg) + tuple(conv.kernel_size), dtype=exact_dtype)
         sum_x = F.conv2d(qx_pad, ones, None, conv.stride, 0, conv.dilation, conv.groups)
+        mg = conv.out_channels // conv.groups
+        sum_x = sum_x.to(torch.float64).repeat_interleave(mg, dim=1) if mg > 1 else \
+            sum_x.to(torch.float64)
         sum_w = qw.to(torch.float64).sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
         zw_ = zw.to(torch.float64).reshape(1, -1, 1, 1) if zw.numel() > 1 else zw.double()
         zx_ = zx.to(torch.float64).reshape(())
@@ -174,7 +181,8 @@ class _LutConvFunction(torch.autograd.Function):
         ctx.save_for_backward(x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_pad_codes,
                               w_codes)
         ctx.has_bias = bias is not None
-        conv._last_accumulator = acc.detach()
+        if conv.keep_accumulator:
+            conv._last_accumulator = acc.detach()
         return out.to(x.dtype)
 
     @staticmethod

@@ -58,6 +58,7 @@ def test_exact_lut_equals_quantized_integer_convolution(cfg, seed):
                          multiplier=name, backend="reference",
                          weight_per_channel=cfg["per_channel"],
                          act_symmetric=cfg["symmetric"], weight_symmetric=cfg["symmetric"])
+    layer.keep_accumulator = True
     x = torch.randn(cfg["batch"], cfg["cin"], cfg["size"], cfg["size"])
     out = layer(x)
     expected = _integer_conv(layer, x)
@@ -75,6 +76,7 @@ def test_approximate_lut_changes_exactly_the_lut_sum():
     approx = ApproxConv2d(2, 3, 3, padding=1, multiplier="trunc8u_k6", backend="reference")
     approx.load_state_dict(exact.state_dict(), strict=False)
     approx.set_multiplier("trunc8u_k6")
+    exact.keep_accumulator = approx.keep_accumulator = True
     x = torch.rand(1, 2, 5, 5)
     exact(x)
     approx(x)
