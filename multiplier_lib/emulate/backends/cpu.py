@@ -1,0 +1,265 @@
+"""The ``cpu`` backend: the reference contract, computed by a native C++ LUT kernel.
+
+Same signatures, dtypes and bit-exact results as :mod:`.reference`; only faster.  The
+kernel lives in ``multiplier_lib/emulate/csrc/lut_kernels.cpp`` and is compiled on first use
+with :func:`torch.utils.cpp_extension.load` (a plain ``TORCH_LIBRARY`` op library, not a
+pybind module, because that compiles in seconds rather than a minute).  The build is cached
+under ``$HWCOST_CACHE/torch_extensions`` (default ``~/.cache/hwcost/torch_extensions``) in a
+folder keyed by a hash of the source, the torch version and the Python version, so an edited
+kernel or an upgraded torch never loads a stale binary.  :func:`build` lets CI or an install
+step pay the compile cost up front.
+
+Accumulation is int32 (wrap-around, like the reference's final cast).  The contract only
+promises exact sums while ``K * max|lut| < 2**31``; this backend checks that and raises
+:class:`HwcostError` rather than return silently wrapped sums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import sys
+import threading
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from ...errors import HwcostError
+
+_CSRC = Path(__file__).resolve().parent.parent / "csrc"
+_SOURCES = ("lut_kernels.cpp",)
+_lock = threading.Lock()
+_ops: SimpleNamespace | None = None
+_build_error: HwcostError | None = None
+# The last LUT prepared: (lut, its version counter, contiguous lut, its transpose, max|entry|,
+# pack mode).  Layers call the kernel many times with one LUT; re-deriving these per call would
+# be wasted work.
+_prepared: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor, int, int] | None = None
+# Pack modes understood by the kernel: entries fit int16 / uint16, so two output channels can
+# share one 32-bit table word (see lut_kernels.cpp).
+_NO_PACK, _PACK_S16, _PACK_U16 = 0, 1, 2
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("HWCOST_CACHE")
+    if root:
+        return Path(root).expanduser() / "torch_extensions"
+    return Path.home() / ".cache" / "hwcost" / "torch_extensions"
+
+
+def _cflags() -> list[str]:
+    # ATen's parallel_for is an OpenMP pragma expanded in our own translation unit: without
+    # -fopenmp it silently runs on one thread.  libgomp is the runtime torch itself loads.
+    omp = ["-fopenmp"] if sys.platform.startswith("linux") else []
+    return ["-O3", *omp]
+
+
+def _source_key() -> str:
+    """Hash of everything that makes a built binary reusable (sources, flags, torch, Python)."""
+    h = hashlib.sha256()
+    h.update(repr(_cflags()).encode())
+    for name in _SOURCES:
+        h.update(name.encode())
+        h.update((_CSRC / name).read_bytes())
+    h.update(torch.__version__.encode())
+    h.update(f"{sys.version_info[0]}.{sys.version_info[1]}".encode())
+    return h.hexdigest()[:16]
+
+
+def _first_error_line(text: str) -> str:
+    """The compiler's first diagnostic line, so the HwcostError shows the actual cause."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if "error" in ln.lower() and not ln.lower().startswith("error building extension"):
+            return ln
+    return lines[-1] if lines else ""
+
+
+def _compile() -> SimpleNamespace:
+    from torch.utils import cpp_extension
+
+    cxx = (shlex.split(os.environ.get("CXX", "")) or ["c++"])[0]
+    if shutil.which(cxx) is None:
+        raise HwcostError(
+            f"the cpu emulation backend needs a C++ compiler to build its kernel, and {cxx!r} "
+            "was not found; install one (e.g. `apt-get install g++` or Xcode command line "
+            "tools), set CXX, or use the 'reference' backend")
+    if not cpp_extension.is_ninja_available():
+        raise HwcostError(
+            "the cpu emulation backend builds its kernel with ninja, which was not found; "
+            "install it with `pip install ninja`, or use the 'reference' backend")
+    key = _source_key()
+    namespace = f"hwcost_lut_{key}"
+    build_dir = _cache_root() / namespace
+    try:
+        build_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise HwcostError(f"cannot create the kernel build folder {build_dir}: {err}; "
+                          "set HWCOST_CACHE to a writable folder") from err
+    cflags = _cflags()
+    try:
+        with warnings.catch_warnings():
+            # torch warns about compiler versions it has not vetted; the build either works or
+            # fails with an error reported below.
+            warnings.simplefilter("ignore")
+            cpp_extension.load(
+                name=namespace,
+                sources=[str(_CSRC / name) for name in _SOURCES],
+                extra_cflags=[*cflags, f"-DHWCOST_NS={namespace}"],
+                extra_ldflags=[f for f in cflags if f == "-fopenmp"],
+                build_directory=str(build_dir),
+                is_python_module=False,
+                verbose=False,
+            )
+    except Exception as err:  # compiler errors, linker errors, load errors
+        detail = _first_error_line(str(err))
+        raise HwcostError(
+            "building the cpu emulation kernel failed"
+            + (f": {detail}" if detail else "")
+            + f" (build folder {build_dir}); make sure a C++17 compiler (g++ or clang++) and "
+            "ninja are installed, or use the 'reference' backend") from err
+    lib = getattr(torch.ops, namespace)
+    return SimpleNamespace(conv2d=lib.conv2d_lut, linear=lib.linear_lut,
+                           simd_level=lib.simd_level, set_simd_level=lib.set_simd_level,
+                           set_pack_min_reuse=lib.set_pack_min_reuse)
+
+
+def _load() -> SimpleNamespace:
+    global _ops, _build_error
+    if _ops is not None:
+        return _ops
+    with _lock:
+        if _ops is None:
+            if _build_error is not None:
+                raise _build_error
+            try:
+                _ops = _compile()
+            except HwcostError as err:
+                _build_error = err
+                raise
+    return _ops
+
+
+def build() -> None:
+    """Compile (or load from the cache) the native kernel now; raises HwcostError on failure."""
+    _load()
+
+
+def is_available() -> bool:
+    """Whether the native kernel can be built and loaded here (builds it if needed)."""
+    try:
+        _load()
+    except HwcostError:
+        return False
+    return True
+
+
+def _check(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor, rank: int, what: str) -> None:
+    for name, t in (("x", x), ("w", w), ("lut", lut)):
+        if not isinstance(t, torch.Tensor):
+            raise HwcostError(f"{what}: {name} must be a torch.Tensor, not {type(t).__name__}")
+        if t.device.type != "cpu":
+            raise HwcostError(f"{what}: the cpu backend needs CPU tensors, {name} is on "
+                              f"{t.device}; use the 'triton' or 'auto' backend for GPU tensors")
+    if x.dtype != torch.uint8 or w.dtype != torch.uint8:
+        raise HwcostError(f"{what}: activation and weight codes must be uint8, got "
+                          f"{x.dtype} and {w.dtype}")
+    if lut.dtype != torch.int32:
+        raise HwcostError(f"{what}: the lut must be int32, got {lut.dtype}")
+    if lut.dim() != 2 or not (1 <= lut.shape[0] <= 256 and 1 <= lut.shape[1] <= 256):
+        raise HwcostError(f"{what}: the lut must have shape (2**a, 2**b) with a, b <= 8, got "
+                          f"{tuple(lut.shape)}")
+    if x.dim() != rank or w.dim() != rank:
+        raise HwcostError(f"{what}: x and w must be {rank}-D, got {tuple(x.shape)} and "
+                          f"{tuple(w.shape)}")
+    # Codes beyond the LUT would read outside it; uint8 codes always fit a 256-wide side.
+    if lut.shape[0] < 256 and x.numel() and int(x.max()) >= lut.shape[0]:
+        raise HwcostError(f"{what}: activation code {int(x.max())} does not fit the lut's "
+                          f"{lut.shape[0]} rows")
+    if lut.shape[1] < 256 and w.numel() and int(w.max()) >= lut.shape[1]:
+        raise HwcostError(f"{what}: weight code {int(w.max())} does not fit the lut's "
+                          f"{lut.shape[1]} columns")
+
+
+def _prepare(lut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Contiguous LUT, its transpose, max|entry| and pack mode (cached for the last LUT)."""
+    global _prepared
+    cached = _prepared
+    if cached is not None and cached[0] is lut and cached[1] == lut._version:
+        return cached[2], cached[3], cached[4], cached[5]
+    flat = lut.contiguous()
+    lut_t = flat.t().contiguous()
+    lo, hi = int(flat.min()), int(flat.max())
+    maxabs = max(abs(lo), abs(hi))
+    if -(2**15) <= lo and hi < 2**15:
+        pack = _PACK_S16
+    elif lo >= 0 and hi < 2**16:
+        pack = _PACK_U16
+    else:
+        pack = _NO_PACK
+    _prepared = (lut, lut._version, flat, lut_t, maxabs, pack)
+    return flat, lut_t, maxabs, pack
+
+
+def _check_range(k: int, maxabs: int, what: str) -> None:
+    if k * maxabs >= 2**31:
+        raise HwcostError(f"{what}: a sum of {k} lut entries up to {maxabs} in magnitude may "
+                          "overflow int32 (K * max|lut| must stay below 2**31)")
+
+
+def conv2d_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor,
+               stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1),
+               groups: int = 1) -> torch.Tensor:
+    """``out[n, m, p, q] = sum lut[x, w]`` over the (grouped, strided, dilated) window; int32."""
+    _check(x, w, lut, 4, "conv2d_lut")
+    _n, c, h, wd = x.shape
+    m, cg, r, s = w.shape
+    if groups < 1 or c % groups or m % groups or cg * groups != c:
+        raise HwcostError(f"conv2d_lut: {c} input channels, {m} output channels and weights "
+                          f"of {cg} channels per group do not fit groups={groups}")
+    sh, sw = (int(v) for v in stride)
+    dh, dw = (int(v) for v in dilation)
+    if min(sh, sw, dh, dw) < 1:
+        raise HwcostError(f"conv2d_lut: stride {stride} and dilation {dilation} must be >= 1")
+    if h < dh * (r - 1) + 1 or wd < dw * (s - 1) + 1:
+        raise HwcostError(f"conv2d_lut: input {h}x{wd} is smaller than the dilated "
+                          f"{r}x{s} kernel")
+    _flat, lut_t, maxabs, pack = _prepare(lut)
+    _check_range(cg * r * s, maxabs, "conv2d_lut")
+    ops = _load()
+    return ops.conv2d(x.contiguous(), w.contiguous(), lut_t, sh, sw, dh, dw, int(groups), pack)
+
+
+def linear_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
+    """``out[n, m] = sum_k lut[x[n, k], w[m, k]]``; int32."""
+    _check(x, w, lut, 2, "linear_lut")
+    if x.shape[1] != w.shape[1]:
+        raise HwcostError(f"linear_lut: x has {x.shape[1]} features but w expects "
+                          f"{w.shape[1]}")
+    flat, lut_t, maxabs, pack = _prepare(lut)
+    _check_range(x.shape[1], maxabs, "linear_lut")
+    ops = _load()
+    return ops.linear(x.contiguous(), w.contiguous(), flat, lut_t, pack)
+
+
+def _set_simd_level(level: int) -> int:
+    """Cap the kernel's instruction set (0 scalar, 1 AVX2); returns the previous cap.
+
+    For tests: the portable scalar path must stay bit-exact too, and this machine would
+    otherwise always take the AVX2 path.
+    """
+    return int(_load().set_simd_level(level))
+
+
+def _set_pack_min_reuse(reuse: int) -> int:
+    """Set how many positions must reuse a table before channel pairs are packed; returns
+    the previous value.  For tests: packing is skipped on small shapes by default."""
+    return int(_load().set_pack_min_reuse(reuse))
+
+
+def _simd_level() -> int:
+    return int(_load().simd_level())
