@@ -126,7 +126,8 @@ class _ApproxMixin:
         self.grad = state.get("grad", self.grad)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if not torch.isfinite(x).all():
+        lo, hi = torch.aminmax(x.detach())   # one pass; NaN and inf propagate to the ends
+        if not (torch.isfinite(lo) and torch.isfinite(hi)):
             raise HwcostError(f"layer {self.layer_name}: input contains NaN or infinite values")
 
     def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,32 +158,38 @@ class _LutConvFunction(torch.autograd.Function):
         kwargs = {"rank": conv.lowrank_rank} if conv.backend == "lowrank" else {}
         w_codes = conv.weight_quant.domain.codes(qw).contiguous()
         s = backend.conv2d_lut(x_pad_codes, w_codes, conv.lut, conv.stride, conv.dilation,
-                               conv.groups, **kwargs).to(torch.float64)
-        # exact corrections: sum of qx over each window (once per group: it does not depend
-        # on the output channel), sum of qw per channel.  float32 holds these integer sums
-        # exactly below 2**24.
-        exact_dtype = torch.float32 if k * (1 << 8) < (1 << 24) else torch.float64
-        qx_pad = _pad_values(qx.to(exact_dtype), conv, float(zx.reshape(-1)[0]))
-        cg = conv.in_channels // conv.groups
-        ones = torch.ones((conv.groups, cg) + tuple(conv.kernel_size), dtype=exact_dtype)
-        sum_x = F.conv2d(qx_pad, ones, None, conv.stride, 0, conv.dilation, conv.groups)
-        mg = conv.out_channels // conv.groups
-        sum_x = sum_x.to(torch.float64).repeat_interleave(mg, dim=1) if mg > 1 else \
-            sum_x.to(torch.float64)
-        sum_w = qw.to(torch.float64).sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
-        zw_ = zw.to(torch.float64).reshape(1, -1, 1, 1) if zw.numel() > 1 else zw.double()
-        zx_ = zx.to(torch.float64).reshape(())
-        acc = s - zw_ * sum_x - zx_ * sum_w + k * zx_ * zw_
-        scale = (sx.reshape(()) * sw.reshape(1, -1, 1, 1)) if sw.numel() > 1 else sx * sw
-        out = acc * scale.to(torch.float64)
+                               conv.groups, **kwargs)
+        # Exact corrections in int32 (|terms| <= K * 255 * 255, checked above): the window
+        # sums of qx once per group (they do not depend on the output channel; float32 holds
+        # these integer sums exactly below 2**24), the weight sums per channel.
+        m = conv.out_channels
+        zw_i = zw.reshape(1, -1, 1, 1).to(torch.int32)
+        zx_i = int(zx.reshape(-1)[0])
+        acc = s
+        if bool((zw_i != 0).any()):
+            cg = conv.in_channels // conv.groups
+            ones = torch.ones((conv.groups, cg) + tuple(conv.kernel_size), dtype=torch.float32,
+                              device=x.device)
+            qx_pad = _pad_values(qx, conv, float(zx_i))
+            sum_x = F.conv2d(qx_pad, ones, None, conv.stride, 0, conv.dilation, conv.groups)
+            sum_x = sum_x.round_().to(torch.int32)
+            mg = m // conv.groups
+            if conv.groups > 1 and mg > 1:
+                sum_x = sum_x.repeat_interleave(mg, dim=1)
+            acc = acc - zw_i * sum_x
+        if zx_i != 0:
+            sum_w = qw.to(torch.float64).sum(dim=(1, 2, 3)).round().to(torch.int32)
+            acc = acc - (zx_i * (sum_w.view(1, -1, 1, 1) - k * zw_i))
+        scale = (sx.reshape(()) * sw.reshape(1, -1, 1, 1)).to(torch.float32)
+        out = acc.to(torch.float32) * scale
         if bias is not None:
-            out = out + bias.detach().to(torch.float64).view(1, -1, 1, 1)
+            out = out + bias.detach().to(torch.float32).view(1, -1, 1, 1)
         ctx.layer = conv
         ctx.save_for_backward(x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_pad_codes,
                               w_codes)
         ctx.has_bias = bias is not None
         if conv.keep_accumulator:
-            conv._last_accumulator = acc.detach()
+            conv._last_accumulator = acc.to(torch.float64)
         return out.to(x.dtype)
 
     @staticmethod
@@ -192,27 +199,21 @@ class _LutConvFunction(torch.autograd.Function):
         g = grad_out.to(torch.float32)
         sw_b = sw.reshape(-1, 1, 1, 1) if sw.numel() > 1 else sw.reshape(())
         if conv.grad == "ste":
-            x_deq = (qx - zx).to(torch.float32) * sx
-            w_deq = (qw - zw.reshape(-1, 1, 1, 1) if zw.numel() > 1 else qw - zw).to(
-                torch.float32) * sw_b
+            x_deq = (qx - zx.to(torch.float32)) * sx
+            w_deq = (qw - zw.reshape(-1, 1, 1, 1).to(torch.float32)) * sw_b
             gx = torch.nn.grad.conv2d_input(x.shape, w_deq, g, conv.stride,
                                             _same_padding(conv), conv.dilation, conv.groups)
             gw = torch.nn.grad.conv2d_weight(x_deq, weight.shape, g, conv.stride,
                                              _same_padding(conv), conv.dilation, conv.groups)
         else:
             gx, gw = _lut_grads(conv, x, weight, g, x_codes, w_codes, sx, zx, sw, zw)
-        gx = gx * clip_x.to(gx.dtype)
-        gw = gw * clip_w.to(gw.dtype)
+        if clip_x is not None:
+            gx = gx * clip_x.to(gx.dtype)
+        if clip_w is not None:
+            gw = gw * clip_w.to(gw.dtype)
         gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias else None
         return (gx.to(x.dtype), gw.to(weight.dtype), gb, None, None, None, None, None, None,
                 None, None, None, None)
-
-
-def _inside(t: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, domain) -> torch.Tensor:
-    """Where the straight-through estimator passes gradients: values the quantizer did not
-    clip (within half a step of the domain's ends)."""
-    q = t.detach() / scale + zp
-    return (q >= domain.qmin - 0.5) & (q <= domain.qmax + 0.5)
 
 
 def _same_padding(conv) -> tuple[int, int]:
@@ -303,10 +304,9 @@ class ApproxConv2d(_ApproxMixin, nn.Conv2d):
         ph, pw = self._pad_amount
         if self.padding_mode != "zeros" and (ph or pw):
             x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
-        qx, sx, zx = self.act_quant.quantize(x)
-        qw, sw, zw = self.weight_quant.quantize(self.weight)
-        clip_x = _inside(x, sx, zx, self.act_quant.domain)
-        clip_w = _inside(self.weight, sw, zw, self.weight_quant.domain)
+        need = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        qx, sx, zx, clip_x = self.act_quant.quantize_with_mask(x, need)
+        qw, sw, zw, clip_w = self.weight_quant.quantize_with_mask(self.weight, need)
         codes = self.act_quant.domain.codes(qx)
         if self.padding_mode == "zeros" and (ph or pw):
             zcode = int(self.act_quant.domain.codes(zx.reshape(1))[0])
@@ -365,10 +365,9 @@ class ApproxLinear(_ApproxMixin, nn.Linear):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features, 1, 1)
         w4 = self.weight.view(self.out_features, self.in_features, 1, 1)
-        qx, sx, zx = self.act_quant.quantize(x2)
-        qw, sw, zw = self.weight_quant.quantize(w4)
-        clip_x = _inside(x2, sx, zx, self.act_quant.domain)
-        clip_w = _inside(w4, sw, zw, self.weight_quant.domain)
+        need = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        qx, sx, zx, clip_x = self.act_quant.quantize_with_mask(x2, need)
+        qw, sw, zw, clip_w = self.weight_quant.quantize_with_mask(w4, need)
         codes = self.act_quant.domain.codes(qx).contiguous()
         out = _LutConvFunction.apply(x2, w4, self.bias, self, codes, qx, qw, sx, zx, sw, zw,
                                      clip_x, clip_w)

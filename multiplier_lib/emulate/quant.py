@@ -49,7 +49,9 @@ class Domain:
 
     def codes(self, q: torch.Tensor) -> torch.Tensor:
         """LUT index of each integer value (two's complement bit pattern when signed)."""
-        return (q.to(torch.int64) & self.mask).to(torch.uint8)
+        if not self.signed:
+            return q.to(torch.uint8)
+        return (q.to(torch.int16) & self.mask).to(torch.uint8)
 
 
 class Observer(nn.Module):
@@ -174,15 +176,24 @@ class FakeQuantize(nn.Module):
         return t.reshape(shape)
 
     def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Integer values (int64), scale and zero point broadcastable against ``x``."""
+        """Integer values (as float32), scale and zero point broadcastable against ``x``."""
+        q, scale, zp, _ = self.quantize_with_mask(x, need_mask=False)
+        return q, scale, zp
+
+    def quantize_with_mask(self, x: torch.Tensor, need_mask: bool = True):
+        """``quantize`` plus where the straight-through estimator passes gradients (values
+        the quantizer did not clip, within half a step of the domain's ends)."""
         if self.observing and self.training:
             self.observer(x)
         scale, zp = self.params(x)
         scale = self._shape(scale, x.dim())
         zp = self._shape(zp, x.dim())
-        q = torch.round(x.detach() / scale) + zp
-        q = torch.clamp(q, self.domain.qmin, self.domain.qmax).to(torch.int64)
-        return q, scale, zp
+        v = x.detach().to(torch.float32) / scale + zp.to(torch.float32)
+        q = torch.round(v).clamp_(self.domain.qmin, self.domain.qmax)
+        mask = None
+        if need_mask:
+            mask = (v >= self.domain.qmin - 0.5) & (v <= self.domain.qmax + 0.5)
+        return q, scale, zp, mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fake-quantized ``x`` (dequantized values), for inspection and QAT views."""
