@@ -167,23 +167,20 @@ class _LutConvFunction(torch.autograd.Function):
         zx_i = int(zx.reshape(-1)[0])
         acc = s
         if bool((zw_i != 0).any()):
-            cg = conv.in_channels // conv.groups
-            ones = torch.ones((conv.groups, cg) + tuple(conv.kernel_size), dtype=torch.float32,
-                              device=x.device)
-            qx_pad = _pad_values(qx, conv, float(zx_i))
-            sum_x = F.conv2d(qx_pad, ones, None, conv.stride, 0, conv.dilation, conv.groups)
-            sum_x = sum_x.round_().to(torch.int32)
+            sum_x = _window_sums(qx, conv, float(zx_i))
             mg = m // conv.groups
             if conv.groups > 1 and mg > 1:
                 sum_x = sum_x.repeat_interleave(mg, dim=1)
-            acc = acc - zw_i * sum_x
+            acc = acc.addcmul_(sum_x, zw_i, value=-1)
         if zx_i != 0:
             sum_w = qw.to(torch.float64).sum(dim=(1, 2, 3)).round().to(torch.int32)
-            acc = acc - (zx_i * (sum_w.view(1, -1, 1, 1) - k * zw_i))
+            acc = acc.sub_(zx_i * (sum_w.view(1, -1, 1, 1) - k * zw_i))
         scale = (sx.reshape(()) * sw.reshape(1, -1, 1, 1)).to(torch.float32)
-        out = acc.to(torch.float32) * scale
         if bias is not None:
-            out = out + bias.detach().to(torch.float32).view(1, -1, 1, 1)
+            out = torch.addcmul(bias.detach().to(torch.float32).view(1, -1, 1, 1),
+                                acc.to(torch.float32), scale)
+        else:
+            out = acc.to(torch.float32) * scale
         ctx.layer = conv
         ctx.save_for_backward(x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_pad_codes,
                               w_codes)
@@ -214,6 +211,22 @@ class _LutConvFunction(torch.autograd.Function):
         gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias else None
         return (gx.to(x.dtype), gw.to(weight.dtype), gb, None, None, None, None, None, None,
                 None, None, None, None)
+
+
+def _window_sums(qx: torch.Tensor, conv, pad_value: float) -> torch.Tensor:
+    """Sum of the activation values under every window, per group, as int32 (exact: float32
+    holds these integer sums exactly below 2**24, far above K * 255 for real layers)."""
+    ph, pw = _same_padding(conv)
+    if tuple(conv.kernel_size) == (1, 1) and tuple(conv.stride) == (1, 1) and not (ph or pw):
+        n, c, h, w = qx.shape
+        sums = qx.view(n, conv.groups, c // conv.groups, h, w).sum(dim=2)
+    else:
+        cg = conv.in_channels // conv.groups
+        ones = torch.ones((conv.groups, cg) + tuple(conv.kernel_size), dtype=torch.float32,
+                          device=qx.device)
+        sums = F.conv2d(_pad_values(qx, conv, pad_value), ones, None, conv.stride, 0,
+                        conv.dilation, conv.groups)
+    return sums.round_().to(torch.int32)
 
 
 def _same_padding(conv) -> tuple[int, int]:
