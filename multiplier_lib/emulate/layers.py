@@ -117,12 +117,12 @@ class _ApproxMixin:
                                              0 if per_channel else None, w_symmetric)
 
     def get_extra_state(self):
-        return {"multiplier": self.multiplier.name, "backend": self.backend, "grad": self.grad}
+        # the backend is where the model runs, not what it is: it is not saved
+        return {"multiplier": self.multiplier.name, "grad": self.grad}
 
     def set_extra_state(self, state) -> None:
         if state.get("multiplier") and state["multiplier"] != self.multiplier.name:
             self.set_multiplier(state["multiplier"])
-        self.backend = state.get("backend", self.backend)
         self.grad = state.get("grad", self.grad)
 
     def _check_input(self, x: torch.Tensor) -> None:

@@ -193,3 +193,22 @@ def test_narrow_weight_multiplier_quantizes_weights_to_its_width():
     layer(torch.rand(1, 1, 3, 3))
     qw, _, _ = layer.weight_quant.quantize(layer.weight)
     assert qw.max() <= 15 and layer.weight_quant.domain.bits == 4
+
+
+@pytest.mark.parametrize("backend,rank", [("cpu", None), ("auto", None), ("lowrank", 256)])
+def test_layer_outputs_identical_across_exact_backends(backend, rank):
+    torch.manual_seed(6)
+    ref = ApproxConv2d(4, 6, 3, stride=2, padding=1, groups=2, multiplier="mitchell8u",
+                       backend="reference")
+    other = ApproxConv2d(4, 6, 3, stride=2, padding=1, groups=2, multiplier="mitchell8u",
+                         backend=backend)
+    other.load_state_dict(ref.state_dict())
+    assert other.backend == backend and ref.backend == "reference"
+    if rank is not None:
+        other.lowrank_rank = rank
+    x = torch.randn(2, 4, 9, 9)
+    ref(x)
+    other(x)  # observe the same batch
+    ref.eval()
+    other.eval()
+    assert torch.equal(ref(x), other(x))
