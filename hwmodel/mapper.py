@@ -452,37 +452,35 @@ class Mapper:
         return Mapping(levels)
 
     def _local_search(self, workload, mapping, res, plan, temporal, stationary, keep):
-        best_m, best_r = mapping, res
+        best = [mapping, res]
         stationary = list(stationary)
         keep = list(keep)
         keep_opts = self._keep_options(workload)
+
+        def better(trial_keep, trial_st) -> bool:
+            m = self._assemble(workload, plan, temporal, trial_keep, trial_st)
+            r = self._evaluate(workload, m)
+            if r is not None and score(r, self.objective) < score(best[1], self.objective):
+                best[:] = [m, r]
+                return True
+            return False
+
         improved = True
         while improved:
             improved = False
             for i in range(len(self.arch.levels)):
                 for st in ("Weights", "Inputs", "Outputs", None):
-                    if st == stationary[i]:
-                        continue
-                    trial_st = list(stationary)
-                    trial_st[i] = st
-                    m = self._assemble(workload, plan, temporal, keep, trial_st)
-                    r = self._evaluate(workload, m)
-                    if r is not None and score(r, self.objective) < score(best_r,
-                                                                          self.objective):
-                        best_m, best_r, stationary = m, r, trial_st
-                        improved = True
+                    trial_st = [*stationary[:i], st, *stationary[i + 1:]]
+                    if st != stationary[i] and better(keep, trial_st):
+                        stationary, improved = trial_st, True
                 if i == 0 or self.arch.levels[i].keep is not None:
                     continue
                 for ds in keep_opts[i][0]:
                     trial_keep = list(keep)
                     trial_keep[i] = keep[i] - {ds} if ds in keep[i] else keep[i] | {ds}
-                    m = self._assemble(workload, plan, temporal, trial_keep, stationary)
-                    r = self._evaluate(workload, m)
-                    if r is not None and score(r, self.objective) < score(best_r,
-                                                                          self.objective):
-                        best_m, best_r, keep = m, r, trial_keep
-                        improved = True
-        return best_m, best_r
+                    if better(trial_keep, stationary):
+                        keep, improved = trial_keep, True
+        return best[0], best[1]
 
 
 def _count_factorizations(n: int, slots: int) -> int:
