@@ -1,0 +1,168 @@
+"""The DARTS evaluation network of a genotype, with per-edge multipliers, in PyTorch.
+
+It is the network :mod:`nas.cellgraph` describes as hardware layers (same stem, cells,
+preprocessing, ops, classifier; ``tests/nas/test_models.py`` checks parameters and MACs
+against it), plus what only training needs: DARTS's auxiliary head after the second
+reduction cell (dropped at inference, so the cost model leaves it out) and drop-path.
+
+Multipliers: with ``multiplier_conv`` (a multiplier name -> conv factory, e.g.
+:func:`~nas.ops.approx_conv`), each edge's convs use the multiplier
+:meth:`Genotype.edge_multipliers` gives it, and the stem and preprocessing convs use the
+genotype's network-level ``multiplier``; whatever has no multiplier uses ``conv``.  The
+classifier and the auxiliary head stay exact ``nn.Linear``/``nn.Conv2d`` (the classifier is
+a few thousand of ~0.5G MACs; the auxiliary head never runs at inference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from multiplier_lib.errors import HwcostError
+from nas.genotype import Genotype, validate
+from nas.ops import OPS, ConvFactory, DropPath, FactorizedReduce, Identity, StdConv, plain_conv
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS's CIFAR auxiliary classifier on the ``side x side`` output of reduction cell 2.
+
+    DARTS pools 8x8 to 2x2 with a 5x5 window at stride 3; ``stride = side - 5`` gives 2x2
+    for any side of at least 6 (and stride 3 at DARTS's 8).
+    """
+
+    def __init__(self, side: int, c: int, n_classes: int):
+        super().__init__()
+        if side < 6:
+            raise HwcostError(f"the auxiliary head needs a feature map of at least 6x6 after "
+                              f"the second reduction cell, got {side}x{side} (input size "
+                              f"{side * 4}); use a larger input or auxiliary=False")
+        self.features = nn.Sequential(
+            nn.ReLU(),
+            nn.AvgPool2d(5, stride=side - 5, padding=0, count_include_pad=False),
+            nn.Conv2d(c, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(),
+        )
+        self.classifier = nn.Linear(768, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+class AugmentCell(nn.Module):
+    """One evaluation cell: preprocessing, the genotype's ops, node sums, concat."""
+
+    def __init__(self, genotype: Genotype, c_pp: int, c_p: int, c: int, reduction: bool,
+                 reduction_prev: bool, conv: ConvFactory,
+                 edge_convs: list[ConvFactory]):
+        super().__init__()
+        self.reduction = reduction
+        cell = "reduce" if reduction else "normal"
+        if reduction_prev:
+            self.preproc0: nn.Module = FactorizedReduce(c_pp, c, affine=True, conv=conv)
+        else:
+            self.preproc0 = StdConv(c_pp, c, 1, 1, 0, affine=True, conv=conv)
+        self.preproc1 = StdConv(c_p, c, 1, 1, 0, affine=True, conv=conv)
+        edges = genotype.edges(cell)
+        self.concat = list(genotype.concat(cell))
+        self.inputs = [index for _, index in edges]
+        self.ops = nn.ModuleList()
+        for (op, index), edge_conv in zip(edges, edge_convs):
+            stride = 2 if reduction and index < 2 else 1
+            module = OPS[op](c, stride, True, edge_conv)
+            if not isinstance(module, Identity):  # DARTS never drops an identity path
+                module = nn.Sequential(module, DropPath())
+            self.ops.append(module)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.preproc0(s0), self.preproc1(s1)]
+        for k in range(len(self.ops) // 2):
+            a, b = 2 * k, 2 * k + 1
+            states.append(self.ops[a](states[self.inputs[a]])
+                          + self.ops[b](states[self.inputs[b]]))
+        return torch.cat([states[j] for j in self.concat], dim=1)
+
+
+class AugmentCNN(nn.Module):
+    """DARTS's CIFAR evaluation network for ``genotype`` (see the module docstring).
+
+    In training mode with ``auxiliary=True`` :meth:`forward` returns ``(logits, aux_logits)``;
+    otherwise the logits alone.
+    """
+
+    def __init__(self, genotype: Genotype, C: int = 36, n_classes: int = 10,
+                 n_layers: int = 20, auxiliary: bool = False, stem_multiplier: int = 3,
+                 conv: ConvFactory = plain_conv, drop_path: float = 0.0,
+                 input_size: int = 32,
+                 multiplier_conv: Callable[[str], ConvFactory] | None = None,
+                 in_channels: int = 3):
+        super().__init__()
+        validate(genotype, allow_none=True)
+        if n_layers < 1:
+            raise HwcostError(f"n_layers must be at least 1, got {n_layers}")
+        self.genotype = genotype
+        self.n_layers = n_layers
+        self.auxiliary = auxiliary
+
+        factories: dict[str, ConvFactory] = {}  # one factory (one resolved LUT) per name
+
+        def conv_for(name: str | None) -> ConvFactory:
+            if name is None or multiplier_conv is None:
+                return conv
+            if name not in factories:
+                factories[name] = multiplier_conv(name)
+            return factories[name]
+
+        base = conv_for(genotype.multiplier)
+        edge_convs = {cell: [conv_for(m) for m in genotype.edge_multipliers(cell)]
+                      for cell in ("normal", "reduce")}
+
+        c_stem = stem_multiplier * C
+        self.stem = nn.Sequential(base(in_channels, c_stem, 3, 1, 1, 1, 1),
+                                  nn.BatchNorm2d(c_stem))
+        c_pp, c_p, c = c_stem, c_stem, C
+        self.reduction_cells = tuple(sorted({n_layers // 3, 2 * n_layers // 3}))
+        self.aux_pos = 2 * n_layers // 3
+        self.cells = nn.ModuleList()
+        self.aux_head: AuxiliaryHead | None = None
+        side = input_size
+        reduction_prev = False
+        for i in range(n_layers):
+            reduction = i in self.reduction_cells
+            if reduction:
+                c *= 2
+                side //= 2
+            cell = "reduce" if reduction else "normal"
+            self.cells.append(AugmentCell(genotype, c_pp, c_p, c, reduction, reduction_prev,
+                                          base, edge_convs[cell]))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, c * len(genotype.concat(cell))
+            if auxiliary and i == self.aux_pos:
+                self.aux_head = AuxiliaryHead(side, c_p, n_classes)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, n_classes)
+        self.drop_path_prob(drop_path)
+
+    def drop_path_prob(self, p: float) -> None:
+        """Set the drop-path probability of every op (DARTS ramps it up over training)."""
+        self._drop_path = p
+        for module in self.modules():
+            if isinstance(module, DropPath):
+                module.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        s0 = s1 = self.stem(x)
+        aux_logits = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1)
+            if i == self.aux_pos and self.aux_head is not None and self.training:
+                aux_logits = self.aux_head(s1)
+        logits = self.classifier(self.gap(s1).flatten(1))
+        if aux_logits is not None:
+            return logits, aux_logits
+        return logits

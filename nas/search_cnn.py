@@ -1,0 +1,190 @@
+"""The DARTS supernet, optionally searching a multiplier per edge alongside the ops.
+
+Architecture parameters are kept apart from the network weights (:meth:`SearchCNN.alphas`
+vs :meth:`SearchCNN.weights`) because DARTS trains them with different optimizers on
+different data splits:
+
+* ``alpha_normal`` / ``alpha_reduce``: one row per edge (:func:`~nas.search_cells.edge_index`
+  order), one column per op of :data:`~nas.genotype.PRIMITIVES`;
+* with ``multipliers``: ``beta_normal`` / ``beta_reduce``, one row per edge and one column
+  per multiplier; each multiplying op on an edge exists once per multiplier (separate
+  weights, see :mod:`nas.search_cells`) and those copies are mixed with ``softmax(beta)``.
+
+The stem, the cell preprocessing and the classifier are not searched: they use ``conv``
+(and an ``nn.Linear``), whatever the multipliers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from multiplier_lib.errors import HwcostError
+from nas.genotype import PRIMITIVES, Genotype
+from nas.ops import OPS, ConvFactory, approx_conv, has_conv, plain_conv
+from nas.search_cells import SearchCell, edge_index, n_edges
+
+_ARCH_NAMES = ("alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce")
+_NONE = PRIMITIVES.index("none")
+
+
+def _multiplies(op: str, stride: int) -> bool:
+    """Whether ``op`` at ``stride`` holds a conv (so a multiplier choice means something)."""
+    return has_conv(OPS[op](2, stride, False, plain_conv))
+
+
+class SearchCNN(nn.Module):
+    """DARTS's CIFAR search network: stem, ``n_layers`` search cells, GAP, classifier.
+
+    Reduction cells sit at ``n_layers // 3`` and ``2 * n_layers // 3``, as in the evaluation
+    network, so a derived genotype drops into :class:`~nas.augment_cnn.AugmentCNN` unchanged.
+    ``multiplier_conv`` maps a multiplier name to a conv factory; it defaults to
+    :func:`~nas.ops.approx_conv` with its default backend.
+    """
+
+    def __init__(self, C: int = 16, n_classes: int = 10, n_layers: int = 8, n_nodes: int = 4,
+                 stem_multiplier: int = 3, conv: ConvFactory = plain_conv,
+                 multipliers: list[str] | None = None,
+                 multiplier_conv: Callable[[str], ConvFactory] | None = None):
+        super().__init__()
+        if n_layers < 1 or n_nodes < 1:
+            raise HwcostError(f"a search network needs at least one cell and one node, got "
+                              f"n_layers={n_layers}, n_nodes={n_nodes}")
+        if multipliers is not None and not multipliers:
+            raise HwcostError("multipliers must name at least one multiplier")
+        self.C = C
+        self.n_classes = n_classes
+        self.n_layers = n_layers
+        self.n_nodes = n_nodes
+        self.multipliers = list(multipliers) if multipliers is not None else None
+
+        edge_convs: list[ConvFactory] | None = None
+        if self.multipliers is not None:
+            make = multiplier_conv if multiplier_conv is not None else approx_conv
+            edge_convs = [make(name) for name in self.multipliers]
+
+        c_stem = stem_multiplier * C
+        self.stem = nn.Sequential(conv(3, c_stem, 3, 1, 1, 1, 1), nn.BatchNorm2d(c_stem))
+        c_pp, c_p, c = c_stem, c_stem, C
+        self.reduction_cells = tuple(sorted({n_layers // 3, 2 * n_layers // 3}))
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(n_layers):
+            reduction = i in self.reduction_cells
+            if reduction:
+                c *= 2
+            self.cells.append(SearchCell(n_nodes, c_pp, c_p, c, reduction, reduction_prev,
+                                         conv, edge_convs))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, c * n_nodes
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, n_classes)
+
+        rows = n_edges(n_nodes)
+        self.alpha_normal = nn.Parameter(1e-3 * torch.randn(rows, len(PRIMITIVES)))
+        self.alpha_reduce = nn.Parameter(1e-3 * torch.randn(rows, len(PRIMITIVES)))
+        if self.multipliers is not None:
+            m = len(self.multipliers)
+            self.beta_normal: nn.Parameter | None = nn.Parameter(1e-3 * torch.randn(rows, m))
+            self.beta_reduce: nn.Parameter | None = nn.Parameter(1e-3 * torch.randn(rows, m))
+        else:
+            self.beta_normal = None
+            self.beta_reduce = None
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def named_weights(self) -> Iterator[tuple[str, nn.Parameter]]:
+        for name, p in self.named_parameters():
+            if name not in _ARCH_NAMES:
+                yield name, p
+
+    def weights(self) -> Iterator[nn.Parameter]:
+        """The network weights (what the weight optimizer updates)."""
+        for _, p in self.named_weights():
+            yield p
+
+    def named_alphas(self) -> Iterator[tuple[str, nn.Parameter]]:
+        for name in _ARCH_NAMES:
+            p = getattr(self, name)
+            if p is not None:
+                yield name, p
+
+    def alphas(self) -> Iterator[nn.Parameter]:
+        """The architecture parameters: alphas, and betas when searching multipliers."""
+        for _, p in self.named_alphas():
+            yield p
+
+    def set_alphas(self, normal: torch.Tensor, reduce: torch.Tensor) -> None:
+        """Overwrite the op logits (e.g. hand-set in tests, or restored from a log)."""
+        with torch.no_grad():
+            self.alpha_normal.copy_(torch.as_tensor(normal, dtype=self.alpha_normal.dtype))
+            self.alpha_reduce.copy_(torch.as_tensor(reduce, dtype=self.alpha_reduce.dtype))
+
+    def set_betas(self, normal: torch.Tensor, reduce: torch.Tensor) -> None:
+        """Overwrite the multiplier logits (only with ``multipliers``)."""
+        if self.beta_normal is None or self.beta_reduce is None:
+            raise HwcostError("this search network has no multipliers to set betas for")
+        with torch.no_grad():
+            self.beta_normal.copy_(torch.as_tensor(normal, dtype=self.beta_normal.dtype))
+            self.beta_reduce.copy_(torch.as_tensor(reduce, dtype=self.beta_reduce.dtype))
+
+    # -- forward ------------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w_normal = F.softmax(self.alpha_normal, dim=-1)
+        w_reduce = F.softmax(self.alpha_reduce, dim=-1)
+        b_normal = b_reduce = None
+        if self.beta_normal is not None and self.beta_reduce is not None:
+            b_normal = F.softmax(self.beta_normal, dim=-1)
+            b_reduce = F.softmax(self.beta_reduce, dim=-1)
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            if cell.reduction:
+                s0, s1 = s1, cell(s0, s1, w_reduce, b_reduce)
+            else:
+                s0, s1 = s1, cell(s0, s1, w_normal, b_normal)
+        return self.classifier(self.gap(s1).flatten(1))
+
+    # -- derivation ---------------------------------------------------------------------------
+
+    def _parse(self, alpha: torch.Tensor, beta: torch.Tensor | None,
+               reduction: bool) -> tuple[list[tuple[str, int]], list[str | None] | None]:
+        """DARTS's rule: per node, the 2 inputs whose best non-'none' weight is largest.
+
+        Edges are listed strongest first (as DARTS prints them); ties go to the lower input.
+        """
+        weights = F.softmax(alpha.detach(), dim=-1)
+        choice = beta.detach().argmax(dim=-1) if beta is not None else None
+        edges: list[tuple[str, int]] = []
+        mults: list[str | None] = []
+        for k in range(self.n_nodes):
+            rows = []
+            for j in range(k + 2):
+                w = weights[edge_index(k, j)].clone()
+                w[_NONE] = -1.0
+                best = int(w.argmax())
+                rows.append((-float(w[best]), j, best))
+            for _, j, best in sorted(rows)[:2]:
+                op = PRIMITIVES[best]
+                edges.append((op, j))
+                if choice is not None and self.multipliers is not None:
+                    stride = 2 if reduction and j < 2 else 1
+                    mults.append(self.multipliers[int(choice[edge_index(k, j)])]
+                                 if _multiplies(op, stride) else None)
+        return edges, (mults if choice is not None else None)
+
+    def genotype(self) -> Genotype:
+        """The derived architecture; with multipliers, each kept conv edge's argmax beta.
+
+        Kept edges whose op does not multiply (pools, identity skip) get ``None``: no
+        multiplier applies to them.
+        """
+        normal, normal_mults = self._parse(self.alpha_normal, self.beta_normal, False)
+        reduce, reduce_mults = self._parse(self.alpha_reduce, self.beta_reduce, True)
+        concat = list(range(2, 2 + self.n_nodes))
+        return Genotype(normal=normal, normal_concat=concat, reduce=reduce,
+                        reduce_concat=list(concat), normal_multipliers=normal_mults,
+                        reduce_multipliers=reduce_mults)
