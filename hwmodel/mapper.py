@@ -35,7 +35,7 @@ from .model import EvalResult, MappingError, evaluate
 from .workload import Workload, footprint
 
 OBJECTIVES = ("energy", "delay", "edp")
-EXHAUSTIVE_LIMIT = 20_000
+EXHAUSTIVE_LIMIT = 2_000
 BEAM = 2
 SPATIAL_OPTIONS = 4
 

@@ -106,6 +106,7 @@ class _ApproxMixin:
         else:
             self.register_buffer("lut", lut, persistent=False)
         self._grad_tables = None
+        self._lut_peak = int(lut.abs().max())
         same_domain = old is not None and (old.a_bits, old.b_bits, old.signed) == (
             mult.a_bits, mult.b_bits, mult.signed)
         if not same_domain:
@@ -139,7 +140,7 @@ class _ApproxMixin:
         return get_backend(self.backend, device_type)
 
     def _check_range(self, k: int) -> None:
-        peak = int(self.lut.abs().max())
+        peak = self._lut_peak
         if k * peak > INT32_LIMIT:
             raise HwcostError(f"layer {self.layer_name}: a reduction of {k} products of up to "
                               f"{peak} overflows the 32-bit accumulator")

@@ -101,7 +101,7 @@ def test_exhaustive_regime_is_optimal_with_spatial_fanout():
                               level("RF", 4, instances=4)], ComputeUnit("mac", "intmac", {}, 4))
     energy = FlatEnergy({"DRAM": 100.0, "GLB": 6.0, "RF": 1.0})
     wl = conv1d({"K": 2, "R": 3, "P": 2})
-    res = Mapper(arch, energy).map(wl)
+    res = Mapper(arch, energy, exhaustive_limit=20_000).map(wl)
     assert res.exhaustive
     assert res.result.energy_pj == pytest.approx(brute_force(arch, wl, energy))
 

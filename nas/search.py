@@ -1,0 +1,244 @@
+"""Energy-aware DARTS search with approximate multipliers: the training loop.
+
+One epoch alternates, batch by batch, an architecture step on the validation half (the
+architect, with the expected-energy penalty from :mod:`nas.energy_penalty` added to its
+loss) and a weight step on the training half.  After every epoch the run writes, atomically,
+a checkpoint (weights, architecture, optimizers, scheduler, random states) and one CSV row,
+so a run killed at any point and restarted with ``resume=True`` continues from the last
+finished epoch and ends with the same genotype as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from multiplier_lib.atomic import atomic_write_text
+from multiplier_lib.errors import HwcostError
+
+from . import checkpoint
+from .architect import Architect
+from .data import make_loaders
+from .energy_penalty import build_energy_table, energy_penalty, expected_energy
+from .genotype import Genotype, dumps_json
+from .ops import approx_conv, plain_conv
+from .search_cnn import SearchCNN
+
+CSV_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
+              "expected_energy_pj", "alpha_entropy", "beta_entropy", "skip_count", "genotype")
+
+
+@dataclass
+class SearchConfig:
+    """Every knob of a search run (DARTS defaults), saved with each checkpoint."""
+
+    dataset: str = "cifar10"
+    data_dir: str = "data"
+    download: bool = False
+    synthetic_size: int = 2048
+    epochs: int = 50
+    layers: int = 8
+    channels: int = 16
+    nodes: int = 4
+    batch_size: int = 64
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    w_grad_clip: float = 5.0
+    alpha_lr: float = 3e-4
+    alpha_weight_decay: float = 1e-3
+    order: str = "first"
+    multiplier: str | None = "exact8u"
+    multipliers: list[str] = field(default_factory=list)
+    backend: str = "auto"
+    arch: str = "eyeriss"
+    penalty: str = "additive"
+    energy_weight: float = 0.0
+    energy_target: float | None = None
+    max_skip: int = 2
+    seed: int = 2
+    max_steps: int | None = None       # cap batches per epoch (tests, demos)
+
+    def validate(self) -> None:
+        if self.multipliers and self.multiplier not in (None, "") and \
+                self.multiplier not in self.multipliers:
+            self.multiplier = None
+        if self.penalty not in ("additive", "fbnet", "target"):
+            raise HwcostError(f"unknown penalty {self.penalty!r}; expected additive, fbnet "
+                              "or target")
+        if self.penalty == "target" and self.energy_target is None:
+            raise HwcostError("--penalty target needs --energy-target (pJ)")
+        if self.epochs < 1 or self.layers < 3 or self.channels < 1:
+            raise HwcostError("need epochs >= 1, layers >= 3 (two reduction cells) and "
+                              "channels >= 1")
+
+
+def _model(cfg: SearchConfig, n_classes: int) -> SearchCNN:
+    if cfg.multipliers:
+        base = approx_conv(cfg.multipliers[0], backend=cfg.backend)
+        return SearchCNN(cfg.channels, n_classes, cfg.layers, cfg.nodes, conv=base,
+                         multipliers=list(cfg.multipliers),
+                         multiplier_conv=lambda name: approx_conv(name, backend=cfg.backend))
+    conv = approx_conv(cfg.multiplier, backend=cfg.backend) if cfg.multiplier else plain_conv
+    return SearchCNN(cfg.channels, n_classes, cfg.layers, cfg.nodes, conv=conv)
+
+
+def cap_skips(genotype: Genotype, model: SearchCNN, max_skip: int) -> Genotype:
+    """P-DARTS-style collapse control: keep at most ``max_skip`` skip connections in the
+    normal cell, replacing the weakest ones by each edge's best other op."""
+    skips = [i for i, (op, _) in enumerate(genotype.normal) if op == "skip_connect"]
+    if max_skip < 0 or len(skips) <= max_skip:
+        return genotype
+    from .genotype import PRIMITIVES
+
+    weights = F.softmax(model.alpha_normal.detach(), dim=-1)
+    order = _kept_edge_rows(genotype, model)
+    skip_idx = PRIMITIVES.index("skip_connect")
+    none_idx = PRIMITIVES.index("none")
+    strength = sorted(skips, key=lambda i: -float(weights[order[i], skip_idx]))
+    normal = list(genotype.normal)
+    for i in strength[max_skip:]:
+        w = weights[order[i]].clone()
+        w[skip_idx] = -1.0
+        w[none_idx] = -1.0
+        normal[i] = (PRIMITIVES[int(w.argmax())], normal[i][1])
+    return Genotype(normal=normal, normal_concat=genotype.normal_concat,
+                    reduce=genotype.reduce, reduce_concat=genotype.reduce_concat,
+                    normal_multipliers=genotype.normal_multipliers,
+                    reduce_multipliers=genotype.reduce_multipliers)
+
+
+def _kept_edge_rows(genotype: Genotype, model: SearchCNN) -> list[int]:
+    from .search_cells import edge_index
+
+    rows = []
+    for pos, (_, j) in enumerate(genotype.normal):
+        rows.append(edge_index(pos // 2, j))
+    return rows
+
+
+def _entropy(logits: torch.Tensor | None) -> float:
+    if logits is None:
+        return float("nan")
+    p = F.softmax(logits.detach(), dim=-1)
+    return float(-(p * p.clamp_min(1e-12).log()).sum(dim=-1).mean())
+
+
+def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
+               progress=None) -> Genotype:
+    """Search; returns the derived genotype and writes it with the log to ``out``."""
+    cfg.validate()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    w_loader, a_loader = make_loaders(cfg.dataset, cfg.data_dir, cfg.batch_size, search=True,
+                                      download=cfg.download, seed=cfg.seed,
+                                      synthetic_size=cfg.synthetic_size)
+    model = _model(cfg, w_loader.num_classes)
+    mults = cfg.multipliers or [cfg.multiplier or "exact8u"]
+    table = build_energy_table(cfg.arch, mults, layers=cfg.layers, channels=cfg.channels,
+                               input_size=32,
+                               n_nodes=cfg.nodes, classes=w_loader.num_classes)
+
+    def expected() -> torch.Tensor:
+        return expected_energy(table, model.alpha_normal, model.alpha_reduce,
+                               model.beta_normal, model.beta_reduce)
+
+    def arch_penalty() -> torch.Tensor:
+        if cfg.energy_weight <= 0 and cfg.penalty != "target":
+            return torch.zeros(())
+        zero = torch.zeros((), dtype=torch.float64)
+        return energy_penalty(zero, expected(), table.reference_pj, cfg.penalty,
+                              weight=max(cfg.energy_weight, 1e-12),
+                              target=cfg.energy_target).to(torch.float32)
+
+    def loss_fn(net, x, y):
+        return F.cross_entropy(net(x), y)
+
+    w_opt = torch.optim.SGD(model.weights(), cfg.w_lr, momentum=cfg.w_momentum,
+                            weight_decay=cfg.w_weight_decay)
+    a_opt = torch.optim.Adam(model.alphas(), cfg.alpha_lr, betas=(0.5, 0.999),
+                             weight_decay=cfg.alpha_weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, cfg.epochs, eta_min=cfg.w_lr_min)
+    architect = Architect(model, loss_fn, a_opt, cfg.order, cfg.w_momentum,
+                          cfg.w_weight_decay, arch_penalty)
+    start_epoch = 0
+    rows: list[dict] = []
+    if resume and ckpt_path.exists():
+        state = checkpoint.load(ckpt_path)
+        if state["config"] != asdict(cfg):
+            raise HwcostError("the checkpoint was written with other settings; resume with "
+                              "the same options or use another --out", file=ckpt_path)
+        model.load_state_dict(state["model"])
+        w_opt.load_state_dict(state["w_opt"])
+        a_opt.load_state_dict(state["a_opt"])
+        sched.load_state_dict(state["sched"])
+        checkpoint.set_rng_state(state["rng"])
+        start_epoch = state["epoch"] + 1
+        rows = state["rows"]
+    for epoch in range(start_epoch, cfg.epochs):
+        lr = sched.get_last_lr()[0]
+        model.train()
+        stats = {"train_loss": 0.0, "train_acc": 0.0, "val_loss": 0.0, "val_acc": 0.0, "n": 0}
+        for step, ((xw, yw), (xa, ya)) in enumerate(zip(w_loader.epoch_batches(epoch),
+                                                         a_loader.epoch_batches(epoch))):
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+            val_loss = architect.step(xw, yw, xa, ya, lr, w_opt)
+            w_opt.zero_grad()
+            logits = model(xw)
+            loss = F.cross_entropy(logits, yw)
+            if not (math.isfinite(loss.item()) and math.isfinite(val_loss.item())):
+                raise HwcostError(f"loss became NaN/inf at epoch {epoch} step {step}; the "
+                                  f"last good checkpoint is {ckpt_path} (lower the learning "
+                                  "rate or the energy weight)")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(model.weights()), cfg.w_grad_clip)
+            w_opt.step()
+            stats["train_loss"] += loss.item()
+            stats["train_acc"] += float((logits.argmax(1) == yw).float().mean())
+            stats["val_loss"] += float(val_loss)
+            with torch.no_grad():
+                stats["val_acc"] += float((model(xa).argmax(1) == ya).float().mean())
+            stats["n"] += 1
+            if progress is not None:
+                progress(epoch, step)
+        sched.step()
+        n = max(stats.pop("n"), 1)
+        geno = cap_skips(model.genotype(), model, cfg.max_skip)
+        rows.append({
+            "epoch": epoch, "lr": lr, **{k: v / n for k, v in stats.items()},
+            "expected_energy_pj": float(expected()),
+            "alpha_entropy": (_entropy(model.alpha_normal) + _entropy(model.alpha_reduce)) / 2,
+            "beta_entropy": (_entropy(model.beta_normal) + _entropy(model.beta_reduce)) / 2,
+            "skip_count": sum(op == "skip_connect" for op, _ in geno.normal),
+            "genotype": json.dumps(json.loads(dumps_json(geno)), separators=(",", ":"))})
+        checkpoint.save(ckpt_path, {
+            "config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
+            "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
+            "sched": sched.state_dict(), "rng": checkpoint.rng_state(), "rows": rows})
+        _write_csv(out / "search.csv", rows)
+    geno = cap_skips(model.genotype(), model, cfg.max_skip)
+    if not cfg.multipliers and cfg.multiplier:
+        geno = Genotype(normal=geno.normal, normal_concat=geno.normal_concat,
+                        reduce=geno.reduce, reduce_concat=geno.reduce_concat,
+                        multiplier=cfg.multiplier)
+    atomic_write_text(out / "genotype.json", dumps_json(geno))
+    return geno
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
