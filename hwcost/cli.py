@@ -38,12 +38,14 @@ def _register() -> None:
     from .estimate_cmd import estimate
     from .hw_cmds import evaluate_mapping, map_cmd
     from .multipliers_cmd import multipliers
+    from .search_cmd import search
 
     cli.add_command(estimate)
     cli.add_command(map_cmd)
     cli.add_command(evaluate_mapping)
     cli.add_command(multipliers)
     cli.add_command(characterize)
+    cli.add_command(search)
 
 
 _register()

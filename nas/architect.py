@@ -45,9 +45,13 @@ class Architect:
         self.optimizer.zero_grad()
         if self.order == "first":
             val_loss = self.loss_fn(self.model, x_val, y_val)
+            if not torch.isfinite(val_loss):
+                raise FloatingPointError("validation loss is not finite")
             self._penalised(val_loss).backward()
         else:
             val_loss = self._unrolled_backward(x_train, y_train, x_val, y_val, lr, w_optimizer)
+            if not torch.isfinite(val_loss):
+                raise FloatingPointError("validation loss is not finite")
         self.optimizer.step()
         return val_loss.detach()
 

@@ -193,14 +193,17 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
                                                          a_loader.epoch_batches(epoch))):
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
-            val_loss = architect.step(xw, yw, xa, ya, lr, w_opt)
-            w_opt.zero_grad()
-            logits = model(xw)
-            loss = F.cross_entropy(logits, yw)
-            if not (math.isfinite(loss.item()) and math.isfinite(val_loss.item())):
-                raise HwcostError(f"loss became NaN/inf at epoch {epoch} step {step}; the "
-                                  f"last good checkpoint is {ckpt_path} (lower the learning "
-                                  "rate or the energy weight)")
+            try:
+                val_loss = architect.step(xw, yw, xa, ya, lr, w_opt)
+                w_opt.zero_grad()
+                logits = model(xw)
+                loss = F.cross_entropy(logits, yw)
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError("training loss is not finite")
+            except FloatingPointError as err:
+                raise HwcostError(f"loss became NaN/inf at epoch {epoch} step {step} ({err}); "
+                                  f"the last good checkpoint is {ckpt_path} (lower the "
+                                  "learning rate or the energy weight)") from None
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(model.weights()), cfg.w_grad_clip)
             w_opt.step()
@@ -217,7 +220,7 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
         geno = cap_skips(model.genotype(), model, cfg.max_skip)
         rows.append({
             "epoch": epoch, "lr": lr, **{k: v / n for k, v in stats.items()},
-            "expected_energy_pj": float(expected()),
+            "expected_energy_pj": float(expected().detach()),
             "alpha_entropy": (_entropy(model.alpha_normal) + _entropy(model.alpha_reduce)) / 2,
             "beta_entropy": (_entropy(model.beta_normal) + _entropy(model.beta_reduce)) / 2,
             "skip_count": sum(op == "skip_connect" for op, _ in geno.normal),

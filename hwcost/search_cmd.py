@@ -1,0 +1,116 @@
+"""``hwcost search``: energy-aware DARTS with approximate multipliers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import click
+
+from .options import library_option
+
+_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML file of search settings (keys as the option names, '_' for '-').")
+@click.option("--dataset", type=click.Choice(["cifar10", "cifar100", "synthetic"]))
+@click.option("--data-dir", help="Folder with the CIFAR python batches.")
+@click.option("--download", is_flag=True, default=None, help="Fetch CIFAR when missing.")
+@click.option("--epochs", type=int)
+@click.option("--layers", type=int, help="Cells of the supernet (DARTS: 8).")
+@click.option("--channels", type=int, help="Initial channels (DARTS: 16).")
+@click.option("--batch-size", type=int)
+@click.option("--multiplier", help="One multiplier for every convolution (ApproxDARTS).")
+@click.option("--multipliers", help="Comma-separated multipliers searched per edge.")
+@click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton", "lowrank"]))
+@click.option("--arch", help="Accelerator spec for the energy penalty (bundled name or path).")
+@click.option("--energy-weight", type=float, help="Weight of the energy term (0: none).")
+@click.option("--energy-target", type=float, help="Target expected energy in pJ.")
+@click.option("--penalty", type=click.Choice(["additive", "fbnet", "target"]))
+@click.option("--order", type=click.Choice(["first", "second"]))
+@click.option("--max-skip", type=int, help="Cap on skip_connects in the normal cell (-1: off).")
+@click.option("--max-steps", type=int, help="Cap on batches per epoch (quick runs).")
+@click.option("--seed", type=int)
+@click.option("--out", required=True, type=_DIR, help="Run folder (checkpoints, logs, genotype).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@library_option
+def search(config_path: Path | None, out: Path, resume: bool, library_dir: Path | None,
+           **options) -> None:
+    """Search a DARTS cell with approximate multipliers and an energy penalty.
+
+    Writes genotype.json, search.csv (one row per epoch), checkpoint.pt (atomic, every
+    epoch) and estimate.json (the found network on --arch) into --out.
+
+    \b
+    Examples:
+      hwcost search --dataset synthetic --epochs 2 --layers 3 --channels 4 \\
+          --multiplier trunc8u_k6c --energy-weight 0.1 --max-steps 4 --out runs/demo
+      hwcost search --dataset cifar10 --data-dir data --multiplier mul8u_NGR.v \\
+          --arch eyeriss --energy-weight 0.05 --out runs/ngr
+    """
+    import os
+
+    from hwmodel.estimate import NetworkEstimator
+    from hwmodel.spec import load_arch
+    from multiplier_lib.atomic import atomic_write_text
+    from multiplier_lib.errors import HwcostError
+    from multiplier_lib.library import resolve
+    from nas.cellgraph import NetworkConfig, list_layers
+    from nas.search import SearchConfig, run_search
+
+    if library_dir is not None:
+        os.environ["HWCOST_HOME"] = str(library_dir.parent) if library_dir.name == \
+            "multipliers" else str(library_dir)
+    settings: dict = {}
+    if config_path is not None:
+        from hwmodel.yamlio import load_yaml, plain
+
+        data = plain(load_yaml(config_path))
+        if not isinstance(data, dict):
+            raise HwcostError("expected a mapping of search settings", file=config_path)
+        names = {f.name for f in fields(SearchConfig)}
+        for key, value in data.items():
+            k = str(key).replace("-", "_")
+            if k not in names:
+                raise HwcostError(f"unknown setting {key!r}", file=config_path)
+            settings[k] = value
+    for key, value in options.items():
+        if value is not None:
+            settings[key] = value
+    if isinstance(settings.get("multipliers"), str):
+        settings["multipliers"] = [m.strip() for m in settings["multipliers"].split(",")
+                                   if m.strip()]
+    if settings.get("multipliers") and "multiplier" not in options.keys() - {None}:
+        settings.setdefault("multiplier", None)
+    for name in settings.get("multipliers") or []:
+        resolve(name)
+    if settings.get("multiplier"):
+        resolve(settings["multiplier"])
+    cfg = SearchConfig(**settings)
+    cfg.data_dir = str(cfg.data_dir)
+
+    def progress(epoch: int, step: int) -> None:
+        if step == 0:
+            click.echo(f"epoch {epoch + 1}/{cfg.epochs}", err=True)
+
+    geno = run_search(cfg, out, resume=resume, progress=progress)
+    spec = load_arch(cfg.arch)
+    net = NetworkConfig.from_genotype(geno)
+    layers = list_layers(geno, net)
+    est = NetworkEstimator(spec, resolve_multiplier=resolve).estimate(
+        layers, resolve(geno.multiplier or (cfg.multipliers or ["exact8u"])[0]))
+    summary = {"genotype": str(out / "genotype.json"), "arch": spec.name,
+               "network": vars(net), "energy_pj": est.total("energy_pj"),
+               "arithmetic_pj": est.total("arithmetic_pj"),
+               "memory_pj": est.total("memory_pj"), "macs": est.macs,
+               "cycles": est.total("cycles")}
+    atomic_write_text(out / "estimate.json", json.dumps(summary, indent=2))
+    rows = (out / "search.csv").read_text().splitlines()
+    click.echo(f"genotype: {out / 'genotype.json'}")
+    click.echo(f"last epoch: {rows[-1][:120]}")
+    click.echo(f"evaluation network ({net.layers} cells, {net.channels} channels) on "
+               f"{spec.name}: {summary['energy_pj'] / 1e6:.4g} uJ per image, "
+               f"{summary['macs']:,} MACs")

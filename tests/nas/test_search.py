@@ -1,0 +1,127 @@
+"""Search end to end on the synthetic task: outputs, resume, corruption, NaN, energy weight."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hwcost.cli import cli
+from multiplier_lib.errors import HwcostError
+from nas import checkpoint
+from nas import search as search_mod
+from nas.genotype import load
+from nas.search import SearchConfig, run_search
+
+
+def tiny(**kw) -> SearchConfig:
+    base = dict(dataset="synthetic", synthetic_size=32, epochs=2, layers=3, channels=2,
+                batch_size=8, multiplier="trunc8u_k6c", backend="cpu", arch="edge",
+                energy_weight=0.1, max_steps=1, seed=3)
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def test_cli_two_epoch_search_writes_everything(tmp_path):
+    out = tmp_path / "run"
+    res = CliRunner().invoke(cli, [
+        "search", "--dataset", "synthetic", "--epochs", "2", "--layers", "3", "--channels",
+        "2", "--batch-size", "8", "--multiplier", "trunc8u_k6c", "--backend", "cpu", "--arch",
+        "edge", "--energy-weight", "0.1", "--max-steps", "1", "--out", str(out)],
+        catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    geno = load(out / "genotype.json")
+    assert geno.multiplier == "trunc8u_k6c" and len(geno.normal) == 8
+    rows = list(csv.DictReader((out / "search.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert float(rows[-1]["expected_energy_pj"]) > 0
+    est = json.loads((out / "estimate.json").read_text())
+    assert est["energy_pj"] > est["arithmetic_pj"] > 0 and est["macs"] > 0
+
+
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    full = run_search(tiny(), tmp_path / "full")
+
+    class Killed(Exception):
+        pass
+
+    def die(epoch, step):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_search(tiny(), tmp_path / "cut", progress=die)
+    assert checkpoint.load(tmp_path / "cut" / "checkpoint.pt")["epoch"] == 0
+    resumed = run_search(tiny(), tmp_path / "cut", resume=True)
+    assert resumed == full
+    a = checkpoint.load(tmp_path / "full" / "checkpoint.pt")["model"]
+    b = checkpoint.load(tmp_path / "cut" / "checkpoint.pt")["model"]
+    assert torch.equal(a["alpha_normal"], b["alpha_normal"])
+    assert all(torch.equal(a[k], b[k]) for k in a if torch.is_tensor(a[k]))
+    assert (tmp_path / "full" / "search.csv").read_text() == \
+        (tmp_path / "cut" / "search.csv").read_text()
+
+
+def test_corrupted_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "c.pt"
+    checkpoint.save(path, {"x": torch.arange(4)})
+    assert torch.equal(checkpoint.load(path)["x"], torch.arange(4))
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(HwcostError, match="corrupted"):
+        checkpoint.load(path)
+    path.write_bytes(b"garbage")
+    with pytest.raises(HwcostError, match="not an hwcost checkpoint"):
+        checkpoint.load(path)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real = search_mod.F.cross_entropy
+    calls = {"n": 0}
+
+    def flaky(logits, y):
+        calls["n"] += 1
+        loss = real(logits, y)
+        return loss * float("nan") if calls["n"] > 2 else loss  # 2 calls per step
+
+    monkeypatch.setattr(search_mod.F, "cross_entropy", flaky)
+    with pytest.raises(HwcostError, match=r"NaN.*last good checkpoint"):
+        run_search(tiny(epochs=3), tmp_path / "nan")
+    assert checkpoint.load(tmp_path / "nan" / "checkpoint.pt")["epoch"] == 0
+
+
+def test_searched_multipliers_are_written_per_edge(tmp_path):
+    geno = run_search(tiny(multiplier=None, multipliers=["exact8u", "trunc8u_k8"], epochs=1),
+                      tmp_path / "mult")
+    saved = load(tmp_path / "mult" / "genotype.json")
+    assert saved.normal_multipliers is not None and len(saved.normal_multipliers) == 8
+    names = {m for m in saved.normal_multipliers + saved.reduce_multipliers if m}
+    assert names and names <= {"exact8u", "trunc8u_k8"}
+    assert geno == saved
+
+
+def test_higher_energy_weight_lowers_expected_energy(tmp_path):
+    def final_energy(weight: float, name: str) -> float:
+        run_search(tiny(energy_weight=weight, alpha_lr=0.05, epochs=2, max_steps=2),
+                   tmp_path / name)
+        rows = list(csv.DictReader((tmp_path / name / "search.csv").open()))
+        return float(rows[-1]["expected_energy_pj"])
+
+    assert final_energy(50.0, "heavy") < final_energy(0.0, "free")
+
+
+def test_bad_settings_are_one_line_errors(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(cli, ["search", "--dataset", "synthetic", "--multiplier", "nope8u",
+                              "--out", str(tmp_path / "x")])
+    assert res.exit_code == 1 and "unknown multiplier" in res.output
+    res = runner.invoke(cli, ["search", "--dataset", "synthetic", "--penalty", "target",
+                              "--out", str(tmp_path / "y")])
+    assert res.exit_code == 1 and "--energy-target" in res.output
+    res = runner.invoke(cli, ["search", "--dataset", "cifar10", "--data-dir",
+                              str(tmp_path / "none"), "--out", str(tmp_path / "z")])
+    assert res.exit_code == 1 and "--download" in res.output
