@@ -39,6 +39,7 @@ def _register() -> None:
     from .hw_cmds import evaluate_mapping, map_cmd
     from .multipliers_cmd import multipliers
     from .search_cmd import search
+    from .train_cmd import evaluate, train
 
     cli.add_command(estimate)
     cli.add_command(map_cmd)
@@ -46,6 +47,8 @@ def _register() -> None:
     cli.add_command(multipliers)
     cli.add_command(characterize)
     cli.add_command(search)
+    cli.add_command(train)
+    cli.add_command(evaluate)
 
 
 _register()

@@ -17,7 +17,8 @@ from multiplier_lib.characterize import RECORD_KEYS
 
 SUBCOMMANDS = [["multipliers"], ["multipliers", "import"], ["multipliers", "list"],
                ["multipliers", "show"], ["multipliers", "export"], ["multipliers", "remove"],
-               ["characterize"], ["estimate"], ["map"], ["evaluate-mapping"]]
+               ["characterize"], ["estimate"], ["map"], ["evaluate-mapping"], ["search"],
+               ["train"], ["evaluate"]]
 
 
 def run(*args: str):

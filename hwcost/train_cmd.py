@@ -1,0 +1,121 @@
+"""``hwcost train`` and ``hwcost evaluate``: full training and accuracy/energy tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .tables import render
+
+_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+def _energy(genotype, layers: int, channels: int, arch: str, multiplier: str | None) -> float:
+    from dataclasses import replace
+
+    from hwmodel.estimate import NetworkEstimator
+    from hwmodel.spec import load_arch
+    from multiplier_lib.library import resolve
+    from nas.cellgraph import NetworkConfig, list_layers
+
+    if multiplier is not None:
+        genotype = replace(genotype, multiplier=multiplier, normal_multipliers=None,
+                           reduce_multipliers=None)
+    config = NetworkConfig.from_genotype(genotype, layers=layers, channels=channels)
+    est = NetworkEstimator(load_arch(arch), resolve_multiplier=resolve)
+    base = resolve(genotype.multiplier or "exact8u")
+    return est.estimate(list_layers(genotype, config), base).total("energy_pj")
+
+
+@click.command()
+@click.argument("genotype_path", metavar="GENOTYPE", type=click.Path(dir_okay=False,
+                                                                      path_type=Path))
+@click.option("--multiplier", help="Replace the genotype's multipliers by this one.")
+@click.option("--dataset", type=click.Choice(["cifar10", "cifar100", "synthetic"]),
+              default="cifar10", show_default=True)
+@click.option("--data-dir", default="data", show_default=True)
+@click.option("--download", is_flag=True)
+@click.option("--epochs", type=int, default=600, show_default=True)
+@click.option("--layers", type=int, default=20, show_default=True)
+@click.option("--channels", type=int, default=36, show_default=True)
+@click.option("--batch-size", type=int, default=96, show_default=True)
+@click.option("--auxiliary", is_flag=True, help="DARTS auxiliary head (weight 0.4).")
+@click.option("--cutout", type=int, default=0, show_default=True, help="Cutout length (16).")
+@click.option("--drop-path", type=float, default=0.2, show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton", "lowrank"]),
+              default="auto", show_default=True)
+@click.option("--arch", default="eyeriss", show_default=True,
+              help="Accelerator for the energy estimate of the trained network.")
+@click.option("--max-steps", type=int, help="Cap on batches per epoch (quick runs).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=_DIR)
+@click.option("--resume", is_flag=True)
+def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: str,
+          download: bool, epochs: int, layers: int, channels: int, batch_size: int,
+          auxiliary: bool, cutout: int, drop_path: float, backend: str, arch: str,
+          max_steps: int | None, seed: int, out: Path, resume: bool) -> None:
+    """Train the evaluation network of a genotype with approximate multipliers (QAT).
+
+    \b
+    Examples:
+      hwcost train runs/demo/genotype.json --dataset synthetic --epochs 2 --layers 3 \\
+          --channels 4 --max-steps 4 --out runs/demo-train
+      hwcost train genotype.json --dataset cifar10 --auxiliary --cutout 16 --out runs/train
+    """
+    from multiplier_lib.atomic import atomic_write_text
+    from multiplier_lib.library import resolve
+    from nas.genotype import load
+    from nas.train import TrainConfig, run_train
+
+    geno = load(genotype_path)
+    if multiplier:
+        resolve(multiplier)
+    cfg = TrainConfig(dataset=dataset, data_dir=data_dir, download=download, epochs=epochs,
+                      layers=layers, channels=channels, batch_size=batch_size,
+                      auxiliary=auxiliary, cutout=cutout, drop_path=drop_path,
+                      multiplier=multiplier, backend=backend, seed=seed, max_steps=max_steps)
+    last = run_train(geno, cfg, out, resume=resume)
+    energy = _energy(geno, layers, channels, arch, multiplier)
+    summary = {**last, "energy_pj": energy, "arch": arch}
+    atomic_write_text(out / "result.json", json.dumps(summary, indent=2))
+    click.echo(f"test accuracy {last['test_acc']:.4f} after {last['epoch'] + 1} epochs; "
+               f"energy on {arch}: {energy / 1e6:.4g} uJ per image; {out / 'checkpoint.pt'}")
+
+
+@click.command()
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False,
+                                                                          path_type=Path))
+@click.option("--multiplier", "multipliers", multiple=True,
+              help="Multiplier to swap in (repeat for a table; default: as trained).")
+@click.option("--arch", default="eyeriss", show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton", "lowrank"]))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def evaluate(checkpoint_path: Path, multipliers: tuple[str, ...], arch: str,
+             backend: str | None, fmt: str) -> None:
+    """Accuracy and energy of a trained network under one or more multipliers.
+
+    \b
+    Example:
+      hwcost evaluate runs/train/checkpoint.pt --multiplier exact8u \\
+          --multiplier trunc8u_k6c --multiplier drum8u_k4
+    """
+    from nas.checkpoint import load as load_ckpt
+    from nas.train import evaluate_checkpoint
+
+    results = evaluate_checkpoint(checkpoint_path, list(multipliers) or None, backend)
+    cfg = load_ckpt(checkpoint_path)["config"]
+    rows = []
+    for r in results:
+        name = None if r["multiplier"] == "as trained" else r["multiplier"]
+        energy = _energy(r["genotype"], cfg["layers"], cfg["channels"], arch, name)
+        rows.append({"multiplier": r["multiplier"], "test_acc": r["test_acc"],
+                     "test_loss": r["test_loss"], "energy_pj": energy})
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(render(["multiplier", "test_acc", "test_loss", "energy_uJ"],
+                      [[r["multiplier"], r["test_acc"], r["test_loss"], r["energy_pj"] / 1e6]
+                       for r in rows]))

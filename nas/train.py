@@ -1,0 +1,177 @@
+"""Full training of a found network with approximate multipliers, and its evaluation.
+
+``run_train`` builds the DARTS evaluation network of a genotype with every convolution
+approximate (per-edge multipliers from the genotype unless one is forced), trains it with
+quantization-aware training (the approximate layers' quantizers observe while training),
+checkpoints atomically every epoch (resumable, same result as an uninterrupted run), and
+reports test accuracy.  ``evaluate_checkpoint`` swaps multipliers into a trained network and
+measures accuracy under each.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from multiplier_lib.atomic import atomic_write_text
+from multiplier_lib.emulate import set_multiplier
+from multiplier_lib.errors import HwcostError
+
+from . import checkpoint
+from .augment_cnn import AugmentCNN
+from .data import make_loaders
+from .genotype import Genotype, dumps_json, loads
+from .ops import approx_conv
+
+TRAIN_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc")
+
+
+@dataclass
+class TrainConfig:
+    """Evaluation-training settings (DARTS defaults)."""
+
+    dataset: str = "cifar10"
+    data_dir: str = "data"
+    download: bool = False
+    synthetic_size: int = 2048
+    epochs: int = 600
+    layers: int = 20
+    channels: int = 36
+    batch_size: int = 96
+    lr: float = 0.025
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    auxiliary: bool = False
+    auxiliary_weight: float = 0.4
+    cutout: int = 0
+    drop_path: float = 0.2
+    multiplier: str | None = None       # overrides the genotype's multipliers
+    backend: str = "auto"
+    seed: int = 0
+    max_steps: int | None = None
+
+
+def build_network(genotype: Genotype, cfg: TrainConfig, n_classes: int) -> AugmentCNN:
+    """The evaluation network; ``cfg.multiplier`` (if set) replaces every multiplier."""
+    if cfg.multiplier:
+        genotype = Genotype(normal=genotype.normal, normal_concat=genotype.normal_concat,
+                            reduce=genotype.reduce, reduce_concat=genotype.reduce_concat,
+                            multiplier=cfg.multiplier)
+    base = genotype.multiplier or "exact8u"
+    return AugmentCNN(genotype, C=cfg.channels, n_classes=n_classes, n_layers=cfg.layers,
+                      auxiliary=cfg.auxiliary, conv=approx_conv(base, backend=cfg.backend),
+                      drop_path=cfg.drop_path,
+                      multiplier_conv=lambda name: approx_conv(name, backend=cfg.backend))
+
+
+def accuracy(model: torch.nn.Module, batches) -> tuple[float, float]:
+    model.eval()
+    total, correct, loss_sum = 0, 0, 0.0
+    with torch.no_grad():
+        for x, y in batches:
+            logits = model(x)
+            loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(y)
+    return loss_sum / max(total, 1), correct / max(total, 1)
+
+
+def run_train(genotype: Genotype, cfg: TrainConfig, out: str | Path, resume: bool = False,
+              progress=None) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    train, test = make_loaders(cfg.dataset, cfg.data_dir, cfg.batch_size, search=False,
+                               cutout=cfg.cutout, download=cfg.download, seed=cfg.seed,
+                               synthetic_size=cfg.synthetic_size)
+    model = build_network(genotype, cfg, train.num_classes)
+    opt = torch.optim.SGD(model.parameters(), cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
+    start, rows = 0, []
+    if resume and ckpt_path.exists():
+        state = checkpoint.load(ckpt_path)
+        if state["config"] != asdict(cfg) or state["genotype"] != dumps_json(genotype):
+            raise HwcostError("the checkpoint was written for another genotype or other "
+                              "settings; resume with the same ones or use another --out",
+                              file=ckpt_path)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        checkpoint.set_rng_state(state["rng"])
+        start, rows = state["epoch"] + 1, state["rows"]
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        model.drop_path_prob(cfg.drop_path * epoch / cfg.epochs)
+        lr = sched.get_last_lr()[0]
+        loss_sum, acc_sum, n = 0.0, 0.0, 0
+        for step, (x, y) in enumerate(train.epoch_batches(epoch)):
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                break
+            opt.zero_grad()
+            out_ = model(x)
+            logits, aux = out_ if isinstance(out_, tuple) else (out_, None)
+            loss = F.cross_entropy(logits, y)
+            if aux is not None:
+                loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y)
+            if not math.isfinite(loss.item()):
+                raise HwcostError(f"loss became NaN/inf at epoch {epoch} step {step}; the last "
+                                  f"good checkpoint is {ckpt_path}")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            loss_sum += loss.item()
+            acc_sum += float((logits.argmax(1) == y).float().mean())
+            n += 1
+            if progress is not None:
+                progress(epoch, step)
+        sched.step()
+        test_loss, test_acc = accuracy(model, test)
+        rows.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / max(n, 1),
+                     "train_acc": acc_sum / max(n, 1), "test_loss": test_loss,
+                     "test_acc": test_acc})
+        checkpoint.save(ckpt_path, {
+            "kind": "train", "config": asdict(cfg), "genotype": dumps_json(genotype),
+            "epoch": epoch, "model": model.state_dict(), "opt": opt.state_dict(),
+            "sched": sched.state_dict(), "rng": checkpoint.rng_state(), "rows": rows,
+            "n_classes": train.num_classes})
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(TRAIN_FIELDS))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out / "train.csv", buf.getvalue())
+    return rows[-1]
+
+
+def evaluate_checkpoint(path: str | Path, multipliers: list[str] | None = None,
+                        backend: str | None = None) -> list[dict]:
+    """Test accuracy of a trained network under each multiplier (swapped in after training;
+    ``None`` keeps the trained ones)."""
+    state = checkpoint.load(path)
+    if state.get("kind") != "train":
+        raise HwcostError("not a training checkpoint (hwcost train writes those)", file=path)
+    cfg = TrainConfig(**state["config"])
+    if backend is not None:
+        cfg.backend = backend
+    genotype = loads(state["genotype"], source=str(path))
+    model = build_network(genotype, cfg, state["n_classes"])
+    model.load_state_dict(state["model"])
+    _, test = make_loaders(cfg.dataset, cfg.data_dir, cfg.batch_size, search=False,
+                           download=cfg.download, seed=cfg.seed,
+                           synthetic_size=cfg.synthetic_size)
+    results = []
+    for name in multipliers or [None]:
+        if name is not None:
+            set_multiplier(model, name)
+        loss, acc = accuracy(model, test)
+        results.append({"multiplier": name or "as trained", "test_loss": loss,
+                        "test_acc": acc, "genotype": genotype})
+    return results
