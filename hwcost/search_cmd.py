@@ -92,11 +92,18 @@ def search(config_path: Path | None, out: Path, resume: bool, library_dir: Path 
     cfg = SearchConfig(**settings)
     cfg.data_dir = str(cfg.data_dir)
 
-    def progress(epoch: int, step: int) -> None:
-        if step == 0:
-            click.echo(f"epoch {epoch + 1}/{cfg.epochs}", err=True)
+    from tqdm import tqdm
 
-    geno = run_search(cfg, out, resume=resume, progress=progress)
+    bar = tqdm(desc="search", unit="step", disable=None)  # silent when not a terminal
+
+    def progress(epoch: int, step: int) -> None:
+        bar.set_postfix_str(f"epoch {epoch + 1}/{cfg.epochs}", refresh=False)
+        bar.update(1)
+
+    try:
+        geno = run_search(cfg, out, resume=resume, progress=progress)
+    finally:
+        bar.close()
     spec = load_arch(cfg.arch)
     net = NetworkConfig.from_genotype(geno)
     layers = list_layers(geno, net)

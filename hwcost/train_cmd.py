@@ -76,7 +76,18 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
                       layers=layers, channels=channels, batch_size=batch_size,
                       auxiliary=auxiliary, cutout=cutout, drop_path=drop_path,
                       multiplier=multiplier, backend=backend, seed=seed, max_steps=max_steps)
-    last = run_train(geno, cfg, out, resume=resume)
+    from tqdm import tqdm
+
+    bar = tqdm(desc="train", unit="step", disable=None)  # silent when not a terminal
+
+    def progress(epoch: int, step: int) -> None:
+        bar.set_postfix_str(f"epoch {epoch + 1}/{cfg.epochs}", refresh=False)
+        bar.update(1)
+
+    try:
+        last = run_train(geno, cfg, out, resume=resume, progress=progress)
+    finally:
+        bar.close()
     energy = _energy(geno, layers, channels, arch, multiplier)
     summary = {**last, "energy_pj": energy, "arch": arch}
     atomic_write_text(out / "result.json", json.dumps(summary, indent=2))

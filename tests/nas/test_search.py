@@ -125,3 +125,28 @@ def test_bad_settings_are_one_line_errors(tmp_path):
     res = runner.invoke(cli, ["search", "--dataset", "cifar10", "--data-dir",
                               str(tmp_path / "none"), "--out", str(tmp_path / "z")])
     assert res.exit_code == 1 and "--download" in res.output
+
+
+def test_second_order_architect_step_moves_alphas():
+    from nas.architect import Architect
+    from nas.ops import plain_conv
+    from nas.search_cnn import SearchCNN
+
+    torch.manual_seed(0)
+    model = SearchCNN(2, 10, 3, conv=plain_conv)
+    w_opt = torch.optim.SGD(model.weights(), 0.025, momentum=0.9)
+    a_opt = torch.optim.Adam(model.alphas(), 0.01)
+
+    def loss_fn(net, x, y):
+        return torch.nn.functional.cross_entropy(net(x), y)
+
+    before = model.alpha_normal.detach().clone()
+    w_before = [w.detach().clone() for w in model.weights()]
+    arch = Architect(model, loss_fn, a_opt, "second")
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,))
+    val = arch.step(x, y, x, y, 0.025, w_opt)
+    assert torch.isfinite(val)
+    assert torch.isfinite(model.alpha_normal.grad).all()
+    assert not torch.equal(model.alpha_normal.detach(), before)
+    # the unrolled step must leave the real weights where they were
+    assert all(torch.allclose(w, b, atol=1e-6) for w, b in zip(model.weights(), w_before))
