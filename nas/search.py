@@ -10,8 +10,6 @@ finished epoch and ends with the same genotype as an uninterrupted run.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -29,6 +27,7 @@ from .data import make_loaders
 from .energy_penalty import build_energy_table, energy_penalty, expected_energy
 from .genotype import Genotype, dumps_json
 from .ops import approx_conv, plain_conv
+from .runlog import write_csv
 from .search_cnn import SearchCNN
 
 CSV_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
@@ -229,7 +228,7 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
             "config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
             "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
             "sched": sched.state_dict(), "rng": checkpoint.rng_state(), "rows": rows})
-        _write_csv(out / "search.csv", rows)
+        write_csv(out / "search.csv", rows, CSV_FIELDS)
     geno = cap_skips(model.genotype(), model, cfg.max_skip)
     if not cfg.multipliers and cfg.multiplier:
         geno = Genotype(normal=geno.normal, normal_concat=geno.normal_concat,
@@ -237,11 +236,3 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
                         multiplier=cfg.multiplier)
     atomic_write_text(out / "genotype.json", dumps_json(geno))
     return geno
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())

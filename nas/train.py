@@ -10,8 +10,6 @@ measures accuracy under each.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +17,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from multiplier_lib.atomic import atomic_write_text
 from multiplier_lib.emulate import set_multiplier
 from multiplier_lib.errors import HwcostError
 
@@ -28,6 +25,7 @@ from .augment_cnn import AugmentCNN
 from .data import make_loaders
 from .genotype import Genotype, dumps_json, loads
 from .ops import approx_conv
+from .runlog import write_csv
 
 TRAIN_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -143,11 +141,7 @@ def run_train(genotype: Genotype, cfg: TrainConfig, out: str | Path, resume: boo
             "epoch": epoch, "model": model.state_dict(), "opt": opt.state_dict(),
             "sched": sched.state_dict(), "rng": checkpoint.rng_state(), "rows": rows,
             "n_classes": train.num_classes})
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(TRAIN_FIELDS))
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(out / "train.csv", buf.getvalue())
+        write_csv(out / "train.csv", rows, TRAIN_FIELDS)
     return rows[-1]
 
 
