@@ -188,24 +188,16 @@ def test_spatial_split_counts_dims_of_size_one():
     assert [d for d, _ in m.levels[1].spatial_y] == ["M"]
 
 
-def test_at_least_as_good_as_timeloops_mapper_on_eyeriss_like_alexnet_conv1():
+def test_at_least_as_good_as_timeloops_mapper_on_eyeriss_like_alexnet_conv1(
+        eyeriss_like, alexnet_conv1, timeloop_alexnet_mapping):
     """Timeloop's Eyeriss-like example: with Timeloop's per-word energies its reference
     mapping costs 8.22 pJ/MAC (its published total); under the same row-stationary
     constraints (which that mapping satisfies) our mapper must do no worse."""
-    def lv(name, depth, inst, fx=1, fy=1, keep=None):
-        return StorageLevel(name, "SRAM", {}, depth, 16, 16, instances=inst, fanout_x=fx,
-                            fanout_y=fy, keep=keep)
-
     class TimeloopEnergy(FlatEnergy):
         def mac(self) -> float:
             return 2.2
 
-    arch = Architecture("eyeriss_like", [
-        lv("DRAM", None, 1), lv("shared_glb", 65536, 1, fx=14, keep=frozenset({I, O})),
-        lv("DummyBuffer", 16, 14, fy=12, keep=frozenset()),
-        lv("ifmap_spad", 12, 168, keep=frozenset({I})),
-        lv("weights_spad", 192, 168, keep=frozenset({W})),
-        lv("psum_spad", 16, 168, keep=frozenset({O}))], ComputeUnit("mac", "intmac", {}, 168))
+    arch, wl, timeloop = eyeriss_like, alexnet_conv1, timeloop_alexnet_mapping
 
     def ones(*dims):
         return {d: 1 for d in dims}
@@ -220,15 +212,6 @@ def test_at_least_as_good_as_timeloops_mapper_on_eyeriss_like_alexnet_conv1():
     arch.levels[5].temporal = LoopConstraint(factors=ones("N", "G", "C", "P", "Q", "R", "S"))
     energy = TimeloopEnergy({"DRAM": 128.0, "shared_glb": 18.8, "DummyBuffer": 0.25,
                              "ifmap_spad": 0.24, "weights_spad": 1.59, "psum_spad": 0.25})
-    wl = Layer("alexnet_conv1", "conv", C=3, M=96, P=55, Q=55, R=11, S=11,
-               stride=(4, 4)).workload()
-    timeloop = Mapping([
-        LevelMapping([("Q", 55), ("C", 3)], keep=ALL),
-        LevelMapping([("P", 55)], spatial_x=[("M", 12)], keep=frozenset({I, O})),
-        LevelMapping([], spatial_y=[("S", 11)], keep=frozenset()),
-        LevelMapping([], keep=frozenset({I})),
-        LevelMapping([("R", 11)], keep=frozenset({W})),
-        LevelMapping([("M", 8)], keep=frozenset({O}))])
     theirs = evaluate(arch, wl, timeloop, energy)
     assert theirs.energy_pj / wl.computes == pytest.approx(8.22, abs=0.01)
     ours = Mapper(arch, energy).map(wl)

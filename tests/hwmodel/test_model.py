@@ -182,27 +182,11 @@ def test_bandwidth_bound_cycles():
     assert r.cycles == 48 + 48 + 32 and r.utilization == pytest.approx(48 / 128)
 
 
-def test_eyeriss_like_alexnet_conv1_agrees_with_timeloop_reference():
+def test_eyeriss_like_alexnet_conv1_agrees_with_timeloop_reference(
+        eyeriss_like, alexnet_conv1, timeloop_alexnet_mapping):
     """Timeloop's Eyeriss-like example (AlexNet conv1, its published mapping): every count
     of its reference statistics (per instance) is reproduced."""
-    def lv(name, depth, inst, fx=1, fy=1, keep=None):
-        return StorageLevel(name, "SRAM", {}, depth, 16, 16, instances=inst, fanout_x=fx,
-                            fanout_y=fy, keep=keep)
-
-    arch = Architecture("eyeriss_like", [
-        lv("DRAM", None, 1), lv("shared_glb", 65536, 1, fx=14, keep=frozenset({I, O})),
-        lv("DummyBuffer", 16, 14, fy=12, keep=frozenset()),
-        lv("ifmap_spad", 12, 168, keep=frozenset({I})),
-        lv("weights_spad", 192, 168, keep=frozenset({W})),
-        lv("psum_spad", 16, 168, keep=frozenset({O}))], ComputeUnit("mac", "intmac", {}, 168))
-    wl = Layer("alexnet_conv1", "conv", C=3, M=96, P=55, Q=55, R=11, S=11,
-               stride=(4, 4)).workload()
-    m = Mapping([LevelMapping([("Q", 55), ("C", 3)], keep=ALL),
-                 LevelMapping([("P", 55)], spatial_x=[("M", 12)], keep=frozenset({I, O})),
-                 LevelMapping([], spatial_y=[("S", 11)], keep=frozenset()),
-                 LevelMapping([], keep=frozenset({I})),
-                 LevelMapping([("R", 11)], keep=frozenset({W})),
-                 LevelMapping([("M", 8)], keep=frozenset({O}))])
+    arch, wl, m = eyeriss_like, alexnet_conv1, timeloop_alexnet_mapping
     r = evaluate(arch, wl, m)
     assert r.macs_utilized == 132 and r.cycles == 798600
     assert r.utilization == pytest.approx(0.79, abs=0.005)
