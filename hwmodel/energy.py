@@ -10,10 +10,12 @@ whose energies silently come from the wrong place is the most common complaint a
 Timeloop/Accelergy setups.
 
 Per-word convention: Accelergy prices a storage action per access of one row (``width`` bits
-= ``block_size`` words) and Timeloop divides that "vector access energy" by the block size to
-get its "energy per scalar access" (Eyeriss-like example: GLB 75.22 pJ / 4 = 18.80 pJ, DRAM
-512 / 4 = 128 pJ).  Both the ERT figures and the built-in ones are divided the same way, by
-the level's ``block_size``.
+= ``block_size`` words, a "vector access").  The table keeps per-word figures (the row figure
+divided by the block size), which is what the mapper ranks by and what a large layer pays;
+the model itself charges Timeloop's way, whole vector accesses per instance and action
+(``ceil(words / block_size)`` rows, see :mod:`hwmodel.model`), for which :meth:`EnergyTable.
+per_vector` gives the row figure back.  An ERT's ``leak`` action (pJ per instance and cycle)
+is kept as ``leak``; the built-in estimators model no leakage.
 
 An ERT that prices the MAC replaces the whole MAC, so the multiplier inside it cannot be seen
 any more.  hwcost then splits the ERT's MAC energy into multiply and add in the proportions
@@ -64,9 +66,9 @@ COMPUTE_ACTIONS = ("mac", "multiply", "add")
 #: hwcost storage action -> ERT actions that may price it, in order of preference.  Accelergy
 #: names a fill ``write`` (0.3) or ``fill`` (newer); an update is a write of a partial sum.
 ERT_STORAGE_ACTIONS: dict[str, tuple[str, ...]] = {
-    "read": ("read",),
-    "write": ("write", "fill", "update"),
-    "update": ("update", "write", "fill"),
+    "read": ("random_read", "read"),
+    "write": ("random_fill", "random_write", "fill", "write", "update"),
+    "update": ("random_update", "random_write", "update", "write", "fill"),
 }
 #: ERT actions that price one MAC on random data (Timeloop charges ``mac_random`` per op).
 ERT_MAC_ACTIONS = ("mac_random", "compute", "mac")
@@ -89,6 +91,8 @@ class EnergyTable:
     multiplier: str | None = None
     ert: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: words per vector access of every storage level (Timeloop's block size)
+    block_sizes: dict[str, int] = field(default_factory=dict)
 
     def __getitem__(self, component: str) -> dict[str, ActionEnergy]:
         return self.entries[component]
@@ -116,6 +120,18 @@ class EnergyTable:
     def per_word(self, level: str, action: str) -> float:
         """pJ per word of ``action`` (read/write/update) at storage level ``level``."""
         return self.energy(level, action)
+
+    def block_size(self, level: str) -> int:
+        return self.block_sizes.get(level, 1)
+
+    def per_vector(self, level: str, action: str) -> float:
+        """pJ of one whole-row access (``block_size`` words), what an ERT prices."""
+        return self.energy(level, action) * self.block_size(level)
+
+    def leak_per_cycle(self, component: str) -> float:
+        """pJ leaked per instance and cycle (an ERT's ``leak`` action; 0 without one)."""
+        ae = self.entries.get(component, {}).get("leak")
+        return 0.0 if ae is None else ae.energy_pj
 
     def mac(self) -> float:
         return self.energy(self.compute, "mac")
@@ -178,6 +194,8 @@ def _storage_entries(level: StorageLevel, table: ErtTable | None, ert_label: str
             raise HwcostError(f"storage level {level.name}: estimator {est.name} cannot price "
                               f"'{action}' of class {cls}", line=level.line)
         out[action] = ActionEnergy(energy / block, est.name)
+    if table is not None and "leak" in table.actions:
+        out["leak"] = ActionEnergy(table.actions["leak"], f"{ert_label} (leak per cycle)")
     return out
 
 
@@ -205,6 +223,8 @@ def _compute_entries(cu: ComputeUnit, table: ErtTable | None, ert_label: str,
     assert table is not None
     mac_ert = table.actions[hit]
     label = f"{ert_label} ({hit})"
+    leak = ({"leak": ActionEnergy(table.actions["leak"], f"{ert_label} (leak per cycle)")}
+            if "leak" in table.actions else {})
     if not mac_est.handles(cls):
         if mac_est.multiplier is not None:
             raise HwcostError(f"compute unit {cu.name}: cannot split the ERT's MAC of class "
@@ -212,7 +232,7 @@ def _compute_entries(cu: ComputeUnit, table: ErtTable | None, ert_label: str,
                               f"{mac_est.multiplier.name}", line=cu.line)
         return {"mac": ActionEnergy(mac_ert, label),
                 "multiply": ActionEnergy(mac_ert, f"{label}, not split"),
-                "add": ActionEnergy(0.0, f"{label}, not split")}
+                "add": ActionEnergy(0.0, f"{label}, not split"), **leak}
     mac_est.breakdown(cls, attrs, technology_nm)   # validates the multiplier against the unit
     mult_e = mac_est.multiplier_energy()
     exact = MACEstimator(None).breakdown(cls, attrs, technology_nm)
@@ -228,7 +248,7 @@ def _compute_entries(cu: ComputeUnit, table: ErtTable | None, ert_label: str,
         mac_src = f"{label} with multiply x {mult_e.rel_exact:.3f} from {mult_e.source}"
     return {"mac": ActionEnergy(multiply + add, mac_src),
             "multiply": ActionEnergy(multiply, mul_src),
-            "add": ActionEnergy(add, add_src)}
+            "add": ActionEnergy(add, add_src), **leak}
 
 
 def build_energy_table(arch: Architecture, multiplier: Multiplier | None = None,
@@ -267,4 +287,5 @@ def build_energy_table(arch: Architecture, multiplier: Multiplier | None = None,
             notes.append(f"ERT components not in the architecture: {', '.join(unused)}")
     return EnergyTable(entries=entries, compute=cu.name, technology_nm=arch_nm,
                        multiplier=None if multiplier is None else multiplier.name,
-                       ert=None if ert is None else str(ert), notes=notes)
+                       ert=None if ert is None else str(ert), notes=notes,
+                       block_sizes={lv.name: lv.block_size for lv in arch.levels})

@@ -7,9 +7,12 @@ Semantics implemented:
 * **Targets** are the architecture's storage level names.  The compute unit may be named
   but has no loops (factors other than 1 are an error).  The replicating containers
   recorded by :mod:`hwmodel.spec` (``PE``) and Timeloop's dummy levels
-  (``inter_PE_spatial``) address the fan-out of the storage level above them: their
-  spatial loops are added to that level, temporal directives there must be all ones, and
-  their datatype directives are ignored.
+  (``inter_PE_spatial``, or a ``dummy_storage`` component of that name) address the fan-out
+  of the storage level above them: their spatial loops form a fan-out *stage* of that level
+  of their own (:class:`hwmodel.mapping.SpatialStage`, in the architecture's container
+  order), because Timeloop finds multicast and reduction one container at a time;
+  temporal directives there must be all ones, and their datatype directives are ignored.
+  Stages are written back under the container's name.
 * **Permutations** list dims from the **innermost** loop outwards (Timeloop's order);
   :class:`LevelMapping` lists loops **outermost first**, so the order is reversed.  In a
   temporal directive, dims with a factor above 1 that the permutation omits are placed
@@ -21,8 +24,8 @@ Semantics implemented:
   (see :func:`drop_trivial_loops`).
 * **Spatial split** (Timeloop semantics): dims at permutation index ``< split`` go to X,
   the rest to Y; without ``split`` every dim goes to X (Timeloop's default, split = number
-  of dims).  Several spatial directives for one level (e.g. an X container and a Y
-  container) add up.
+  of dims).  Several spatial directives for one target (an X and a Y
+  directive) add up.
 * **Keep/bypass**: a level keeps every workload data space the architecture allows
   (:meth:`StorageLevel.may_keep`) unless a ``datatype``/``bypass``/``dataspace`` directive
   bypasses it; keeping a data space the architecture bypasses is an error.
@@ -42,7 +45,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from multiplier_lib.errors import HwcostError
 
 from .arch import DATA_SPACES, Architecture
-from .mapping import LevelMapping, Loop, Mapping
+from .mapping import LevelMapping, Loop, Mapping, SpatialStage
 from .workload import Workload
 from .yamlio import (
     Located,
@@ -77,17 +80,36 @@ def _directives(doc: Any, err: Located) -> tuple[list[Any], int | None]:
               line_of(doc, None, 1))
 
 
-def _targets(arch: Architecture) -> dict[str, tuple[int, str]]:
-    """Target name -> (level index, 'level' | 'alias' | 'compute')."""
-    out: dict[str, tuple[int, str]] = {}
+def _containers(arch: Architecture, idx: int) -> list[str]:
+    """Names of the containers below level ``idx``, outermost first."""
+    return [str(c) for c in arch.levels[idx].attributes.get("spatial_containers", []) or []]
+
+
+def _targets(arch: Architecture) -> dict[str, tuple[int, str, str]]:
+    """Target name -> (level index, 'level' | 'alias' | 'compute', container name)."""
+    out: dict[str, tuple[int, str, str]] = {}
+    for i in range(len(arch.levels)):
+        for c in _containers(arch, i):
+            out.setdefault(c, (i, "alias", c))
+            out.setdefault(f"inter_{c}_spatial", (i, "alias", c))
+    out[arch.compute.name] = (-1, "compute", "")
     for i, lv in enumerate(arch.levels):
-        for c in lv.attributes.get("spatial_containers", []) or []:
-            out.setdefault(str(c), (i, "alias"))
-            out.setdefault(f"inter_{c}_spatial", (i, "alias"))
-    out[arch.compute.name] = (-1, "compute")
-    for i, lv in enumerate(arch.levels):
-        out[lv.name] = (i, "level")
+        out[lv.name] = (i, "level", "")
     return out
+
+
+def _stage(levels: list[LevelMapping], arch: Architecture, idx: int,
+           container: str) -> SpatialStage:
+    """The stage of ``container`` below level ``idx``, created in the architecture's order."""
+    lm = levels[idx]
+    for st in lm.stages:
+        if st.name == container:
+            return st
+    order = _containers(arch, idx)
+    st = SpatialStage(container)
+    lm.stages.append(st)
+    lm.stages.sort(key=lambda s: order.index(s.name) if s.name in order else len(order))
+    return st
 
 
 def load_mapping(path: str | Path, arch: Architecture, workload: Workload) -> Mapping:
@@ -115,7 +137,7 @@ def load_mapping(path: str | Path, arch: Architecture, workload: Workload) -> Ma
         if str(name) not in targets:
             raise err(f"unknown mapping target {name!r} (levels: "
                       f"{', '.join(arch.names)}; compute: {arch.compute.name})", dl)
-        idx, role = targets[str(name)]
+        idx, role, container = targets[str(name)]
         kind = str(d.get("type", "")).strip().lower()
         if kind in _DATATYPE:
             if role == "level":
@@ -165,8 +187,13 @@ def load_mapping(path: str | Path, arch: Architecture, workload: Workload) -> Ma
                 split = to_int(d["split"], "split", at("split"), minimum=0)
             xs = [(x, big[x]) for x in reversed(order[:split]) if x in big]
             ys = [(x, big[x]) for x in reversed(order[split:]) if x in big]
-            levels[idx].spatial_x += xs
-            levels[idx].spatial_y += ys
+            if role == "alias":
+                stage = _stage(levels, arch, idx, container)
+                stage.x += xs
+                stage.y += ys
+            else:
+                levels[idx].spatial_x += xs
+                levels[idx].spatial_y += ys
             spatial_lines.setdefault(idx, dl)
 
     mapping = Mapping(levels)
@@ -176,8 +203,8 @@ def load_mapping(path: str | Path, arch: Architecture, workload: Workload) -> Ma
             raise err(f"factors of {dim} multiply to {got} over all levels but the workload "
                       f"bound of {dim} is {bound}", dim_lines.get(dim, root_line))
     for i, (lv, lm) in enumerate(zip(arch.levels, levels)):
-        fx = math.prod(f for _, f in lm.spatial_x)
-        fy = math.prod(f for _, f in lm.spatial_y)
+        fx = math.prod(f for _, f in lm.all_x)
+        fy = math.prod(f for _, f in lm.all_y)
         if fx > lv.fanout_x or fy > lv.fanout_y:
             raise err(f"spatial factors at {lv.name!r} need {fx} x {fy} (X x Y) instances "
                       f"but its fan-out is {lv.fanout_x} x {lv.fanout_y}",
@@ -211,10 +238,13 @@ def _keep(d: Any, current: frozenset[str], arch: Architecture, idx: int,
 
 def drop_trivial_loops(mapping: Mapping) -> Mapping:
     """A copy of ``mapping`` without factor-1 loops: the form :func:`load_mapping` returns."""
-    return Mapping([LevelMapping(temporal=[lp for lp in lm.temporal if lp[1] > 1],
-                                 spatial_x=[lp for lp in lm.spatial_x if lp[1] > 1],
-                                 spatial_y=[lp for lp in lm.spatial_y if lp[1] > 1],
-                                 keep=lm.keep)
+    def big(loops: list[Loop]) -> list[Loop]:
+        return [lp for lp in loops if lp[1] > 1]
+
+    return Mapping([LevelMapping(temporal=big(lm.temporal), spatial_x=big(lm.spatial_x),
+                                 spatial_y=big(lm.spatial_y), keep=lm.keep,
+                                 stages=[SpatialStage(st.name, big(st.x), big(st.y))
+                                         for st in lm.stages if big(st.loops)])
                     for lm in mapping.levels])
 
 
@@ -247,17 +277,17 @@ def mapping_document(mapping: Mapping, arch: Architecture,
                                 keep=_flow([s for s in spaces if s in lm.keep]),
                                 bypass=_flow([s for s in spaces if s not in lm.keep])))
         out.append(_loop_directive(lv.name, "temporal", lm.temporal, [], dims))
-        if lm.spatial:
-            xdims = [d for d, _ in lm.spatial_x]
-            ydims = [d for d, _ in lm.spatial_y]
-            if set(xdims) & set(ydims):        # one dim on both axes: one directive per axis
-                out.append(_loop_directive(lv.name, "spatial", lm.spatial_x, [], dims,
-                                           trivial=False))
-                out.append(_loop_directive(lv.name, "spatial", [], lm.spatial_y, dims,
-                                           trivial=False))
+        stages = [(lv.name, lm.spatial_x, lm.spatial_y)] + [
+            (st.name, st.x, st.y) for st in lm.stages]
+        for target, xs, ys in stages:
+            if not xs and not ys:
+                continue
+            if set(d for d, _ in xs) & set(d for d, _ in ys):
+                # one dim on both axes: one directive per axis
+                out.append(_loop_directive(target, "spatial", xs, [], dims, trivial=False))
+                out.append(_loop_directive(target, "spatial", [], ys, dims, trivial=False))
             else:
-                out.append(_loop_directive(lv.name, "spatial", lm.spatial_x, lm.spatial_y,
-                                           dims))
+                out.append(_loop_directive(target, "spatial", xs, ys, dims))
     return CommentedMap(mapping=out)
 
 

@@ -17,14 +17,20 @@ Semantics follow Timeloop's nest analysis:
   spatial loops irrelevant to the data space); for outputs the dual holds: partial sums of
   children working on the same outputs are reduced spatially before being written.
 * Outputs are read-modify-write.  A level's updates are the partial sums arriving from below;
-  its reads are its updates minus the distinct outputs it ever holds, because the first
-  accumulation into an output never reads the old partial sum (Timeloop's first-read
-  elision).  Its fills are the partial sums it receives from its parent, i.e. its tile
-  deltas, as in Timeloop's reference outputs.
+  its reads are its updates minus the distinct outputs it ever holds (its *partition*),
+  because the first accumulation into an output never reads the old partial sum (Timeloop's
+  first-read elision).  Its fills, likewise, are only the partial sums that come *back* from
+  its parent after an eviction: the tile deltas minus the partition (0 when every output
+  tile is finished before it leaves).  This is Timeloop's convention; the first arrival of
+  an output tile is counted by nobody, since nothing has to be read to create it.
+* Energy is charged as Timeloop charges it: per instance, data space and action, whole
+  vector accesses of ``block_size`` words (``ceil(words / block_size)``) at the row energy
+  of the ERT or estimator, times the utilized instances; plus leakage (an ERT's ``leak``,
+  per utilized instance and cycle) and MACs times the MAC energy.  Like Timeloop's defaults,
+  network (NoC) energy is not charged separately.
 * Cycles are the larger of the compute cycles (temporal iterations per MAC) and, per level,
-  accesses per instance divided by the level's bandwidth (words/cycle) where one is given.
-  Energy is accesses times per-word energies plus MACs times the MAC energy.  Like Timeloop's
-  defaults, network (NoC) energy is not charged separately.
+  the compute cycles stretched by the bandwidth the level's accesses per instance demand
+  (read, write and shared bandwidth, words/cycle, where given), rounded up as Timeloop does.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ class DataSpaceStats:
     fills_per_instance: float = 0.0
     updates_per_instance: float = 0.0
     energy_pj: float = 0.0
+    utilized_instances: int = 1
+    partition_words: int = 0     # distinct words one instance ever holds (Timeloop's partition)
 
 
 @dataclass
@@ -66,6 +74,8 @@ class LevelStats:
     capacity_words: int | None = None
     words_used: int = 0
     cycles: float = 0.0
+    leakage_pj: float = 0.0
+    bandwidth_throttling: float = 1.0
 
 
 @dataclass
@@ -125,22 +135,36 @@ def transfers(ds: DataSpace, tile: dict[str, int], loops_above: list[tuple[str, 
     """Words one instance receives over time: first tile plus the delta of every advance.
 
     ``loops_above`` are the temporal loops above the level, outermost first, and ``tile`` the
-    level's per-instance tile extent per dimension.
+    level's per-instance tile extent per dimension.  Every advance of loop ``k`` moves the
+    tile the same way, so the sum over all time steps is ``tile + sum_k events_k * delta_k``
+    with Timeloop's deltas:
+
+    * a loop irrelevant to the data space moves nothing (stationarity), wherever it is;
+    * when a loop relevant to the data space sits inside loop ``k``, it restarts at every
+      advance of ``k`` and the whole tile is charged;
+    * a sliding window keeps its overlap only along the innermost (non-trivial) loop above
+      the level; a relevant loop with only irrelevant loops inside it is charged the whole
+      tile.  (Timeloop's Eyeriss VGG exercise: ``for P7 { for M4 }`` above the global
+      buffer refetches the whole input tile at every ``P`` step, halo included.)
     """
     loops = [(d, f) for d, f in loops_above if f > 1]
     axes = _axes(ds, tile)
     full = math.prod(len(_axis_values(a)) for a in axes)
     total = full
     outer_iters = 1
+    last = len(loops) - 1
     for k, (dim_k, f_k) in enumerate(loops):
         events = (f_k - 1) * outer_iters
         outer_iters *= f_k
-        if any(f > 1 and ds.relevant(d) for d, f in loops[k + 1:]):
-            # inner loops that matter to this data space restart: Timeloop gives no credit
-            # for whatever the restarted tile shares with the last one
-            total += events * full
+        if any(ds.relevant(d) for d, _ in loops[k + 1:]):
+            total += events * full          # relevant inner loops restart: no credit
             continue
-        # only loop k moves the tile: a sliding window keeps what overlaps
+        if not ds.relevant(dim_k):
+            continue                        # stationary across this loop
+        if k < last:
+            total += events * full          # only irrelevant loops inside: no halo credit
+            continue
+        # the innermost loop moves the tile: a sliding window keeps what overlaps
         overlap = 1
         step = tile.get(dim_k, 1)
         for axis_terms, axis in zip(ds.projection, axes):
@@ -150,6 +174,64 @@ def transfers(ds: DataSpace, tile: dict[str, int], loops_above: list[tuple[str, 
                 break
         total += events * (full - overlap)
     return total
+
+
+def distinct_children(ds: DataSpace, unit: dict[str, int], loops: list[tuple[str, int]]) -> int:
+    """How many different pieces of ``ds`` the children of one fan-out stage hold.
+
+    Children whose tiles are equal are served by one parent access (multicast; for outputs,
+    their partial sums are reduced on the way up).  Tiles of siblings are translations of
+    each other, equal exactly when the translation is 0 on every axis of the data space;
+    overlapping but unequal tiles (sliding-window halos) count separately, as in Timeloop.
+    ``unit`` is the extent of one child's tile per dimension; ``loops`` the stage's loops.
+    """
+    offsets = {tuple(0 for _ in ds.projection)}
+    ext = dict(unit)
+    for d, f in loops:
+        if f <= 1:
+            continue
+        step = ext.get(d, 1)
+        shift = tuple(sum(c * step for c, dd in axis if dd == d) for axis in ds.projection)
+        if any(shift):
+            offsets = {tuple(o + i * sh for o, sh in zip(off, shift))
+                       for off in offsets for i in range(f)}
+        ext[d] = step * f
+    return len(offsets)
+
+
+def access_energy(s: DataSpaceStats, level: str, energy) -> float:
+    """pJ of one data space at one level, all utilized instances, Timeloop's way.
+
+    A storage level is accessed a row (``block_size`` words) at a time, and Timeloop charges
+    every action of every instance in whole rows: ``ceil(words / block_size)`` row accesses
+    at the row energy, separately for reads, fills and updates.  A small tile in a wide
+    memory (3 weights in a 64-bit DRAM row) therefore pays a full row, which per-word
+    pricing would miss by up to the block size.
+    """
+    block_size = getattr(energy, "block_size", None)     # per-word tables price words
+    block = 1 if block_size is None else block_size(level)
+    total = 0.0
+    for count, action in ((s.reads_per_instance, "read"), (s.fills_per_instance, "write"),
+                          (s.updates_per_instance, "update")):
+        if count > 0:
+            rows = math.ceil(count / block - 1e-9)
+            total += rows * block * energy.per_word(level, action)
+    return total * s.utilized_instances
+
+
+def _throttling(lv, st: LevelStats, compute_cycles: int) -> float:
+    """Timeloop's bandwidth slowdown of a level: 1, or the share of the demand it can serve."""
+    if not compute_cycles:
+        return 1.0
+    reads = sum(s.reads_per_instance for s in st.dataspaces.values()) / compute_cycles
+    writes = sum(s.fills_per_instance + s.updates_per_instance
+                 for s in st.dataspaces.values()) / compute_cycles
+    slow = 1.0
+    for bw, demand in ((lv.read_bandwidth, reads), (lv.write_bandwidth, writes),
+                       (getattr(lv, "shared_bandwidth", None), reads + writes)):
+        if bw and demand > bw:
+            slow = min(slow, bw / demand)
+    return slow
 
 
 def _dims_product(loops: list[tuple[str, int]]) -> dict[str, int]:
@@ -195,8 +277,8 @@ def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=No
     utilized = [1] * (n + 1)
     for i in range(n):
         lm = mapping.levels[i]
-        sx = math.prod(f for _, f in lm.spatial_x)
-        sy = math.prod(f for _, f in lm.spatial_y)
+        sx = math.prod(f for _, f in lm.all_x)
+        sy = math.prod(f for _, f in lm.all_y)
         lv = arch.levels[i]
         if check and (sx > lv.fanout_x or sy > lv.fanout_y):
             raise MappingError(f"spatial factors {sx}x{sy} at {lv.name} exceed its fan-out "
@@ -221,7 +303,8 @@ def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=No
                 dom[d] = dom.get(d, 1) * f
             distinct[i] = footprint(ds, dom)
         for idx, i in enumerate(keepers):
-            st = DataSpaceStats(tile_words=footprint(ds, tiles[i]))
+            st = DataSpaceStats(tile_words=footprint(ds, tiles[i]), utilized_instances=utilized[i],
+                                partition_words=distinct[i])
             child = keepers[idx + 1] if idx + 1 < len(keepers) else None
             # what one instance of level i sends down, before multicast / after reduction
             if child is None:
@@ -232,16 +315,21 @@ def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=No
                 child_tile = tiles[child]
                 child_transfers = per_inst_transfers[child]
                 span_levels = range(i, child)
-            spatial = [lp for j in span_levels for lp in mapping.levels[j].spatial]
-            union_tile = dict(child_tile)
-            for d, f in spatial:
-                union_tile[d] = union_tile.get(d, 1) * f
-            spread = footprint(ds, union_tile) / max(1, footprint(ds, child_tile))
+            # fan-out stages between the two levels, innermost first: each multiplies the
+            # traffic by the number of distinct tiles among its children
+            stages = [loops for j in span_levels
+                      for loops in mapping.levels[j].spatial_stages()][::-1]
+            spread = 1
+            unit = dict(child_tile)
+            for loops in stages:
+                spread *= distinct_children(ds, unit, loops)
+                for d, f in loops:
+                    unit[d] = unit.get(d, 1) * f
             if ds.read_write:
                 st.updates_per_instance = child_transfers * spread
                 st.reads_per_instance = max(0.0, st.updates_per_instance - distinct[i])
                 if idx > 0:
-                    st.fills_per_instance = per_inst_transfers[i]
+                    st.fills_per_instance = max(0, per_inst_transfers[i] - distinct[i])
             else:
                 st.reads_per_instance = child_transfers * spread
                 if idx > 0:
@@ -258,28 +346,24 @@ def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=No
             if cap is not None and stats[i].words_used > cap:
                 raise MappingError(f"tiles at {lv.name} need {stats[i].words_used} words, "
                                    f"capacity is {cap}")
-    # energy and cycles
+    # cycles: compute-bound unless a level's bandwidth throttles it
     compute_cycles = compute_iters
     cycles = float(compute_cycles)
     for i, lv in enumerate(arch.levels):
         st_level = stats[i]
-        reads = sum(s.reads_per_instance for s in st_level.dataspaces.values())
-        writes = sum(s.fills_per_instance + s.updates_per_instance
-                     for s in st_level.dataspaces.values())
-        level_cycles = 0.0
-        if lv.read_bandwidth:
-            level_cycles = max(level_cycles, reads / lv.read_bandwidth)
-        if lv.write_bandwidth:
-            level_cycles = max(level_cycles, writes / lv.write_bandwidth)
-        st_level.cycles = level_cycles
-        cycles = max(cycles, level_cycles)
-        if energy is not None:
-            e_read = energy.per_word(lv.name, "read")
-            e_write = energy.per_word(lv.name, "write")
-            e_update = energy.per_word(lv.name, "update")
+        st_level.bandwidth_throttling = _throttling(lv, st_level, compute_cycles)
+        st_level.cycles = float(math.ceil(compute_cycles / st_level.bandwidth_throttling))
+        cycles = max(cycles, st_level.cycles)
+    if energy is not None:
+        for i, lv in enumerate(arch.levels):
+            st_level = stats[i]
             for s in st_level.dataspaces.values():
-                s.energy_pj = s.reads * e_read + s.fills * e_write + s.updates * e_update
-            st_level.energy_pj = sum(s.energy_pj for s in st_level.dataspaces.values())
+                s.energy_pj = access_energy(s, lv.name, energy)
+            leak = getattr(energy, "leak_per_cycle", None)
+            st_level.leakage_pj = (0.0 if leak is None else
+                                   leak(lv.name) * cycles * st_level.instances_utilized)
+            st_level.energy_pj = (sum(s.energy_pj for s in st_level.dataspaces.values())
+                                  + st_level.leakage_pj)
     mult = energy.multiply() * computes if energy is not None else 0.0
     add = energy.add() * computes if energy is not None else 0.0
     mac = energy.mac() * computes if energy is not None else 0.0

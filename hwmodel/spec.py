@@ -362,6 +362,9 @@ class _Reader:
         attrs.update(own)
         kind = _classify(cls, attrs)
         if kind == "dummy":
+            # Timeloop's placeholder levels (``inter_PE_spatial`` of class dummy_storage in
+            # flattened specs) hold nothing; mappings name them for the fan-out above them
+            self.pending.append(_Pending(name, 1, 1, None, line))
             return
         if kind == "unknown":
             raise err(f"component {name!r} of class {cls!r} is neither a storage class "

@@ -191,8 +191,8 @@ def test_spatial_split_counts_dims_of_size_one():
 def test_at_least_as_good_as_timeloops_mapper_on_eyeriss_like_alexnet_conv1(
         eyeriss_like, alexnet_conv1, timeloop_alexnet_mapping):
     """Timeloop's Eyeriss-like example: with Timeloop's per-word energies its reference
-    mapping costs 8.22 pJ/MAC (its published total); under the same row-stationary
-    constraints (which that mapping satisfies) our mapper must do no worse."""
+    mapping costs its published 8.22 pJ/MAC (older fill convention); under the same
+    row-stationary constraints (which that mapping satisfies) our mapper must do no worse."""
     class TimeloopEnergy(FlatEnergy):
         def mac(self) -> float:
             return 2.2
@@ -213,7 +213,10 @@ def test_at_least_as_good_as_timeloops_mapper_on_eyeriss_like_alexnet_conv1(
     energy = TimeloopEnergy({"DRAM": 128.0, "shared_glb": 18.8, "DummyBuffer": 0.25,
                              "ifmap_spad": 0.24, "weights_spad": 1.59, "psum_spad": 0.25})
     theirs = evaluate(arch, wl, timeloop, energy)
-    assert theirs.energy_pj / wl.computes == pytest.approx(8.22, abs=0.01)
+    # the published 8.22 pJ/MAC also counted the first arrival of every partial-sum tile
+    # as a fill (24,200 per psum spad, 290,400 at the buffer), which Timeloop no longer does
+    first_arrivals = 24200 * 132 * 0.25 + 290400 * 18.8
+    assert (theirs.energy_pj + first_arrivals) / wl.computes == pytest.approx(8.22, abs=0.01)
     ours = Mapper(arch, energy).map(wl)
     assert ours.result.energy_pj <= theirs.energy_pj
     assert ours.result.cycles <= theirs.cycles

@@ -149,7 +149,14 @@ def test_timeloop_container_targets(tmp_path, setup):
                            "- target: inter_PE_spatial\n  type: spatial")
     text += "- target: PE\n  type: datatype\n  keep: []\n"
     m = load_mapping(_write(tmp_path, text), arch, w)
-    assert m.levels[1].spatial_x == [("C", 4)]
+    # the container's loops form a fan-out stage of their own below the buffer
+    assert m.levels[1].spatial_x == [] and m.levels[1].all_x == [("C", 4)]
+    assert [(st.name, st.x, st.y) for st in m.levels[1].stages] == [
+        ("PE", [("C", 4)], [("M", 2)])]
+    out = tmp_path / "again.yaml"
+    write_mapping(m, arch, out, workload=w)
+    assert "target: PE" in out.read_text()
+    assert load_mapping(out, arch, w) == drop_trivial_loops(m)
 
 
 @pytest.mark.parametrize("label,old,new,needle,line", [
