@@ -26,9 +26,15 @@ def _load(arch: str, problem: Path, ert: Path | None, multiplier: str | None,
     return spec, workload, build_energy_table(spec, mult, ert)
 
 
-def print_result(spec, result, mapping_text: str, fmt: str, energy, extra: dict) -> None:
+def print_result(spec, result, mapping_text: str, fmt: str, energy, extra: dict,
+                 workload=None, mapping=None) -> None:
     from hwmodel.model import result_json
 
+    if fmt == "timeloop":
+        from hwmodel.timeloop_stats import format_stats
+
+        click.echo(format_stats(spec, workload, mapping, result, energy), nl=False)
+        return
     if fmt == "json":
         data = result_json(result, mapping_text)
         data["energy_sources"] = {
@@ -58,8 +64,9 @@ def print_result(spec, result, mapping_text: str, fmt: str, energy, extra: dict)
               help="Timeloop mapping YAML.")
 @click.option("--ert", type=_FILE, help="Accelergy ERT.yaml to use instead of estimators.")
 @click.option("--multiplier", help="Multiplier of the MAC (name or path; default exact).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "timeloop"]),
+              default="table", show_default=True,
+              help="timeloop: the layout of Timeloop's timeloop-model.stats.txt.")
 @library_option
 def evaluate_mapping(arch: str, problem: Path, mapping_path: Path, ert: Path | None,
                      multiplier: str | None, fmt: str, library_dir: Path | None) -> None:
@@ -78,7 +85,8 @@ def evaluate_mapping(arch: str, problem: Path, mapping_path: Path, ert: Path | N
     mapping = load_mapping(mapping_path, spec, workload)
     result = evaluate(spec, workload, mapping, energy)
     print_result(spec, result, mapping.short(spec.names), fmt, energy,
-                 {"arch": spec.name, "problem": str(problem), "multiplier": energy.multiplier})
+                 {"arch": spec.name, "problem": str(problem), "multiplier": energy.multiplier},
+                 workload, mapping)
 
 
 @click.command("map")
@@ -88,8 +96,9 @@ def evaluate_mapping(arch: str, problem: Path, mapping_path: Path, ert: Path | N
               show_default=True)
 @click.option("--ert", type=_FILE, help="Accelergy ERT.yaml to use instead of estimators.")
 @click.option("--multiplier", help="Multiplier of the MAC (name or path; default exact).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "timeloop"]),
+              default="table", show_default=True,
+              help="timeloop: the layout of Timeloop's timeloop-model.stats.txt.")
 @click.option("--out", "out_path", type=_FILE, help="Also write the best mapping as YAML.")
 @library_option
 def map_cmd(arch: str, problem: Path, objective: str, ert: Path | None, multiplier: str | None,
@@ -116,7 +125,7 @@ def map_cmd(arch: str, problem: Path, objective: str, ert: Path | None, multipli
                  {"arch": spec.name, "problem": str(problem), "objective": objective,
                   "multiplier": energy.multiplier, "mapper": {
                       "evaluated": found.evaluated, "exhaustive": found.exhaustive,
-                      "seconds": seconds}})
+                      "seconds": seconds}}, workload, found.mapping)
     if fmt == "table":
         regime = "exhaustive" if found.exhaustive else "pruned search"
         click.echo(f"mapper: {found.evaluated} mappings evaluated ({regime}) in "

@@ -377,18 +377,33 @@ def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=No
 
 
 def result_json(result: EvalResult, mapping_text: str | None = None) -> dict:
-    """The Timeloop-compatible JSON view, levels ordered from the compute unit outwards."""
+    """The Timeloop-compatible JSON view, levels ordered from the compute unit outwards.
+
+    Counts are given as Timeloop prints them (``*_per_instance`` with the utilized
+    instances) and as totals over the utilized instances (``reads``, ``fills``,
+    ``updates``), which are the per-instance counts times ``utilized_instances``.
+    """
+    def dataspace(s: DataSpaceStats) -> dict:
+        return {"reads": s.reads, "fills": s.fills, "updates": s.updates,
+                "reads_per_instance": s.reads_per_instance,
+                "fills_per_instance": s.fills_per_instance,
+                "updates_per_instance": s.updates_per_instance,
+                "utilized_instances": s.utilized_instances,
+                "tile_words": s.tile_words, "partition_words": s.partition_words,
+                "energy_pj": s.energy_pj}
+
     return {
         "computes": result.computes,
         "cycles": result.cycles,
         "utilization": result.utilization,
         "energy_pj": result.energy_pj,
         "mac_energy_pj": result.mac_energy_pj,
+        "macs_utilized": result.macs_utilized,
         "levels": [
             {"name": lv.name, "instances_utilized": lv.instances_utilized,
-             "energy_pj": lv.energy_pj,
-             "dataspaces": {name: {"reads": s.reads, "fills": s.fills, "updates": s.updates}
-                            for name, s in lv.dataspaces.items()}}
+             "energy_pj": lv.energy_pj, "leakage_pj": lv.leakage_pj, "cycles": lv.cycles,
+             "bandwidth_throttling": lv.bandwidth_throttling,
+             "dataspaces": {name: dataspace(s) for name, s in lv.dataspaces.items()}}
             for lv in reversed(result.levels)],
         "mapping": mapping_text,
     }

@@ -32,12 +32,16 @@ def test_evaluate_mapping_reproduces_the_three_level_counts():
                                                       "MainMemory"]
     rf, gb, dram = (levels[n]["dataspaces"] for n in ("RegisterFile", "GlobalBuffer",
                                                        "MainMemory"))
-    assert rf["Weights"] == {"reads": 1536, "fills": 96, "updates": 0}
-    assert rf["Inputs"] == {"reads": 1536, "fills": 288, "updates": 0}
+
+    def counts(ds: dict) -> tuple:
+        return ds["reads"], ds["fills"], ds["updates"]
+
+    assert counts(rf["Weights"]) == (1536, 96, 0)
+    assert counts(rf["Inputs"]) == (1536, 288, 0)
     # every output is finished in the register file: no partial sum comes back to it
-    assert rf["Outputs"] == {"reads": 1024, "fills": 0, "updates": 1536}
-    assert gb["Inputs"] == {"reads": 288, "fills": 18, "updates": 0}
-    assert gb["Outputs"] == {"reads": 0, "fills": 0, "updates": 512}
+    assert counts(rf["Outputs"]) == (1024, 0, 1536)
+    assert counts(gb["Inputs"]) == (288, 18, 0)
+    assert counts(gb["Outputs"]) == (0, 0, 512)
     assert dram["Weights"]["reads"] == 96 and dram["Outputs"]["updates"] == 512
     assert data["energy_pj"] > data["mac_energy_pj"] > 0
     assert "MACC" in data["energy_sources"]
@@ -121,3 +125,21 @@ def test_mistakes_are_one_line_errors(args, needle):
     assert res.exit_code != 0
     assert needle in res.output
     assert "Traceback" not in res.output
+
+
+def test_evaluate_mapping_in_timeloops_layout():
+    """``--format timeloop`` on Timeloop's own 04 kp exercise prints its stats file's
+    figures in its layout (the full comparison is in tests/hwmodel/test_timeloop_stats)."""
+    case = Path(__file__).resolve().parents[1] / "hwmodel" / "timeloop_ref" / "04_kp"
+    res = run("evaluate-mapping", "--arch", case / "arch.yaml", "--problem",
+              case / "problem.yaml", "--mapping", case / "map.yaml", "--ert",
+              case / "ert.yaml", "--format", "timeloop")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[:3] == ["Buffer and Arithmetic Levels", "----------------------------",
+                         "Level 0"]
+    order = [ln for ln in lines if ln.startswith("=== ")][:4]
+    assert order == ["=== MACC ===", "=== RegisterFile ===", "=== GlobalBuffer ===",
+                     "=== MainMemory ==="]
+    # Timeloop's summary line for this exercise: 14664.63 fJ per compute in total
+    assert "    Total                  = 14664.63" in lines

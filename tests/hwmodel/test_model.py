@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 
 from hwmodel.arch import Architecture, ComputeUnit, StorageLevel
-from hwmodel.mapping import LevelMapping, Mapping
+from hwmodel.energy import ActionEnergy, EnergyTable
+from hwmodel.mapping import LevelMapping, Mapping, SpatialStage
 from hwmodel.model import MappingError, evaluate, transfers
 from hwmodel.workload import DataSpace, Layer, Workload
 
@@ -213,3 +214,58 @@ def test_eyeriss_like_alexnet_conv1_agrees_with_timeloop_reference(
     assert per_instance("DRAM", W) == (1916640, 0, 0)
     assert per_instance("DRAM", I) == (412005, 0, 0)
     assert per_instance("DRAM", O) == (0, 0, 290400)
+
+
+def test_halo_credit_only_along_the_innermost_loop():
+    # inputs tile of the buffer: R=3 window at one P; Main: for P16 { for K2 }.  K is
+    # irrelevant to inputs (no refetch when it advances), but with K inside P Timeloop
+    # compares tiles only along K, so every P step brings the whole window: 16 x 3
+    arch = Architecture("a", [level("Main"), level("Buffer", 64)],
+                        ComputeUnit("mac", "intmac", {}, 1))
+    wl = conv1d({"K": 2, "R": 3, "P": 16})
+    inner_k = evaluate(arch, wl, Mapping([LevelMapping([("P", 16), ("K", 2)], keep=ALL),
+                                          LevelMapping([("R", 3)], keep=ALL)]))
+    assert counts(inner_k, "Buffer", I) == (96, 48, 0)
+    # with P innermost the window slides: 3 + 15 new words per K step, K restarts P
+    inner_p = evaluate(arch, wl, Mapping([LevelMapping([("K", 2), ("P", 16)], keep=ALL),
+                                          LevelMapping([("R", 3)], keep=ALL)]))
+    assert counts(inner_p, "Buffer", I) == (96, 36, 0)
+
+
+def test_multicast_is_found_one_fan_out_stage_at_a_time():
+    # 4 x 3 PEs; each PE's input tile is one word at w = q + s.  In one stage, PEs with
+    # equal q + s share a read: 6 distinct words.  With Q in an outer (column) stage and
+    # S in an inner one, columns hold overlapping but unequal windows: 4 x 3 reads.
+    wl = Workload("conv_qs", (("Q", 4), ("S", 3)), (
+        DataSpace(W, (((1, "S"),),)),
+        DataSpace(I, (((1, "Q"), (1, "S")),)),
+        DataSpace(O, (((1, "Q"),),), read_write=True)))
+    arch = Architecture("a", [level("Main", fanout=12), level("PE", 4, instances=12)],
+                        ComputeUnit("mac", "intmac", {}, 12))
+    one = Mapping([LevelMapping([], spatial_x=[("Q", 4), ("S", 3)], keep=ALL),
+                   LevelMapping([], keep=ALL)])
+    assert counts(evaluate(arch, wl, one), "Main", I)[0] == 6
+    two = Mapping([LevelMapping([], stages=[SpatialStage("col", x=[("Q", 4)]),
+                                            SpatialStage("row", x=[("S", 3)])], keep=ALL),
+                   LevelMapping([], keep=ALL)])
+    assert counts(evaluate(arch, wl, two), "Main", I)[0] == 12
+    # outputs: the 3 PEs of a column (S) reduce into one partial sum in either form
+    assert counts(evaluate(arch, wl, two), "Main", O)[2] == 4
+
+
+def test_vector_accesses_are_whole_rows_per_action():
+    # a DRAM row holds 8 words: 3 weight reads cost one row, 18 input reads three rows
+    arch = Architecture("a", [level("Main"), level("Buffer", 64)],
+                        ComputeUnit("mac", "intmac", {}, 1))
+    per_word = {"read": 1.0, "write": 0.5, "update": 0.25}
+    entries = {"Main": {a: ActionEnergy(e / 8, "t") for a, e in per_word.items()},
+               "Buffer": {a: ActionEnergy(e, "t") for a, e in per_word.items()},
+               "mac": {a: ActionEnergy(0.0, "t") for a in ("mac", "multiply", "add")}}
+    table = EnergyTable(entries, "mac", 45.0, block_sizes={"Main": 8, "Buffer": 1})
+    r = evaluate(arch, conv1d({"R": 3, "P": 16}),
+                 Mapping([LevelMapping([("P", 16)], keep=ALL),
+                          LevelMapping([("R", 3)], keep=ALL)]), table)
+    main = next(lv for lv in r.levels if lv.name == "Main")
+    assert main.dataspaces[W].energy_pj == 1.0            # ceil(3/8) rows x 1.0
+    assert main.dataspaces[I].energy_pj == 3.0            # ceil(18/8) rows
+    assert main.dataspaces[O].energy_pj == 2 * 0.25       # 16 updates: two rows

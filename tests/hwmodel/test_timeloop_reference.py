@@ -27,13 +27,19 @@ REF = Path(__file__).parent / "timeloop_ref"
 CASES = sorted(p.name for p in REF.iterdir() if (p / "expected.json").is_file())
 
 
-def run_case(case: str):
+def load_case(case: str):
+    """(arch, workload, mapping, energy table, expected figures) of one reference case."""
     folder = REF / case
     arch = load_arch(folder / "arch.yaml")
     workload = load_problem(folder / "problem.yaml")
     mapping = load_mapping(folder / "map.yaml", arch, workload)
     energy = build_energy_table(arch, None, folder / "ert.yaml")
     expected = json.loads((folder / "expected.json").read_text())
+    return arch, workload, mapping, energy, expected
+
+
+def run_case(case: str):
+    arch, workload, mapping, energy, expected = load_case(case)
     return evaluate(arch, workload, mapping, energy), expected
 
 
