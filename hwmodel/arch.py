@@ -34,6 +34,21 @@ class LoopConstraint:
 
 
 @dataclass
+class Container:
+    """A replicating container below a storage level (Timeloop's ``inter_<name>_spatial``).
+
+    Its mesh is one stage of the level's fan-out; its spatial constraint restricts the
+    loops of that stage only.  Mappers place loops per container and the model finds
+    multicast per container, as Timeloop does.
+    """
+
+    name: str
+    mesh_x: int = 1
+    mesh_y: int = 1
+    spatial: LoopConstraint | None = None
+
+
+@dataclass
 class StorageLevel:
     """One memory level (per instance figures; ``instances`` counts them all)."""
 
@@ -57,6 +72,8 @@ class StorageLevel:
     spatial: LoopConstraint | None = None   # loops over this level's fan-out
     technology: str | None = None
     line: int | None = None
+    #: the containers that make up the fan-out, outermost first (empty: one plain fan-out)
+    containers: list[Container] = field(default_factory=list)
 
     @property
     def block_size(self) -> int:

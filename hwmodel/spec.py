@@ -62,7 +62,14 @@ from typing import Any
 
 from multiplier_lib.errors import HwcostError
 
-from .arch import DATA_SPACES, Architecture, ComputeUnit, LoopConstraint, StorageLevel
+from .arch import (
+    DATA_SPACES,
+    Architecture,
+    ComputeUnit,
+    Container,
+    LoopConstraint,
+    StorageLevel,
+)
 from .yamlio import (
     Located,
     as_map,
@@ -223,6 +230,7 @@ class _Reader:
         self.records: list[_Record] = []
         self.pending: list[_Pending] = []
         self.aliases: dict[str, int] = {}   # container / dummy name -> index of level above
+        self.alias_containers: dict[str, _Pending] = {}
         self.after_compute: list[tuple[str, int | None]] = []
 
     # -- constraints ---------------------------------------------------------------------
@@ -314,9 +322,10 @@ class _Reader:
                 xs, ys = perm, []
             elif p.mesh_y > 1 and p.mesh_x == 1 and c.split is None:
                 xs, ys = [], perm
-            if p.mesh_x > 1:
+            unknown = p.mesh_x == p.mesh_y == 1        # v0.3 subtree: mesh not known here
+            if p.mesh_x > 1 or unknown:
                 x_part += [d for d in xs if d not in x_part]
-            if p.mesh_y > 1:
+            if p.mesh_y > 1 or unknown:
                 y_part += [d for d in ys if d not in y_part]
         factors: dict[str, int] = {}
         max_factors: dict[str, int] = {}
@@ -347,8 +356,9 @@ class _Reader:
                                    "storage level above it", p.spatial.line)
                 continue
             self.records[above].containers.append(p)
-            self.aliases.setdefault(p.name, above)
-            self.aliases.setdefault(f"inter_{p.name}_spatial", above)
+            for alias in (p.name, f"inter_{p.name}_spatial"):
+                self.aliases.setdefault(alias, above)
+                self.alias_containers.setdefault(alias, p)
         self.pending = []
 
     def component(self, node: Any, ctx: _Ctx, name: str, line: int | None,
@@ -556,11 +566,11 @@ class _Reader:
                           "dataspace, bypass)", line)
             return
         if name in self.aliases:
-            rec = self.records[self.aliases[name]]
             if kind == "spatial":
-                rec.spatial = self.merge_loop(rec.spatial,
-                                              self.loop_constraint(t, err, "spatial"),
-                                              err, rec.name)
+                container = self.alias_containers[name]
+                container.spatial = self.merge_loop(container.spatial,
+                                                    self.loop_constraint(t, err, "spatial"),
+                                                    err, container.name)
             elif kind not in ("temporal", "dataspace", "bypass", "datatype", "bypassing"):
                 raise err(f"unknown constraint type {t.get('type')!r}", line)
             return                                       # dummy-level temporal/bypass: no-op
@@ -607,6 +617,14 @@ class _Reader:
             lv.spatial = self.merge_loop(r.spatial, spatial, err, r.name)
             if r.containers:
                 lv.attributes["spatial_containers"] = [p.name for p in r.containers]
+                lv.containers = [Container(p.name, p.mesh_x, p.mesh_y, p.spatial)
+                                 for p in r.containers]
+                if len(lv.containers) == 1:
+                    # one container is the whole fan-out: its arrangement (unknown for a
+                    # v0.3 subtree) and every spatial constraint on it, the level's own too
+                    only = lv.containers[0]
+                    only.mesh_x, only.mesh_y = lv.fanout_x, lv.fanout_y
+                    only.spatial = lv.spatial
         for lv, r in zip(levels, storage):
             if not any(lv.may_keep(ds) for ds in DATA_SPACES):
                 raise err(f"level {lv.name!r} keeps no data space (all of "

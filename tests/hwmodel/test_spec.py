@@ -111,6 +111,7 @@ def _shape(arch: Architecture) -> dict:
         d = dataclasses.asdict(lv)
         d.pop("line")
         d["temporal"], d["spatial"] = lc(lv.temporal), lc(lv.spatial)
+        d["containers"] = [(c.name, c.mesh_x, c.mesh_y, lc(c.spatial)) for c in lv.containers]
         d["block_size"], d["capacity"] = lv.block_size, lv.capacity_words
         levels.append(d)
     comp = dataclasses.asdict(arch.compute)
