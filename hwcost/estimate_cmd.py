@@ -27,7 +27,8 @@ def _layer_row(le, levels: list[str]) -> dict:
             "macs": le.macs, "multiplier": le.multiplier, "mapping": le.mapping,
             "multiply_pj": le.multiply_pj, "add_pj": le.add_pj,
             **{f"{lv}_pj": le.level_pj.get(lv, 0.0) for lv in levels},
-            "energy_pj": le.energy_pj, "cycles": le.cycles, "utilization": le.utilization}
+            "energy_pj": le.energy_pj, "cycles": le.cycles, "utilization": le.utilization,
+            "underused": le.underused}
 
 
 def _group_rows(est) -> list[dict]:
@@ -139,6 +140,9 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
     if plot is not None:
         _plot(plot, base)
 
+    underused = [le for le in base.layers if le.underused]
+    for le in underused:
+        click.echo(f"warning: {le.layer.name}: {le.underused}", err=True)
     if fmt == "json":
         click.echo(json.dumps({
             "inputs": {"genotype": str(genotype), "arch": spec.name, "arch_source": spec.source,

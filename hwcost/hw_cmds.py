@@ -125,7 +125,10 @@ def map_cmd(arch: str, problem: Path, objective: str, ert: Path | None, multipli
                  {"arch": spec.name, "problem": str(problem), "objective": objective,
                   "multiplier": energy.multiplier, "mapper": {
                       "evaluated": found.evaluated, "exhaustive": found.exhaustive,
-                      "seconds": seconds}}, workload, found.mapping)
+                      "seconds": seconds, "spatial_bound": found.spatial_bound,
+                      "underused": found.underused}}, workload, found.mapping)
+    if found.underused:
+        click.echo(f"warning: {found.underused}", err=True)
     if fmt == "table":
         regime = "exhaustive" if found.exhaustive else "pruned search"
         click.echo(f"mapper: {found.evaluated} mappings evaluated ({regime}) in "

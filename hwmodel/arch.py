@@ -76,9 +76,18 @@ class StorageLevel:
     containers: list[Container] = field(default_factory=list)
 
     @property
+    def cluster_size(self) -> int:
+        """Instances that share one physical row (Timeloop's ``cluster_size``): a row of
+        ``width`` bits is split among them."""
+        try:
+            return max(1, int(self.attributes.get("cluster_size", 1) or 1))
+        except (TypeError, ValueError):
+            return 1
+
+    @property
     def block_size(self) -> int:
-        """Words per row (Timeloop's ``block-size``)."""
-        return max(1, self.width // self.datawidth)
+        """Words per row and instance (Timeloop's ``block-size``)."""
+        return max(1, self.width // self.datawidth // self.cluster_size)
 
     @property
     def capacity_words(self) -> int | None:

@@ -20,7 +20,7 @@ from .arch import Architecture
 from .energy import EnergyTable, build_energy_table
 from .mapper import Mapper
 from .mapping import Mapping
-from .model import EvalResult
+from .model import EvalResult, access_energy
 from .workload import Layer
 
 
@@ -37,6 +37,8 @@ class LayerEstimate:
     level_pj: dict[str, float]
     result: EvalResult | None = None
     mapping_obj: Mapping | None = None
+    #: the mapper's warning when the mapping leaves most of a fillable fan-out idle
+    underused: str | None = None
 
     @property
     def arithmetic_pj(self) -> float:
@@ -123,17 +125,16 @@ class NetworkEstimator:
         if layer.kind in ("conv", "fc"):
             found = self.mapper.map(layer.workload())
             res = found.result
+            # the mapping was found once; the multiplier only changes the arithmetic, but
+            # price the memories with this table too, the model's way
             level_pj = {}
-            for lv in res.levels:
-                level_pj[lv.name] = sum(
-                    s.reads * table.per_word(lv.name, "read")
-                    + s.fills * table.per_word(lv.name, "write")
-                    + s.updates * table.per_word(lv.name, "update")
-                    for s in lv.dataspaces.values())
+            for lv, st in zip(self.arch.levels, res.levels):
+                level_pj[lv.name] = st.leakage_pj + sum(
+                    access_energy(s, lv, table) for s in st.dataspaces.values())
             return LayerEstimate(layer, mname, layer.macs, found.mapping.short(
                 [lv.name for lv in self.arch.levels]), res.cycles, res.utilization,
                 table.multiply() * res.computes, table.add() * res.computes, level_pj, res,
-                found.mapping)
+                found.mapping, found.underused)
         # pooling / element-wise: outermost-level traffic and adds on the MAC array
         elements_out = layer.N * layer.groups * layer.M * layer.P * layer.Q
         if layer.kind == "pool":

@@ -25,19 +25,25 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 
 from multiplier_lib.errors import HwcostError
 
 from .arch import Architecture, LoopConstraint
-from .mapping import LevelMapping, Mapping
+from .mapping import LevelMapping, Mapping, SpatialStage
 from .model import EvalResult, MappingError, evaluate
 from .workload import Workload, footprint
 
 OBJECTIVES = ("energy", "delay", "edp")
 EXHAUSTIVE_LIMIT = 2_000
 BEAM = 2
-SPATIAL_OPTIONS = 4
+SPATIAL_OPTIONS = 4     # spatial plans whose temporal tilings are searched
+SPATIAL_BEAM = 48       # partial spatial plans kept per fan-out slot
+MOVE_BUDGET = 40       # evaluations each factor-moving hill climb may spend
+RANDOM_TILINGS = 30     # seeded random tilings tried per spatial plan (two plans)
+RANDOM_SEED = 20241   # fixed: the mapper is deterministic
+STATIONARITY = ("Weights", "Inputs", "Outputs", None)
 
 
 @dataclass
@@ -46,6 +52,34 @@ class MapResult:
     result: EvalResult
     evaluated: int
     exhaustive: bool
+    #: MACs the most parallel legal spatial split would use (constraints and divisibility
+    #: respected, capacities not); ``result.macs_utilized`` far below it deserves a warning
+    spatial_bound: int = 0
+
+    @property
+    def underused(self) -> str | None:
+        """A one-line warning when the mapping leaves most of a fillable fan-out idle."""
+        if self.result is None or not self.spatial_bound:
+            return None
+        used = self.result.macs_utilized
+        if used * 2 >= self.spatial_bound:
+            return None
+        return (f"the best mapping found uses {used} MACs in parallel although a legal "
+                f"spatial split uses {self.spatial_bound}: the parallel mappings do not fit "
+                "the buffers or cost more energy")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One place a loop can go: a level's temporal nest, or one axis of one fan-out stage
+    (a container below the level, or the level's plain fan-out when it has none)."""
+
+    level: int
+    kind: str                      # "t", "x" or "y"
+    stage: int = -1                # container index; -1: the level's own fan-out
+    limit: int = 0                 # spatial: the mesh along this axis
+    both_axes: bool = False        # spatial: the stage has a mesh along the other axis too
+    constraint: LoopConstraint | None = field(default=None, compare=False, hash=False)
 
 
 def score(result: EvalResult, objective: str) -> float:
@@ -76,6 +110,15 @@ def _fixed(constraint: LoopConstraint | None, dim: str, remaining: int) -> int |
         return None
     value = constraint.factors[dim]
     return remaining if value == 0 else value
+
+
+def _axis_dims(sl: Slot, dims: list[str]) -> list[str]:
+    """Dims a spatial slot may take.  A constraint's ``split`` divides its permutation
+    between X and Y only where the stage has both; a one-axis mesh takes any of them."""
+    xs, ys = _spatial_dims(sl.constraint, dims)
+    if not sl.both_axes:
+        return xs + [d for d in ys if d not in xs]
+    return xs if sl.kind == "x" else ys
 
 
 def _spatial_dims(constraint: LoopConstraint | None, dims: list[str]) -> tuple[list[str],
@@ -151,22 +194,30 @@ class Mapper:
         return options
 
     def _evaluate(self, workload: Workload, mapping: Mapping) -> EvalResult | None:
+        key = _mapping_key(mapping)
+        if key in self._seen:
+            return self._seen[key]
         self._evals += 1
         try:
-            return evaluate(self.arch, workload, mapping, self.energy)
+            res = evaluate(self.arch, workload, mapping, self.energy)
         except MappingError:
-            return None
+            res = None
+        self._seen[key] = res
+        return res
 
     def _search(self, workload: Workload) -> MapResult:
         self._evals = 0
+        self._seen: dict[tuple, EvalResult | None] = {}
         keep = [opts[0] for opts in self._keep_options(workload)]
         space = self._space_size(workload)
+        plans = self._spatial_plans(workload)
+        bound = self._spatial_bound
         if space <= self.exhaustive_limit:
             best = self._exhaustive(workload)
-            return MapResult(best[0], best[1], self._evals, True) if best else \
+            return MapResult(best[0], best[1], self._evals, True, bound) if best else \
                 MapResult(None, None, self._evals, True)  # type: ignore[arg-type]
         best = None
-        for plan in self._spatial_plans(workload):
+        for plan in plans:
             for temporal in self._temporal_plans(workload, plan, keep):
                 for stationary in ("Weights", "Inputs", "Outputs", None):
                     mapping = self._assemble(workload, plan, temporal, keep,
@@ -177,20 +228,85 @@ class Mapper:
                         best = (mapping, res, plan, temporal, [stationary] * len(keep))
         if best is None:
             return MapResult(None, None, self._evals, False)  # type: ignore[arg-type]
-        mapping, res = self._local_search(workload, *best, keep)
-        return MapResult(mapping, res, self._evals, False)
+        # seeded random tilings of the best spatial plans, as a second opinion for the
+        # hill climb (the constructive beam ranks tiles by reuse, not by energy)
+        starts = [best]
+        rng = random.Random(RANDOM_SEED)
+        for plan in plans[:1]:
+            sampled = []
+            for temporal in self._random_temporals(workload, plan, keep, rng, RANDOM_TILINGS):
+                st = [rng.choice(STATIONARITY) for _ in keep]
+                mapping = self._assemble(workload, plan, temporal, keep, st)
+                res = self._evaluate(workload, mapping)
+                if res is not None:
+                    sampled.append((mapping, res, plan, temporal, st))
+            sampled.sort(key=lambda b: score(b[1], self.objective))
+            starts += sampled[:1]
+        climbed = []
+        for _m, res, plan, temporal, stationary in starts:
+            temporal, stationary = self._move_factors(workload, plan, temporal, keep,
+                                                      stationary, res)
+            mapping = self._assemble(workload, plan, temporal, keep, stationary)
+            res = self._evaluate(workload, mapping)
+            climbed.append((score(res, self.objective), mapping, res, plan, temporal,
+                            stationary))
+        _s, mapping, res, plan, temporal, stationary = min(climbed, key=lambda c: c[0])
+        mapping, res = self._local_search(workload, mapping, res, plan, temporal, stationary,
+                                          keep)
+        return MapResult(mapping, res, self._evals, False, bound)
+
+    # ------------------------------------------------------------------ slots
+    def _fanouts(self) -> list[Slot]:
+        """The spatial slots, outermost first: per level, per container stage, per axis.
+
+        A level whose containers make up its whole fan-out (Timeloop's nested containers:
+        a column container then a PE container, or a PE mesh then a vector of MACs) gets one
+        stage per container with that container's mesh and constraint; any other level one
+        plain stage with its fan-out and its (merged) spatial constraint."""
+        out = []
+        for i, lv in enumerate(self.arch.levels):
+            cs = lv.containers
+            if cs and math.prod(c.mesh_x for c in cs) == lv.fanout_x and \
+                    math.prod(c.mesh_y for c in cs) == lv.fanout_y:
+                stages = [(k, c.mesh_x, c.mesh_y, c.spatial) for k, c in enumerate(cs)]
+            else:
+                stages = [(-1, lv.fanout_x, lv.fanout_y, lv.spatial)]
+            for k, mx, my, cons in stages:
+                for axis, limit in (("x", mx), ("y", my)):
+                    if limit > 1:
+                        out.append(Slot(i, axis, k, limit, mx > 1 and my > 1, cons))
+        return out
+
+    def _slots(self) -> list[Slot]:
+        fan = self._fanouts()
+        out = []
+        for i in range(len(self.arch.levels)):
+            out.append(Slot(i, "t"))
+            out += [sl for sl in fan if sl.level == i]
+        return out
+
+    def _level_mapping(self, i: int, temporal: list[tuple[str, int]],
+                       spatial: dict[Slot, dict[str, int]], keep: frozenset[str]) -> LevelMapping:
+        """Level ``i``'s mapping from its temporal loops and its slots' spatial factors."""
+        lm = LevelMapping(temporal=list(temporal), keep=keep)
+        containers = self.arch.levels[i].containers
+        stages: dict[int, SpatialStage] = {}
+        for sl, choice in spatial.items():
+            if sl.level != i:
+                continue
+            loops = [(d, f) for d, f in choice.items() if f > 1]
+            if not loops:
+                continue
+            if sl.stage < 0:
+                target = lm.spatial_x if sl.kind == "x" else lm.spatial_y
+            else:
+                st = stages.setdefault(sl.stage, SpatialStage(containers[sl.stage].name))
+                target = st.x if sl.kind == "x" else st.y
+            target.extend(loops)
+        lm.stages = [stages[k] for k in sorted(stages)]
+        return lm
 
     # ------------------------------------------------------------------ exhaustive
-    def _slots(self) -> list[tuple[int, str]]:
-        slots = []
-        for i, lv in enumerate(self.arch.levels):
-            slots.append((i, "t"))
-            if lv.fanout_x > 1:
-                slots.append((i, "x"))
-            if lv.fanout_y > 1:
-                slots.append((i, "y"))
-        return slots
-
     def _dim_choices(self, workload: Workload) -> dict[str, list[tuple[int, ...]]]:
         slots = self._slots()
         dims = list(workload.dim_names)
@@ -203,28 +319,27 @@ class Mapper:
             choices[d] = ok
         return choices
 
-    def _factors_allowed(self, dim: str, fac: tuple[int, ...], slots, dims) -> bool:
-        for (i, kind), f in zip(slots, fac):
-            lv = self.arch.levels[i]
-            if kind == "t":
-                c = lv.temporal
+    def _factors_allowed(self, dim: str, fac: tuple[int, ...], slots: list[Slot],
+                         dims) -> bool:
+        for sl, f in zip(slots, fac):
+            if sl.kind == "t":
+                c = self.arch.levels[sl.level].temporal
                 if c is not None:
                     if dim in c.factors and c.factors[dim] not in (0, f):
                         return False
                     if dim in c.max_factors and f > c.max_factors[dim]:
                         return False
             else:
-                c = lv.spatial
-                xs, ys = _spatial_dims(c, dims)
-                allowed = xs if kind == "x" else ys
-                if f > 1 and dim not in allowed:
+                if f > sl.limit:
                     return False
-                limit = lv.fanout_x if kind == "x" else lv.fanout_y
-                if f > limit:
+                if f > 1 and dim not in _axis_dims(sl, dims):
                     return False
-                if c is not None and dim in c.factors and c.factors[dim] not in (0, f) \
-                        and f > 1:
-                    return False
+                c = sl.constraint
+                if c is not None and f > 1:
+                    if dim in c.factors and c.factors[dim] not in (0, f):
+                        return False
+                    if dim in c.max_factors and f > c.max_factors[dim]:
+                        return False
         return True
 
     def _space_size(self, workload: Workload) -> int:
@@ -243,9 +358,9 @@ class Mapper:
         for combo in itertools.product(*choices.values()):
             per_level = [0] * len(self.arch.levels)
             for split in combo:
-                for (i, kind), f in zip(slots, split):
-                    if kind == "t" and f > 1:
-                        per_level[i] += 1
+                for sl, f in zip(slots, split):
+                    if sl.kind == "t" and f > 1:
+                        per_level[sl.level] += 1
             total += math.prod(math.factorial(k) for k in per_level)
             if total * keeps > self.exhaustive_limit:
                 break
@@ -258,26 +373,23 @@ class Mapper:
         keep_opts = self._keep_options(workload, explore=True)
         best = None
         for combo in itertools.product(*(choices[d] for d in dims)):
-            levels_t: list[list[str]] = [[] for _ in self.arch.levels]
-            fac: dict[tuple[int, str, str], int] = {}
+            temporal: list[dict[str, int]] = [{} for _ in self.arch.levels]
+            spatial: dict[Slot, dict[str, int]] = {}
             for d, split in zip(dims, combo):
-                for (i, kind), f in zip(slots, split):
-                    fac[(i, kind, d)] = f
-                    if kind == "t" and f > 1:
-                        levels_t[i].append(d)
+                for sl, f in zip(slots, split):
+                    if f <= 1:
+                        continue
+                    if sl.kind == "t":
+                        temporal[sl.level][d] = f
+                    else:
+                        spatial.setdefault(sl, {})[d] = f
             for keep in itertools.product(*keep_opts):
                 for orders in itertools.product(*(itertools.permutations(t)
-                                                  for t in levels_t)):
-                    levels = []
-                    for i, _lv in enumerate(self.arch.levels):
-                        levels.append(LevelMapping(
-                            temporal=[(d, fac[(i, "t", d)]) for d in orders[i]],
-                            spatial_x=[(d, fac[(i, "x", d)]) for d in dims
-                                       if fac.get((i, "x", d), 1) > 1],
-                            spatial_y=[(d, fac[(i, "y", d)]) for d in dims
-                                       if fac.get((i, "y", d), 1) > 1],
-                            keep=keep[i]))
-                    mapping = Mapping(levels)
+                                                  for t in temporal)):
+                    mapping = Mapping([
+                        self._level_mapping(i, [(d, temporal[i][d]) for d in orders[i]],
+                                            spatial, keep[i])
+                        for i in range(len(self.arch.levels))])
                     res = self._evaluate(workload, mapping)
                     if res is not None and (best is None or score(res, self.objective)
                                             < score(best[1], self.objective)):
@@ -285,57 +397,76 @@ class Mapper:
         return best
 
     # ------------------------------------------------------------------ pruned search
-    def _spatial_plans(self, workload: Workload) -> list[dict[tuple[int, str], dict[str, int]]]:
-        """A few spatial assignments (level, axis) -> {dim: factor}, most utilizing first."""
-        bounds = workload.bounds
-        dims = [d for d, b in workload.dims if b > 1]
-        per_slot: list[tuple[tuple[int, str], list[dict[str, int]]]] = []
-        for i, lv in enumerate(self.arch.levels):
-            xs, ys = _spatial_dims(lv.spatial, dims)
-            for axis, allowed, limit in (("x", xs, lv.fanout_x), ("y", ys, lv.fanout_y)):
-                if limit <= 1:
+    def _slot_candidates(self, sl: Slot, remaining: dict[str, int],
+                         dims: list[str]) -> list[dict[str, int]]:
+        """Loops one fan-out slot may take: nothing, one dim or two, each factor dividing
+        what is left of the dim, within the mesh and the stage's constraint."""
+        allowed = [d for d in _axis_dims(sl, dims) if remaining.get(d, 1) > 1]
+        c = sl.constraint
+        required: dict[str, int] = {}
+        if c is not None:
+            allowed = [d for d in allowed if c.factors.get(d) != 1]
+            for d, f in c.factors.items():
+                if d in allowed and f != 1:
+                    required[d] = remaining[d] if f == 0 else f
+
+        def ok(f: int, d: str) -> bool:
+            if remaining[d] % f:
+                return False
+            if c is not None and d in c.max_factors and f > c.max_factors[d]:
+                return False
+            return required.get(d, f) == f
+
+        cands: list[dict[str, int]] = [] if required else [{}]
+        for d in allowed:
+            for f in _divisors(remaining[d]):
+                if 1 < f <= sl.limit and ok(f, d):
+                    cands.append({d: f})
+        for d1, d2 in itertools.combinations(allowed, 2):
+            for f1 in _divisors(remaining[d1]):
+                if f1 <= 1 or f1 > sl.limit or not ok(f1, d1):
                     continue
-                cands: list[dict[str, int]] = [{}]
-                fixed = {d: f for d, f in (lv.spatial.factors.items() if lv.spatial else [])
-                         if d in allowed and f > 0}
-                for d in allowed:
-                    for f in _divisors(bounds[d]):
-                        if 1 < f <= limit:
-                            cands.append({d: f})
-                for d1, d2 in itertools.combinations(allowed, 2):
-                    for f1 in _divisors(bounds[d1]):
-                        for f2 in _divisors(bounds[d2]):
-                            if f1 > 1 and f2 > 1 and f1 * f2 <= limit:
-                                cands.append({d1: f1, d2: f2})
-                if fixed:
-                    cands = [c for c in cands if all(c.get(d) == f for d, f in fixed.items())] \
-                        or [dict(fixed)]
-                cands.sort(key=lambda c: (-math.prod(c.values()), sorted(c.items())))
-                per_slot.append(((i, axis), cands[:SPATIAL_OPTIONS]))
-        plans = []
-        for combo in itertools.product(*(c for _, c in per_slot)):
-            plan: dict[tuple[int, str], dict[str, int]] = {}
-            used: dict[str, int] = {}
-            ok = True
-            for (slot, _), choice in zip(per_slot, combo):
-                for d, f in choice.items():
-                    used[d] = used.get(d, 1) * f
-                    if bounds[d] % used[d]:
-                        ok = False
-                plan[slot] = choice
-            if ok:
-                plans.append(plan)
-        plans.sort(key=lambda p: -math.prod(math.prod(c.values()) for c in p.values()))
-        return plans[:SPATIAL_OPTIONS] or [{}]
+                for f2 in _divisors(remaining[d2]):
+                    if f2 > 1 and f1 * f2 <= sl.limit and ok(f2, d2):
+                        cands.append({d1: f1, d2: f2})
+        if required:
+            cands = [x for x in cands if all(x.get(d) == f for d, f in required.items())]
+        return cands
+
+    def _spatial_plans(self, workload: Workload) -> list[dict[Slot, dict[str, int]]]:
+        """Spatial assignments slot -> {dim: factor}, most parallel first.
+
+        A beam over the fan-out slots from the outermost in, each choosing among the
+        loops it may take given what the outer slots left of every dimension, so the
+        plans are legal together (a per-slot choice would have nested containers fight over
+        the same dimension and leave the outer mesh idle)."""
+        dims = [d for d, b in workload.dims if b > 1]
+        self._spatial_bound = 1
+        beams: list[tuple[dict[Slot, dict[str, int]], dict[str, int], int]] = [
+            ({}, dict(workload.bounds), 1)]
+        for sl in self._fanouts():
+            grown = []
+            for plan, remaining, used in beams:
+                for cand in self._slot_candidates(sl, remaining, dims):
+                    rem = dict(remaining)
+                    for d, f in cand.items():
+                        rem[d] //= f
+                    grown.append(({**plan, sl: cand}, rem, used * math.prod(cand.values())))
+            if not grown:
+                return []
+            grown.sort(key=lambda b: (-b[2], _plan_key(b[0])))
+            beams = _dedupe_plans(grown)[:SPATIAL_BEAM]
+        self._spatial_bound = max((b[2] for b in beams), default=1)
+        return [b[0] for b in beams[:SPATIAL_OPTIONS]] or [{}]
 
     def _temporal_plans(self, workload: Workload, plan, keep) -> list[list[dict[str, int]]]:
         """Beam over levels, innermost first: per level the maximal tiles that fit."""
         n = len(self.arch.levels)
         bounds = workload.bounds
         spatial_at: list[dict[str, int]] = [dict() for _ in range(n)]
-        for (i, _axis), choice in plan.items():
+        for sl, choice in plan.items():
             for d, f in choice.items():
-                spatial_at[i][d] = spatial_at[i].get(d, 1) * f
+                spatial_at[sl.level][d] = spatial_at[sl.level].get(d, 1) * f
         # state: (factors per level for levels > current, tile below, remaining per dim)
         beams: list[tuple[list[dict[str, int]], dict[str, int], dict[str, int]]] = []
         remaining0 = dict(bounds)
@@ -444,12 +575,105 @@ class Mapper:
             tf = temporal[i]
             dims = [d for d in workload.dim_names if tf.get(d, 1) > 1]
             order = _order(dims, workload, stationary[i], self.arch.levels[i].temporal)
-            levels.append(LevelMapping(
-                temporal=[(d, tf[d]) for d in order],
-                spatial_x=[(d, f) for d, f in plan.get((i, "x"), {}).items()],
-                spatial_y=[(d, f) for d, f in plan.get((i, "y"), {}).items()],
-                keep=keep[i]))
+            levels.append(self._level_mapping(i, [(d, tf[d]) for d in order], plan, keep[i]))
         return Mapping(levels)
+
+    def _random_temporals(self, workload: Workload, plan, keep, rng: random.Random,
+                          count: int) -> list[list[dict[str, int]]]:
+        """Up to ``count`` tilings that fit every level: each prime factor of what the
+        spatial plan leaves of a dimension goes to a random level (pinned factors stay)."""
+        n = len(self.arch.levels)
+        spatial_at: list[dict[str, int]] = [dict() for _ in range(n)]
+        for sl, choice in plan.items():
+            for d, f in choice.items():
+                spatial_at[sl.level][d] = spatial_at[sl.level].get(d, 1) * f
+        remaining = dict(workload.bounds)
+        pinned: list[dict[str, int]] = [dict() for _ in range(n)]
+        for i in range(n):
+            for d, f in spatial_at[i].items():
+                remaining[d] //= f
+        for i, lv in enumerate(self.arch.levels):
+            for d in workload.dim_names:
+                f = _fixed(lv.temporal, d, remaining[d])
+                if f is not None and f > 0 and remaining[d] % f == 0:
+                    pinned[i][d] = f
+                    remaining[d] //= f
+        out = []
+        for _ in range(count * 4):
+            if len(out) >= count:
+                break
+            temporal = [dict(p) for p in pinned]
+            for d, r in remaining.items():
+                for p in _prime_factors(r):
+                    free = [i for i in range(n) if not _pinned(self.arch.levels[i], d)]
+                    i = rng.choice(free or [0])
+                    temporal[i][d] = temporal[i].get(d, 1) * p
+            if self._fits(workload, temporal, spatial_at, keep):
+                out.append(temporal)
+        return out
+
+    def _fits(self, workload: Workload, temporal, spatial_at, keep) -> bool:
+        tile = {d: 1 for d in workload.dim_names}
+        for i in reversed(range(len(self.arch.levels))):
+            for part in (temporal[i], spatial_at[i]):
+                for d, f in part.items():
+                    tile[d] *= f
+            cap = self.arch.levels[i].capacity_words
+            if cap is not None and sum(footprint(ds, tile) for ds in workload.data_spaces
+                                       if ds.name in keep[i]) > cap:
+                return False
+        return True
+
+    def _move_factors(self, workload, plan, temporal, keep, stationary, res):
+        """Hill-climb over where the temporal factors sit: move one prime factor of one
+        dimension from one level to another (re-choosing that level's stationarity), keep
+        the first move that lowers the objective, repeat until none does or the budget of
+        evaluations is spent.  The constructive search picks tiles by reuse alone; this
+        corrects it where energies per level disagree with reuse (a register file whose
+        fills are free, a DRAM whose partial-sum round trips are not)."""
+        best_score = score(res, self.objective)
+        temporal = [dict(t) for t in temporal]
+        stationary = list(stationary)
+        n = len(self.arch.levels)
+        budget = MOVE_BUDGET
+        improved = True
+        while improved and budget > 0:
+            improved = False
+            for d in workload.dim_names:
+                for i in range(n):
+                    f_i = temporal[i].get(d, 1)
+                    if f_i <= 1 or _pinned(self.arch.levels[i], d):
+                        continue
+                    for p in _primes(f_i):
+                        for j in range(n):
+                            if j == i or _pinned(self.arch.levels[j], d) or budget <= 0:
+                                continue
+                            trial = [dict(t) for t in temporal]
+                            trial[i][d] = f_i // p
+                            trial[j][d] = trial[j].get(d, 1) * p
+                            for st in (stationary[j], *(x for x in ("Weights", "Inputs",
+                                                                     "Outputs", None)
+                                                        if x != stationary[j])):
+                                budget -= 1
+                                trial_st = [*stationary[:j], st, *stationary[j + 1:]]
+                                r = self._evaluate(workload, self._assemble(
+                                    workload, plan, trial, keep, trial_st))
+                                if r is not None and score(r, self.objective) < best_score:
+                                    temporal, stationary = trial, trial_st
+                                    best_score = score(r, self.objective)
+                                    improved = True
+                                    break
+                                if st == stationary[j] and r is None:
+                                    break       # does not fit: other orders fit no better
+                            if improved:
+                                break
+                        if improved:
+                            break
+                    if improved:
+                        break
+                if improved:
+                    break
+        return temporal, stationary
 
     def _local_search(self, workload, mapping, res, plan, temporal, stationary, keep):
         best = [mapping, res]
@@ -501,6 +725,58 @@ def _count_factorizations(n: int, slots: int) -> int:
 def _reuse(workload: Workload, tile: dict[str, int]) -> float:
     words = sum(footprint(ds, tile) for ds in workload.data_spaces)
     return math.prod(tile.values()) / max(1, words)
+
+
+def _pinned(level, dim: str) -> bool:
+    """Whether the level's temporal constraint fixes the factor of ``dim``."""
+    c = level.temporal
+    return c is not None and dim in c.factors
+
+
+def _prime_factors(n: int) -> list[int]:
+    """With multiplicity: 12 -> [2, 2, 3]."""
+    out = []
+    p = 2
+    while n > 1:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    return out
+
+
+def _primes(n: int) -> list[int]:
+    out = []
+    p = 2
+    while n > 1:
+        if n % p == 0:
+            out.append(p)
+            while n % p == 0:
+                n //= p
+        p += 1
+    return out
+
+
+def _mapping_key(mapping: Mapping) -> tuple:
+    return tuple((tuple(lm.temporal), tuple(lm.spatial_x), tuple(lm.spatial_y), lm.keep,
+                  tuple((st.name, tuple(st.x), tuple(st.y)) for st in lm.stages))
+                 for lm in mapping.levels)
+
+
+def _plan_key(plan: dict) -> tuple:
+    return tuple(sorted((sl.level, sl.stage, sl.kind, tuple(sorted(c.items())))
+                        for sl, c in plan.items()))
+
+
+def _dedupe_plans(beams):
+    seen = set()
+    out = []
+    for b in beams:
+        key = _plan_key(b[0])
+        if key not in seen:
+            seen.add(key)
+            out.append(b)
+    return out
 
 
 def _dedupe(beams):

@@ -12,7 +12,7 @@ Semantics implemented:
   of their own (:class:`hwmodel.mapping.SpatialStage`, in the architecture's container
   order), because Timeloop finds multicast and reduction one container at a time;
   temporal directives there must be all ones, and their datatype directives are ignored.
-  Stages are written back under the container's name.
+  Stages are written back under Timeloop's pseudo-target ``inter_<container>_spatial``.
 * **Permutations** list dims from the **innermost** loop outwards (Timeloop's order);
   :class:`LevelMapping` lists loops **outermost first**, so the order is reversed.  In a
   temporal directive, dims with a factor above 1 that the permutation omits are placed
@@ -46,6 +46,7 @@ from multiplier_lib.errors import HwcostError
 
 from .arch import DATA_SPACES, Architecture
 from .mapping import LevelMapping, Loop, Mapping, SpatialStage
+from .model import overflow
 from .workload import Workload
 from .yamlio import (
     Located,
@@ -135,8 +136,10 @@ def load_mapping(path: str | Path, arch: Architecture, workload: Workload) -> Ma
         if name is None:
             raise err("mapping directive without 'target'", dl)
         if str(name) not in targets:
-            raise err(f"unknown mapping target {name!r} (levels: "
-                      f"{', '.join(arch.names)}; compute: {arch.compute.name})", dl)
+            pseudo = sorted(t for t, (_i, role, _c) in targets.items() if role == "alias")
+            raise err(f"unknown mapping target {name!r} (levels: {', '.join(arch.names)}; "
+                      + (f"containers: {', '.join(pseudo)}; " if pseudo else "")
+                      + f"compute: {arch.compute.name})", dl)
         idx, role, container = targets[str(name)]
         kind = str(d.get("type", "")).strip().lower()
         if kind in _DATATYPE:
@@ -209,6 +212,12 @@ def load_mapping(path: str | Path, arch: Architecture, workload: Workload) -> Ma
             raise err(f"spatial factors at {lv.name!r} need {fx} x {fy} (X x Y) instances "
                       f"but its fan-out is {lv.fanout_x} x {lv.fanout_y}",
                       spatial_lines.get(i, root_line))
+    over = overflow(arch, workload, mapping)
+    if over is not None:
+        i, words, cap = over
+        kept = ", ".join(ds for ds in ds_names if ds in levels[i].keep)
+        raise err(f"level {arch.levels[i].name!r} cannot hold its tiles: {kept} need {words} "
+                  f"words, its capacity is {cap}", has_temporal.get(i) or root_line)
     return mapping
 
 
@@ -278,7 +287,7 @@ def mapping_document(mapping: Mapping, arch: Architecture,
                                 bypass=_flow([s for s in spaces if s not in lm.keep])))
         out.append(_loop_directive(lv.name, "temporal", lm.temporal, [], dims))
         stages = [(lv.name, lm.spatial_x, lm.spatial_y)] + [
-            (st.name, st.x, st.y) for st in lm.stages]
+            (_pseudo_target(st.name), st.x, st.y) for st in lm.stages]
         for target, xs, ys in stages:
             if not xs and not ys:
                 continue
@@ -289,6 +298,13 @@ def mapping_document(mapping: Mapping, arch: Architecture,
             else:
                 out.append(_loop_directive(target, "spatial", xs, ys, dims))
     return CommentedMap(mapping=out)
+
+
+def _pseudo_target(container: str) -> str:
+    """The name Timeloop gives the dummy level of a container in the mappings it writes."""
+    if container.startswith("inter_") and container.endswith("_spatial"):
+        return container                  # a flattened spec names the dummy level itself
+    return f"inter_{container}_spatial"
 
 
 def _loop_directive(target: str, kind: str, first: list[Loop], second: list[Loop],

@@ -41,7 +41,7 @@ from functools import lru_cache
 
 from multiplier_lib.errors import HwcostError
 
-from .arch import Architecture
+from .arch import Architecture, StorageLevel
 from .mapping import Mapping
 from .workload import DataSpace, Workload, footprint
 
@@ -185,6 +185,13 @@ def distinct_children(ds: DataSpace, unit: dict[str, int], loops: list[tuple[str
     overlapping but unequal tiles (sliding-window halos) count separately, as in Timeloop.
     ``unit`` is the extent of one child's tile per dimension; ``loops`` the stage's loops.
     """
+    relevant = tuple(sorted((d, e) for d, e in unit.items() if ds.relevant(d)))
+    return _distinct(ds, relevant, tuple(loops))
+
+
+@lru_cache(maxsize=100_000)
+def _distinct(ds: DataSpace, unit: tuple[tuple[str, int], ...],
+              loops: tuple[tuple[str, int], ...]) -> int:
     offsets = {tuple(0 for _ in ds.projection)}
     ext = dict(unit)
     for d, f in loops:
@@ -199,24 +206,29 @@ def distinct_children(ds: DataSpace, unit: dict[str, int], loops: list[tuple[str
     return len(offsets)
 
 
-def access_energy(s: DataSpaceStats, level: str, energy) -> float:
+def access_energy(s: DataSpaceStats, level: StorageLevel, energy) -> float:
     """pJ of one data space at one level, all utilized instances, Timeloop's way.
 
     A storage level is accessed a row (``block_size`` words) at a time, and Timeloop charges
     every action of every instance in whole rows: ``ceil(words / block_size)`` row accesses
     at the row energy, separately for reads, fills and updates.  A small tile in a wide
     memory (3 weights in a 64-bit DRAM row) therefore pays a full row, which per-word
-    pricing would miss by up to the block size.
+    pricing would miss by up to the block size.  Where ``cluster_size`` instances share a
+    physical row, the utilized instances share the row accesses of the clusters they use.
     """
     block_size = getattr(energy, "block_size", None)     # per-word tables price words
-    block = 1 if block_size is None else block_size(level)
+    block = 1 if block_size is None else block_size(level.name)
     total = 0.0
     for count, action in ((s.reads_per_instance, "read"), (s.fills_per_instance, "write"),
                           (s.updates_per_instance, "update")):
         if count > 0:
             rows = math.ceil(count / block - 1e-9)
-            total += rows * block * energy.per_word(level, action)
-    return total * s.utilized_instances
+            total += rows * block * energy.per_word(level.name, action)
+    used = s.utilized_instances
+    if level.cluster_size > 1 and used:
+        clusters = max(1, level.instances // level.cluster_size)
+        total /= used / min(used, clusters)
+    return total * used
 
 
 def _throttling(lv, st: LevelStats, compute_cycles: int) -> float:
@@ -241,6 +253,32 @@ def _dims_product(loops: list[tuple[str, int]]) -> dict[str, int]:
     return out
 
 
+def level_tiles(mapping: Mapping, bounds: dict[str, int]) -> list[dict[str, int]]:
+    """Per level, the extent of every dim over the loops at and below it."""
+    tiles: list[dict[str, int]] = []
+    acc: dict[str, int] = {d: 1 for d in bounds}
+    for lm in reversed(mapping.levels):
+        for d, f in lm.temporal + lm.spatial:
+            acc[d] = acc.get(d, 1) * f
+        tiles.append(dict(acc))
+    return tiles[::-1]
+
+
+def overflow(arch: Architecture, workload: Workload, mapping: Mapping,
+             tiles: list[dict[str, int]] | None = None) -> tuple[int, int, int] | None:
+    """The first level (index, words needed, capacity) whose kept tiles do not fit."""
+    tiles = tiles if tiles is not None else level_tiles(mapping, workload.bounds)
+    for i, lv in enumerate(arch.levels):
+        cap = lv.capacity_words
+        if cap is None:
+            continue
+        kept = mapping.levels[i].keep
+        words = sum(footprint(ds, tiles[i]) for ds in workload.data_spaces if ds.name in kept)
+        if words > cap:
+            return i, words, cap
+    return None
+
+
 def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=None,
              check: bool = True) -> EvalResult:
     """Counts, energy, cycles and utilization of ``mapping`` (see the module docstring).
@@ -253,21 +291,18 @@ def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=No
     if len(mapping.levels) != n:
         raise MappingError(f"mapping has {len(mapping.levels)} levels, the architecture {n}")
     bounds = workload.bounds
+    tiles = level_tiles(mapping, bounds)
     if check:
         for d, b in bounds.items():
-            got = mapping.dim_product(d)
-            if got != b:
-                raise MappingError(f"factors of {d} multiply to {got}, but the workload has "
-                                   f"{d}={b}")
-    # tiles: per level, the extent of every dim over the loops at and below it
-    tiles: list[dict[str, int]] = []
-    acc: dict[str, int] = {d: 1 for d in bounds}
-    for i in reversed(range(n)):
-        lm = mapping.levels[i]
-        for d, f in lm.temporal + lm.spatial:
-            acc[d] = acc.get(d, 1) * f
-        tiles.append(dict(acc))
-    tiles.reverse()
+            if tiles[0].get(d, 1) != b:
+                raise MappingError(f"factors of {d} multiply to {tiles[0].get(d, 1)}, but "
+                                   f"the workload has {d}={b}")
+        # capacity first: it is cheap, and the mapper asks about many tilings that overflow
+        over = overflow(arch, workload, mapping, tiles)
+        if over is not None:
+            i, words, cap = over
+            raise MappingError(f"tiles at {arch.levels[i].name} need {words} words, "
+                               f"capacity is {cap}")
     temporal_above: list[list[tuple[str, int]]] = []
     loops: list[tuple[str, int]] = []
     for i in range(n):
@@ -340,12 +375,6 @@ def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=No
             st.updates = st.updates_per_instance * u
             stats[i].dataspaces[ds.name] = st
             stats[i].words_used += st.tile_words
-    if check:
-        for i, lv in enumerate(arch.levels):
-            cap = lv.capacity_words
-            if cap is not None and stats[i].words_used > cap:
-                raise MappingError(f"tiles at {lv.name} need {stats[i].words_used} words, "
-                                   f"capacity is {cap}")
     # cycles: compute-bound unless a level's bandwidth throttles it
     compute_cycles = compute_iters
     cycles = float(compute_cycles)
@@ -358,7 +387,7 @@ def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=No
         for i, lv in enumerate(arch.levels):
             st_level = stats[i]
             for s in st_level.dataspaces.values():
-                s.energy_pj = access_energy(s, lv.name, energy)
+                s.energy_pj = access_energy(s, lv, energy)
             leak = getattr(energy, "leak_per_cycle", None)
             st_level.leakage_pj = (0.0 if leak is None else
                                    leak(lv.name) * cycles * st_level.instances_utilized)

@@ -64,7 +64,7 @@ def _words_per_cycle(count: float, cycles: float) -> float:
     return count / cycles if cycles else 0.0
 
 
-def _dataspace_block(name: str, s, lv: LevelStats, cycles: float, energy) -> list[str]:
+def _dataspace_block(name: str, s, lv: LevelStats, level, cycles: float) -> list[str]:
     accesses = s.reads_per_instance + s.fills_per_instance + s.updates_per_instance
     per_instance = s.energy_pj / s.utilized_instances if s.utilized_instances else 0.0
     rw = s.updates_per_instance > 0
@@ -74,11 +74,12 @@ def _dataspace_block(name: str, s, lv: LevelStats, cycles: float, energy) -> lis
     reads_bw = _words_per_cycle(s.reads_per_instance, cycles)
     writes_bw = _words_per_cycle(s.fills_per_instance + s.updates_per_instance, cycles)
     u = s.utilized_instances
+    clusters = u if level.cluster_size == 1 else min(u, level.instances // level.cluster_size)
     rows = [
         ("Partition size", str(s.partition_words)),
         ("Utilized capacity", str(s.tile_words)),
         ("Utilized instances (max)", str(u)),
-        ("Utilized clusters (max)", str(u)),
+        ("Utilized clusters (max)", str(clusters)),
         ("Scalar reads (per-instance)", _count(s.reads_per_instance)),
         ("Scalar fills (per-instance)", _count(s.fills_per_instance)),
         ("Scalar updates (per-instance)", _count(s.updates_per_instance)),
@@ -102,12 +103,14 @@ def _dataspace_block(name: str, s, lv: LevelStats, cycles: float, energy) -> lis
     return [f"    {name}:"] + [_row(8, label, _W_DS, value) for label, value in rows]
 
 
-def _vector_energy(energy, level: str) -> tuple[float, str]:
+def _vector_energy(energy, level) -> tuple[float, str]:
+    """The costliest action's row energy per instance of a cluster, as Timeloop prints it."""
     if energy is None:
         return 0.0, "-"
-    best = max(("read", "write", "update"), key=lambda a: energy.per_vector(level, a))
-    source = energy.source(level, best)
-    return energy.per_vector(level, best), "ERT" if source.startswith("ERT") else source
+    best = max(("read", "write", "update"), key=lambda a: energy.per_vector(level.name, a))
+    source = energy.source(level.name, best)
+    return (energy.per_vector(level.name, best) / level.cluster_size,
+            "ERT" if source.startswith("ERT") else source)
 
 
 def format_stats(arch: Architecture, workload: Workload, mapping: Mapping,
@@ -127,7 +130,7 @@ def format_stats(arch: Architecture, workload: Workload, mapping: Mapping,
     numbers = _level_number(arch, len(arch.levels))
     for i in reversed(range(len(arch.levels))):
         lv, st, lm = arch.levels[i], result.levels[i], mapping.levels[i]
-        vector_pj, vector_src = _vector_energy(energy, lv.name)
+        vector_pj, vector_src = _vector_energy(energy, lv)
         leak = energy.leak_per_cycle(lv.name) if energy is not None else 0.0
         size = lv.capacity_words
         specs = [
@@ -135,7 +138,7 @@ def format_stats(arch: Architecture, workload: Workload, mapping: Mapping,
             ("Size", "-" if size is None else str(size)),
             ("Word bits", str(lv.datawidth)),
             ("Block size", str(lv.block_size)),
-            ("Cluster size", "1"),
+            ("Cluster size", str(lv.cluster_size)),
             ("Instances", f"{lv.instances} ({lv.mesh_x}*{lv.mesh_y})"),
             ("Shared bandwidth", "-"),
             ("Read bandwidth", _num(lv.read_bandwidth)),
@@ -157,7 +160,7 @@ def format_stats(arch: Architecture, workload: Workload, mapping: Mapping,
         out += ["", "    STATS", "    -----", _row(4, "Cycles", 21, _count(st.cycles)),
                 _row(4, "Bandwidth throttling", 21, _num(st.bandwidth_throttling))]
         for name, s in st.dataspaces.items():
-            out += _dataspace_block(name, s, st, result.cycles, energy)
+            out += _dataspace_block(name, s, st, lv, result.cycles)
         out.append("")
     # a MAC is one elementwise op; accumulating into an output that already holds a partial
     # sum is one reduction op (the first write of each output is not)

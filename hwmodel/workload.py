@@ -30,11 +30,17 @@ class DataSpace:
     projection: tuple[tuple[tuple[int, str], ...], ...]
     read_write: bool = False
 
-    def dims(self) -> set[str]:
-        return {d for axis in self.projection for _, d in axis}
+    def dims(self) -> frozenset[str]:
+        return _projection_dims(self.projection)
 
     def relevant(self, dim: str) -> bool:
-        return dim in self.dims()
+        return dim in _projection_dims(self.projection)
+
+
+@lru_cache(maxsize=4096)
+def _projection_dims(projection: tuple) -> frozenset[str]:
+    """The dims a projection uses (cached: the model asks for every loop it counts)."""
+    return frozenset(d for axis in projection for _, d in axis)
 
 
 @dataclass(frozen=True)

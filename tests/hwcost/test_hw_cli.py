@@ -143,3 +143,26 @@ def test_evaluate_mapping_in_timeloops_layout():
                      "=== MainMemory ==="]
     # Timeloop's summary line for this exercise: 14664.63 fJ per compute in total
     assert "    Total                  = 14664.63" in lines
+
+
+def test_map_warns_when_the_fan_out_stays_idle(monkeypatch):
+    """A mapping that leaves most of a fillable fan-out idle is said, never silent: a
+    warning line on stderr and a JSON field (the mapper is made to report a larger legal
+    split than the mapping it returns)."""
+    from dataclasses import replace
+
+    from hwmodel.mapper import Mapper
+
+    real = Mapper.map
+
+    def pessimistic(self, workload):
+        found = real(self, workload)
+        return replace(found, spatial_bound=found.result.macs_utilized * 4)
+
+    monkeypatch.setattr(Mapper, "map", pessimistic)
+    args = ("map", "--arch", "simba", "--problem", TL / "conv_3x3.yaml")
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    assert res.exit_code == 0
+    assert "warning: the best mapping found uses" in res.stderr
+    res = CliRunner().invoke(cli, [str(a) for a in (*args, "--format", "json")])
+    assert "the best mapping found uses" in json.loads(res.stdout)["mapper"]["underused"]

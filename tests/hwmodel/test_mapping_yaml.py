@@ -155,7 +155,7 @@ def test_timeloop_container_targets(tmp_path, setup):
         ("PE", [("C", 4)], [("M", 2)])]
     out = tmp_path / "again.yaml"
     write_mapping(m, arch, out, workload=w)
-    assert "target: PE" in out.read_text()
+    assert "target: inter_PE_spatial" in out.read_text()
     assert load_mapping(out, arch, w) == drop_trivial_loops(m)
 
 
@@ -183,3 +183,28 @@ def test_mapping_errors_are_located(tmp_path, setup, label, old, new, needle, li
     msg = str(exc.value)
     assert msg.startswith(f"{p}:{line}: "), msg
     assert needle in msg
+
+
+def test_mapping_that_overflows_a_buffer_is_refused_with_its_line(tmp_path, setup):
+    # everything below the buffer moved into the 16-word register: its weights (M4 R3 = 12)
+    # and outputs (M4 P4 = 16) need 28 words
+    arch, w = setup
+    text = (MAPPING.replace("factors: M=2 C=1 P=1", "factors: M=1 C=1 P=1")
+            .replace("factors: P=4 R=3", "factors: P=1 R=1")
+            .replace("factors: M2", "factors: M4 P4 R3"))
+    p = _write(tmp_path, text, "over.yaml")
+    with pytest.raises(HwcostError) as exc:
+        load_mapping(p, arch, w)
+    assert str(exc.value) == (f"{p}:15: level 'reg' cannot hold its tiles: Weights, Outputs "
+                              "need 28 words, its capacity is 16")
+
+
+def test_unknown_pseudo_target_lists_the_containers(tmp_path, setup):
+    arch, w = setup
+    text = MAPPING.replace("- target: buffer\n  type: spatial",
+                           "- target: inter_PX_spatial\n  type: spatial")
+    p = _write(tmp_path, text, "pseudo.yaml")
+    with pytest.raises(HwcostError, match=r"pseudo.yaml:10: unknown mapping target "
+                       r"'inter_PX_spatial' \(levels: DRAM, buffer, reg; containers: PE, "
+                       r"inter_PE_spatial; compute: mac\)"):
+        load_mapping(p, arch, w)

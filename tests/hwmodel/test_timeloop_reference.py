@@ -5,6 +5,10 @@ Every folder under ``timeloop_ref/`` is one case of Timeloop's tutorial exercise
 timeloop/`` 00 to 06): the architecture, problem and mapping of the run and its ERT, written
 for hwcost, and ``expected.json``, the figures of the run's ``timeloop-model.stats.txt``
 (``timeloop-mapper.stats.txt`` for the mapper exercises) with the commit they were read at.
+Every folder under ``timeloop_designs/`` is one of the example designs of the same repository
+(``example_designs/*/ref_outputs/default_problem``: Eyeriss-like, Simba-like with nested
+containers, ``!Parallel`` buffers and vector MACs, simple output- and weight-stationary)
+with the mapping Timeloop's mapper found and its ``timeloop-mapper.stats.txt``.
 For each case the model must give Timeloop's per-level, per-data-space scalar reads, fills,
 updates and utilized instances exactly, its cycles and utilization, every level's energy
 to the printed precision and the total energy within 0.5 %.
@@ -23,13 +27,17 @@ from hwmodel.model import evaluate
 from hwmodel.problem_yaml import load_problem
 from hwmodel.spec import load_arch
 
-REF = Path(__file__).parent / "timeloop_ref"
-CASES = sorted(p.name for p in REF.iterdir() if (p / "expected.json").is_file())
+HERE = Path(__file__).parent
+EXERCISES = sorted(p.name for p in (HERE / "timeloop_ref").iterdir()
+                   if (p / "expected.json").is_file())
+DESIGNS = sorted(p.name for p in (HERE / "timeloop_designs").iterdir()
+                 if (p / "expected.json").is_file())
+CASES = [f"timeloop_ref/{c}" for c in EXERCISES] + [f"timeloop_designs/{d}" for d in DESIGNS]
 
 
 def load_case(case: str):
     """(arch, workload, mapping, energy table, expected figures) of one reference case."""
-    folder = REF / case
+    folder = HERE / case
     arch = load_arch(folder / "arch.yaml")
     workload = load_problem(folder / "problem.yaml")
     mapping = load_mapping(folder / "map.yaml", arch, workload)
@@ -43,9 +51,11 @@ def run_case(case: str):
     return evaluate(arch, workload, mapping, energy), expected
 
 
-def test_every_tutorial_exercise_is_present():
+def test_every_tutorial_exercise_and_design_is_present():
     # 00 to 06, every variant: a lost fixture must not silently shrink the comparison
-    assert CASES == ["00_1level", "01_os", "01_ws", "02_no_tiling", "02_tiling", "03_bypass",
+    assert DESIGNS == ["eyeriss_like", "simba_like", "simple_output_stationary",
+                       "simple_weight_stationary"]
+    assert EXERCISES == ["00_1level", "01_os", "01_ws", "02_no_tiling", "02_tiling", "03_bypass",
                      "03_no_bypass", "04_cp", "04_kp", "05_baked", "05_freebypass", "05_null",
                      "06_eyeriss"]
 

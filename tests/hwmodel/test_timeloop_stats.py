@@ -78,6 +78,7 @@ def test_report_carries_timeloops_figures(case):
                                ("Scalar fills (per-instance)", "fills"),
                                ("Scalar updates (per-instance)", "updates"),
                                ("Utilized instances (max)", "utilized_instances"),
+                               ("Utilized clusters (max)", "utilized_clusters"),
                                ("Utilized capacity", "utilized_capacity"),
                                ("Temporal reductions (per-instance)", "temporal_reductions"),
                                ("Address generations (per-cluster)", "address_generations")]:
