@@ -85,12 +85,12 @@ class NetworkEstimator:
 
     def __init__(self, arch: Architecture, objective: str = "energy",
                  ert: str | Path | None = None,
-                 resolve_multiplier=None):
+                 resolve_multiplier=None, effort: str = "thorough"):
         self.arch = arch
         self.objective = objective
         self.ert = ert
         self.base_energy = build_energy_table(arch, None, ert)
-        self.mapper = Mapper(arch, self.base_energy, objective)
+        self.mapper = Mapper(arch, self.base_energy, objective, effort=effort)
         self._tables: dict[str, EnergyTable] = {}
         self._resolve = resolve_multiplier
 

@@ -36,6 +36,11 @@ from .model import EvalResult, MappingError, evaluate
 from .workload import Workload, footprint
 
 OBJECTIVES = ("energy", "delay", "edp")
+#: "thorough" adds seeded random tilings and a factor-moving hill climb to the constructive
+#: search (a few hundred evaluations, ~0.1-0.4 s a layer); "fast" stops after the
+#: constructive search and its order/bypass local search, for callers that price hundreds
+#: of layer shapes and need relative costs (the NAS energy table)
+EFFORTS = ("thorough", "fast")
 EXHAUSTIVE_LIMIT = 2_000
 BEAM = 2
 SPATIAL_OPTIONS = 4     # spatial plans whose temporal tilings are searched
@@ -151,10 +156,14 @@ class Mapper:
     """Maps workloads onto one architecture with one energy table; caches by shape."""
 
     def __init__(self, arch: Architecture, energy=None, objective: str = "energy",
-                 exhaustive_limit: int = EXHAUSTIVE_LIMIT):
+                 exhaustive_limit: int = EXHAUSTIVE_LIMIT, effort: str = "thorough"):
         if objective not in OBJECTIVES:
             raise HwcostError(f"unknown objective {objective!r}; expected one of "
                               f"{', '.join(OBJECTIVES)}")
+        if effort not in EFFORTS:
+            raise HwcostError(f"unknown mapper effort {effort!r}; expected one of "
+                              f"{', '.join(EFFORTS)}")
+        self.effort = effort
         self.arch = arch
         self.energy = energy
         self.objective = objective
@@ -228,6 +237,9 @@ class Mapper:
                         best = (mapping, res, plan, temporal, [stationary] * len(keep))
         if best is None:
             return MapResult(None, None, self._evals, False)  # type: ignore[arg-type]
+        if self.effort == "fast":
+            mapping, res = self._local_search(workload, *best, keep)
+            return MapResult(mapping, res, self._evals, False, bound)
         # seeded random tilings of the best spatial plans, as a second opinion for the
         # hill climb (the constructive beam ranks tiles by reuse, not by energy)
         starts = [best]

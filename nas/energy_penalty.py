@@ -169,7 +169,9 @@ def build_energy_table(arch: Architecture | str | Path, multipliers: list[str],
         arch = load_arch(arch)
     cfg = NetworkConfig(layers=layers, channels=channels, input_size=input_size,
                         classes=classes, batch=batch)
-    est = estimator or NetworkEstimator(arch, objective, ert, resolve_multiplier)
+    # relative op costs over hundreds of shapes: the constructive mapper suffices here
+    est = estimator or NetworkEstimator(arch, objective, ert, resolve_multiplier,
+                                        effort="fast")
     mults = [resolve_multiplier(name) for name in multipliers]
     edges = search_edges(n_nodes)
     n_ops, n_m = len(PRIMITIVES), len(mults)
