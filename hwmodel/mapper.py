@@ -758,15 +758,8 @@ def _prime_factors(n: int) -> list[int]:
 
 
 def _primes(n: int) -> list[int]:
-    out = []
-    p = 2
-    while n > 1:
-        if n % p == 0:
-            out.append(p)
-            while n % p == 0:
-                n //= p
-        p += 1
-    return out
+    """Distinct prime factors: 12 -> [2, 3]."""
+    return sorted(set(_prime_factors(n)))
 
 
 def _mapping_key(mapping: Mapping) -> tuple:
