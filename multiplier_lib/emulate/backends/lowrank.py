@@ -8,10 +8,15 @@ leading ``r`` singular triplets ``E ~ sum_i u_i[a] * v_i[b]``, is ``r`` more den
 convolutions of the codes mapped through ``u_i`` and ``v_i``.  Dense convolutions are what
 every BLAS is good at, unlike the gathers of the exact backends.
 
-Everything is computed in ``float64``: at *full* rank (``min(2**a_bits, 2**b_bits)``) the
-factorisation is exact up to rounding noise far below 0.5, so the rounded result equals
-:mod:`.reference` bit for bit -- the tests hold this backend to that.  Below full rank the
-result is an approximation whose quality :mod:`multiplier_lib.emulate.fidelity` measures.
+Precision: at *full* rank (``min(2**a_bits, 2**b_bits)``) the factorisation is exact, and
+the convolution runs in ``float64`` so that the rounding noise stays far below 0.5 and the
+rounded result equals :mod:`.reference` bit for bit -- the tests hold this backend to that.
+Below full rank the result is an approximation anyway (its quality is what
+:mod:`multiplier_lib.emulate.fidelity` measures), and the convolution runs in ``float32``,
+where CPUs have fast convolution kernels (oneDNN has none for ``float64``): 4-8x faster.
+``float32`` holds every integer partial sum below 2**24 exactly; beyond that its rounding
+adds an error that the tests measure against ``float64`` (``precise=True`` forces
+``float64`` at any rank).
 
 Contract: see :mod:`.reference`; ``conv2d_lut``/``linear_lut`` take an extra ``rank`` and
 accept either an ``int32`` LUT or a :class:`LowRank` built by :func:`factorize` (which is how a
@@ -166,46 +171,56 @@ def _chunks(total: int, per_item: int) -> list[tuple[int, int]]:
     return [(i, min(i + step, total)) for i in range(0, total, step)]
 
 
+def _dtype(lr: LowRank, rank: int, precise: bool | None) -> torch.dtype:
+    """float64 where exactness is promised (full rank, or asked for), float32 otherwise."""
+    if precise is None:
+        precise = rank == lr.full_rank
+    return torch.float64 if precise else torch.float32
+
+
 def conv2d_lowrank_float(x: torch.Tensor, w: torch.Tensor,
                          lut: torch.Tensor | np.ndarray | LowRank, stride=(1, 1),
                          dilation=(1, 1), groups: int = 1,
-                         rank: int | None = None) -> torch.Tensor:
-    """The surrogate convolution, float64 and unrounded (what fidelity studies look at).
+                         rank: int | None = None,
+                         dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The surrogate convolution, unrounded (what fidelity studies look at).
 
-    All ``rank + 1`` terms go through *one* grouped convolution per chunk: term ``i`` of the
-    activations and term ``i`` of the weights are stacked along the channel axis inside each
-    group, so the channel reduction of the convolution also sums over the terms.
+    All ``rank + 1`` terms go through *one* grouped convolution: the codes are mapped
+    through the ``k = rank + 1`` factor columns by one embedding look-up in channels-last
+    order, which lays term ``i`` of channel ``c`` at channel ``c * k + i`` without a copy
+    (the convolution reads the channels-last view directly), and the weights are laid out
+    the same way, so the channel reduction of the convolution also sums over the terms.
+    Batches too large for one expanded input are processed in slices.
     """
     lr, r = _resolve(lut, rank)
     fa, fb = lr.factors(r)
-    fa, fb = fa.to(x.device), fb.to(x.device)
+    fa, fb = fa.to(x.device, dtype), fb.to(x.device, dtype)
     n, c, h, wd = x.shape
     m, cg, kr, ks = w.shape
     if c != cg * groups or m % groups:
         raise HwcostError(f"low-rank conv2d: {c} input channels and weight {tuple(w.shape)} "
                           f"do not fit groups={groups}")
-    xi, wi = x.to(torch.long), w.to(torch.long)
-    out = None
-    for lo, hi in _chunks(r + 1, n * c * h * wd):
-        k = hi - lo
-        # (N, C, H, W, k) -> (N, groups, k, Cg, H, W) -> (N, groups*k*Cg, H, W)
-        xa = fa[:, lo:hi][xi].view(n, groups, cg, h, wd, k).permute(0, 1, 5, 2, 3, 4)
-        xa = xa.reshape(n, groups * k * cg, h, wd)
-        # (M, Cg, R, S, k) -> (M, k, Cg, R, S) -> (M, k*Cg, R, S)
-        wb = fb[:, lo:hi][wi].permute(0, 4, 1, 2, 3).reshape(m, k * cg, kr, ks)
-        part = F.conv2d(xa, wb, stride=tuple(stride), dilation=tuple(dilation), groups=groups)
-        out = part if out is None else out + part
-    assert out is not None
-    return out
+    k = r + 1
+    # (M, Cg, R, S) codes -> (M, Cg, R, S, k) values -> (M, Cg*k, R, S), channel c*k + i
+    wb = F.embedding(w.to(torch.long), fb).permute(0, 1, 4, 2, 3).reshape(m, cg * k, kr, ks)
+    codes = x.permute(0, 2, 3, 1).to(torch.long)                  # (N, H, W, C)
+    parts = []
+    for lo, hi in _chunks(n, c * h * wd * k):
+        # (n', H, W, C, k) -> (n', H, W, C*k) -> the NCHW view of that channels-last tensor
+        xa = F.embedding(codes[lo:hi], fa).view(hi - lo, h, wd, c * k).permute(0, 3, 1, 2)
+        parts.append(F.conv2d(xa, wb, stride=tuple(stride), dilation=tuple(dilation),
+                              groups=groups))
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def linear_lowrank_float(x: torch.Tensor, w: torch.Tensor,
                          lut: torch.Tensor | np.ndarray | LowRank,
-                         rank: int | None = None) -> torch.Tensor:
-    """The surrogate ``linear``, float64 and unrounded: one matmul over ``K * (rank + 1)``."""
+                         rank: int | None = None,
+                         dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The surrogate ``linear``, unrounded: one matmul over ``K * (rank + 1)``."""
     lr, r = _resolve(lut, rank)
     fa, fb = lr.factors(r)
-    fa, fb = fa.to(x.device), fb.to(x.device)
+    fa, fb = fa.to(x.device, dtype), fb.to(x.device, dtype)
     n, kdim = x.shape
     m = w.shape[0]
     xi, wi = x.to(torch.long), w.to(torch.long)
@@ -221,14 +236,18 @@ def linear_lowrank_float(x: torch.Tensor, w: torch.Tensor,
 
 def conv2d_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor | np.ndarray | LowRank,
                stride=(1, 1), dilation=(1, 1), groups: int = 1,
-               rank: int | None = None) -> torch.Tensor:
+               rank: int | None = None, precise: bool | None = None) -> torch.Tensor:
     """Contract ``conv2d_lut``, rounded to ``int32``; ``rank=None`` means ``DEFAULT_RANK``
-    (clamped to the table's full rank) or, for a :class:`LowRank`, its own rank."""
-    out = conv2d_lowrank_float(x, w, lut, stride, dilation, groups, rank)
+    (clamped to the table's full rank) or, for a :class:`LowRank`, its own rank; ``precise``
+    as in the module docstring (None: float64 at full rank only)."""
+    lr, r = _resolve(lut, rank)
+    out = conv2d_lowrank_float(x, w, lr, stride, dilation, groups, r, _dtype(lr, r, precise))
     return out.round().to(torch.int32)
 
 
 def linear_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor | np.ndarray | LowRank,
-               rank: int | None = None) -> torch.Tensor:
-    """Contract ``linear_lut``, rounded to ``int32`` (``rank`` as in :func:`conv2d_lut`)."""
-    return linear_lowrank_float(x, w, lut, rank).round().to(torch.int32)
+               rank: int | None = None, precise: bool | None = None) -> torch.Tensor:
+    """Contract ``linear_lut``, rounded to ``int32`` (``rank``, ``precise`` as in
+    :func:`conv2d_lut`)."""
+    lr, r = _resolve(lut, rank)
+    return linear_lowrank_float(x, w, lr, r, _dtype(lr, r, precise)).round().to(torch.int32)
