@@ -166,3 +166,26 @@ def test_map_warns_when_the_fan_out_stays_idle(monkeypatch):
     assert "warning: the best mapping found uses" in res.stderr
     res = CliRunner().invoke(cli, [str(a) for a in (*args, "--format", "json")])
     assert "the best mapping found uses" in json.loads(res.stdout)["mapper"]["underused"]
+
+
+def test_estimate_names_the_layers_that_leave_the_fan_out_idle(monkeypatch):
+    from dataclasses import replace
+
+    from hwmodel.mapper import Mapper
+
+    real = Mapper.map
+
+    def pessimistic(self, workload):
+        found = real(self, workload)
+        return replace(found, spatial_bound=found.result.macs_utilized * 4)
+
+    monkeypatch.setattr(Mapper, "map", pessimistic)
+    res = CliRunner().invoke(cli, ["estimate", str(EXAMPLES / "small_genotype.json"),
+                                   "--arch", "edge", "--layers", "3", "--channels", "4",
+                                   "--format", "json"])
+    assert res.exit_code == 0, res.output
+    layers = json.loads(res.stdout)["layers"]
+    flagged = [row["name"] for row in layers if row["underused"]]
+    convs = [row["name"] for row in layers if row["type"] in ("conv", "fc")]
+    assert flagged == convs
+    assert f"warning: {convs[0]}: the best mapping found uses" in res.stderr
