@@ -234,6 +234,62 @@ def conv2d_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor,
     return ops.conv2d(x.contiguous(), w.contiguous(), lut_t, sh, sw, dh, dw, int(groups), pack)
 
 
+def _prepare_stack(luts) -> tuple[torch.Tensor, int, int]:
+    """Stacked transposed LUTs ``(T, 2**b, 2**a)``, max|entry| over all, and the pack mode
+    all of them allow."""
+    if isinstance(luts, torch.Tensor) and luts.dim() == 3:
+        luts = list(luts)
+    luts = list(luts)
+    if not luts:
+        raise HwcostError("conv2d_multi_lut: no lut given")
+    prepared = []
+    for lut in luts:
+        if not isinstance(lut, torch.Tensor) or lut.dtype != torch.int32 or lut.dim() != 2:
+            raise HwcostError("conv2d_multi_lut: every lut must be a 2-D int32 tensor")
+        if lut.shape != luts[0].shape:
+            raise HwcostError(f"conv2d_multi_lut: luts of different shapes "
+                              f"{tuple(luts[0].shape)} and {tuple(lut.shape)}")
+        prepared.append(_prepare(lut))
+    stack = torch.stack([p[1] for p in prepared]).contiguous()
+    maxabs = max(p[2] for p in prepared)
+    modes = {p[3] for p in prepared}
+    pack = modes.pop() if len(modes) == 1 else _NO_PACK   # one table word layout for all
+    return stack, maxabs, pack
+
+
+def conv2d_multi_lut(x: torch.Tensor, w: torch.Tensor, luts,
+                     stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1),
+                     groups: int = 1) -> torch.Tensor:
+    """``conv2d_lut`` for T tables in one kernel pass: ``(T, N, M, P, Q)`` int32.
+
+    The codes are read (and, for k x k kernels, unfolded) once and every weight row is
+    looked up in each table; see ``conv2d_lut`` in ``lut_kernels.cpp``.
+    """
+    stack, maxabs, pack = _prepare_stack(luts)
+    _check(x, w, stack[0].t(), 4, "conv2d_multi_lut")
+    _n, c, h, wd = x.shape
+    m, cg, r, s = w.shape
+    if groups < 1 or c % groups or m % groups or cg * groups != c:
+        raise HwcostError(f"conv2d_multi_lut: {c} input channels, {m} output channels and "
+                          f"weights of {cg} channels per group do not fit groups={groups}")
+    sh, sw = (int(v) for v in stride)
+    dh, dw = (int(v) for v in dilation)
+    if min(sh, sw, dh, dw) < 1:
+        raise HwcostError(f"conv2d_multi_lut: stride {stride} and dilation {dilation} must "
+                          "be >= 1")
+    if h < dh * (r - 1) + 1 or wd < dw * (s - 1) + 1:
+        raise HwcostError(f"conv2d_multi_lut: input {h}x{wd} is smaller than the dilated "
+                          f"{r}x{s} kernel")
+    _check_range(cg * r * s, maxabs, "conv2d_multi_lut")
+    out = _load().conv2d(x.contiguous(), w.contiguous(), stack, sh, sw, dh, dw, int(groups),
+                         pack)
+    t = stack.shape[0]
+    n, _, p, q = out.shape
+    # kernel order [group][table][channel] -> [table][sample][group, channel]
+    out = out.view(n, groups, t, m // groups, p, q).permute(2, 0, 1, 3, 4, 5)
+    return out.reshape(t, n, m, p, q)
+
+
 def linear_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
     """``out[n, m] = sum_k lut[x[n, k], w[m, k]]``; int32."""
     _check(x, w, lut, 2, "linear_lut")

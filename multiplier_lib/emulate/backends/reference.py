@@ -11,6 +11,10 @@ Contract shared by every backend (``cpu``, ``triton``, ``lowrank``):
   where ``g = m // (M // groups)``, ``Cg = C // groups``.
 * ``linear_lut(x, w, lut) -> int32``: ``x`` ``(N, K)``, ``w`` ``(M, K)``, ``out[n, m] =
   sum_k lut[x[n, k], w[m, k]]``.
+* ``conv2d_multi_lut(x, w, luts, stride, dilation, groups) -> int32`` (where a backend has
+  it): ``luts`` a sequence of T tables of one shape; returns ``(T, N, M, P, Q)``, entry ``t``
+  equal to ``conv2d_lut(x, w, luts[t], ...)``: the candidate multipliers of a search edge
+  evaluated on the same codes.
 
 Sums are exact in int32 as long as ``K * max|lut| < 2**31`` (callers check).
 """
@@ -46,6 +50,11 @@ def conv2d_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor, stride=(1, 1
             idx = a * width + wcodes[g, j].view(1, -1, 1)       # (N, K, L)
             out[:, g, j] = flat[idx].sum(dim=1)
     return out.view(n, m, p, q).to(torch.int32)
+
+
+def conv2d_multi_lut(x: torch.Tensor, w: torch.Tensor, luts, stride=(1, 1), dilation=(1, 1),
+                     groups: int = 1) -> torch.Tensor:
+    return torch.stack([conv2d_lut(x, w, lut, stride, dilation, groups) for lut in luts])
 
 
 def linear_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:

@@ -442,7 +442,8 @@ void check_operands(const at::Tensor& x, const at::Tensor& w, const at::Tensor& 
               "hwcost cpu LUT kernels need CPU tensors");
   TORCH_CHECK(x.scalar_type() == at::kByte && w.scalar_type() == at::kByte,
               "activation and weight codes must be uint8");
-  TORCH_CHECK(table.scalar_type() == at::kInt && table.dim() == 2, "lut must be 2-D int32");
+  TORCH_CHECK(table.scalar_type() == at::kInt && (table.dim() == 2 || table.dim() == 3),
+              "lut must be 2-D int32 (or 3-D: a stack of tables of one shape)");
   TORCH_CHECK(x.is_contiguous() && w.is_contiguous() && table.is_contiguous(),
               "operands must be contiguous");
   TORCH_CHECK(x.dim() == xdim && w.dim() == xdim, "operand rank mismatch");
@@ -457,16 +458,24 @@ void check_operands(const at::Tensor& x, const at::Tensor& w, const at::Tensor& 
 // ---------------------------------------------------------------------------------------------
 // conv2d
 
-// lutT: the LUT transposed, (2**b, 2**a): row = weight code, contiguous over activation codes.
-// pack: Pack mode the LUT allows (its entries fit int16 / uint16), decided by the caller.
+// lutT: the LUT transposed, (2**b, 2**a): row = weight code, contiguous over activation codes;
+// or a stack of T such transposed LUTs, (T, 2**b, 2**a): then every weight row is looked up in
+// each of the T tables, one pass over the same codes, and the output has T * M channels in
+// [group][table][channel] order (the caller reorders).  Candidate multipliers of a search edge
+// share the input codes and the weights, so this replaces T passes (quantizing, im2col,
+// index loads) by one with T times the table columns.
+// pack: Pack mode every LUT allows (its entries fit int16 / uint16), decided by the caller.
 at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor& lutT,
                       int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t groups,
                       int64_t pack) {
-  check_operands(x, w, lutT, lutT.size(1), lutT.size(0), 4);
+  check_operands(x, w, lutT, lutT.size(-1), lutT.size(-2), 4);
   TORCH_CHECK(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && groups >= 1, "bad conv parameters");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  const int64_t M = w.size(0), Cg = w.size(1), R = w.size(2), S = w.size(3);
-  TORCH_CHECK(C % groups == 0 && M % groups == 0 && Cg == C / groups, "bad groups");
+  const int64_t Mw = w.size(0), Cg = w.size(1), R = w.size(2), S = w.size(3);
+  TORCH_CHECK(C % groups == 0 && Mw % groups == 0 && Cg == C / groups, "bad groups");
+  const int64_t T = lutT.dim() == 3 ? lutT.size(0) : 1;  // tables looked up per weight
+  const int64_t B = lutT.size(-2);                        // weight-code width of a table
+  const int64_t M = T * Mw;                               // output channels, all tables
   const int64_t P = (H - dh * (R - 1) - 1) / sh + 1;
   const int64_t Q = (W - dw * (S - 1) - 1) / sw + 1;
   TORCH_CHECK(H - dh * (R - 1) - 1 >= 0 && W - dw * (S - 1) - 1 >= 0,
@@ -474,8 +483,9 @@ at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   at::Tensor out = at::empty({N, M, P, Q}, x.options().dtype(at::kInt));
   if (out.numel() == 0) return out;
 
-  const int64_t A = lutT.size(1);  // activation-code width of every table
-  const int64_t mg = M / groups;
+  const int64_t A = lutT.size(-1);  // activation-code width of every table
+  const int64_t mw = Mw / groups;     // weight rows per group
+  const int64_t mg = M / groups;      // output rows per group: T tables x mw weight rows
   const int64_t K = Cg * R * S;
   const int64_t L = P * Q;
   const uint8_t* xp = x.data_ptr<uint8_t>();
@@ -483,13 +493,15 @@ at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   const int32_t* base = lutT.data_ptr<int32_t>();
   int32_t* op = out.data_ptr<int32_t>();
 
-  // Table offsets per group, laid out [g][k][j] so a tile's 4 offsets are adjacent.
+  // Table offsets per group, laid out [g][k][j] so a tile's 4 offsets are adjacent; output
+  // row j = t * mw + i of a group reads weight row i in table t.
   std::vector<int32_t> toff(static_cast<size_t>(groups * K * mg));
   for (int64_t g = 0; g < groups; ++g)
-    for (int64_t j = 0; j < mg; ++j)
-      for (int64_t k = 0; k < K; ++k)
-        toff[(g * K + k) * mg + j] = static_cast<int32_t>(wp[(g * mg + j) * K + k]) *
-                                     static_cast<int32_t>(A);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = 0; i < mw; ++i)
+        for (int64_t k = 0; k < K; ++k)
+          toff[(g * K + k) * mg + t * mw + i] =
+              static_cast<int32_t>(t * B + wp[(g * mw + i) * K + k]) * static_cast<int32_t>(A);
   // Fuse output channels when the LUT allows it and the tables are reused enough.
   const Tables tb = make_tables(base, toff, groups, K, mg, A, pack, N * L);
   const int64_t Jt = tb.J;

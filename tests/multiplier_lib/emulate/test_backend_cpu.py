@@ -109,6 +109,53 @@ def test_depthwise_direct_path_matches_reference(mode_name, case):
     run_conv_case(case, mode_name)
 
 
+def run_multi_lut_case(case, mode_name: str, kinds: tuple[str, ...]) -> None:
+    """One kernel pass over T tables equals T separate reference convolutions."""
+    n, groups, cg, mg, (r, s), stride, dilation, (h, w), lut_kind, seed = case
+    a_width, b_width = {"8x4": (256, 16), "4x8": (16, 256)}.get(lut_kind, (256, 256))
+    luts = [make_lut(kind, seed + 10 * t, (a_width, b_width)) for t, kind in enumerate(kinds)]
+    x = codes((n, groups * cg, h, w), a_width, seed + 1)
+    wt = codes((groups * mg, cg, r, s), b_width, seed + 2)
+    with mode(mode_name):
+        got = cpu.conv2d_multi_lut(x, wt, luts, stride, dilation, groups)
+    assert got.dtype == torch.int32
+    assert got.shape[0] == len(luts)
+    for t, lut in enumerate(luts):
+        assert torch.equal(got[t], ref.conv2d_lut(x, wt, lut, stride, dilation, groups))
+
+
+# table sets: all packable alike, mixed packing flavours (the kernel must fall back), one
+TABLE_SETS = [("s16", "s16", "s16"), ("u16", "u16"), ("s16", "u16", "wide"), ("wide",)]
+
+
+@pytest.mark.parametrize("mode_name", list(MODES))
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=conv_case(), kinds=st.sampled_from(TABLE_SETS))
+def test_multi_lut_conv2d_equals_separate_reference_calls(mode_name, case, kinds):
+    if case[8] in ("8x4", "4x8"):
+        kinds = ("s16",) * len(kinds)
+    run_multi_lut_case(case, mode_name, kinds)
+
+
+@pytest.mark.parametrize("mode_name", list(MODES))
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=conv_case(depthwise=True), kinds=st.sampled_from(TABLE_SETS))
+def test_multi_lut_depthwise_direct_path(mode_name, case, kinds):
+    if case[8] in ("8x4", "4x8"):
+        kinds = ("s16",) * len(kinds)
+    run_multi_lut_case(case, mode_name, kinds)
+
+
+def test_multi_lut_refuses_tables_of_different_shapes():
+    x, w = codes((1, 2, 4, 4), 16, 0), codes((2, 2, 1, 1), 16, 1)
+    with pytest.raises(HwcostError, match="luts of different shapes"):
+        cpu.conv2d_multi_lut(x, w, [make_lut("s16", 0), make_lut("s16", 1, (16, 16))])
+    with pytest.raises(HwcostError, match="no lut given"):
+        cpu.conv2d_multi_lut(x, w, [])
+
+
 @pytest.mark.parametrize("mode_name", list(MODES))
 @SETTINGS
 @given(n=st.integers(1, 70), m=st.integers(1, 70), k=st.integers(1, 300),
