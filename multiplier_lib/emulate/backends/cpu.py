@@ -216,22 +216,29 @@ def conv2d_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor,
                groups: int = 1) -> torch.Tensor:
     """``out[n, m, p, q] = sum lut[x, w]`` over the (grouped, strided, dilated) window; int32."""
     _check(x, w, lut, 4, "conv2d_lut")
+    sh, sw, dh, dw, k = _conv_geometry(x, w, stride, dilation, groups, "conv2d_lut")
+    _flat, lut_t, maxabs, pack = _prepare(lut)
+    _check_range(k, maxabs, "conv2d_lut")
+    ops = _load()
+    return ops.conv2d(x.contiguous(), w.contiguous(), lut_t, sh, sw, dh, dw, int(groups), pack)
+
+
+def _conv_geometry(x: torch.Tensor, w: torch.Tensor, stride, dilation, groups: int,
+                   what: str) -> tuple[int, int, int, int, int]:
+    """Validated (sh, sw, dh, dw) and the reduction length K of a convolution."""
     _n, c, h, wd = x.shape
     m, cg, r, s = w.shape
     if groups < 1 or c % groups or m % groups or cg * groups != c:
-        raise HwcostError(f"conv2d_lut: {c} input channels, {m} output channels and weights "
+        raise HwcostError(f"{what}: {c} input channels, {m} output channels and weights "
                           f"of {cg} channels per group do not fit groups={groups}")
     sh, sw = (int(v) for v in stride)
     dh, dw = (int(v) for v in dilation)
     if min(sh, sw, dh, dw) < 1:
-        raise HwcostError(f"conv2d_lut: stride {stride} and dilation {dilation} must be >= 1")
+        raise HwcostError(f"{what}: stride {stride} and dilation {dilation} must be >= 1")
     if h < dh * (r - 1) + 1 or wd < dw * (s - 1) + 1:
-        raise HwcostError(f"conv2d_lut: input {h}x{wd} is smaller than the dilated "
+        raise HwcostError(f"{what}: input {h}x{wd} is smaller than the dilated "
                           f"{r}x{s} kernel")
-    _flat, lut_t, maxabs, pack = _prepare(lut)
-    _check_range(cg * r * s, maxabs, "conv2d_lut")
-    ops = _load()
-    return ops.conv2d(x.contiguous(), w.contiguous(), lut_t, sh, sw, dh, dw, int(groups), pack)
+    return sh, sw, dh, dw, cg * r * s
 
 
 def _prepare_stack(luts) -> tuple[torch.Tensor, int, int]:
@@ -267,20 +274,9 @@ def conv2d_multi_lut(x: torch.Tensor, w: torch.Tensor, luts,
     """
     stack, maxabs, pack = _prepare_stack(luts)
     _check(x, w, stack[0].t(), 4, "conv2d_multi_lut")
-    _n, c, h, wd = x.shape
-    m, cg, r, s = w.shape
-    if groups < 1 or c % groups or m % groups or cg * groups != c:
-        raise HwcostError(f"conv2d_multi_lut: {c} input channels, {m} output channels and "
-                          f"weights of {cg} channels per group do not fit groups={groups}")
-    sh, sw = (int(v) for v in stride)
-    dh, dw = (int(v) for v in dilation)
-    if min(sh, sw, dh, dw) < 1:
-        raise HwcostError(f"conv2d_multi_lut: stride {stride} and dilation {dilation} must "
-                          "be >= 1")
-    if h < dh * (r - 1) + 1 or wd < dw * (s - 1) + 1:
-        raise HwcostError(f"conv2d_multi_lut: input {h}x{wd} is smaller than the dilated "
-                          f"{r}x{s} kernel")
-    _check_range(cg * r * s, maxabs, "conv2d_multi_lut")
+    sh, sw, dh, dw, k = _conv_geometry(x, w, stride, dilation, groups, "conv2d_multi_lut")
+    _check_range(k, maxabs, "conv2d_multi_lut")
+    m = w.shape[0]
     out = _load().conv2d(x.contiguous(), w.contiguous(), stack, sh, sw, dh, dw, int(groups),
                          pack)
     t = stack.shape[0]
