@@ -66,6 +66,7 @@ class StorageLevel:
     n_banks: int = 1
     read_bandwidth: float | None = None    # words per cycle per instance
     write_bandwidth: float | None = None
+    shared_bandwidth: float | None = None  # reads + writes together, where one port serves both
     keep: frozenset[str] | None = None      # None: the mapper decides
     bypass: frozenset[str] = frozenset()
     temporal: LoopConstraint | None = None

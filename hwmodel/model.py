@@ -240,7 +240,7 @@ def _throttling(lv, st: LevelStats, compute_cycles: int) -> float:
                  for s in st.dataspaces.values()) / compute_cycles
     slow = 1.0
     for bw, demand in ((lv.read_bandwidth, reads), (lv.write_bandwidth, writes),
-                       (getattr(lv, "shared_bandwidth", None), reads + writes)):
+                       (lv.shared_bandwidth, reads + writes)):
         if bw and demand > bw:
             slow = min(slow, bw / demand)
     return slow

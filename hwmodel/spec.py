@@ -97,6 +97,7 @@ _ATTR_ALIASES = {
     "memory_depth": "depth", "memory_width": "width", "word-bits": "datawidth",
     "word_bits": "datawidth", "block-size": "block_size", "blocksize": "block_size",
     "read-bandwidth": "read_bandwidth", "write-bandwidth": "write_bandwidth",
+    "shared-bandwidth": "shared_bandwidth",
     "n-banks": "n_banks", "nbanks": "n_banks",
 }
 _NAME_RE = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*(\d+)\s*\.\.\s*(\d+)\s*\])?\s*$")
@@ -687,6 +688,7 @@ class _Reader:
             datawidth=datawidth, instances=r.mesh_x * r.mesh_y, mesh_x=r.mesh_x,
             mesh_y=r.mesh_y, n_banks=num("n_banks", 1) or 1,
             read_bandwidth=real("read_bandwidth"), write_bandwidth=real("write_bandwidth"),
+            shared_bandwidth=real("shared_bandwidth"),
             keep=r.keep, bypass=r.bypass, temporal=r.temporal, spatial=r.spatial,
             technology=_technology(a.get("technology")) or arch_tech, line=r.line)
 

@@ -10,6 +10,8 @@ own published outputs for the same kinds of design.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from hwmodel.arch import Architecture, ComputeUnit, StorageLevel
@@ -269,3 +271,16 @@ def test_vector_accesses_are_whole_rows_per_action():
     assert main.dataspaces[W].energy_pj == 1.0            # ceil(3/8) rows x 1.0
     assert main.dataspaces[I].energy_pj == 3.0            # ceil(18/8) rows
     assert main.dataspaces[O].energy_pj == 2 * 0.25       # 16 updates: two rows
+
+
+def test_shared_bandwidth_counts_reads_and_writes_together():
+    # one port of 2 words/cycle: 128 reads + 69 writes (fills W 3, I 18; 48 updates)
+    arch = Architecture("a", [level("Main"), level("Buffer", 64)],
+                        ComputeUnit("mac", "intmac", {}, 1))
+    arch.levels[1].shared_bandwidth = 2.0
+    r = evaluate(arch, conv1d({"R": 3, "P": 16}),
+                 Mapping([LevelMapping([], keep=ALL), LevelMapping([("P", 16), ("R", 3)],
+                                                                  keep=ALL)]))
+    buf = next(lv for lv in r.levels if lv.name == "Buffer")
+    assert buf.cycles == math.ceil(197 / 2) == r.cycles
+    assert buf.bandwidth_throttling == pytest.approx(2 / (197 / 48))
