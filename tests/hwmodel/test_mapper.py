@@ -8,9 +8,12 @@ import math
 import pytest
 
 from hwmodel.arch import Architecture, ComputeUnit, LoopConstraint, StorageLevel
+from hwmodel.energy import build_energy_table
 from hwmodel.mapper import Mapper
 from hwmodel.mapping import LevelMapping, Mapping
+from hwmodel.mapping_yaml import load_mapping, write_mapping
 from hwmodel.model import MappingError, evaluate
+from hwmodel.spec import load_arch
 from hwmodel.workload import DataSpace, Layer, Workload
 
 W, I, O = "Weights", "Inputs", "Outputs"  # noqa: E741 (Timeloop letters)
@@ -220,3 +223,71 @@ def test_at_least_as_good_as_timeloops_mapper_on_eyeriss_like_alexnet_conv1(
     ours = Mapper(arch, energy).map(wl)
     assert ours.result.energy_pj <= theirs.energy_pj
     assert ours.result.cycles <= theirs.cycles
+
+
+NESTED = """\
+architecture:
+  version: 0.4
+  nodes:
+  - !Container
+    name: chip
+    attributes: {technology: 45nm}
+  - !Component
+    name: DRAM
+    class: DRAM
+    attributes: {type: LPDDR4, width: 64, datawidth: 8}
+  - !Component
+    name: glb
+    class: SRAM
+    attributes: {depth: 8192, width: 64, datawidth: 8}
+  - !Container
+    name: column
+    spatial: {meshX: 4}
+    constraints:
+      spatial: {permutation: [Q], factors: [N=1, M=1, C=1]}
+  - !Container
+    name: PE
+    spatial: {meshY: 4}
+    constraints:
+      spatial: {permutation: [M]}
+  - !Parallel
+    nodes:
+    - !Component
+      name: wbuf
+      class: regfile
+      attributes: {depth: 64, width: 8, datawidth: 8}
+      constraints:
+        dataspace: {keep: [Weights], bypass: [Inputs, Outputs]}
+    - !Component
+      name: obuf
+      class: regfile
+      attributes: {depth: 16, width: 8, datawidth: 8}
+      constraints:
+        dataspace: {keep: [Outputs], bypass: [Weights, Inputs]}
+    - !Nothing
+  - !Component
+    name: mac
+    class: intmac
+    attributes: {datawidth: 8}
+"""
+
+
+def test_each_container_takes_only_the_dims_its_constraint_allows(tmp_path):
+    """Two nested containers with their own spatial constraints (a column of 4 over Q, then
+    4 PEs over M) under one buffer, !Parallel buffers and a !Nothing below: the mapper fills
+    both meshes, each with its own dim, and writes them under Timeloop's pseudo-targets."""
+    spec = tmp_path / "nested.yaml"
+    spec.write_text(NESTED)
+    arch = load_arch(spec)
+    wl = Layer("conv", "conv", C=8, M=16, P=8, Q=8, R=3, S=3).workload()
+    found = Mapper(arch, build_energy_table(arch)).map(wl)
+    stages = {st.name: st for lm in found.mapping.levels for st in lm.stages}
+    assert set(stages) == {"column", "PE"}
+    assert [d for d, _ in stages["column"].loops] == ["Q"]
+    assert [d for d, _ in stages["PE"].loops] == ["M"]
+    assert found.result.macs_utilized == 16 and found.underused is None
+    out = tmp_path / "best.map.yaml"
+    write_mapping(found.mapping, arch, out, wl)
+    text = out.read_text()
+    assert "target: inter_column_spatial" in text and "target: inter_PE_spatial" in text
+    assert load_mapping(out, arch, wl).levels == found.mapping.levels
