@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from multiplier_lib.emulate import ApproxConv2d, ApproxLinear
+from multiplier_lib.emulate.backends import cpu
 
 LAYERS = [
     ("stem 3x3 3->48 @32", lambda: nn.Conv2d(3, 48, 3, padding=1), (3, 32, 32)),
@@ -65,6 +66,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     multiplier = args.multiplier
+    print(cpu.describe_machine())
     print(f"batch {args.batch}, {args.threads} threads, multiplier {multiplier}; "
           "ratio = approximate time / fp32 torch time (same machine, same run)")
     head = f"{'layer':24} {'fp32 fwd ms':>11}"

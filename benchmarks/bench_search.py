@@ -16,6 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from multiplier_lib.emulate.backends import cpu
 from nas.architect import Architect
 from nas.ops import approx_conv, plain_conv
 from nas.search_cnn import SearchCNN
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--multiplier", default="trunc8u_k6c")
     args = parser.parse_args()
     base = step_time(plain_conv, args, args.repeat)
+    print(cpu.describe_machine())
     print(f"search step: {args.layers} cells, {args.channels} channels, batch {args.batch}, "
           f"32x32, multiplier {args.multiplier}")
     print(f"{'variant':24} {'seconds':>9} {'ratio vs float':>15}")

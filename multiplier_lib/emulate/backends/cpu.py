@@ -315,3 +315,28 @@ def _set_pack_min_reuse(reuse: int) -> int:
 
 def _simd_level() -> int:
     return int(_load().simd_level())
+
+
+#: the kernel's code paths by run-time level, and the CPU flags that would enable the others
+KERNEL_PATHS = {0: "portable (scalar)", 1: "AVX2 gathers"}
+_FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512vbmi", "avx512_vnni")
+
+
+def describe_machine() -> str:
+    """One line naming the CPU, the SIMD flags that matter here and the kernel path taken,
+    for every benchmark figure (a figure without its CPU and path cannot be compared)."""
+    model, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    have = [f for f in _FLAGS_OF_INTEREST if f in flags] or ["none of " +
+                                                              "/".join(_FLAGS_OF_INTEREST)]
+    path = KERNEL_PATHS.get(_simd_level(), "unknown") if is_available() else "not built"
+    return (f"CPU {model} ({', '.join(have)}); cpu backend path: {path}; the AVX-512 "
+            "paths are not implemented yet")

@@ -288,3 +288,11 @@ def test_failed_build_reports_the_compiler_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HWCOST_CACHE", str(tmp_path / "cache"))
     with pytest.raises(HwcostError, match=r"failed: lut_kernels\.cpp:1:1: error: simulated"):
         cpu._compile()
+
+
+def test_benchmarks_name_the_cpu_and_the_kernel_path_that_ran():
+    line = cpu.describe_machine()
+    assert line.startswith("CPU ") and "cpu backend path: " in line
+    assert cpu.KERNEL_PATHS[cpu._simd_level()] in line
+    with mode("scalar"):
+        assert "cpu backend path: portable (scalar)" in cpu.describe_machine()
