@@ -2,8 +2,8 @@
 
 For each layer: the time of ``ApproxConv2d``/``ApproxLinear`` (quantization, LUT products,
 exact corrections) divided by the time of the same ``nn.Conv2d``/``nn.Linear`` in fp32,
-forward and forward+backward, for the ``cpu`` backend and the ``lowrank`` surrogate (r = 4,
-16), all measured in this process on this machine, plus the geometric means.
+forward and forward+backward, for the ``cpu`` backend, all measured in this process on this
+machine, plus the geometric means.
 
 Run: ``python benchmarks/bench_emulation.py [--batch 64] [--repeat 3] [--threads N]``
 """
@@ -32,12 +32,11 @@ LAYERS = [
      (32, 16, 16)),
     ("linear 256->10", lambda: nn.Linear(256, 10), (256,)),
 ]
-VARIANTS = [("cpu", {"backend": "cpu"}), ("lowrank r4", {"backend": "lowrank", "rank": 4}),
-            ("lowrank r16", {"backend": "lowrank", "rank": 16})]
+VARIANTS = [("cpu", {"backend": "cpu"})]
 
 
 def _time(fn, repeat: int) -> float:
-    fn()  # warm-up (also builds the extension and the factorisation)
+    fn()  # warm-up (also builds the extension)
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -46,14 +45,10 @@ def _time(fn, repeat: int) -> float:
     return best
 
 
-def _approx(module: nn.Module, multiplier: str, backend: str, rank: int | None):
+def _approx(module: nn.Module, multiplier: str, backend: str):
     if isinstance(module, nn.Conv2d):
-        layer = ApproxConv2d.from_conv(module, multiplier=multiplier, backend=backend)
-    else:
-        layer = ApproxLinear.from_linear(module, multiplier=multiplier, backend=backend)
-    if rank is not None:
-        layer.lowrank_rank = rank
-    return layer
+        return ApproxConv2d.from_conv(module, multiplier=multiplier, backend=backend)
+    return ApproxLinear.from_linear(module, multiplier=multiplier, backend=backend)
 
 
 def main() -> None:
@@ -83,7 +78,7 @@ def main() -> None:
         t_fb = _time(lambda ref=ref, xg=xg: ref(xg).sum().backward(), args.repeat)
         row = f"{label:24} {1000 * t_fwd:11.2f}"
         for name, cfg in VARIANTS:
-            layer = _approx(ref, multiplier, cfg["backend"], cfg.get("rank"))
+            layer = _approx(ref, multiplier, cfg["backend"])
             layer.eval()
             layer(x)  # calibrate ranges on this batch
             a_fwd = _time(lambda layer=layer, x=x: layer(x), args.repeat)

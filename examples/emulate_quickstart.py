@@ -1,6 +1,6 @@
 """Approximate a small CNN, calibrate it, compare multipliers, train it a few steps.
 
-Run: ``python examples/emulate_quickstart.py [--backend reference|cpu|lowrank]``
+Run: ``python examples/emulate_quickstart.py [--backend auto|reference|cpu|triton]``
 """
 
 from __future__ import annotations

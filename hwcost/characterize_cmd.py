@@ -25,13 +25,10 @@ _HIST = click.Path(dir_okay=False, exists=False, path_type=Path)
               help=".npy histogram of the B (weight) operand codes, length 2**b_bits.")
 @click.option("--joint-hist", type=_HIST,
               help=".npy 2-D histogram over (A code, B code) instead of the two above.")
-@click.option("--lowrank", "lowrank_rank", type=int, default=None, metavar="R",
-              help="Also report the fidelity of the rank-R low-rank emulation surrogate "
-                   "(0..min(2**a_bits, 2**b_bits)).")
 @library_option
 def characterize(specs: tuple[str, ...], out: Path | None, fmt: str, acts_hist: Path | None,
                  weights_hist: Path | None, joint_hist: Path | None,
-                 lowrank_rank: int | None, library_dir: Path | None) -> None:
+                 library_dir: Path | None) -> None:
     """Characterize multipliers: EvoApprox error metrics, gates, area and energy.
 
     Each NAME|PATH is a library name, a built-in parametric name (exact8u, trunc8u_k4,
@@ -44,7 +41,6 @@ def characterize(specs: tuple[str, ...], out: Path | None, fmt: str, acts_hist: 
       hwcost characterize exact8u trunc8u_k6 bam8u_h2v6
       hwcost characterize mul8u_NGR.v --format json
       hwcost characterize mul8u_NGR drum8u_k4 --out report/ --acts-hist acts.npy
-      hwcost characterize mitchell8u bam8u_h2v6 --lowrank 16
     """
     from multiplier_lib.characterize import OperandStats
     from multiplier_lib.characterize import characterize as run
@@ -60,40 +56,20 @@ def characterize(specs: tuple[str, ...], out: Path | None, fmt: str, acts_hist: 
         stats = OperandStats.from_files(m.a_bits, m.b_bits, acts_hist, weights_hist, joint_hist)
         items.append((m, run(m, stats)))
     records = [r for _, r in items]
-    if lowrank_rank is not None:
-        from multiplier_lib.emulate.fidelity import fidelity
-
-        # copies, so that the report (which gets ``items``) sees the documented keys only
-        records = []
-        for m, r in items:
-            try:
-                lowrank = fidelity(m, lowrank_rank).as_dict()
-            except HwcostError as err:
-                raise HwcostError(f"--lowrank for {m.name}: {err.message}") from err
-            records.append({**r, "lowrank": lowrank})
     if fmt == "json":
         click.echo(json.dumps(records, indent=2))
     else:
-        lr_headers = ["lr_rank", "lr_energy%", "lr_err_left%"] if lowrank_rank is not None else []
         click.echo(render(
             ["name", "kind", "MAE%", "WCE%", "MRE%", "EP%", "bias", "gates", "area_um2",
-             "energy_pj", "rel_exact", "pub_mW", "pub_um2", *lr_headers],
+             "energy_pj", "rel_exact", "pub_mW", "pub_um2"],
             [[r["name"], f"{r['a_bits']}x{r['b_bits']}{'s' if r['signed'] else 'u'}",
               r["mae_pct"], r["wce_pct"], r["mre_pct"], r["ep_pct"], r["bias"],
               None if r["gates"] is None else sum(r["gates"].values()), r["area_um2"],
               r["energy_pj"], r["energy_rel_exact"], r["published"].get("power_mw"),
-              r["published"].get("area_um2"), *_lowrank_cells(r)] for r in records]))
+              r["published"].get("area_um2")] for r in records]))
     if out is not None:
         from multiplier_lib.report import write_report
 
         paths = write_report(out, items)
         click.echo(f"report written to {paths['markdown']} and {paths['html']}",
                    err=fmt == "json")
-
-
-def _lowrank_cells(record: dict) -> list[object]:
-    """The ``--lowrank`` table cells (none when the option was not given), in percent."""
-    lr = record.get("lowrank")
-    if lr is None:
-        return []
-    return [lr["rank"], 100.0 * lr["energy_captured"], 100.0 * lr["error_left"]]

@@ -44,7 +44,7 @@ def _energy(genotype, layers: int, channels: int, arch: str, multiplier: str | N
 @click.option("--auxiliary", is_flag=True, help="DARTS auxiliary head (weight 0.4).")
 @click.option("--cutout", type=int, default=0, show_default=True, help="Cutout length (16).")
 @click.option("--drop-path", type=float, default=0.2, show_default=True)
-@click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton", "lowrank"]),
+@click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton"]),
               default="auto", show_default=True)
 @click.option("--arch", default="eyeriss", show_default=True,
               help="Accelerator for the energy estimate of the trained network.")
@@ -101,7 +101,7 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
 @click.option("--multiplier", "multipliers", multiple=True,
               help="Multiplier to swap in (repeat for a table; default: as trained).")
 @click.option("--arch", default="eyeriss", show_default=True)
-@click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton", "lowrank"]))
+@click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton"]))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def evaluate(checkpoint_path: Path, multipliers: tuple[str, ...], arch: str,

@@ -129,3 +129,20 @@ def test_entry_point_prints_one_line_no_traceback(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing.v" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("cmd", [["search", "--out", "unused"],
+                                 ["train", "genotype.json", "--out", "unused"],
+                                 ["evaluate", "ckpt.pt"]])
+def test_removed_lowrank_backend_is_an_invalid_choice(cmd):
+    command = cli.commands[cmd[0]]
+    choices = next(p.type.choices for p in command.params if p.name == "backend")
+    assert "lowrank" not in choices and {"auto", "reference", "cpu", "triton"} <= set(choices)
+    res = run(cmd[0], "--backend", "lowrank", *cmd[1:])
+    assert res.exit_code == 2
+    assert "Invalid value for '--backend'" in res.output and "'lowrank'" in res.output
+
+
+def test_removed_characterize_lowrank_option_is_unknown():
+    res = run("characterize", "exact8u", "--lowrank", "4")
+    assert res.exit_code == 2 and "No such option" in res.output and "--lowrank" in res.output

@@ -1,6 +1,6 @@
 """The reference backend: pure torch, slow, obviously correct; the oracle of every test.
 
-Contract shared by every backend (``cpu``, ``triton``, ``lowrank``):
+Contract shared by every backend (``cpu``, ``triton``):
 
 * ``conv2d_lut(x, w, lut, stride, dilation, groups) -> int32``
   ``x``: ``uint8`` activation codes ``(N, C, H, W)``, already padded (padding is done by the

@@ -195,8 +195,8 @@ def test_narrow_weight_multiplier_quantizes_weights_to_its_width():
     assert qw.max() <= 15 and layer.weight_quant.domain.bits == 4
 
 
-@pytest.mark.parametrize("backend,rank", [("cpu", None), ("auto", None), ("lowrank", 256)])
-def test_layer_outputs_identical_across_exact_backends(backend, rank):
+@pytest.mark.parametrize("backend", ["cpu", "auto"])
+def test_layer_outputs_identical_across_exact_backends(backend):
     torch.manual_seed(6)
     ref = ApproxConv2d(4, 6, 3, stride=2, padding=1, groups=2, multiplier="mitchell8u",
                        backend="reference")
@@ -204,8 +204,6 @@ def test_layer_outputs_identical_across_exact_backends(backend, rank):
                          backend=backend)
     other.load_state_dict(ref.state_dict())
     assert other.backend == backend and ref.backend == "reference"
-    if rank is not None:
-        other.lowrank_rank = rank
     x = torch.randn(2, 4, 9, 9)
     ref(x)
     other(x)  # observe the same batch
