@@ -6,7 +6,7 @@ The arithmetic of one output (a reduction over ``K`` operand pairs), with activa
     sum_k x_k w_k ~ sx sw [ sum_k LUT[qx_k, qw_k] - zw sum_k qx_k - zx sum_k qw_k + K zx zw ]
 
 ``sum LUT`` replaces the exact ``sum qx qw`` and is the only approximate term; it is
-computed by a backend (``reference``, ``cpu``, ``triton``, ``lowrank``) over the raw codes.
+computed by a backend (``reference``, ``cpu``, ``triton``) over the raw codes.
 The three correction terms are computed exactly (float64 sums of integers), then the result
 is scaled by ``sx * sw`` (per output channel for per-channel weights) and the bias added.  With
 the exact multiplier the integer accumulator equals the quantized integer convolution
@@ -32,6 +32,7 @@ from torch import nn
 
 from ..errors import HwcostError
 from ..multiplier import Multiplier, operand_values
+from .backends import block_conv2d_lut
 from .backends import get as get_backend
 from .quant import Domain, FakeQuantize
 
@@ -86,8 +87,9 @@ class _ApproxMixin:
         self.layer_name = name or type(self).__name__
         self.backend = backend
         self.grad = grad
-        self.lowrank_rank = 16
         self.keep_accumulator = False  # keep the integer accumulator of the last forward
+        self.candidates: tuple[Multiplier, ...] | None = None   # see set_candidates
+        self.candidate_luts: tuple[torch.Tensor, ...] | None = None
         self._act_cfg = (act_observer, act_symmetric)
         self._w_cfg = (weight_per_channel, weight_symmetric)
         self.set_multiplier(multiplier)
@@ -100,6 +102,8 @@ class _ApproxMixin:
             raise HwcostError(f"layer {self.layer_name}: {err}") from None
         old = getattr(self, "multiplier", None)
         self.multiplier = mult
+        self.candidates = None   # one multiplier again (set_candidates re-adds its list)
+        self.candidate_luts = None
         lut = torch.as_tensor(mult.lut, dtype=torch.int32).contiguous()
         if hasattr(self, "lut"):
             self.lut = lut
@@ -117,12 +121,59 @@ class _ApproxMixin:
             self.weight_quant = FakeQuantize(Domain(mult.b_bits, mult.signed), "minmax",
                                              0 if per_channel else None, w_symmetric)
 
+    def set_candidates(self, multipliers) -> None:
+        """Evaluate several multipliers with this layer's one weight tensor (search supernets).
+
+        The batch is then read as ``T = len(multipliers)`` equal blocks, block ``t`` multiplied
+        with ``multipliers[t]``: one call quantizes the weights once, runs one kernel pass
+        over all blocks and gives one autograd node, and the parameter count does not grow
+        with ``T``.  The multipliers must share one operand domain (so one quantizer serves
+        them all).  ``None`` or a single multiplier returns to the plain layer.
+        """
+        if multipliers is None or len(multipliers) <= 1:
+            if multipliers:
+                self.set_multiplier(multipliers[0])
+            self.candidates = None
+            self.candidate_luts = None
+            return
+        mults = []
+        for m in multipliers:
+            try:
+                mults.append(_resolve(m))
+            except HwcostError as err:
+                raise HwcostError(f"layer {self.layer_name}: {err}") from None
+        if self.grad == "lut":
+            raise HwcostError(f"layer {self.layer_name}: grad='lut' reads one multiplier's "
+                              "gradient tables; use grad='ste' with candidate multipliers")
+        first = mults[0]
+        for m in mults[1:]:
+            if (m.a_bits, m.b_bits, m.signed) != (first.a_bits, first.b_bits, first.signed):
+                raise HwcostError(
+                    f"layer {self.layer_name}: candidate multipliers must share one operand "
+                    f"domain; {first.name} and {m.name} differ in operand bits or signedness")
+        self.set_multiplier(first)
+        self.candidates = tuple(mults)
+        self.candidate_luts = tuple(torch.as_tensor(m.lut, dtype=torch.int32).contiguous()
+                                    for m in mults)
+        self._lut_peak = max(int(lut.abs().max()) for lut in self.candidate_luts)
+
+    @property
+    def n_candidates(self) -> int:
+        return 1 if self.candidates is None else len(self.candidates)
+
     def get_extra_state(self):
         # the backend is where the model runs, not what it is: it is not saved
-        return {"multiplier": self.multiplier.name, "grad": self.grad}
+        state = {"multiplier": self.multiplier.name, "grad": self.grad}
+        if self.candidates is not None:
+            state["candidates"] = [m.name for m in self.candidates]
+        return state
 
     def set_extra_state(self, state) -> None:
-        if state.get("multiplier") and state["multiplier"] != self.multiplier.name:
+        if state.get("candidates"):
+            names = [m.name for m in self.candidates] if self.candidates else None
+            if names != list(state["candidates"]):
+                self.set_candidates(state["candidates"])
+        elif state.get("multiplier") and state["multiplier"] != self.multiplier.name:
             self.set_multiplier(state["multiplier"])
         self.grad = state.get("grad", self.grad)
 
@@ -156,10 +207,16 @@ class _LutConvFunction(torch.autograd.Function):
         k = qw[0].numel()
         conv._check_range(k)
         backend = conv._backend(x.device.type)
-        kwargs = {"rank": conv.lowrank_rank} if conv.backend == "lowrank" else {}
         w_codes = conv.weight_quant.domain.codes(qw).contiguous()
-        s = backend.conv2d_lut(x_pad_codes, w_codes, conv.lut, conv.stride, conv.dilation,
-                               conv.groups, **kwargs)
+        if conv.candidate_luts is None:
+            s = backend.conv2d_lut(x_pad_codes, w_codes, conv.lut, conv.stride, conv.dilation,
+                                   conv.groups)
+        else:
+            if conv.grad == "lut":
+                raise HwcostError(f"layer {conv.layer_name}: grad='lut' cannot be used with "
+                                  "candidate multipliers; use grad='ste'")
+            s = block_conv2d_lut(backend, x_pad_codes, w_codes, conv.candidate_luts,
+                                 conv.stride, conv.dilation, conv.groups)
         # Exact corrections in int32 (|terms| <= K * 255 * 255, checked above): the window
         # sums of qx once per group (they do not depend on the output channel; float32 holds
         # these integer sums exactly below 2**24), the weight sums per channel.

@@ -25,6 +25,7 @@ import threading
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import torch
 
@@ -35,13 +36,41 @@ _SOURCES = ("lut_kernels.cpp",)
 _lock = threading.Lock()
 _ops: SimpleNamespace | None = None
 _build_error: HwcostError | None = None
-# The last LUT prepared: (lut, its version counter, contiguous lut, its transpose, max|entry|,
-# pack mode).  Layers call the kernel many times with one LUT; re-deriving these per call would
-# be wasted work.
-_prepared: tuple[torch.Tensor, int, torch.Tensor, torch.Tensor, int, int] | None = None
+# LUTs prepared for the kernel, keyed by id (checked against the tensor and its version
+# counter): layers call the kernel many times with a few LUTs, and re-deriving the transpose,
+# the range and the VBMI byte planes per call would be most of a small layer's cost.
+_prepared: dict[int, tuple[torch.Tensor, int, Prepared]] = {}
+_PREPARED_MAX = 64
 # Pack modes understood by the kernel: entries fit int16 / uint16, so two output channels can
 # share one 32-bit table word (see lut_kernels.cpp).
 _NO_PACK, _PACK_S16, _PACK_U16 = 0, 1, 2
+
+
+class Prepared(NamedTuple):
+    """One LUT in the forms the kernel reads."""
+
+    flat: torch.Tensor      # contiguous (2**a, 2**b)
+    lut_t: torch.Tensor     # its transpose, contiguous: tables by weight code
+    maxabs: int             # max |entry|, for the overflow check
+    pack: int               # pack mode the entries allow
+    planes: torch.Tensor    # (2**b, 2, 256) uint8 byte planes of lut_t - centre, or empty
+    centre: int             # what the planes' int16 values are relative to
+
+
+def _byte_planes(lut_t: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, int]:
+    """The VBMI path's tables: each weight code's column of ``entry - centre`` as int16,
+    split into a low-byte and a high-byte plane of 256 bytes (activation codes past the
+    LUT's width stay 0 and are never read).  Empty when the entries span more than 2**16
+    values, as int16 cannot hold them relative to any centre."""
+    if hi - lo > 0xFFFF:
+        return torch.empty(0, dtype=torch.uint8), 0
+    centre = lo + 0x8000
+    v = lut_t.to(torch.int32) - centre                       # in [-32768, 32767]
+    b, a = lut_t.shape
+    planes = torch.zeros(b, 2, 256, dtype=torch.uint8)
+    planes[:, 0, :a] = (v & 0xFF).to(torch.uint8)
+    planes[:, 1, :a] = ((v >> 8) & 0xFF).to(torch.uint8)
+    return planes, centre
 
 
 def _cache_root() -> Path:
@@ -185,12 +214,11 @@ def _check(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor, rank: int, what:
                           f"{lut.shape[1]} columns")
 
 
-def _prepare(lut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """Contiguous LUT, its transpose, max|entry| and pack mode (cached for the last LUT)."""
-    global _prepared
-    cached = _prepared
-    if cached is not None and cached[0] is lut and cached[1] == lut._version:
-        return cached[2], cached[3], cached[4], cached[5]
+def _prepare(lut: torch.Tensor) -> Prepared:
+    """The LUT's kernel forms (cached; a LUT edited in place is noticed by its version)."""
+    hit = _prepared.get(id(lut))
+    if hit is not None and hit[0] is lut and hit[1] == lut._version:
+        return hit[2]
     flat = lut.contiguous()
     lut_t = flat.t().contiguous()
     lo, hi = int(flat.min()), int(flat.max())
@@ -201,8 +229,16 @@ def _prepare(lut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         pack = _PACK_U16
     else:
         pack = _NO_PACK
-    _prepared = (lut, lut._version, flat, lut_t, maxabs, pack)
-    return flat, lut_t, maxabs, pack
+    planes, centre = _byte_planes(lut_t, lo, hi)
+    prepared = Prepared(flat, lut_t, maxabs, pack, planes, centre)
+    if len(_prepared) >= _PREPARED_MAX:
+        _prepared.clear()
+    _prepared[id(lut)] = (lut, lut._version, prepared)
+    return prepared
+
+
+def _centres(*values: int) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.int32)
 
 
 def _check_range(k: int, maxabs: int, what: str) -> None:
@@ -217,10 +253,12 @@ def conv2d_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor,
     """``out[n, m, p, q] = sum lut[x, w]`` over the (grouped, strided, dilated) window; int32."""
     _check(x, w, lut, 4, "conv2d_lut")
     sh, sw, dh, dw, k = _conv_geometry(x, w, stride, dilation, groups, "conv2d_lut")
-    _flat, lut_t, maxabs, pack = _prepare(lut)
-    _check_range(k, maxabs, "conv2d_lut")
+    pr = _prepare(lut)
+    _check_range(k, pr.maxabs, "conv2d_lut")
     ops = _load()
-    return ops.conv2d(x.contiguous(), w.contiguous(), lut_t, sh, sw, dh, dw, int(groups), pack)
+    planes = pr.planes.unsqueeze(0) if pr.planes.numel() else pr.planes
+    return ops.conv2d(x.contiguous(), w.contiguous(), pr.lut_t, planes, _centres(pr.centre),
+                      sh, sw, dh, dw, int(groups), pr.pack, 0)
 
 
 def _conv_geometry(x: torch.Tensor, w: torch.Tensor, stride, dilation, groups: int,
@@ -241,27 +279,49 @@ def _conv_geometry(x: torch.Tensor, w: torch.Tensor, stride, dilation, groups: i
     return sh, sw, dh, dw, cg * r * s
 
 
-def _prepare_stack(luts) -> tuple[torch.Tensor, int, int]:
-    """Stacked transposed LUTs ``(T, 2**b, 2**a)``, max|entry| over all, and the pack mode
-    all of them allow."""
+class _Stack(NamedTuple):
+    lut_t: torch.Tensor     # (T, 2**b, 2**a)
+    maxabs: int
+    pack: int               # a pack mode all tables allow
+    planes: torch.Tensor    # (T, 2**b, 2, 256), or empty unless every table has planes
+    centres: torch.Tensor   # (T,) int32
+
+
+def _prepare_stack(luts, what: str) -> _Stack:
+    """Several LUTs of one shape, stacked for one kernel call."""
     if isinstance(luts, torch.Tensor) and luts.dim() == 3:
         luts = list(luts)
     luts = list(luts)
     if not luts:
-        raise HwcostError("conv2d_multi_lut: no lut given")
+        raise HwcostError(f"{what}: no lut given")
     prepared = []
     for lut in luts:
         if not isinstance(lut, torch.Tensor) or lut.dtype != torch.int32 or lut.dim() != 2:
-            raise HwcostError("conv2d_multi_lut: every lut must be a 2-D int32 tensor")
+            raise HwcostError(f"{what}: every lut must be a 2-D int32 tensor")
         if lut.shape != luts[0].shape:
-            raise HwcostError(f"conv2d_multi_lut: luts of different shapes "
+            raise HwcostError(f"{what}: luts of different shapes "
                               f"{tuple(luts[0].shape)} and {tuple(lut.shape)}")
         prepared.append(_prepare(lut))
-    stack = torch.stack([p[1] for p in prepared]).contiguous()
-    maxabs = max(p[2] for p in prepared)
-    modes = {p[3] for p in prepared}
+    key = tuple((id(lut), lut._version) for lut in luts)
+    hit = _stacks.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], luts)):
+        return hit[1]
+    lut_t = torch.stack([p.lut_t for p in prepared]).contiguous()
+    maxabs = max(p.maxabs for p in prepared)
+    modes = {p.pack for p in prepared}
     pack = modes.pop() if len(modes) == 1 else _NO_PACK   # one table word layout for all
-    return stack, maxabs, pack
+    if all(p.planes.numel() for p in prepared):
+        planes = torch.stack([p.planes for p in prepared]).contiguous()
+    else:
+        planes = torch.empty(0, dtype=torch.uint8)
+    stack = _Stack(lut_t, maxabs, pack, planes, _centres(*(p.centre for p in prepared)))
+    if len(_stacks) >= _PREPARED_MAX:
+        _stacks.clear()
+    _stacks[key] = (tuple(luts), stack)
+    return stack
+
+
+_stacks: dict[tuple, tuple[tuple[torch.Tensor, ...], _Stack]] = {}
 
 
 def conv2d_multi_lut(x: torch.Tensor, w: torch.Tensor, luts,
@@ -272,18 +332,35 @@ def conv2d_multi_lut(x: torch.Tensor, w: torch.Tensor, luts,
     The codes are read (and, for k x k kernels, unfolded) once and every weight row is
     looked up in each table; see ``conv2d_lut`` in ``lut_kernels.cpp``.
     """
-    stack, maxabs, pack = _prepare_stack(luts)
-    _check(x, w, stack[0].t(), 4, "conv2d_multi_lut")
+    st = _prepare_stack(luts, "conv2d_multi_lut")
+    _check(x, w, st.lut_t[0].t(), 4, "conv2d_multi_lut")
     sh, sw, dh, dw, k = _conv_geometry(x, w, stride, dilation, groups, "conv2d_multi_lut")
-    _check_range(k, maxabs, "conv2d_multi_lut")
+    _check_range(k, st.maxabs, "conv2d_multi_lut")
     m = w.shape[0]
-    out = _load().conv2d(x.contiguous(), w.contiguous(), stack, sh, sw, dh, dw, int(groups),
-                         pack)
-    t = stack.shape[0]
+    out = _load().conv2d(x.contiguous(), w.contiguous(), st.lut_t, st.planes, st.centres,
+                         sh, sw, dh, dw, int(groups), st.pack, 0)
+    t = st.lut_t.shape[0]
     n, _, p, q = out.shape
     # kernel order [group][table][channel] -> [table][sample][group, channel]
     out = out.view(n, groups, t, m // groups, p, q).permute(2, 0, 1, 3, 4, 5)
     return out.reshape(t, n, m, p, q)
+
+
+def conv2d_block_lut(x: torch.Tensor, w: torch.Tensor, luts,
+                     stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1),
+                     groups: int = 1) -> torch.Tensor:
+    """``conv2d_lut`` with the batch read as ``len(luts)`` equal blocks, block ``t`` looked
+    up in ``luts[t]``, in one kernel call (see ``backends.block_conv2d_lut``)."""
+    st = _prepare_stack(luts, "conv2d_block_lut")
+    _check(x, w, st.lut_t[0].t(), 4, "conv2d_block_lut")
+    t = st.lut_t.shape[0]
+    if x.shape[0] % t:
+        raise HwcostError(f"conv2d_block_lut: a batch of {x.shape[0]} cannot be split into "
+                          f"{t} equal blocks")
+    sh, sw, dh, dw, k = _conv_geometry(x, w, stride, dilation, groups, "conv2d_block_lut")
+    _check_range(k, st.maxabs, "conv2d_block_lut")
+    return _load().conv2d(x.contiguous(), w.contiguous(), st.lut_t, st.planes, st.centres,
+                          sh, sw, dh, dw, int(groups), st.pack, 1)
 
 
 def linear_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
@@ -292,17 +369,19 @@ def linear_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor) -> torch.Ten
     if x.shape[1] != w.shape[1]:
         raise HwcostError(f"linear_lut: x has {x.shape[1]} features but w expects "
                           f"{w.shape[1]}")
-    flat, lut_t, maxabs, pack = _prepare(lut)
-    _check_range(x.shape[1], maxabs, "linear_lut")
+    pr = _prepare(lut)
+    _check_range(x.shape[1], pr.maxabs, "linear_lut")
     ops = _load()
-    return ops.linear(x.contiguous(), w.contiguous(), flat, lut_t, pack)
+    planes = pr.planes.unsqueeze(0) if pr.planes.numel() else pr.planes
+    return ops.linear(x.contiguous(), w.contiguous(), pr.flat, pr.lut_t, planes,
+                      _centres(pr.centre), pr.pack)
 
 
 def _set_simd_level(level: int) -> int:
-    """Cap the kernel's instruction set (0 scalar, 1 AVX2); returns the previous cap.
+    """Cap the kernel's path (see :data:`KERNEL_PATHS`); returns the previous cap.
 
-    For tests: the portable scalar path must stay bit-exact too, and this machine would
-    otherwise always take the AVX2 path.
+    For tests: every path the CPU has must stay bit-exact, and the CPU would otherwise
+    always take its best one.  A level above what the CPU supports is capped to it.
     """
     return int(_load().set_simd_level(level))
 
@@ -318,7 +397,8 @@ def _simd_level() -> int:
 
 
 #: the kernel's code paths by run-time level, and the CPU flags that would enable the others
-KERNEL_PATHS = {0: "portable (scalar)", 1: "AVX2 gathers"}
+KERNEL_PATHS = {0: "portable (scalar)", 1: "AVX2 gathers", 2: "AVX-512 gathers",
+                3: "AVX-512 VBMI byte permutes", 4: "AVX-512 VBMI byte permutes + VNNI"}
 _FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512vbmi", "avx512_vnni")
 
 
@@ -338,5 +418,13 @@ def describe_machine() -> str:
     have = [f for f in _FLAGS_OF_INTEREST if f in flags] or ["none of " +
                                                               "/".join(_FLAGS_OF_INTEREST)]
     path = KERNEL_PATHS.get(_simd_level(), "unknown") if is_available() else "not built"
-    return (f"CPU {model} ({', '.join(have)}); cpu backend path: {path}; the AVX-512 "
-            "paths are not implemented yet")
+    return f"CPU {model} ({', '.join(have)}); cpu backend path: {path}"
+
+
+def detected_level() -> int:
+    """The best kernel path this CPU supports (the cap tests and benchmarks may lower)."""
+    ops = _load()
+    current = int(ops.set_simd_level(99))
+    best = int(ops.simd_level())
+    ops.set_simd_level(current)
+    return best

@@ -50,13 +50,23 @@ namespace {
 int detect_simd() {
 #ifdef HWCOST_X86
   __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl");
+  if (avx512 && __builtin_cpu_supports("avx512vbmi"))
+    return __builtin_cpu_supports("avx512vnni") ? 4 : 3;
+  if (avx512) return 2;
   if (__builtin_cpu_supports("avx2")) return 1;
 #endif
   return 0;
 }
 
+// Run-time paths, each needing the CPU features of the ones below it:
+//   0 portable scalar; 1 AVX2 gathers; 2 AVX-512 gathers (F+BW+VL); 3 AVX-512 VBMI byte
+//   permutes; 4 VBMI with VNNI (vpdpwssd) widening the looked-up 16-bit values.
+// Levels 3 and 4 need tables whose entries span at most 2**16 values (every 8-bit
+// multiplier's do); other tables fall back to level 2.
 const int kDetectedSimd = detect_simd();
-int g_simd = kDetectedSimd;  // 0: scalar, 1: AVX2.  Tests lower it to exercise the scalar path.
+int g_simd = kDetectedSimd;  // Tests lower it to exercise every path the CPU has.
 
 // ---------------------------------------------------------------------------------------------
 // The LUT-GEMM description shared by every path.
@@ -83,6 +93,12 @@ struct LutGemm {
   int pack;             // Pack (kNoPack iff per == 1)
   int64_t rows;         // output rows (<= per * J)
   int per;              // output rows per table column: 1, 2 or 4
+  // Byte-plane tables for the VBMI path (nullptr: not usable).  Table column j at step k
+  // starts at planes + poff[k * J + j]: 256 low bytes then 256 high bytes of the entries
+  // minus a centre, as int16.  rbias[row] = K * centre restores the sums.
+  const uint8_t* planes = nullptr;
+  const int32_t* poff = nullptr;
+  const int32_t* rbias = nullptr;
 };
 
 inline int32_t unpack_lo(uint32_t v, int pack) {
@@ -302,11 +318,224 @@ HWCOST_AVX2 void gemm_avx2(const LutGemm& g, int64_t j0, int64_t j1, int64_t l0,
     default: break;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512 gathers: the AVX2 register tile at twice the width (16 positions per vector), for
+// plain and pair-packed tables.  Quad-packed tables keep the AVX2 quad tile.
+
+#define HWCOST_AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512vl")))
+
+HWCOST_AVX512 inline __m512i load_idx16(const uint8_t* p, int count) {
+  const __m128i b = count >= 16
+                        ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))
+                        : _mm_maskz_loadu_epi8(static_cast<__mmask16>((1u << count) - 1u), p);
+  return _mm512_cvtepu8_epi32(b);
+}
+
+HWCOST_AVX512 inline void store_row16(const LutGemm& g, int64_t row, int64_t l, int tail,
+                                      __m512i v) {
+  if (row >= g.rows) return;
+  int32_t* o = g.out + row * g.ldo + l;
+  if (tail >= 16) {
+    _mm512_storeu_si512(o, v);
+  } else {
+    _mm512_mask_storeu_epi32(o, static_cast<__mmask16>((1u << tail) - 1u), v);
+  }
+}
+
+template <int JB, int NV, int PACK>
+HWCOST_AVX512 inline void avx512_tile(const LutGemm& g, int64_t j, int64_t l, int tail) {
+  constexpr int H = PACK == kNoPack ? 1 : 2;
+  __m512i acc[JB][H][NV];
+  for (int jj = 0; jj < JB; ++jj)
+    for (int h = 0; h < H; ++h)
+      for (int v = 0; v < NV; ++v) acc[jj][h][v] = _mm512_setzero_si512();
+  const int32_t* tk = g.toff + j;
+  for (int64_t k = 0; k < g.K; ++k, tk += g.J) {
+    const uint8_t* ix = g.idx + g.koff[k] + l;
+    __m512i iv[NV];
+    for (int v = 0; v < NV; ++v) iv[v] = load_idx16(ix + 16 * v, tail);
+    for (int jj = 0; jj < JB; ++jj) {
+      const int* t = reinterpret_cast<const int*>(g.base + tk[jj]);
+      for (int v = 0; v < NV; ++v) {
+        const __m512i e = _mm512_i32gather_epi32(iv[v], t, 4);
+        if constexpr (PACK == kNoPack) {
+          acc[jj][0][v] = _mm512_add_epi32(acc[jj][0][v], e);
+        } else if constexpr (PACK == kPackS16) {
+          acc[jj][0][v] = _mm512_add_epi32(acc[jj][0][v],
+                                           _mm512_srai_epi32(_mm512_slli_epi32(e, 16), 16));
+          acc[jj][H - 1][v] = _mm512_add_epi32(acc[jj][H - 1][v], _mm512_srai_epi32(e, 16));
+        } else {
+          acc[jj][0][v] = _mm512_add_epi32(
+              acc[jj][0][v], _mm512_and_si512(e, _mm512_set1_epi32(0xFFFF)));
+          acc[jj][H - 1][v] = _mm512_add_epi32(acc[jj][H - 1][v], _mm512_srli_epi32(e, 16));
+        }
+      }
+    }
+  }
+  for (int jj = 0; jj < JB; ++jj)
+    for (int h = 0; h < H; ++h)
+      for (int v = 0; v < NV; ++v)
+        store_row16(g, H * (j + jj) + h, l + 16 * v, tail, acc[jj][h][v]);
+}
+
+template <int JB, int PACK>
+HWCOST_AVX512 void avx512_rows(const LutGemm& g, int64_t j, int64_t l0, int64_t l1) {
+  int64_t l = l0;
+  for (; l + 32 <= l1; l += 32) avx512_tile<JB, 2, PACK>(g, j, l, 16);
+  for (; l + 16 <= l1; l += 16) avx512_tile<JB, 1, PACK>(g, j, l, 16);
+  if (l < l1) avx512_tile<JB, 1, PACK>(g, j, l, static_cast<int>(l1 - l));
+}
+
+template <int PACK>
+HWCOST_AVX512 void gemm_avx512(const LutGemm& g, int64_t j0, int64_t j1, int64_t l0,
+                               int64_t l1) {
+  constexpr int JB = PACK == kNoPack ? 4 : 2;
+  int64_t j = j0;
+  for (; j + JB <= j1; j += JB) avx512_rows<JB, PACK>(g, j, l0, l1);
+  switch (j1 - j) {
+    case 3: avx512_rows<3, PACK>(g, j, l0, l1); break;
+    case 2: avx512_rows<2, PACK>(g, j, l0, l1); break;
+    case 1: avx512_rows<1, PACK>(g, j, l0, l1); break;
+    default: break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512 VBMI: byte permutes instead of gathers.
+//
+// A table column (one weight code's 256 products) is held in registers as two byte planes of
+// 256 bytes (low and high byte of entry - centre, an int16), four zmm each.  `vpermi2b` looks
+// up 64 positions in a 128-byte half per instruction, so one plane costs two permutes and a
+// blend on the index's top bit: 64 look-ups in 6 permutes + 2 blends for both planes, against
+// 4 gathers of 16 lanes.  Interleaving the planes (`vpunpck[lh]bw`) rebuilds the int16 values,
+// and `vpdpwssd` against (1, 0) / (0, 1) word pairs adds the even / odd positions into int32
+// accumulators (madd + add without VNNI), so the sums never leave exact integer arithmetic.
+// The accumulators hold positions in a lane-interleaved order that the epilogue transposes
+// back.  rbias adds K * centre.
+
+#define HWCOST_VBMI __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vbmi")))
+#define HWCOST_VBMI_VNNI \
+  __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni")))
+
+#define HWCOST_VBMI_TILE_BODY(ACCUMULATE)                                                      \
+  __m512i acc[NV][4];                                                                         \
+  for (int v = 0; v < NV; ++v)                                                                \
+    for (int a = 0; a < 4; ++a) acc[v][a] = _mm512_setzero_si512();                           \
+  __mmask64 mk[NV];                                                                           \
+  for (int v = 0; v < NV; ++v) {                                                              \
+    const int cnt = std::min(64, std::max(0, valid - 64 * v));                                \
+    mk[v] = cnt >= 64 ? ~__mmask64{0} : ((__mmask64{1} << cnt) - 1);                          \
+  }                                                                                           \
+  const __m512i even = _mm512_set1_epi32(0x00000001);                                         \
+  const __m512i odd = _mm512_set1_epi32(0x00010000);                                          \
+  const int32_t* pk = g.poff + j;                                                             \
+  for (int64_t k = 0; k < g.K; ++k, pk += g.J) {                                              \
+    const uint8_t* t = g.planes + *pk;                                                        \
+    const __m512i l0 = _mm512_loadu_si512(t), l1 = _mm512_loadu_si512(t + 64);                \
+    const __m512i l2 = _mm512_loadu_si512(t + 128), l3 = _mm512_loadu_si512(t + 192);         \
+    const __m512i h0 = _mm512_loadu_si512(t + 256), h1 = _mm512_loadu_si512(t + 320);         \
+    const __m512i h2 = _mm512_loadu_si512(t + 384), h3 = _mm512_loadu_si512(t + 448);         \
+    const uint8_t* ix = g.idx + g.koff[k] + l;                                                \
+    for (int v = 0; v < NV; ++v) {                                                            \
+      const __m512i idx = _mm512_maskz_loadu_epi8(mk[v], ix + 64 * v);                        \
+      const __mmask64 top = _mm512_movepi8_mask(idx);                                         \
+      const __m512i lo = _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(l0, idx, l1),   \
+                                                _mm512_permutex2var_epi8(l2, idx, l3));       \
+      const __m512i hi = _mm512_mask_blend_epi8(top, _mm512_permutex2var_epi8(h0, idx, h1),   \
+                                                _mm512_permutex2var_epi8(h2, idx, h3));       \
+      const __m512i w0 = _mm512_unpacklo_epi8(lo, hi);                                        \
+      const __m512i w1 = _mm512_unpackhi_epi8(lo, hi);                                        \
+      ACCUMULATE(acc[v][0], w0, even);                                                        \
+      ACCUMULATE(acc[v][1], w0, odd);                                                         \
+      ACCUMULATE(acc[v][2], w1, even);                                                        \
+      ACCUMULATE(acc[v][3], w1, odd);                                                         \
+    }                                                                                         \
+  }                                                                                           \
+  vbmi_store<NV>(g, j, l, valid, acc);
+
+#define HWCOST_ACC_VNNI(a, w, sel) a = _mm512_dpwssd_epi32(a, w, sel)
+#define HWCOST_ACC_MADD(a, w, sel) a = _mm512_add_epi32(a, _mm512_madd_epi16(w, sel))
+
+// acc[v]: 0 = even positions of the low half of each 16-byte lane, 1 = odd, 2/3 the same for
+// the high half.  Lane i of (unpacklo32(0, 1), unpackhi32(0, 1), unpacklo32(2, 3),
+// unpackhi32(2, 3)) holds positions 16i + 0..3, 4..7, 8..11, 12..15: a 4 x 4 transpose of
+// 128-bit lanes puts them in order.
+template <int NV>
+HWCOST_VBMI inline void vbmi_store(const LutGemm& g, int64_t j, int64_t l, int valid,
+                                   __m512i (&acc)[NV][4]) {
+  if (j >= g.rows) return;
+  int32_t* o = g.out + j * g.ldo + l;
+  const __m512i bias = _mm512_set1_epi32(g.rbias[j]);
+  for (int v = 0; v < NV; ++v) {
+    const __m512i a = _mm512_unpacklo_epi32(acc[v][0], acc[v][1]);
+    const __m512i b = _mm512_unpackhi_epi32(acc[v][0], acc[v][1]);
+    const __m512i c = _mm512_unpacklo_epi32(acc[v][2], acc[v][3]);
+    const __m512i d = _mm512_unpackhi_epi32(acc[v][2], acc[v][3]);
+    const __m512i ab_lo = _mm512_shuffle_i32x4(a, b, 0x44), ab_hi = _mm512_shuffle_i32x4(a, b, 0xEE);
+    const __m512i cd_lo = _mm512_shuffle_i32x4(c, d, 0x44), cd_hi = _mm512_shuffle_i32x4(c, d, 0xEE);
+    const __m512i q[4] = {_mm512_shuffle_i32x4(ab_lo, cd_lo, 0x88),
+                          _mm512_shuffle_i32x4(ab_lo, cd_lo, 0xDD),
+                          _mm512_shuffle_i32x4(ab_hi, cd_hi, 0x88),
+                          _mm512_shuffle_i32x4(ab_hi, cd_hi, 0xDD)};
+    for (int i = 0; i < 4; ++i) {
+      const int cnt = std::min(16, valid - 64 * v - 16 * i);
+      if (cnt <= 0) return;
+      const __m512i r = _mm512_add_epi32(q[i], bias);
+      int32_t* dst = o + 64 * v + 16 * i;
+      if (cnt >= 16) {
+        _mm512_storeu_si512(dst, r);
+      } else {
+        _mm512_mask_storeu_epi32(dst, static_cast<__mmask16>((1u << cnt) - 1u), r);
+      }
+    }
+  }
+}
+
+template <int NV>
+HWCOST_VBMI inline void vbmi_tile(const LutGemm& g, int64_t j, int64_t l, int valid) {
+  HWCOST_VBMI_TILE_BODY(HWCOST_ACC_MADD)
+}
+
+template <int NV>
+HWCOST_VBMI_VNNI inline void vbmi_vnni_tile(const LutGemm& g, int64_t j, int64_t l, int valid) {
+  HWCOST_VBMI_TILE_BODY(HWCOST_ACC_VNNI)
+}
+
+// 256 positions per tile (4 vectors), shorter tiles for the rest.
+#define HWCOST_VBMI_GEMM(NAME, TILE, ATTR)                                                     \
+  ATTR void NAME(const LutGemm& g, int64_t j0, int64_t j1, int64_t l0, int64_t l1) {          \
+    for (int64_t j = j0; j < j1; ++j) {                                                       \
+      int64_t l = l0;                                                                         \
+      for (; l + 256 <= l1; l += 256) TILE<4>(g, j, l, 256);                                  \
+      const int rest = static_cast<int>(l1 - l);                                              \
+      if (rest > 128) TILE<4>(g, j, l, rest);                                                 \
+      else if (rest > 64) TILE<2>(g, j, l, rest);                                             \
+      else if (rest > 0) TILE<1>(g, j, l, rest);                                              \
+    }                                                                                         \
+  }
+HWCOST_VBMI_GEMM(gemm_vbmi, vbmi_tile, HWCOST_VBMI)
+HWCOST_VBMI_GEMM(gemm_vbmi_vnni, vbmi_vnni_tile, HWCOST_VBMI_VNNI)
 #endif  // HWCOST_X86
 
 void gemm(const LutGemm& g, int64_t j0, int64_t j1, int64_t l0, int64_t l1) {
   if (j0 >= j1 || l0 >= l1) return;
 #ifdef HWCOST_X86
+  if (g_simd >= 3 && g.planes != nullptr && g.per == 1) {
+    if (g_simd >= 4) {
+      gemm_vbmi_vnni(g, j0, j1, l0, l1);
+    } else {
+      gemm_vbmi(g, j0, j1, l0, l1);
+    }
+    return;
+  }
+  if (g_simd >= 2 && g.per <= 2) {
+    switch (g.pack) {
+      case kPackS16: gemm_avx512<kPackS16>(g, j0, j1, l0, l1); return;
+      case kPackU16: gemm_avx512<kPackU16>(g, j0, j1, l0, l1); return;
+      default: gemm_avx512<kNoPack>(g, j0, j1, l0, l1); return;
+    }
+  }
   if (g_simd >= 1) {
     if (g.per == 4) {
       if (g.pack == kPackS16) {
@@ -332,8 +561,9 @@ void gemm_parallel(const LutGemm& g, int64_t L) {
   const int64_t nthreads = at::get_num_threads();
   constexpr int64_t JC = 4;
   const int64_t jchunks = (g.J + JC - 1) / JC;
+  const int64_t lmin = (g.planes != nullptr && g_simd >= 3) ? 64 : 16;  // a VBMI vector
   int64_t lc = 256;
-  while (lc > 16 && jchunks * ((L + lc - 1) / lc) < 4 * nthreads) lc /= 2;
+  while (lc > lmin && jchunks * ((L + lc - 1) / lc) < 4 * nthreads) lc /= 2;
   const int64_t lchunks = (L + lc - 1) / lc;
   at::parallel_for(0, jchunks * lchunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
@@ -388,7 +618,8 @@ constexpr int64_t kPackMaxBytes = int64_t{64} << 20;
 // costs less than the halved gathers save), 2 for 2 rows, 1 (no packing) otherwise.
 int pack_per(int64_t pack, int64_t sets, int64_t K, int64_t J, int64_t width, int64_t reuse) {
   if (pack == kNoPack || J < 2 || reuse < g_pack_min_reuse) return 1;
-  const int per = J >= 3 ? 4 : 2;
+  // The AVX-512 gather path has no quad tile (the AVX2 one would run at half width).
+  const int per = (J >= 3 && g_simd != 2) ? 4 : 2;
   const int64_t bytes = sets * K * ((J + per - 1) / per) * width * 2 * per;
   return bytes <= kPackMaxBytes ? per : 1;
 }
@@ -456,26 +687,51 @@ void check_operands(const at::Tensor& x, const at::Tensor& w, const at::Tensor& 
 }
 
 // ---------------------------------------------------------------------------------------------
+// VBMI byte planes
+
+// `planes` is (T, B, 2, 256) uint8 made by the Python wrapper (cached per LUT), or empty when a
+// table's range is too wide; `centres` is (T,) int32.  The VBMI path runs when both the CPU
+// and the tables allow it.
+bool vbmi_usable(const at::Tensor& planes, int64_t T, int64_t B) {
+  if (g_simd < 3 || planes.numel() == 0) return false;
+  TORCH_CHECK(planes.scalar_type() == at::kByte && planes.is_contiguous() && planes.dim() == 4 &&
+                  planes.size(0) == T && planes.size(1) == B && planes.size(2) == 2 &&
+                  planes.size(3) == 256,
+              "planes must be (T, 2**b, 2, 256) uint8, contiguous");
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
 // conv2d
 
 // lutT: the LUT transposed, (2**b, 2**a): row = weight code, contiguous over activation codes;
-// or a stack of T such transposed LUTs, (T, 2**b, 2**a): then every weight row is looked up in
-// each of the T tables, one pass over the same codes, and the output has T * M channels in
-// [group][table][channel] order (the caller reorders).  Candidate multipliers of a search edge
-// share the input codes and the weights, so this replaces T passes (quantizing, im2col,
-// index loads) by one with T times the table columns.
+// or a stack of T such transposed LUTs, (T, 2**b, 2**a).  With a stack:
+//   blocks == 0: every weight row is looked up in each of the T tables, one pass over the
+//     same codes; the output has T * M channels in [group][table][channel] order (the caller
+//     reorders).
+//   blocks == 1: the batch is T equal blocks and block t is looked up in table t only (the
+//     candidate multipliers of a search edge, each on its own copy of the activations, with
+//     one weight tensor); the output has M channels.
 // pack: Pack mode every LUT allows (its entries fit int16 / uint16), decided by the caller.
 at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor& lutT,
-                      int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t groups,
-                      int64_t pack) {
+                      const at::Tensor& planes, const at::Tensor& centres, int64_t sh,
+                      int64_t sw, int64_t dh, int64_t dw, int64_t groups, int64_t pack,
+                      int64_t blocks) {
   check_operands(x, w, lutT, lutT.size(-1), lutT.size(-2), 4);
   TORCH_CHECK(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && groups >= 1, "bad conv parameters");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   const int64_t Mw = w.size(0), Cg = w.size(1), R = w.size(2), S = w.size(3);
   TORCH_CHECK(C % groups == 0 && Mw % groups == 0 && Cg == C / groups, "bad groups");
-  const int64_t T = lutT.dim() == 3 ? lutT.size(0) : 1;  // tables looked up per weight
+  const int64_t T = lutT.dim() == 3 ? lutT.size(0) : 1;  // tables
   const int64_t B = lutT.size(-2);                        // weight-code width of a table
-  const int64_t M = T * Mw;                               // output channels, all tables
+  TORCH_CHECK(blocks == 0 || N % T == 0, "the batch must split into one block per table");
+  TORCH_CHECK(centres.scalar_type() == at::kInt && centres.is_contiguous() &&
+                  centres.numel() == T,
+              "centres must be one int32 per table");
+  const int64_t sets = blocks ? T : 1;     // table sets (a sample reads one set)
+  const int64_t tps = blocks ? 1 : T;      // tables per set
+  const int64_t M = tps * Mw;              // output channels
+  const int64_t Nset = N / sets;           // samples per set
   const int64_t P = (H - dh * (R - 1) - 1) / sh + 1;
   const int64_t Q = (W - dw * (S - 1) - 1) / sw + 1;
   TORCH_CHECK(H - dh * (R - 1) - 1 >= 0 && W - dw * (S - 1) - 1 >= 0,
@@ -484,29 +740,119 @@ at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   if (out.numel() == 0) return out;
 
   const int64_t A = lutT.size(-1);  // activation-code width of every table
-  const int64_t mw = Mw / groups;     // weight rows per group
-  const int64_t mg = M / groups;      // output rows per group: T tables x mw weight rows
+  const int64_t mw = Mw / groups;   // weight rows per group
+  const int64_t mg = M / groups;    // output rows per group: tps tables x mw weight rows
   const int64_t K = Cg * R * S;
   const int64_t L = P * Q;
   const uint8_t* xp = x.data_ptr<uint8_t>();
   const uint8_t* wp = w.data_ptr<uint8_t>();
   const int32_t* base = lutT.data_ptr<int32_t>();
+  const int32_t* cp = centres.data_ptr<int32_t>();
   int32_t* op = out.data_ptr<int32_t>();
+  const bool vbmi = vbmi_usable(planes, T, B);
 
-  // Table offsets per group, laid out [g][k][j] so a tile's 4 offsets are adjacent; output
-  // row j = t * mw + i of a group reads weight row i in table t.
-  std::vector<int32_t> toff(static_cast<size_t>(groups * K * mg));
-  for (int64_t g = 0; g < groups; ++g)
-    for (int64_t t = 0; t < T; ++t)
+  // Table offsets laid out [set][group][k][j] so a tile's offsets are adjacent; output row
+  // j = t * mw + i of a group reads weight row i in table t (t = the set's table in block
+  // mode).  VBMI plane offsets share the layout; rbias[set][j] = K * centre of j's table.
+  const int64_t cols_per_set = groups * K * mg;
+  std::vector<int32_t> toff(static_cast<size_t>(sets * cols_per_set));
+  std::vector<int32_t> poff(vbmi ? toff.size() : 0);
+  std::vector<int32_t> rbias(static_cast<size_t>(sets * mg));
+  for (int64_t st = 0; st < sets; ++st)
+    for (int64_t tt = 0; tt < tps; ++tt) {
+      const int64_t t = blocks ? st : tt;
       for (int64_t i = 0; i < mw; ++i)
-        for (int64_t k = 0; k < K; ++k)
-          toff[(g * K + k) * mg + t * mw + i] =
-              static_cast<int32_t>(t * B + wp[(g * mw + i) * K + k]) * static_cast<int32_t>(A);
-  // Fuse output channels when the LUT allows it and the tables are reused enough.
-  const Tables tb = make_tables(base, toff, groups, K, mg, A, pack, N * L);
+        rbias[st * mg + tt * mw + i] = static_cast<int32_t>(
+            static_cast<uint32_t>(K) * static_cast<uint32_t>(cp[t]));
+      for (int64_t g = 0; g < groups; ++g)
+        for (int64_t i = 0; i < mw; ++i)
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t code = t * B + wp[(g * mw + i) * K + k];
+            const size_t at = static_cast<size_t>(((st * groups + g) * K + k) * mg + tt * mw + i);
+            toff[at] = static_cast<int32_t>(code * A);
+            if (vbmi) poff[at] = static_cast<int32_t>(code * 512);
+          }
+    }
+  // Fuse output channels when the LUT allows it and the tables are reused enough (not on the
+  // VBMI path, which looks up whole vectors per table column).
+  const Tables tb = make_tables(base, toff, sets * groups, K, mg, A, vbmi ? kNoPack : pack,
+                                Nset * L);
   const int64_t Jt = tb.J;
+  const uint8_t* pl = vbmi ? planes.data_ptr<uint8_t>() : nullptr;
+  auto gemm_for = [&](int64_t n, int64_t g, const uint8_t* idx, const int64_t* koff,
+                      int32_t* dst, int64_t ldo) {
+    const int64_t st = blocks ? n / Nset : 0;
+    const int64_t c0 = (st * groups + g) * K;
+    LutGemm gm{tb.base, tb.cols + c0 * Jt, Jt, K, idx, koff, dst, ldo, tb.pack, mg, tb.per};
+    if (vbmi) {
+      gm.planes = pl;
+      gm.poff = poff.data() + c0 * mg;
+      gm.rbias = rbias.data() + st * mg;
+    }
+    return gm;
+  };
 
   const int64_t nthreads = at::get_num_threads();
+  if (vbmi) {
+    // Wide GEMMs: a VBMI tile looks up 256 positions per table column it loads, so the
+    // columns of several samples (of one table set) are concatenated until a GEMM has
+    // at least 512 positions; outputs go through a per-task buffer.  Depthwise convs take
+    // this path too (their per-row GEMMs would be a few positions wide).
+    int64_t chunk = std::clamp<int64_t>((512 + L - 1) / L, 1, Nset);
+    chunk = std::max<int64_t>(1, std::min(chunk, (int64_t{1} << 20) / std::max<int64_t>(1, K * L)));
+    const int64_t chunks_per_set = (Nset + chunk - 1) / chunk;
+    const int64_t ntasks = sets * chunks_per_set * groups;
+    auto run_task = [&](int64_t task, std::vector<uint8_t>& cols, std::vector<int32_t>& buf,
+                        bool inner_parallel) {
+      const int64_t g = task % groups;
+      const int64_t sc = task / groups;
+      const int64_t st = sc / chunks_per_set, c = sc % chunks_per_set;
+      const int64_t n0 = st * Nset + c * chunk;
+      const int64_t nb = std::min(chunk, (st + 1) * Nset - n0);
+      const int64_t Lw = nb * L;
+      cols.resize(static_cast<size_t>(K * Lw));
+      buf.resize(static_cast<size_t>(mg * Lw));
+      for (int64_t i = 0; i < nb; ++i)
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t s = k % S, r = (k / S) % R, ch = k / (R * S);
+          const uint8_t* in = xp + (((n0 + i) * C + g * Cg + ch) * H + r * dh) * W + s * dw;
+          uint8_t* o = cols.data() + k * Lw + i * L;
+          for (int64_t p = 0; p < P; ++p) {
+            const uint8_t* row = in + p * sh * W;
+            if (sw == 1) {
+              std::memcpy(o + p * Q, row, static_cast<size_t>(Q));
+            } else {
+              for (int64_t q = 0; q < Q; ++q) o[p * Q + q] = row[q * sw];
+            }
+          }
+        }
+      std::vector<int64_t> koff(static_cast<size_t>(K));
+      for (int64_t k = 0; k < K; ++k) koff[k] = k * Lw;
+      const LutGemm gm = gemm_for(n0, g, cols.data(), koff.data(), buf.data(), Lw);
+      if (inner_parallel) {
+        gemm_parallel(gm, Lw);
+      } else {
+        gemm(gm, 0, Jt, 0, Lw);
+      }
+      for (int64_t i = 0; i < nb; ++i)
+        for (int64_t j = 0; j < mg; ++j)
+          std::memcpy(op + ((n0 + i) * M + g * mg + j) * L, buf.data() + j * Lw + i * L,
+                      static_cast<size_t>(L) * sizeof(int32_t));
+    };
+    if (ntasks >= nthreads || nthreads == 1) {
+      at::parallel_for(0, ntasks, 1, [&](int64_t b, int64_t e) {
+        std::vector<uint8_t> cols;
+        std::vector<int32_t> buf;
+        for (int64_t t = b; t < e; ++t) run_task(t, cols, buf, false);
+      });
+    } else {
+      std::vector<uint8_t> cols;
+      std::vector<int32_t> buf;
+      for (int64_t t = 0; t < ntasks; ++t) run_task(t, cols, buf, true);
+    }
+    return out;
+  }
+
   if (Cg == 1 && Q >= 8) {
     // Direct path (depthwise and depth-multiplier convs): no im2col.  Each output row is a
     // LUT-GEMM whose index rows are the input rows under each tap.  Horizontal stride is
@@ -531,8 +877,8 @@ at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
       }
     auto run_row = [&](int64_t ng, const uint8_t* src_plane, int64_t p) {
       const int64_t g = ng % groups, n = ng / groups;
-      LutGemm gm{tb.base, tb.cols + g * K * Jt, Jt, K, src_plane + p * sh * Wp, koff.data(),
-                 op + ((n * M + g * mg) * P + p) * Q, L, tb.pack, mg, tb.per};
+      const LutGemm gm = gemm_for(n, g, src_plane + p * sh * Wp, koff.data(),
+                                  op + ((n * M + g * mg) * P + p) * Q, L);
       gemm(gm, 0, Jt, 0, Q);
     };
     if (N * groups >= 2 * nthreads) {
@@ -552,8 +898,8 @@ at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
       std::vector<uint8_t> phased(sw > 1 ? static_cast<size_t>(N * C * plane) : 0);
       if (sw > 1) {
         at::parallel_for(0, N * C, 1, [&](int64_t b, int64_t e) {
-          for (int64_t pl = b; pl < e; ++pl)
-            split_phases(xp + pl * H * W, phased.data() + pl * plane);
+          for (int64_t pl2 = b; pl2 < e; ++pl2)
+            split_phases(xp + pl2 * H * W, phased.data() + pl2 * plane);
         });
       }
       const uint8_t* src = sw > 1 ? phased.data() : xp;
@@ -567,8 +913,8 @@ at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 
   // General path: im2col of uint8 codes (skipped for 1x1 stride-1 kernels, whose input plane
   // already is the column matrix), then a LUT-GEMM per (sample, group).  A task takes a batch
-  // of samples and sweeps the table columns outermost, so each column's tables (up to K KiB)
-  // stay in cache across the batch instead of being streamed once per sample.
+  // of samples (of one table set) and sweeps the table columns outermost, so each column's
+  // tables (up to K KiB) stay in cache across the batch instead of being streamed per sample.
   const bool direct_cols = (R == 1 && S == 1 && sh == 1 && sw == 1);
   std::vector<int64_t> koff(static_cast<size_t>(K));
   for (int64_t k = 0; k < K; ++k) koff[k] = k * L;
@@ -588,23 +934,24 @@ at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
     }
   };
   auto make_gemm = [&](int64_t n, int64_t g, const uint8_t* cols) {
-    return LutGemm{tb.base, tb.cols + g * K * Jt, Jt, K, cols, koff.data(),
-                   op + (n * M + g * mg) * L, L, tb.pack, mg, tb.per};
+    return gemm_for(n, g, cols, koff.data(), op + (n * M + g * mg) * L, L);
   };
   // Table columns per register tile: 4 plain, 2 pairs, 1 quad.
   const int64_t jstep = tb.per == 1 ? 4 : (tb.per == 2 ? 2 : 1);
   // Samples per task: their index columns should fit ~256 KiB of cache, and there should be
-  // at least two tasks per thread.
+  // at least two tasks per thread.  A batch never crosses a table set.
   int64_t batch = std::clamp<int64_t>((256 << 10) / (K * L), 1, 16);
-  batch = std::min(batch, std::max<int64_t>(1, N / (2 * nthreads)));
-  const int64_t nbatches = (N + batch - 1) / batch;
+  batch = std::min(batch, std::max<int64_t>(1, Nset / (2 * nthreads)));
+  const int64_t per_set = (Nset + batch - 1) / batch;
+  const int64_t nbatches = sets * per_set;
   if (nbatches * groups >= 2 * nthreads || nthreads == 1) {
     at::parallel_for(0, nbatches * groups, 1, [&](int64_t b, int64_t e) {
       std::vector<uint8_t> cols(direct_cols ? 0 : static_cast<size_t>(batch * K * L));
       std::vector<const uint8_t*> src(static_cast<size_t>(batch));
       for (int64_t t = b; t < e; ++t) {
-        const int64_t g = t % groups, n0 = (t / groups) * batch;
-        const int64_t nb = std::min(batch, N - n0);
+        const int64_t g = t % groups, bi = t / groups;
+        const int64_t n0 = (bi / per_set) * Nset + (bi % per_set) * batch;
+        const int64_t nb = std::min(batch, (bi / per_set + 1) * Nset - n0);
         for (int64_t i = 0; i < nb; ++i) {
           if (direct_cols) {
             src[i] = xp + ((n0 + i) * C + g * Cg) * H * W;
@@ -638,11 +985,14 @@ at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 // linear
 
 at::Tensor linear_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor& lut,
-                      const at::Tensor& lutT, int64_t pack) {
+                      const at::Tensor& lutT, const at::Tensor& planes,
+                      const at::Tensor& centres, int64_t pack) {
   check_operands(x, w, lut, lut.size(0), lut.size(1), 2);
   TORCH_CHECK(lutT.scalar_type() == at::kInt && lutT.is_contiguous() &&
                   lutT.size(0) == lut.size(1) && lutT.size(1) == lut.size(0),
               "lutT must be the contiguous transpose of lut");
+  TORCH_CHECK(centres.scalar_type() == at::kInt && centres.numel() == 1,
+              "centres must be one int32");
   const int64_t N = x.size(0), K = x.size(1), M = w.size(0);
   TORCH_CHECK(w.size(1) == K, "linear: x and w disagree on K");
   at::Tensor out = at::empty({N, M}, x.options().dtype(at::kInt));
@@ -655,26 +1005,40 @@ at::Tensor linear_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   const uint8_t* wp = w.data_ptr<uint8_t>();
   std::vector<int64_t> koff(static_cast<size_t>(K));
   // The side with more rows is vectorised over (the index side); the other picks tables.
+  // The VBMI planes are those of lutT (tables by weight code), so they serve by_weight only.
   const bool by_weight = N >= M;
   const int64_t Lv = by_weight ? N : M;   // vectorised positions
   const int64_t J = by_weight ? M : N;    // tables per k
   const uint8_t* ip = by_weight ? xp : wp;
   const uint8_t* tp = by_weight ? wp : xp;
   const int64_t width = by_weight ? lut.size(0) : lut.size(1);
+  const bool vbmi = by_weight && vbmi_usable(planes, 1, lut.size(1));
   std::vector<uint8_t> idxT(static_cast<size_t>(K * Lv));
   for (int64_t l = 0; l < Lv; ++l)
     for (int64_t k = 0; k < K; ++k) idxT[k * Lv + l] = ip[l * K + k];
   for (int64_t k = 0; k < K; ++k) koff[k] = k * Lv;
   std::vector<int32_t> toff(static_cast<size_t>(K * J));
+  std::vector<int32_t> poff(vbmi ? toff.size() : 0);
   for (int64_t j = 0; j < J; ++j)
-    for (int64_t k = 0; k < K; ++k)
+    for (int64_t k = 0; k < K; ++k) {
       toff[k * J + j] = static_cast<int32_t>(tp[j * K + k]) * static_cast<int32_t>(width);
+      if (vbmi) poff[k * J + j] = static_cast<int32_t>(tp[j * K + k]) * 512;
+    }
   const int32_t* base = by_weight ? lutT.data_ptr<int32_t>() : lut.data_ptr<int32_t>();
-  const Tables tb = make_tables(base, toff, 1, K, J, width, pack, Lv);
+  const Tables tb = make_tables(base, toff, 1, K, J, width, vbmi ? kNoPack : pack, Lv);
+  std::vector<int32_t> rbias(static_cast<size_t>(J),
+                             static_cast<int32_t>(static_cast<uint32_t>(K) *
+                                                  static_cast<uint32_t>(
+                                                      centres.data_ptr<int32_t>()[0])));
   if (by_weight) {
     at::Tensor outT = at::empty({M, N}, out.options());
     LutGemm gm{tb.base, tb.cols, tb.J, K, idxT.data(), koff.data(), outT.data_ptr<int32_t>(),
                N, tb.pack, M, tb.per};
+    if (vbmi) {
+      gm.planes = planes.data_ptr<uint8_t>();
+      gm.poff = poff.data();
+      gm.rbias = rbias.data();
+    }
     gemm_parallel(gm, N);
     out.copy_(outT.t());
   } else {
@@ -702,10 +1066,11 @@ int64_t set_simd_level(int64_t level) {
 }  // namespace
 
 TORCH_LIBRARY(HWCOST_NS, m) {
-  m.def("conv2d_lut(Tensor x, Tensor w, Tensor lutT, int sh, int sw, int dh, int dw, "
-        "int groups, int pack) -> Tensor",
+  m.def("conv2d_lut(Tensor x, Tensor w, Tensor lutT, Tensor planes, Tensor centres, int sh, "
+        "int sw, int dh, int dw, int groups, int pack, int blocks) -> Tensor",
         &conv2d_lut);
-  m.def("linear_lut(Tensor x, Tensor w, Tensor lut, Tensor lutT, int pack) -> Tensor",
+  m.def("linear_lut(Tensor x, Tensor w, Tensor lut, Tensor lutT, Tensor planes, "
+        "Tensor centres, int pack) -> Tensor",
         &linear_lut);
   m.def("set_pack_min_reuse(int reuse) -> int", &set_pack_min_reuse);
   m.def("simd_level() -> int", &simd_level);

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from multiplier_lib.emulate.backends import cpu, get
+from multiplier_lib.emulate.backends import block_conv2d_lut, cpu, get
 from multiplier_lib.emulate.backends import reference as ref
 from multiplier_lib.errors import HwcostError
 
@@ -31,15 +31,20 @@ if not cpu.is_available():
         cpu.build()
     pytest.skip("no C++ compiler: the cpu backend cannot be built here", allow_module_level=True)
 
-# (simd level, minimum table reuse before packing): 0 forces packing even on tiny shapes.
-MODES = {"avx2": (1, 256), "avx2-packed": (1, 0), "scalar": (0, 256), "scalar-packed": (0, 0)}
-SETTINGS = settings(max_examples=75, deadline=None,
+# (kernel path level, minimum table reuse before packing): 0 forces packing even on tiny
+# shapes.  Levels: see cpu.KERNEL_PATHS; a level the CPU lacks is skipped with its reason.
+MODES = {"scalar": (0, 256), "scalar-packed": (0, 0), "avx2": (1, 256), "avx2-packed": (1, 0),
+         "avx512": (2, 256), "avx512-packed": (2, 0), "vbmi": (3, 256), "vbmi-vnni": (4, 256)}
+SETTINGS = settings(max_examples=35, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @contextlib.contextmanager
 def mode(name: str) -> Iterator[None]:
     simd, reuse = MODES[name]
+    if simd > cpu.detected_level():
+        pytest.skip(f"this CPU cannot run the {cpu.KERNEL_PATHS[simd]} path (best: "
+                    f"{cpu.KERNEL_PATHS[cpu.detected_level()]})")
     old_simd = cpu._set_simd_level(simd)
     old_reuse = cpu._set_pack_min_reuse(reuse)
     try:
@@ -129,7 +134,7 @@ TABLE_SETS = [("s16", "s16", "s16"), ("u16", "u16"), ("s16", "u16", "wide"), ("w
 
 
 @pytest.mark.parametrize("mode_name", list(MODES))
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=conv_case(), kinds=st.sampled_from(TABLE_SETS))
 def test_multi_lut_conv2d_equals_separate_reference_calls(mode_name, case, kinds):
@@ -139,13 +144,69 @@ def test_multi_lut_conv2d_equals_separate_reference_calls(mode_name, case, kinds
 
 
 @pytest.mark.parametrize("mode_name", list(MODES))
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=conv_case(depthwise=True), kinds=st.sampled_from(TABLE_SETS))
 def test_multi_lut_depthwise_direct_path(mode_name, case, kinds):
     if case[8] in ("8x4", "4x8"):
         kinds = ("s16",) * len(kinds)
     run_multi_lut_case(case, mode_name, kinds)
+
+
+def run_block_case(case, mode_name: str, kinds: tuple[str, ...]) -> None:
+    """Block t of the batch looked up in table t equals a reference call per block."""
+    n, groups, cg, mg, (r, s), stride, dilation, (h, w), lut_kind, seed = case
+    a_width, b_width = {"8x4": (256, 16), "4x8": (16, 256)}.get(lut_kind, (256, 256))
+    luts = [make_lut(kind, seed + 10 * t, (a_width, b_width)) for t, kind in enumerate(kinds)]
+    x = codes((n * len(luts), groups * cg, h, w), a_width, seed + 1)
+    wt = codes((groups * mg, cg, r, s), b_width, seed + 2)
+    with mode(mode_name):
+        got = cpu.conv2d_block_lut(x, wt, luts, stride, dilation, groups)
+    expected = torch.cat([ref.conv2d_lut(x[t * n:(t + 1) * n], wt, lut, stride, dilation,
+                                         groups) for t, lut in enumerate(luts)])
+    assert torch.equal(got, expected)
+    # the backend-independent entry point takes the native op, and falls back to per-block
+    # calls on backends without one (here: the reference)
+    assert torch.equal(block_conv2d_lut(ref, x, wt, luts, stride, dilation, groups), expected)
+
+
+@pytest.mark.parametrize("mode_name", list(MODES))
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=conv_case(), kinds=st.sampled_from(TABLE_SETS))
+def test_block_lut_conv2d_equals_reference_per_block(mode_name, case, kinds):
+    if case[8] in ("8x4", "4x8"):
+        kinds = ("s16",) * len(kinds)
+    run_block_case(case, mode_name, kinds)
+
+
+@pytest.mark.parametrize("mode_name", list(MODES))
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=conv_case(depthwise=True), kinds=st.sampled_from(TABLE_SETS))
+def test_block_lut_depthwise(mode_name, case, kinds):
+    if case[8] in ("8x4", "4x8"):
+        kinds = ("s16",) * len(kinds)
+    run_block_case(case, mode_name, kinds)
+
+
+def test_block_lut_refuses_a_batch_that_does_not_split():
+    x, w = codes((5, 2, 4, 4), 256, 0), codes((2, 2, 1, 1), 256, 1)
+    luts = [make_lut("s16", 0), make_lut("s16", 1)]
+    with pytest.raises(HwcostError, match="cannot be split into 2 equal blocks"):
+        cpu.conv2d_block_lut(x, w, luts)
+    with pytest.raises(HwcostError, match="cannot be split into 2 equal blocks"):
+        block_conv2d_lut(ref, x, w, luts)
+
+
+def test_vbmi_byte_planes_rebuild_every_entry():
+    """The planes hold entry - centre as int16 (low byte, high byte); wide tables have none."""
+    lut = make_lut("u16", 3)
+    pr = cpu._prepare(lut)
+    lo = pr.planes[:, 0].to(torch.int32)
+    hi = pr.planes[:, 1].to(torch.int8).to(torch.int32)
+    assert torch.equal((hi * 256 + lo)[:, :256] + pr.centre, lut.t())
+    assert cpu._prepare(make_lut("wide", 3)).planes.numel() == 0
 
 
 def test_multi_lut_refuses_tables_of_different_shapes():
@@ -170,8 +231,9 @@ def test_linear_matches_reference(mode_name, n, m, k, lut_kind, seed):
     assert torch.equal(got, ref.linear_lut(x, w, lut))
 
 
-@pytest.mark.parametrize("mode_name", ["avx2", "scalar"])
+@pytest.mark.parametrize("mode_name", ["scalar", "avx2", "avx512", "vbmi", "vbmi-vnni"])
 @pytest.mark.parametrize(("x_shape", "w_shape", "stride", "groups"), [
+    ((3, 8, 24, 24), (8, 8, 1, 1), 1, 1),     # 576 positions a sample: full VBMI tiles + tails
     ((4, 16, 8, 8), (32, 16, 1, 1), 1, 1),    # 1x1: no im2col, 4-channel packed tables
     ((2, 3, 18, 18), (12, 3, 3, 3), 1, 1),    # stem-like 3x3 via im2col
     ((2, 16, 19, 19), (16, 1, 5, 5), 2, 16),  # depthwise 5x5 stride 2: phase split
