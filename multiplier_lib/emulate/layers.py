@@ -234,11 +234,11 @@ class _LutConvFunction(torch.autograd.Function):
             sum_w = qw.to(torch.float64).sum(dim=(1, 2, 3)).round().to(torch.int32)
             acc = acc.sub_(zx_i * (sum_w.view(1, -1, 1, 1) - k * zw_i))
         scale = (sx.reshape(()) * sw.reshape(1, -1, 1, 1)).to(torch.float32)
+        # a rounded product, then the bias: no fused multiply-add, so every backend and the
+        # fused native path (cpu.approx_conv2d) give the same float32 bits
+        out = acc.to(torch.float32) * scale
         if bias is not None:
-            out = torch.addcmul(bias.detach().to(torch.float32).view(1, -1, 1, 1),
-                                acc.to(torch.float32), scale)
-        else:
-            out = acc.to(torch.float32) * scale
+            out = out + bias.detach().to(torch.float32).view(1, -1, 1, 1)
         ctx.layer = conv
         ctx.save_for_backward(x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_pad_codes,
                               w_codes)
@@ -269,6 +269,118 @@ class _LutConvFunction(torch.autograd.Function):
         gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias else None
         return (gx.to(x.dtype), gw.to(weight.dtype), gb, None, None, None, None, None, None,
                 None, None, None, None)
+
+
+def _code_values(codes: torch.Tensor, domain: Domain) -> torch.Tensor:
+    """The integer values (as float32) that a domain's LUT codes stand for."""
+    if not domain.signed:
+        return codes.to(torch.float32)
+    if domain.bits == 8:
+        return codes.view(torch.int8).to(torch.float32)
+    c = codes.to(torch.int16)
+    return (c - ((c >> (domain.bits - 1)) & 1) * (1 << domain.bits)).to(torch.float32)
+
+
+def _fused_backend(layer, x: torch.Tensor):
+    """The cpu backend module when this forward can run as one native call, else None.
+
+    The fused call covers float32 CPU tensors on the ``cpu`` backend (``auto`` on a CPU);
+    the op-by-op path remains for other dtypes and backends and for ``keep_accumulator``.
+    """
+    if (x.device.type != "cpu" or layer.backend not in ("auto", "cpu") or layer.keep_accumulator
+            or x.dtype != torch.float32 or layer.weight.dtype != torch.float32):
+        return None
+    from .backends import cpu
+
+    return cpu if cpu.is_available() else None
+
+
+def _fused_native(layer, x, weight, bias, pad, sx, zx, sw, zw):
+    from .backends import cpu
+
+    a, w = layer.act_quant.domain, layer.weight_quant.domain
+    domains = (a.qmin, a.qmax, a.mask, w.qmin, w.qmax, w.mask, int(a.signed))
+    luts = layer.candidate_luts if layer.candidate_luts is not None else (layer.lut,)
+    return cpu.approx_conv2d(x, weight, bias, sx, zx, sw, zw, domains, luts, pad,
+                             layer.stride, layer.dilation, layer.groups)
+
+
+class _FusedConvFunction(torch.autograd.Function):
+    """Forward as one native call (``cpu.approx_conv2d``); backward as ``_LutConvFunction``'s,
+    rebuilding the quantized operands and the straight-through masks from the codes and
+    the inputs instead of keeping float copies of them from the forward pass."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, layer, pad, sx, zx, sw, zw):
+        out, x_codes, w_codes = _fused_native(layer, x, weight, bias, pad, sx, zx, sw, zw)
+        a, w = layer.act_quant.domain, layer.weight_quant.domain
+        ctx.domains = (a.qmin, a.qmax, a.mask, w.qmin, w.qmax, w.mask, int(a.signed))
+        ctx.layer = layer
+        ctx.pad = pad
+        ctx.sx, ctx.zx = sx, zx
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, weight, x_codes, w_codes, sw, zw)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        conv = ctx.layer
+        x, weight, x_codes, w_codes, sw, zw = ctx.saved_tensors
+        g = grad_out.to(torch.float32)
+        a_dom, w_dom = conv.act_quant.domain, conv.weight_quant.domain
+        sx = torch.tensor(ctx.sx, dtype=torch.float32)
+        zx = torch.tensor(ctx.zx, dtype=torch.int64)
+        sw_b = sw.view(-1, 1, 1, 1)
+        zw_b = zw.view(-1, 1, 1, 1).to(torch.float32)
+        ph, pw = ctx.pad
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        gx = gw = None
+        if conv.grad == "ste":
+            from .backends import cpu
+
+            x_deq, w_deq, x_mask, w_mask = cpu.ste_operands(
+                x, weight, x_codes, w_codes, ctx.sx, ctx.zx, sw, zw, ctx.domains, (ph, pw))
+            gx, gw, _ = torch.ops.aten.convolution_backward(
+                g, x_deq, w_deq, None, list(conv.stride), [ph, pw], list(conv.dilation), False,
+                [0, 0], conv.groups, [need_x, need_w, False])
+            gx = gx * x_mask if need_x else None
+            gw = gw * w_mask if need_w else None
+        else:
+            gx, gw = _lut_grads(conv, x, weight, g, x_codes, w_codes, sx, zx, sw, zw)
+            # straight-through masks: where the quantizer did not clip (within half a step)
+            v = x.detach() / sx + float(ctx.zx)
+            gx = gx * ((v >= a_dom.qmin - 0.5) & (v <= a_dom.qmax + 0.5)).to(gx.dtype)
+            v = weight.detach() / sw_b + zw_b
+            gw = gw * ((v >= w_dom.qmin - 0.5) & (v <= w_dom.qmax + 0.5)).to(gw.dtype)
+        gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return (gx if need_x else None, gw if need_w else None, gb, None, None, None, None,
+                None, None)
+
+
+def _fused_forward(layer, x: torch.Tensor, weight: torch.Tensor, bias, pad) -> torch.Tensor:
+    """Range check, observers and quantizer parameters with a handful of small ops, then the
+    whole conv in one native call (``_FusedConvFunction``)."""
+    lo, hi = torch.aminmax(x.detach())
+    if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+        raise HwcostError(f"layer {layer.layer_name}: input contains NaN or infinite values")
+    t = layer.n_candidates
+    if t > 1 and x.shape[0] % t:
+        raise HwcostError(f"layer {layer.layer_name}: a batch of {x.shape[0]} cannot be split "
+                          f"into {t} equal blocks, one per candidate multiplier")
+    sx, zx = layer.act_quant.fast_params(x, (lo.reshape(1), hi.reshape(1)))
+    wq = layer.weight_quant
+    w_range = None
+    if wq.observing and wq.training and wq.observer.kind != "percentile":
+        rows = weight.shape[0] if wq.axis == 0 else 1
+        w_range = torch.aminmax(weight.detach().reshape(rows, -1), dim=1)
+    sw, zw = wq.fast_params(weight, w_range)
+    layer._check_range(weight[0].numel())
+    args = (pad, float(sx.reshape(-1)[0]), int(zx.reshape(-1)[0]),
+            torch.from_numpy(sw.reshape(-1)), torch.from_numpy(zw.reshape(-1)))
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
+                                     (bias is not None and bias.requires_grad)):
+        return _FusedConvFunction.apply(x, weight, bias, layer, *args)
+    return _fused_native(layer, x, weight, bias, *args)[0]   # no graph: skip autograd
 
 
 def _window_sums(qx: torch.Tensor, conv, pad_value: float) -> torch.Tensor:
@@ -371,8 +483,14 @@ class ApproxConv2d(_ApproxMixin, nn.Conv2d):
         return layer.to(conv.weight.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
         ph, pw = self._pad_amount
+        if _fused_backend(self, x) is not None:
+            if self.padding_mode != "zeros":
+                if ph or pw:
+                    x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
+                ph = pw = 0
+            return _fused_forward(self, x, self.weight, self.bias, (ph, pw))
+        self._check_input(x)
         if self.padding_mode != "zeros" and (ph or pw):
             x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
         need = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
@@ -432,10 +550,13 @@ class ApproxLinear(_ApproxMixin, nn.Linear):
         return (1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features, 1, 1)
         w4 = self.weight.view(self.out_features, self.in_features, 1, 1)
+        if _fused_backend(self, x) is not None:
+            out = _fused_forward(self, x2, w4, self.bias, (0, 0))
+            return out.reshape(*lead, self.out_features)
+        self._check_input(x)
         need = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
         qx, sx, zx, clip_x = self.act_quant.quantize_with_mask(x2, need)
         qw, sw, zw, clip_w = self.weight_quant.quantize_with_mask(w4, need)

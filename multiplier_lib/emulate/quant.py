@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -138,6 +139,68 @@ def qparams(lo: torch.Tensor, hi: torch.Tensor, domain: Domain,
     return scale.to(torch.float32), zp
 
 
+def qparams_np(lo: np.ndarray, hi: np.ndarray, domain: Domain,
+               symmetric: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`qparams` in numpy float32, value for value.
+
+    A layer calls it on every forward; as torch ops on a few scalars it cost ~40 us of
+    dispatch, which dominated small layers.  ``tests/multiplier_lib/emulate/test_quant.py``
+    checks it against :func:`qparams`.
+    """
+    f32 = np.float32
+    if np.size(lo) == 1 and np.size(hi) == 1:
+        scale1, zp1 = _qparams_scalar(f32(np.ravel(lo)[0]), f32(np.ravel(hi)[0]), domain,
+                                      symmetric)
+        return np.full(np.shape(lo), scale1, dtype=f32), np.full(np.shape(lo), zp1,
+                                                                 dtype=np.int64)
+    lo = np.minimum(np.asarray(lo, dtype=f32), f32(0))
+    hi = np.maximum(np.asarray(hi, dtype=f32), f32(0))
+    eps = f32(np.finfo(np.float32).eps)
+    if symmetric:
+        amax = np.maximum(-lo, hi)
+        if domain.signed:
+            scale = amax / f32(domain.qmax)
+            zp = np.zeros(amax.shape, dtype=np.int64)
+        else:
+            nonneg = lo >= 0
+            half = 1 << (domain.bits - 1)
+            scale = np.where(nonneg, hi / f32(domain.qmax),
+                             amax / f32(half - 1 if half > 1 else 1)).astype(f32)
+            zp = np.where(nonneg, 0, half).astype(np.int64)
+    else:
+        scale = (hi - lo) / f32(domain.qmax - domain.qmin)
+        safe = np.maximum(scale, eps)
+        zp = (f32(domain.qmin) - np.rint(lo / safe)).astype(np.int64)
+        zp = np.clip(zp, domain.qmin, domain.qmax)
+    return np.maximum(scale, eps).astype(f32), zp
+
+
+_EPS32 = np.float32(np.finfo(np.float32).eps)
+
+
+def _qparams_scalar(lo: np.float32, hi: np.float32, domain: Domain,
+                    symmetric: bool) -> tuple[np.float32, int]:
+    """One range's :func:`qparams_np` with float32 scalars (array calls cost ~1 us each)."""
+    f32 = np.float32
+    lo = min(lo, f32(0))
+    hi = max(hi, f32(0))
+    if symmetric:
+        amax = max(-lo, hi)
+        if domain.signed:
+            scale, zp = amax / f32(domain.qmax), 0
+        elif lo >= 0:
+            scale, zp = hi / f32(domain.qmax), 0
+        else:
+            half = 1 << (domain.bits - 1)
+            scale, zp = amax / f32(half - 1 if half > 1 else 1), half
+    else:
+        scale = (hi - lo) / f32(domain.qmax - domain.qmin)
+        safe = max(scale, _EPS32)
+        zp = int(f32(domain.qmin) - np.rint(lo / safe))
+        zp = min(max(zp, domain.qmin), domain.qmax)
+    return f32(max(scale, _EPS32)), zp
+
+
 class FakeQuantize(nn.Module):
     """Observer plus quantizer for one operand of an approximate layer.
 
@@ -194,6 +257,48 @@ class FakeQuantize(nn.Module):
         if need_mask:
             mask = (v >= self.domain.qmin - 0.5) & (v <= self.domain.qmax + 0.5)
         return q, scale, zp, mask
+
+    def observe_range(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        """Feed the observer a range already reduced (what ``Observer.forward`` would
+        compute from the tensor), in calibration mode only."""
+        if not (self.observing and self.training):
+            return
+        obs = self.observer
+        if not obs.initialized:
+            obs.min_val, obs.max_val = lo.clone(), hi.clone()
+        elif obs.kind == "moving_average":
+            m = obs.momentum
+            obs.min_val = obs.min_val * (1 - m) + lo * m
+            obs.max_val = obs.max_val * (1 - m) + hi * m
+        else:   # in place: no module attribute traffic on the hot path
+            torch.minimum(obs.min_val, lo, out=obs.min_val)
+            torch.maximum(obs.max_val, hi, out=obs.max_val)
+
+    def fast_params(self, x: torch.Tensor,
+                    x_range: tuple[torch.Tensor, torch.Tensor] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Observe ``x`` (when calibrating) and return float32 scales and int64 zero points
+        as numpy arrays (one entry per tensor or per channel).  ``x_range`` passes a min-max
+        range the caller already has (per tensor: shape (1,)); the percentile observer
+        always reduces ``x`` itself."""
+        if self.observing and self.training:
+            if x_range is not None and self.observer.kind != "percentile":
+                self.observe_range(*x_range)
+            else:
+                self.observer(x)
+        elif not self.observer.initialized:
+            self.observer(x)
+        obs = self.observer
+        # Unchanged ranges (inference, frozen observers) give the cached parameters.
+        key = (id(obs.min_val), obs.min_val._version, id(obs.max_val), obs.max_val._version,
+               self.symmetric)
+        cached = self.__dict__.get("_fast_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        params = qparams_np(obs.min_val.detach().numpy(), obs.max_val.detach().numpy(),
+                            self.domain, self.symmetric)
+        self.__dict__["_fast_cache"] = (key, params)
+        return params
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Fake-quantized ``x`` (dequantized values), for inspection and QAT views."""

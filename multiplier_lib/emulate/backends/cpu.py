@@ -84,7 +84,8 @@ def _cflags() -> list[str]:
     # ATen's parallel_for is an OpenMP pragma expanded in our own translation unit: without
     # -fopenmp it silently runs on one thread.  libgomp is the runtime torch itself loads.
     omp = ["-fopenmp"] if sys.platform.startswith("linux") else []
-    return ["-O3", *omp]
+    # no FMA contraction: the fused layer path must round like the op-by-op torch path
+    return ["-O3", "-ffp-contract=off", *omp]
 
 
 def _source_key() -> str:
@@ -153,6 +154,7 @@ def _compile() -> SimpleNamespace:
             "ninja are installed, or use the 'reference' backend") from err
     lib = getattr(torch.ops, namespace)
     return SimpleNamespace(conv2d=lib.conv2d_lut, linear=lib.linear_lut,
+                           approx_conv2d=lib.approx_conv2d, ste_operands=lib.ste_operands,
                            simd_level=lib.simd_level, set_simd_level=lib.set_simd_level,
                            set_pack_min_reuse=lib.set_pack_min_reuse)
 
@@ -361,6 +363,66 @@ def conv2d_block_lut(x: torch.Tensor, w: torch.Tensor, luts,
     _check_range(k, st.maxabs, "conv2d_block_lut")
     return _load().conv2d(x.contiguous(), w.contiguous(), st.lut_t, st.planes, st.centres,
                           sh, sw, dh, dw, int(groups), st.pack, 1)
+
+
+def approx_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  sx: float, zx: int, sw: torch.Tensor, zw: torch.Tensor,
+                  domains: tuple[int, ...], luts: tuple[torch.Tensor, ...],
+                  padding: tuple[int, int], stride, dilation, groups: int,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A whole approximate conv forward in one native call: quantize ``x`` (per tensor,
+    ``sx``/``zx``) and ``weight`` (``sw``/``zw``, float32/int64, one or one per channel),
+    pad with the zero point's code, LUT-convolve, correct for zero points and scale.
+
+    ``domains`` = (a_qmin, a_qmax, a_mask, w_qmin, w_qmax, w_mask, signed); with several
+    ``luts`` the batch is one block per table (``conv2d_block_lut``).  Returns the float32
+    output, the padded activation codes and the weight codes.  The caller has validated the
+    layer (shapes, overflow bound); see ``approx_conv2d`` in ``lut_kernels.cpp``.
+    """
+    lut_t, planes, centres, pack, blocks = _plan(luts)
+    sh, sw_ = (int(v) for v in stride)
+    dh, dw = (int(v) for v in dilation)
+    b = bias.detach().to(torch.float32).contiguous() if bias is not None else _NO_BIAS
+    return _load().approx_conv2d(
+        x.detach().contiguous(), weight.detach().contiguous(), b, float(sx), int(zx), sw, zw,
+        domains, lut_t, planes, centres, pack,
+        (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks))
+
+
+def ste_operands(x: torch.Tensor, weight: torch.Tensor, x_codes: torch.Tensor,
+                 w_codes: torch.Tensor, sx: float, zx: int, sw: torch.Tensor, zw: torch.Tensor,
+                 domains: tuple[int, ...], padding: tuple[int, int],
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For the straight-through backward of ``approx_conv2d``: dequantized activations
+    (unpadded) and weights, and the float 0/1 masks of where neither quantizer clipped."""
+    return _load().ste_operands(x.detach().contiguous(), weight.detach().contiguous(),
+                                x_codes, w_codes, float(sx), int(zx), sw, zw, domains,
+                                int(padding[0]), int(padding[1]))
+
+
+_plans: dict[tuple, tuple] = {}
+
+
+def _plan(luts) -> tuple:
+    """The kernel's table arguments for one LUT or a block stack (cached per LUT versions)."""
+    key = tuple((id(lut), lut._version) for lut in luts)
+    hit = _plans.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], luts)):
+        return hit[1]
+    if len(luts) == 1:
+        pr = _prepare(luts[0])
+        planes = pr.planes.unsqueeze(0) if pr.planes.numel() else pr.planes
+        plan = (pr.lut_t, planes, _centres(pr.centre), pr.pack, 0)
+    else:
+        st = _prepare_stack(luts, "approx_conv2d")
+        plan = (st.lut_t, st.planes, st.centres, st.pack, 1)
+    if len(_plans) >= _PREPARED_MAX:
+        _plans.clear()
+    _plans[key] = (tuple(luts), plan)
+    return plan
+
+
+_NO_BIAS = torch.empty(0, dtype=torch.float32)
 
 
 def linear_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:

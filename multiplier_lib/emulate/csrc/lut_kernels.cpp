@@ -25,10 +25,13 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
+#include <tuple>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -1049,6 +1052,213 @@ at::Tensor linear_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The whole forward of an approximate conv layer in one call.
+//
+// A small layer's LUT look-ups take tens of microseconds; done as separate torch ops, the
+// quantization, padding, zero-point corrections and scaling around them took ~400 us per call
+// (dozens of tiny ops, each with its dispatch and allocation).  This does them in one pass
+// each, with exactly the arithmetic of the op-by-op path in layers.py:
+//   q = clamp(nearbyint(v / s + z)) in float32 (torch.round is round-half-even too);
+//   acc = sum lut[codes] - zw[m] * sum_window(qx) - zx * (sum(qw[m]) - K * zw[m])  (int32);
+//   out = bias[m] + float(acc) * float32(sx * sw[m]).
+// Returns (out, padded activation codes, weight codes): the backward pass reads the codes.
+
+int32_t code_value(uint8_t code, int64_t mask, bool is_signed) {
+  const int32_t c = code;
+  return (is_signed && c > (mask >> 1)) ? c - static_cast<int32_t>(mask + 1) : c;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
+    const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, double sx, int64_t zx,
+    const at::Tensor& sw_t, const at::Tensor& zw_t, std::vector<int64_t> domain,
+    const at::Tensor& lutT, const at::Tensor& planes, const at::Tensor& centres, int64_t pack,
+    std::vector<int64_t> geom) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
+                  x.is_contiguous() && w.is_contiguous() && x.dim() == 4 && w.dim() == 4,
+              "approx_conv2d: x and w must be contiguous 4-D float32");
+  TORCH_CHECK(domain.size() == 7 && geom.size() == 8, "approx_conv2d: bad domain or geometry");
+  const int64_t aqmin = domain[0], aqmax = domain[1], amask = domain[2];
+  const int64_t wqmin = domain[3], wqmax = domain[4], wmask = domain[5];
+  const bool is_signed = domain[6] != 0;
+  const int64_t ph = geom[0], pw = geom[1], sh = geom[2], swd = geom[3], dh = geom[4],
+                dw = geom[5], groups = geom[6], blocks = geom[7];
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t M = w.size(0), Cg = w.size(1), R = w.size(2), S = w.size(3);
+  const int64_t K = Cg * R * S;
+  TORCH_CHECK(sw_t.scalar_type() == at::kFloat && sw_t.is_contiguous() &&
+                  zw_t.scalar_type() == at::kLong && zw_t.is_contiguous() &&
+                  (sw_t.numel() == 1 || sw_t.numel() == M) && zw_t.numel() == sw_t.numel(),
+              "approx_conv2d: weight scales (float32) and zero points (int64), one or one per "
+              "output channel");
+  const bool has_bias = bias.numel() > 0;
+  TORCH_CHECK(!has_bias || (bias.scalar_type() == at::kFloat && bias.numel() == M &&
+                            bias.is_contiguous()),
+              "approx_conv2d: bias must be float32 with one value per output channel");
+  const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
+  const float xs = static_cast<float>(sx), xz = static_cast<float>(zx);
+  const uint8_t zcode = static_cast<uint8_t>(zx & amask);
+
+  // Activation codes, padded with the zero point's code.
+  at::Tensor xc = at::empty({N, C, Hp, Wp}, x.options().dtype(at::kByte));
+  const float* xp = x.data_ptr<float>();
+  uint8_t* xcp = xc.data_ptr<uint8_t>();
+  at::parallel_for(0, N * C, 1, [&](int64_t b, int64_t e) {
+    for (int64_t pl = b; pl < e; ++pl) {
+      uint8_t* o = xcp + pl * Hp * Wp;
+      const float* in = xp + pl * H * W;
+      if (ph || pw) std::memset(o, zcode, static_cast<size_t>(Hp * Wp));
+      for (int64_t h = 0; h < H; ++h) {
+        uint8_t* orow = o + (h + ph) * Wp + pw;
+        const float* irow = in + h * W;
+        for (int64_t c = 0; c < W; ++c) {
+          float q = std::nearbyint(irow[c] / xs + xz);
+          q = std::min(std::max(q, static_cast<float>(aqmin)), static_cast<float>(aqmax));
+          orow[c] = static_cast<uint8_t>(static_cast<int32_t>(q) & amask);
+        }
+      }
+    }
+  });
+  // Weight codes and the per-channel sums of their values.
+  at::Tensor wc = at::empty({M, Cg, R, S}, w.options().dtype(at::kByte));
+  const float* wp = w.data_ptr<float>();
+  const float* swp = sw_t.data_ptr<float>();
+  const int64_t* zwp = zw_t.data_ptr<int64_t>();
+  const bool per_channel = sw_t.numel() == M && M > 1;
+  uint8_t* wcp = wc.data_ptr<uint8_t>();
+  std::vector<uint32_t> sumw(static_cast<size_t>(M));
+  std::vector<int32_t> zw(static_cast<size_t>(M));
+  std::vector<float> scale(static_cast<size_t>(M));
+  bool any_zw = false;
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t ci = per_channel ? m : 0;
+    const float s = swp[ci], z = static_cast<float>(zwp[ci]);
+    zw[m] = static_cast<int32_t>(zwp[ci]);
+    any_zw = any_zw || zw[m] != 0;
+    scale[m] = xs * s;
+    uint32_t acc = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      float q = std::nearbyint(wp[m * K + k] / s + z);
+      q = std::min(std::max(q, static_cast<float>(wqmin)), static_cast<float>(wqmax));
+      const int32_t qi = static_cast<int32_t>(q);
+      wcp[m * K + k] = static_cast<uint8_t>(qi & wmask);
+      acc += static_cast<uint32_t>(qi);
+    }
+    sumw[m] = acc;
+  }
+
+  at::Tensor acc = conv2d_lut(xc, wc, lutT, planes, centres, sh, swd, dh, dw, groups, pack,
+                              blocks);
+  const int64_t P = acc.size(2), Q = acc.size(3), L = P * Q;
+  // Window sums of the activation values (one per group and position), only when a weight
+  // zero point needs them.
+  std::vector<uint32_t> sumx;
+  const int64_t mg = M / groups;
+  if (any_zw) {
+    int32_t value[256];
+    for (int c = 0; c < 256; ++c) value[c] = code_value(static_cast<uint8_t>(c), amask, is_signed);
+    sumx.assign(static_cast<size_t>(N * groups * L), 0u);
+    at::parallel_for(0, N * groups, 1, [&](int64_t b, int64_t e) {
+      for (int64_t ng = b; ng < e; ++ng) {
+        const int64_t n = ng / groups, g = ng % groups;
+        uint32_t* dst = sumx.data() + ng * L;
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t s = 0; s < S; ++s) {
+              const uint8_t* in = xcp + ((n * C + g * Cg + c) * Hp + r * dh) * Wp + s * dw;
+              for (int64_t p = 0; p < P; ++p) {
+                const uint8_t* row = in + p * sh * Wp;
+                uint32_t* d = dst + p * Q;
+                for (int64_t q = 0; q < Q; ++q)
+                  d[q] += static_cast<uint32_t>(value[row[q * swd]]);
+              }
+            }
+      }
+    });
+  }
+  at::Tensor out = at::empty({N, M, P, Q}, x.options());
+  const int32_t* ap = acc.data_ptr<int32_t>();
+  float* op = out.data_ptr<float>();
+  const float* bp = has_bias ? bias.data_ptr<float>() : nullptr;
+  const uint32_t zxu = static_cast<uint32_t>(zx);
+  at::parallel_for(0, N * M, 1, [&](int64_t b, int64_t e) {
+    for (int64_t nm = b; nm < e; ++nm) {
+      const int64_t n = nm / M, m = nm % M;
+      const uint32_t zwu = static_cast<uint32_t>(zw[m]);
+      const uint32_t wterm = zxu * (sumw[m] - static_cast<uint32_t>(K) * zwu);
+      const uint32_t* sx_row = any_zw ? sumx.data() + (n * groups + m / mg) * L : nullptr;
+      const int32_t* a = ap + nm * L;
+      float* o = op + nm * L;
+      const float sc = scale[m];
+      for (int64_t l = 0; l < L; ++l) {
+        uint32_t v = static_cast<uint32_t>(a[l]) - wterm;
+        if (sx_row) v -= zwu * sx_row[l];
+        const float prod = static_cast<float>(static_cast<int32_t>(v)) * sc;
+        o[l] = bp ? bp[m] + prod : prod;
+      }
+    }
+  });
+  return {out, xc, wc};
+}
+
+// The straight-through backward's operands, rebuilt from what the forward kept (inputs and
+// codes) in one pass each: dequantized activations (unpadded) and weights, and the masks of
+// where each quantizer did not clip (v within half a step of the domain), as float 0/1.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ste_operands(
+    const at::Tensor& x, const at::Tensor& w, const at::Tensor& xc, const at::Tensor& wc,
+    double sx, int64_t zx, const at::Tensor& sw_t, const at::Tensor& zw_t,
+    std::vector<int64_t> domain, int64_t ph, int64_t pw) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
+                  x.is_contiguous() && w.is_contiguous() && xc.is_contiguous() &&
+                  wc.is_contiguous() && domain.size() == 7,
+              "ste_operands: bad arguments");
+  const int64_t aqmin = domain[0], aqmax = domain[1], amask = domain[2];
+  const int64_t wqmin = domain[3], wqmax = domain[4], wmask = domain[5];
+  const bool is_signed = domain[6] != 0;
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t Hp = xc.size(2), Wp = xc.size(3);
+  const int64_t M = w.size(0), K = w.numel() / std::max<int64_t>(1, M);
+  const float xs = static_cast<float>(sx), xz = static_cast<float>(zx);
+  at::Tensor xd = at::empty_like(x), xm = at::empty_like(x);
+  at::Tensor wd = at::empty_like(w), wm = at::empty_like(w);
+  const float* xp = x.data_ptr<float>();
+  const uint8_t* xcp = xc.data_ptr<uint8_t>();
+  float* xdp = xd.data_ptr<float>();
+  float* xmp = xm.data_ptr<float>();
+  const float alo = static_cast<float>(aqmin) - 0.5f, ahi = static_cast<float>(aqmax) + 0.5f;
+  at::parallel_for(0, N * C, 1, [&](int64_t b, int64_t e) {
+    for (int64_t pl = b; pl < e; ++pl)
+      for (int64_t h = 0; h < H; ++h) {
+        const uint8_t* crow = xcp + (pl * Hp + h + ph) * Wp + pw;
+        const int64_t o = (pl * H + h) * W;
+        for (int64_t c = 0; c < W; ++c) {
+          const float q = static_cast<float>(code_value(crow[c], amask, is_signed));
+          xdp[o + c] = (q - xz) * xs;
+          const float v = xp[o + c] / xs + xz;
+          xmp[o + c] = (v >= alo && v <= ahi) ? 1.0f : 0.0f;
+        }
+      }
+  });
+  const float* wp = w.data_ptr<float>();
+  const uint8_t* wcp = wc.data_ptr<uint8_t>();
+  const float* swp = sw_t.data_ptr<float>();
+  const int64_t* zwp = zw_t.data_ptr<int64_t>();
+  const bool per_channel = sw_t.numel() == M && M > 1;
+  float* wdp = wd.data_ptr<float>();
+  float* wmp = wm.data_ptr<float>();
+  const float wlo = static_cast<float>(wqmin) - 0.5f, whi = static_cast<float>(wqmax) + 0.5f;
+  for (int64_t m = 0; m < M; ++m) {
+    const float s = swp[per_channel ? m : 0], z = static_cast<float>(zwp[per_channel ? m : 0]);
+    for (int64_t k = 0; k < K; ++k) {
+      const float q = static_cast<float>(code_value(wcp[m * K + k], wmask, is_signed));
+      wdp[m * K + k] = (q - z) * s;
+      const float v = wp[m * K + k] / s + z;
+      wmp[m * K + k] = (v >= wlo && v <= whi) ? 1.0f : 0.0f;
+    }
+  }
+  return {xd, wd, xm, wm};
+}
+
 int64_t simd_level() { return g_simd; }
 
 int64_t set_pack_min_reuse(int64_t reuse) {
@@ -1072,6 +1282,13 @@ TORCH_LIBRARY(HWCOST_NS, m) {
   m.def("linear_lut(Tensor x, Tensor w, Tensor lut, Tensor lutT, Tensor planes, "
         "Tensor centres, int pack) -> Tensor",
         &linear_lut);
+  m.def("approx_conv2d(Tensor x, Tensor w, Tensor bias, float sx, int zx, Tensor sw, "
+        "Tensor zw, int[] domain, Tensor lutT, Tensor planes, Tensor centres, int pack, "
+        "int[] geom) -> (Tensor, Tensor, Tensor)",
+        &approx_conv2d);
+  m.def("ste_operands(Tensor x, Tensor w, Tensor xc, Tensor wc, float sx, int zx, Tensor sw, "
+        "Tensor zw, int[] domain, int ph, int pw) -> (Tensor, Tensor, Tensor, Tensor)",
+        &ste_operands);
   m.def("set_pack_min_reuse(int reuse) -> int", &set_pack_min_reuse);
   m.def("simd_level() -> int", &simd_level);
   m.def("set_simd_level(int level) -> int", &set_simd_level);

@@ -210,3 +210,70 @@ def test_layer_outputs_identical_across_exact_backends(backend):
     ref.eval()
     other.eval()
     assert torch.equal(ref(x), other(x))
+
+
+def _pair(cfg, multiplier: str):
+    """The same layer twice: op by op (reference backend) and fused (cpu backend)."""
+    kw = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"],
+              groups=cfg["groups"], padding_mode=cfg["mode"], multiplier=multiplier,
+              weight_per_channel=cfg["per_channel"], act_symmetric=cfg["symmetric"],
+              weight_symmetric=cfg["symmetric"])
+    slow = ApproxConv2d(cfg["cin"], cfg["cout"], cfg["k"], backend="reference", **kw)
+    fast = ApproxConv2d(cfg["cin"], cfg["cout"], cfg["k"], backend="cpu", **kw)
+    fast.load_state_dict(slow.state_dict())
+    return slow, fast
+
+
+@settings(max_examples=30, deadline=None)
+@given(conv_configs(), st.sampled_from(["mitchell8u", "drum8u_k4", "exact8ux4", "exact8s"]),
+       st.integers(0, 10_000))
+def test_fused_forward_equals_the_op_by_op_path(cfg, name, seed):
+    """The one-call native forward (quantize, pad, LUT conv, corrections, scale) gives the
+    op-by-op path's float32 bits, in training (observing) and in eval; STE gradients agree."""
+    if cfg["signed"] and name != "exact8s":
+        name = "exact8s"
+    torch.manual_seed(seed)
+    slow, fast = _pair(cfg, name)
+    x = torch.randn(cfg["batch"], cfg["cin"], cfg["size"], cfg["size"])
+    xs, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ys, yf = slow(xs), fast(xf)
+    assert type(yf.grad_fn).__name__.startswith("_FusedConvFunction")
+    assert torch.equal(ys, yf)
+    g = torch.randn_like(ys)
+    ys.backward(g)
+    yf.backward(g)
+    torch.testing.assert_close(xf.grad, xs.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.weight.grad, slow.weight.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.bias.grad, slow.bias.grad)
+    slow.eval()
+    fast.eval()
+    with torch.no_grad():
+        assert torch.equal(slow(2 * x), fast(2 * x))   # clipped: frozen ranges
+
+
+def test_fused_linear_and_candidate_blocks_equal_the_op_by_op_path():
+    torch.manual_seed(3)
+    slow = ApproxLinear(20, 7, multiplier="mitchell8u", backend="reference")
+    fast = ApproxLinear(20, 7, multiplier="mitchell8u", backend="cpu")
+    fast.load_state_dict(slow.state_dict())
+    x = torch.randn(5, 3, 20)
+    assert torch.equal(slow(x), fast(x))
+    names = ["exact8u", "mitchell8u", "drum8u_k4"]
+    slow = ApproxConv2d(4, 4, 3, padding=1, multiplier=names[0], backend="reference")
+    fast = ApproxConv2d(4, 4, 3, padding=1, multiplier=names[0], backend="cpu")
+    fast.load_state_dict(slow.state_dict())
+    for layer in (slow, fast):
+        layer.set_candidates(names)
+    x = torch.randn(2, 4, 6, 6).repeat(3, 1, 1, 1)
+    assert torch.equal(slow(x), fast(x))
+    with pytest.raises(HwcostError, match="cannot be split into 3 equal blocks"):
+        fast(x[:4])
+
+
+def test_other_dtypes_take_the_op_by_op_path_and_bad_input_is_refused_on_both():
+    layer = ApproxConv2d(2, 3, 3, padding=1, multiplier="mitchell8u", backend="cpu").double()
+    y = layer(torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True))
+    assert y.dtype == torch.float64 and type(y.grad_fn).__name__ == "_LutConvFunctionBackward"
+    fast = ApproxConv2d(2, 3, 3, padding=1, multiplier="mitchell8u", backend="cpu")
+    with pytest.raises(HwcostError, match="NaN or infinite"):
+        fast(torch.full((1, 2, 5, 5), float("nan")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from multiplier_lib.emulate.quant import Domain, FakeQuantize, Observer, qparams
+from multiplier_lib.emulate.quant import Domain, FakeQuantize, Observer, qparams, qparams_np
 from multiplier_lib.errors import HwcostError
 
 
@@ -71,3 +71,43 @@ def test_fake_quantize_error_is_at_most_half_a_step_inside_the_range():
 def test_uncalibrated_quantizer_without_data():
     with pytest.raises(HwcostError, match="calibration"):
         FakeQuantize(Domain(8, False)).params()
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_numpy_qparams_equal_the_torch_ones_value_for_value(bits, signed, symmetric):
+    """The layers' fast path computes quantizer parameters with numpy float32; they must be
+    the torch function's to the bit, per tensor (scalar path) and per channel."""
+    g = torch.Generator().manual_seed(bits + 2 * signed + 4 * symmetric)
+    domain = Domain(bits, signed)
+    lo = torch.randn(200, generator=g) * torch.logspace(-6, 3, 200)
+    hi = lo + torch.rand(200, generator=g) * torch.logspace(-6, 3, 200)
+    lo[:20] = torch.rand(20, generator=g)      # non-negative ranges (ReLU outputs)
+    lo[20:25], hi[20:25] = 0.0, 0.0            # an all-zero tensor
+    scale, zp = qparams(lo, hi, domain, symmetric)
+    scale_np, zp_np = qparams_np(lo.numpy(), hi.numpy(), domain, symmetric)
+    assert torch.equal(torch.from_numpy(scale_np), scale)
+    assert torch.equal(torch.from_numpy(zp_np), zp)
+    for i in range(0, 200, 7):
+        s1, z1 = qparams_np(lo[i:i + 1].numpy(), hi[i:i + 1].numpy(), domain, symmetric)
+        assert s1.shape == (1,) and s1[0] == scale[i].item() and z1[0] == zp[i].item()
+
+
+def test_fast_params_observe_like_the_observer_and_cache_frozen_ranges():
+    x = torch.randn(4, 3, 5, 5)
+    slow = FakeQuantize(Domain(8, False), "minmax")
+    fast = FakeQuantize(Domain(8, False), "minmax")
+    for batch in (x, 3 * x, 0.5 * x):
+        slow.quantize(batch)
+        lo, hi = torch.aminmax(batch)
+        s, z = fast.fast_params(batch, (lo.reshape(1), hi.reshape(1)))
+        assert torch.equal(slow.observer.min_val, fast.observer.min_val)
+        assert torch.equal(slow.observer.max_val, fast.observer.max_val)
+        s_ref, z_ref = slow.params()
+        assert s[0] == s_ref.item() and z[0] == z_ref.item()
+    fast.eval()
+    first = fast.fast_params(x)
+    assert fast.fast_params(10 * x) is first          # frozen observer: cached parameters
+    fast.observer.max_val.mul_(2)                      # an edited range is noticed
+    assert fast.fast_params(x)[0][0] != first[0][0]
