@@ -9,14 +9,23 @@ Convolutions are not built directly but through a :data:`ConvFactory`, so one op
 gives both an exact network (:func:`plain_conv`, ``nn.Conv2d``) and one whose products go
 through an approximate multiplier's LUT (:func:`approx_conv`, ``ApproxConv2d``), without the
 op code knowing which.  Factories build bias-free convs: every DARTS conv is followed by BN.
+
+Candidate multipliers (the supernet's multiplier search): :func:`candidate_conv` (or
+:func:`approx_conv` given a list) builds layers that hold *one* weight tensor and read their
+input batch as ``T`` equal blocks, block ``t`` multiplied with candidate ``t``
+(``ApproxConv2d.set_candidates``).  Such a factory carries ``n_candidates``; an op built with
+it follows each conv with a :class:`BlockBatchNorm2d` (one set of batch statistics per
+block) instead of ``nn.BatchNorm2d`` (:func:`batch_norm`).  Every other factory, in
+particular those of the evaluation network, gets ``nn.BatchNorm2d`` exactly as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from multiplier_lib.errors import HwcostError
@@ -34,14 +43,19 @@ def plain_conv(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int,
     return nn.Conv2d(in_ch, out_ch, kernel, stride, padding, dilation, groups, bias=False)
 
 
-def approx_conv(multiplier: str | Multiplier, backend: str = "auto",
-                grad: str = "ste") -> ConvFactory:
+def approx_conv(multiplier: str | Multiplier | Sequence[str | Multiplier],
+                backend: str = "auto", grad: str = "ste") -> ConvFactory:
     """A factory of ``ApproxConv2d`` layers computing their products with ``multiplier``.
 
     The multiplier is resolved once here, not per layer: a supernet builds thousands of
     convs, and one shared :class:`Multiplier` means one LUT in memory (the layers' LUT
     buffers view the same array) and no repeated library look-ups.
+
+    Given a list or tuple of multipliers this is :func:`candidate_conv` (one shared weight
+    tensor per layer, the batch read as one block per candidate).
     """
+    if isinstance(multiplier, (list, tuple)):
+        return candidate_conv(multiplier, backend, grad)
     from multiplier_lib.emulate.layers import ApproxConv2d
     from multiplier_lib.library import resolve
 
@@ -54,6 +68,133 @@ def approx_conv(multiplier: str | Multiplier, backend: str = "auto",
 
     make.multiplier = mult.name  # type: ignore[attr-defined]  # for reprs and debugging
     return make
+
+
+def candidate_conv(multipliers: Sequence[str | Multiplier], backend: str = "auto",
+                   grad: str = "ste") -> ConvFactory:
+    """A factory of ``ApproxConv2d`` layers that evaluate every candidate multiplier at once.
+
+    Each layer has one weight tensor; with ``T = len(multipliers) > 1`` it reads its input
+    batch as ``T`` equal blocks and multiplies block ``t`` with ``multipliers[t]`` in one
+    kernel pass (``ApproxConv2d.set_candidates``).  ``T == 1`` gives plain layers, as
+    :func:`approx_conv` does.  The factory carries ``n_candidates`` (``T``) so that ops built
+    with it normalise each block separately (:func:`batch_norm`), and ``multipliers`` (the
+    names, in block order).
+
+    Multipliers are resolved and checked once, here: they must share one operand domain
+    (one quantizer serves all blocks), and ``grad='lut'`` is refused for ``T > 1`` (gradient
+    tables belong to one multiplier).
+    """
+    from multiplier_lib.emulate.layers import ApproxConv2d
+    from multiplier_lib.library import resolve
+
+    if isinstance(multipliers, str) or not multipliers:
+        raise HwcostError("candidate_conv needs a non-empty list of multipliers, got "
+                          f"{multipliers!r}")
+    mults = tuple(resolve(m) if isinstance(m, str) else m for m in multipliers)
+    names = tuple(m.name for m in mults)
+    if len(set(names)) != len(names):
+        raise HwcostError(f"candidate multipliers must be distinct, got {list(names)}")
+    first = mults[0]
+    for m in mults[1:]:
+        if (m.a_bits, m.b_bits, m.signed) != (first.a_bits, first.b_bits, first.signed):
+            raise HwcostError(
+                f"candidate multipliers must share one operand domain (bits and signedness): "
+                f"{first.name} is {first.a_bits}x{first.b_bits}-bit "
+                f"{'signed' if first.signed else 'unsigned'}, {m.name} is "
+                f"{m.a_bits}x{m.b_bits}-bit {'signed' if m.signed else 'unsigned'}")
+    if grad == "lut" and len(mults) > 1:
+        raise HwcostError("grad='lut' reads one multiplier's gradient tables; use grad='ste' "
+                          "when searching candidate multipliers")
+
+    def make(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, dilation: int,
+             groups: int) -> nn.Module:
+        layer = ApproxConv2d(in_ch, out_ch, kernel, stride, padding, dilation, groups, False,
+                             "zeros", multiplier=first, backend=backend, grad=grad)
+        if len(mults) > 1:
+            layer.set_candidates(list(mults))
+        return layer
+
+    make.multiplier = first.name  # type: ignore[attr-defined]
+    make.multipliers = names  # type: ignore[attr-defined]
+    make.n_candidates = len(mults)  # type: ignore[attr-defined]
+    return make
+
+
+def n_candidates(conv: ConvFactory) -> int:
+    """How many candidate blocks the convs of ``conv`` read their batch as (1: plain)."""
+    return int(getattr(conv, "n_candidates", 1))
+
+
+class BlockBatchNorm2d(nn.Module):
+    """Batch norm over a batch of ``n_blocks`` equal blocks, each with its own statistics.
+
+    A candidate-multiplier op's batch is ``T`` blocks, one per candidate multiplier
+    (:func:`candidate_conv`).  A plain ``nn.BatchNorm2d`` would pool their statistics, so a
+    candidate's output would depend on what the other candidates computed; here block ``t``
+    is normalised with the mean and variance of block ``t`` alone, exactly as
+    ``nn.BatchNorm2d`` normalises the same tensor in a network with that one multiplier.
+
+    Running statistics are kept per block (buffers of shape ``(n_blocks, C)``): the candidates'
+    activations have different statistics (that is what their errors do), so one shared
+    running estimate would normalise every candidate in eval mode with a mixture that matches
+    none of them, and a candidate's eval output would again depend on the others.  The
+    optional affine parameters (``affine=True``) are shared across blocks, like the conv
+    weights, so the parameter count does not depend on ``n_blocks``.  With ``n_blocks == 1``
+    this computes what ``nn.BatchNorm2d`` computes.
+    """
+
+    def __init__(self, num_features: int, n_blocks: int, affine: bool = False,
+                 eps: float = 1e-5, momentum: float | None = 0.1):
+        super().__init__()
+        if n_blocks < 1:
+            raise HwcostError(f"BlockBatchNorm2d needs at least one block, got {n_blocks}")
+        self.num_features = num_features
+        self.n_blocks = n_blocks
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        if affine:
+            self.weight: nn.Parameter | None = nn.Parameter(torch.ones(num_features))
+            self.bias: nn.Parameter | None = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.weight = None
+            self.bias = None
+        self.register_buffer("running_mean", torch.zeros(n_blocks, num_features))
+        self.register_buffer("running_var", torch.ones(n_blocks, num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.n_blocks
+        if x.dim() != 4 or x.shape[0] % t or x.shape[1] != self.num_features:
+            raise HwcostError(f"BlockBatchNorm2d({self.num_features}, n_blocks={t}) cannot "
+                              f"read an input of shape {tuple(x.shape)} as {t} equal blocks")
+        n, (c, h, w) = x.shape[0] // t, x.shape[1:]
+        # blocks side by side as channels: (T*N, C, H, W) -> (N, T*C, H, W), so that one
+        # batch_norm call gives every (block, channel) pair its own statistics
+        xb = x.view(t, n, c, h, w).transpose(0, 1).reshape(n, t * c, h, w)
+        weight = self.weight.repeat(t) if self.weight is not None else None
+        bias = self.bias.repeat(t) if self.bias is not None else None
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative average, as nn.BatchNorm2d
+                momentum = 1.0 / float(self.num_batches_tracked)
+        y = F.batch_norm(xb, self.running_mean.view(-1), self.running_var.view(-1), weight,
+                         bias, self.training, momentum, self.eps)
+        return y.view(n, t, c, h, w).transpose(0, 1).reshape(t * n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, n_blocks={self.n_blocks}, eps={self.eps}, "
+                f"momentum={self.momentum}, affine={self.affine}")
+
+
+def batch_norm(c: int, affine: bool, conv: ConvFactory) -> nn.Module:
+    """The BN that follows a conv of ``conv``: per-block for candidate factories, else plain."""
+    blocks = n_candidates(conv)
+    if blocks > 1:
+        return BlockBatchNorm2d(c, blocks, affine=affine)
+    return nn.BatchNorm2d(c, affine=affine)
 
 
 class Zero(nn.Module):
@@ -85,7 +226,7 @@ class StdConv(nn.Module):
         self.net = nn.Sequential(
             nn.ReLU(),
             conv(c_in, c_out, kernel, stride, padding, 1, 1),
-            nn.BatchNorm2d(c_out, affine=affine),
+            batch_norm(c_out, affine, conv),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +249,7 @@ class DilConv(nn.Module):
             nn.ReLU(),
             conv(c_in, c_in, kernel, stride, padding, dilation, c_in),
             conv(c_in, c_out, 1, 1, 0, 1, 1),
-            nn.BatchNorm2d(c_out, affine=affine),
+            batch_norm(c_out, affine, conv),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,7 +289,7 @@ class FactorizedReduce(nn.Module):
         self.relu = nn.ReLU()
         self.conv1 = conv(c_in, c_out // 2, 1, 2, 0, 1, 1)
         self.conv2 = conv(c_in, c_out // 2, 1, 2, 0, 1, 1)
-        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+        self.bn = batch_norm(c_out, affine, conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)

@@ -85,9 +85,37 @@ def _model(cfg: SearchConfig, n_classes: int) -> SearchCNN:
         base = approx_conv(cfg.multipliers[0], backend=cfg.backend)
         return SearchCNN(cfg.channels, n_classes, cfg.layers, cfg.nodes, conv=base,
                          multipliers=list(cfg.multipliers),
-                         multiplier_conv=lambda name: approx_conv(name, backend=cfg.backend))
+                         multiplier_conv=lambda names: approx_conv(names, backend=cfg.backend))
     conv = approx_conv(cfg.multiplier, backend=cfg.backend) if cfg.multiplier else plain_conv
     return SearchCNN(cfg.channels, n_classes, cfg.layers, cfg.nodes, conv=conv)
+
+
+def _load_model_state(model: SearchCNN, saved: dict, path: Path) -> None:
+    """``model.load_state_dict(saved)``, a mismatch reported as one :class:`HwcostError`.
+
+    Checkpoints written before candidate multipliers shared one weight tensor keep every op
+    as a list of per-multiplier copies (``...ops.<i>.<copy>...``, one entry when a single
+    multiplier was used) with plain BN statistics; they cannot be mapped onto the
+    shared-weight supernet and are refused with the key counts.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
+    try:
+        model.load_state_dict(saved)
+        return
+    except (RuntimeError, KeyError, ValueError, TypeError, HwcostError) as exc:
+        if missing or unexpected:
+            example = (unexpected or missing)[0]
+            detail = (f"{len(missing)} entries missing, {len(unexpected)} unexpected, e.g. "
+                      f"{example!r}")
+        else:
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            detail = (lines[1] if len(lines) > 1 else (lines or [type(exc).__name__])[0])[:200]
+    raise HwcostError("the checkpoint's supernet does not match this version's (checkpoints "
+                      "from before candidate multipliers shared their weights keep every op "
+                      f"as a list of per-multiplier copies): {detail}; start a new run in "
+                      "another --out", file=path)
 
 
 def cap_skips(genotype: Genotype, model: SearchCNN, max_skip: int) -> Genotype:
@@ -177,7 +205,7 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
         if state["config"] != asdict(cfg):
             raise HwcostError("the checkpoint was written with other settings; resume with "
                               "the same options or use another --out", file=ckpt_path)
-        model.load_state_dict(state["model"])
+        _load_model_state(model, state["model"], ckpt_path)
         w_opt.load_state_dict(state["w_opt"])
         a_opt.load_state_dict(state["a_opt"])
         sched.load_state_dict(state["sched"])

@@ -5,14 +5,28 @@ every earlier node ``0 .. k + 1``, and its edges follow those of node ``k - 1``
 (:func:`edge_index`).  With 4 nodes that is 2 + 3 + 4 + 5 = 14 edges, the rows of the
 architecture parameters in :mod:`nas.search_cnn`.
 
-Multiplier search: given several conv factories (one per candidate multiplier), an edge's
-ops that multiply (the sep/dil convs, and the FactorizedReduce of a strided skip) are built
-once *per multiplier*, each copy with its own weights, and mixed with the edge's multiplier
-weights ``softmax(beta)``; ops that do not multiply (none, pools, identity) are built once.
-Sharing one weight tensor across multipliers would be cheaper in memory, but the copies of an
-op would then be trained towards different quantization errors through the same weights,
-and the comparison between multipliers that beta encodes would be blurred; separate weights
-keep each candidate's path honest at the cost of ``len(multipliers)`` times the conv weights.
+Multiplier search with shared weights: every primitive of an edge is built *once*.  Given a
+candidate conv factory (:func:`nas.ops.candidate_conv`, ``T`` candidate multipliers), an op
+that multiplies (the sep/dil convs, and the FactorizedReduce of a strided skip) holds one
+weight tensor per conv whatever ``T``; it runs on the edge input repeated ``T`` times along
+the batch, each conv multiplying block ``t`` with candidate ``t`` in a single kernel pass
+(weights quantized once), and its output, viewed ``(T, N, C, H, W)``, is mixed with the
+edge's multiplier weights: ``sum_t softmax(beta)_t * y_t``.  Ops that do not multiply (none,
+pools, identity) run on the plain input.  This follows ApproxDARTS (one weight set; the
+multiplier only changes how its products are computed) and the mixed-precision DNAS
+supernets (Wu et al. 2018; EdMIPS's shared-weight composite convolution), which search a
+per-layer arithmetic choice over one shared weight tensor: the supernet's parameter count
+does not grow with ``T`` (separate copies per multiplier would multiply the searched conv
+weights by ``T``), each conv quantizes its weights once per step, and beta compares
+candidates applying the *same* weights, as the derived network will with its chosen one.
+
+The BN inside a multiplying op normalises each candidate block with its own statistics
+(:class:`nas.ops.BlockBatchNorm2d`, per-candidate running statistics too), so block ``t`` is
+what the op computes with multiplier ``t`` alone; with pooled statistics a candidate's output
+would depend on the other candidates.  What the candidates do share, besides the weights, are
+each layer's quantization ranges: one activation observer sees every block (the layer's one
+quantizer serves all candidates), so a block equals the single-multiplier op given the same
+ranges; the evaluation network, built afresh with the chosen multipliers, calibrates its own.
 """
 
 from __future__ import annotations
@@ -20,8 +34,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from multiplier_lib.errors import HwcostError
 from nas.genotype import PRIMITIVES
-from nas.ops import OPS, ConvFactory, FactorizedReduce, StdConv, has_conv, plain_conv
+from nas.ops import OPS, ConvFactory, FactorizedReduce, StdConv, has_conv, n_candidates, plain_conv
 
 
 def edge_index(node: int, input_node: int) -> int:
@@ -44,37 +59,56 @@ def n_edges(n_nodes: int) -> int:
 class MixedOp(nn.Module):
     """All DARTS primitives on one edge, summed with the edge's op weights.
 
-    ``convs`` holds one conv factory per candidate multiplier (one entry: no multiplier
-    search).  See the module docstring for why multiplying ops get one copy per multiplier.
-    Pools are followed by a parameter-free BN as in DARTS's search code, so that their
-    output scale is comparable with the BN-ended conv ops when the alphas are compared.
+    ``conv`` builds the edge's convs; a candidate factory (``n_candidates`` ``T > 1``, see
+    :func:`nas.ops.candidate_conv`) makes the multiplying ops evaluate all ``T`` candidate
+    multipliers with shared weights (module docstring).  Pools are followed by a
+    parameter-free BN as in DARTS's search code, so that their output scale is comparable
+    with the BN-ended conv ops when the alphas are compared.
     """
 
-    def __init__(self, c: int, stride: int, convs: list[ConvFactory]):
+    def __init__(self, c: int, stride: int, conv: ConvFactory = plain_conv):
         super().__init__()
+        self.n_candidates = n_candidates(conv)
         self.ops = nn.ModuleList()
+        multiplying = []
         for primitive in PRIMITIVES:
-            variants = nn.ModuleList()
-            for conv in convs:
-                op = OPS[primitive](c, stride, False, conv)
-                if "pool" in primitive:
-                    op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
-                variants.append(op)
-                if not has_conv(op):  # the multiplier does not reach it: one copy is enough
-                    break
-            self.ops.append(variants)
+            op = OPS[primitive](c, stride, False, conv)
+            if "pool" in primitive:
+                op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
+            self.ops.append(op)
+            multiplying.append(self.n_candidates > 1 and has_conv(op))
+        #: per primitive: whether it runs in candidate mode (a conv and ``T > 1``)
+        self.multiplying: tuple[bool, ...] = tuple(multiplying)
+
+    def candidate_outputs(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Op ``i`` on ``x`` before the multiplier mix: ``(T, N, C, H, W)`` for a
+        multiplying op in candidate mode (block ``t``: multiplier ``t``), else ``(1, ...)``."""
+        if not self.multiplying[i]:
+            return self.ops[i](x).unsqueeze(0)
+        t = self.n_candidates
+        y = self.ops[i](x.repeat(t, 1, 1, 1))
+        return y.view(t, x.shape[0], *y.shape[1:])
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor,
                 mult_weights: torch.Tensor | None = None) -> torch.Tensor:
-        """``sum_i weights[i] * op_i(x)``; a multiplying op is ``sum_j mult_weights[j] op_ij``."""
+        """``sum_i weights[i] * op_i(x)``; a multiplying op is ``sum_t mult_weights[t] y_t``."""
+        t = self.n_candidates
         out = None
-        for w, variants in zip(weights, self.ops):
-            if len(variants) == 1:
-                y = variants[0](x)
+        x_rep = None
+        for w, op, multiplying in zip(weights, self.ops, self.multiplying):
+            if multiplying:
+                if mult_weights is None or mult_weights.shape != (t,):
+                    got = None if mult_weights is None else tuple(mult_weights.shape)
+                    raise HwcostError(f"an edge searching {t} multipliers needs {t} multiplier "
+                                      f"weights, got {got}")
+                if x_rep is None:  # one copy per edge, shared by its multiplying ops
+                    x_rep = x.repeat(t, 1, 1, 1)
+                y = op(x_rep)
+                y = y.view(t, x.shape[0], *y.shape[1:])
+                # w * sum_t beta_t y_t as one contraction over the candidate axis
+                term = torch.tensordot(w * mult_weights, y, dims=1)
             else:
-                assert mult_weights is not None, "multiplier weights are required"
-                y = sum(b * op(x) for b, op in zip(mult_weights, variants))
-            term = w * y
+                term = w * op(x)
             out = term if out is None else out + term
         return out
 
@@ -84,7 +118,7 @@ class SearchCell(nn.Module):
 
     def __init__(self, n_nodes: int, c_pp: int, c_p: int, c: int, reduction: bool,
                  reduction_prev: bool, conv: ConvFactory = plain_conv,
-                 edge_convs: list[ConvFactory] | None = None):
+                 edge_conv: ConvFactory | None = None):
         super().__init__()
         self.reduction = reduction
         self.n_nodes = n_nodes
@@ -94,12 +128,12 @@ class SearchCell(nn.Module):
         else:
             self.preproc0 = StdConv(c_pp, c, 1, 1, 0, affine=False, conv=conv)
         self.preproc1 = StdConv(c_p, c, 1, 1, 0, affine=False, conv=conv)
-        convs = edge_convs if edge_convs else [conv]
+        edge_conv = edge_conv if edge_conv is not None else conv
         self.edges = nn.ModuleList()
         for k in range(n_nodes):
             for j in range(k + 2):
                 stride = 2 if reduction and j < 2 else 1
-                self.edges.append(MixedOp(c, stride, convs))
+                self.edges.append(MixedOp(c, stride, edge_conv))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
                 mult_weights: torch.Tensor | None = None) -> torch.Tensor:

@@ -7,8 +7,18 @@ different data splits:
 * ``alpha_normal`` / ``alpha_reduce``: one row per edge (:func:`~nas.search_cells.edge_index`
   order), one column per op of :data:`~nas.genotype.PRIMITIVES`;
 * with ``multipliers``: ``beta_normal`` / ``beta_reduce``, one row per edge and one column
-  per multiplier; each multiplying op on an edge exists once per multiplier (separate
-  weights, see :mod:`nas.search_cells`) and those copies are mixed with ``softmax(beta)``.
+  per candidate multiplier, mixing each multiplying op's per-candidate outputs with
+  ``softmax(beta)``.
+
+The candidate multipliers share weights, as ApproxDARTS's single weight set and the
+shared-weight mixed-precision DNAS supernets (e.g. EdMIPS) do: each multiplying op on an
+edge is built once, from one candidate conv factory (:func:`~nas.ops.candidate_conv`), and
+evaluates all ``T`` candidates in one pass over its input repeated ``T`` times along the
+batch, one kernel call per conv with the weights quantized once.  So the supernet's
+parameter count does not depend on ``T`` (only the ``(edges, T)`` betas do), and its BNs
+keep per-candidate statistics (:class:`~nas.ops.BlockBatchNorm2d`) so that no candidate's
+output depends on another's; see :mod:`nas.search_cells`.  The activations, and the time of
+the multiplying ops, still grow with ``T``.
 
 The stem, the cell preprocessing and the classifier are not searched: they use ``conv``
 (and an ``nn.Linear``), whatever the multipliers.
@@ -24,7 +34,7 @@ from torch import nn
 
 from multiplier_lib.errors import HwcostError
 from nas.genotype import PRIMITIVES, Genotype
-from nas.ops import OPS, ConvFactory, approx_conv, has_conv, plain_conv
+from nas.ops import OPS, ConvFactory, approx_conv, has_conv, n_candidates, plain_conv
 from nas.search_cells import SearchCell, edge_index, n_edges
 
 _ARCH_NAMES = ("alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce")
@@ -41,14 +51,16 @@ class SearchCNN(nn.Module):
 
     Reduction cells sit at ``n_layers // 3`` and ``2 * n_layers // 3``, as in the evaluation
     network, so a derived genotype drops into :class:`~nas.augment_cnn.AugmentCNN` unchanged.
-    ``multiplier_conv`` maps a multiplier name to a conv factory; it defaults to
-    :func:`~nas.ops.approx_conv` with its default backend.
+    ``multiplier_conv`` maps the list of candidate multiplier names to *one* candidate conv
+    factory (one weight tensor per conv, one block per candidate); it defaults to
+    :func:`~nas.ops.approx_conv` (which, given a list, is :func:`~nas.ops.candidate_conv`)
+    with its default backend, e.g. ``lambda names: approx_conv(names, backend="cpu")``.
     """
 
     def __init__(self, C: int = 16, n_classes: int = 10, n_layers: int = 8, n_nodes: int = 4,
                  stem_multiplier: int = 3, conv: ConvFactory = plain_conv,
                  multipliers: list[str] | None = None,
-                 multiplier_conv: Callable[[str], ConvFactory] | None = None):
+                 multiplier_conv: Callable[[list[str]], ConvFactory] | None = None):
         super().__init__()
         if n_layers < 1 or n_nodes < 1:
             raise HwcostError(f"a search network needs at least one cell and one node, got "
@@ -61,10 +73,16 @@ class SearchCNN(nn.Module):
         self.n_nodes = n_nodes
         self.multipliers = list(multipliers) if multipliers is not None else None
 
-        edge_convs: list[ConvFactory] | None = None
+        edge_conv: ConvFactory | None = None
         if self.multipliers is not None:
             make = multiplier_conv if multiplier_conv is not None else approx_conv
-            edge_convs = [make(name) for name in self.multipliers]
+            edge_conv = make(list(self.multipliers))
+            blocks = n_candidates(edge_conv)
+            if blocks != len(self.multipliers) and len(self.multipliers) > 1:
+                raise HwcostError(f"multiplier_conv gave a conv factory for {blocks} "
+                                  f"candidate(s), not the {len(self.multipliers)} multipliers "
+                                  f"{self.multipliers}; it must build candidate convs "
+                                  "(nas.ops.candidate_conv)")
 
         c_stem = stem_multiplier * C
         self.stem = nn.Sequential(conv(3, c_stem, 3, 1, 1, 1, 1), nn.BatchNorm2d(c_stem))
@@ -77,7 +95,7 @@ class SearchCNN(nn.Module):
             if reduction:
                 c *= 2
             self.cells.append(SearchCell(n_nodes, c_pp, c_p, c, reduction, reduction_prev,
-                                         conv, edge_convs))
+                                         conv, edge_conv))
             reduction_prev = reduction
             c_pp, c_p = c_p, c * n_nodes
         self.gap = nn.AdaptiveAvgPool2d(1)

@@ -15,7 +15,15 @@ from multiplier_lib.errors import HwcostError  # noqa: E402
 from nas.augment_cnn import AugmentCNN  # noqa: E402
 from nas.cellgraph import NetworkConfig, mac_count, parameter_count  # noqa: E402
 from nas.genotype import PRIMITIVES, Genotype, load, validate  # noqa: E402
-from nas.ops import OPS, FactorizedReduce, Identity, Zero, approx_conv, plain_conv  # noqa: E402
+from nas.ops import (  # noqa: E402
+    OPS,
+    BlockBatchNorm2d,
+    FactorizedReduce,
+    Identity,
+    Zero,
+    approx_conv,
+    plain_conv,
+)
 from nas.search_cells import edge_index, n_edges  # noqa: E402
 from nas.search_cnn import SearchCNN  # noqa: E402
 
@@ -248,16 +256,29 @@ def test_multiplier_search_network_structure(mult_search):
     model = mult_search
     assert model.beta_normal.shape == model.beta_reduce.shape == (14, 2)
     mixed = model.cells[0].edges[0]
+    assert mixed.n_candidates == 2
     by_op = dict(zip(PRIMITIVES, mixed.ops))
     for name in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"):
-        variants = by_op[name]
-        assert len(variants) == 2  # one copy (own weights) per multiplier
-        assert [{m.multiplier.name for m in v.modules() if isinstance(m, ApproxConv2d)}
-                for v in variants] == [{"exact8u"}, {"trunc8u_k6"}]
+        op = by_op[name]
+        assert mixed.multiplying[PRIMITIVES.index(name)]
+        convs = [m for m in op.modules() if isinstance(m, ApproxConv2d)]
+        # built once: one weight tensor per conv, every candidate evaluated by that conv
+        assert len(convs) == (4 if name.startswith("sep") else 2)
+        assert all([c.name for c in m.candidates] == MULTS for m in convs)
+        bns = [m for m in op.modules() if isinstance(m, (nn.BatchNorm2d, BlockBatchNorm2d))]
+        assert bns and all(isinstance(m, BlockBatchNorm2d) and m.n_blocks == 2 for m in bns)
     for name in ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"):
-        assert len(by_op[name]) == 1  # nothing to multiply: built once
-    strided = dict(zip(PRIMITIVES, model.cells[1].edges[0].ops))
-    assert len(strided["skip_connect"]) == 2  # FactorizedReduce multiplies
+        assert not mixed.multiplying[PRIMITIVES.index(name)]  # nothing to multiply
+        assert not any(isinstance(m, (nn.Conv2d, BlockBatchNorm2d))
+                       for m in by_op[name].modules())
+    strided = model.cells[1].edges[0]
+    skip = strided.ops[PRIMITIVES.index("skip_connect")]
+    assert isinstance(skip, FactorizedReduce) and isinstance(skip.bn, BlockBatchNorm2d)
+    assert strided.multiplying[PRIMITIVES.index("skip_connect")]  # FactorizedReduce multiplies
+    # the unsearched stem and preprocessing stay plain single-multiplier layers
+    assert all(m.candidates is None for m in model.stem.modules()
+               if isinstance(m, ApproxConv2d))
+    assert not any(isinstance(m, BlockBatchNorm2d) for m in model.cells[0].preproc0.modules())
 
 
 def test_multiplier_search_gradients_and_derivation(mult_search):
