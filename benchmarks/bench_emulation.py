@@ -2,8 +2,10 @@
 
 For each layer: the time of ``ApproxConv2d``/``ApproxLinear`` (quantization, LUT products,
 exact corrections) divided by the time of the same ``nn.Conv2d``/``nn.Linear`` in fp32,
-forward and forward+backward, for the ``cpu`` backend, all measured in this process on this
-machine, plus the geometric means.
+forward and forward+backward, for the ``cpu`` backend on the best kernel path this CPU has
+and on each lower vector path it also has (AVX-512 gathers, AVX2 gathers), all measured in
+this process on this machine, plus the geometric means.  A second table gives the fixed
+cost of one call on a small layer: the layer's time minus its LUT kernel's time.
 
 Run: ``python benchmarks/bench_emulation.py [--batch 64] [--repeat 3] [--threads N]``
 """
@@ -32,7 +34,12 @@ LAYERS = [
      (32, 16, 16)),
     ("linear 256->10", lambda: nn.Linear(256, 10), (256,)),
 ]
-VARIANTS = [("cpu", {"backend": "cpu"})]
+def _variants() -> list[tuple[str, int]]:
+    """(column name, kernel path level): the best path, then the lower vector paths."""
+    best = cpu.detected_level()
+    short = {1: "avx2", 2: "avx512", 3: "vbmi", 4: "vbmi+vnni"}
+    levels = [best] + [lv for lv in (2, 1) if lv < best and lv != 3]
+    return [(f"cpu {short.get(lv, 'scalar')}", lv) for lv in levels]
 
 
 def _time(fn, repeat: int) -> float:
@@ -62,14 +69,15 @@ def main() -> None:
     torch.manual_seed(0)
     multiplier = args.multiplier
     print(cpu.describe_machine())
+    variants = _variants()
     print(f"batch {args.batch}, {args.threads} threads, multiplier {multiplier}; "
           "ratio = approximate time / fp32 torch time (same machine, same run)")
     head = f"{'layer':24} {'fp32 fwd ms':>11}"
-    for name, _ in VARIANTS:
+    for name, _ in variants:
         head += f" {name + ' fwd':>15} {name + ' f+b':>15}"
     print(head)
-    ratios: dict[str, list[float]] = {f"{n} {k}": [] for n, _ in VARIANTS for k in ("fwd",
-                                                                                      "f+b")}
+    ratios: dict[str, list[float]] = {f"{n} {k}": [] for n, _ in variants
+                                      for k in ("fwd", "f+b")}
     for label, make, shape in LAYERS:
         ref = make()
         x = torch.randn(args.batch, *shape)
@@ -77,8 +85,9 @@ def main() -> None:
         t_fwd = _time(lambda ref=ref, x=x: ref(x), args.repeat)
         t_fb = _time(lambda ref=ref, xg=xg: ref(xg).sum().backward(), args.repeat)
         row = f"{label:24} {1000 * t_fwd:11.2f}"
-        for name, cfg in VARIANTS:
-            layer = _approx(ref, multiplier, cfg["backend"])
+        for name, level in variants:
+            previous = cpu._set_simd_level(level)
+            layer = _approx(ref, multiplier, "cpu")
             layer.eval()
             layer(x)  # calibrate ranges on this batch
             a_fwd = _time(lambda layer=layer, x=x: layer(x), args.repeat)
@@ -88,12 +97,49 @@ def main() -> None:
             ratios[f"{name} fwd"].append(a_fwd / t_fwd)
             ratios[f"{name} f+b"].append(a_fb / t_fb)
             row += f" {a_fwd / t_fwd:14.2f}x {a_fb / t_fb:14.2f}x"
+            cpu._set_simd_level(previous)
         print(row)
     row = f"{'geometric mean':24} {'':11}"
-    for name, _ in VARIANTS:
+    for name, _ in variants:
         row += (f" {statistics.geometric_mean(ratios[name + ' fwd']):14.2f}x"
                 f" {statistics.geometric_mean(ratios[name + ' f+b']):14.2f}x")
     print(row)
+    fixed_cost(multiplier, args.repeat)
+
+
+def fixed_cost(multiplier: str, repeat: int) -> None:
+    """Per-call cost around the look-ups: a 16-channel 3x3 conv on 8x8, batch 1."""
+    print()
+    print("fixed cost per call, 16->16 3x3 conv @8x8, batch 1 (microseconds, best of "
+          f"{max(repeat, 200)} calls):")
+    ref = nn.Conv2d(16, 16, 3, padding=1, bias=False)
+    layer = ApproxConv2d.from_conv(ref, multiplier=multiplier, backend="cpu")
+    x = torch.randn(1, 16, 8, 8)
+    layer(x)
+    codes = torch.randint(0, 256, (1, 16, 10, 10), dtype=torch.uint8)
+    w_codes = torch.randint(0, 256, (16, 16, 3, 3), dtype=torch.uint8)
+    lut = layer.lut
+    reps = max(repeat, 200)
+
+    def per_call(fn) -> float:
+        return 1e6 * _time(lambda: [fn() for _ in range(10)], reps // 10) / 10
+
+    with torch.no_grad():
+        t_ref = per_call(lambda: ref(x))
+        t_kernel = per_call(lambda: cpu.conv2d_lut(codes, w_codes, lut))
+        layer.eval()
+        t_eval = per_call(lambda: layer(x))
+        layer.train()
+        t_train = per_call(lambda: layer(x))
+    xg = x.clone().requires_grad_()
+    t_fb = per_call(lambda: layer(xg).sum().backward())
+    t_fb_ref = per_call(lambda: ref(xg).sum().backward())
+    print(f"{'fp32 conv fwd':34} {t_ref:8.1f}")
+    print(f"{'LUT kernel alone (codes in)':34} {t_kernel:8.1f}")
+    for what, t in (("approx fwd, eval (frozen ranges)", t_eval),
+                    ("approx fwd, training (observing)", t_train)):
+        print(f"{what:34} {t:8.1f}   fixed {t - t_kernel:6.1f}")
+    print(f"{'approx fwd+bwd, training':34} {t_fb:8.1f}   fp32 fwd+bwd {t_fb_ref:6.1f}")
 
 
 if __name__ == "__main__":

@@ -1064,6 +1064,92 @@ at::Tensor linear_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 //   out = bias[m] + float(acc) * float32(sx * sw[m]).
 // Returns (out, padded activation codes, weight codes): the backward pass reads the codes.
 
+// round(v) clamped to [lo, hi], round half to even like torch.round.  v is clamped to
+// [lo - 1, hi + 1] first (same result after the final clamp), which keeps it far below 2**22,
+// where adding and subtracting 1.5 * 2**23 rounds to the nearest even integer in the default
+// rounding mode.  Unlike std::nearbyint this vectorizes with plain SSE2.
+inline float round_clamp(float v, float lo, float hi) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2**23
+  v = std::min(std::max(v, lo - 1.0f), hi + 1.0f);
+  // (v + kMagic) - kMagic is not simplified: this file is built without -ffast-math
+  v = (v + kMagic) - kMagic;
+  return std::min(std::max(v, lo), hi);
+}
+
+
+// Row loops of the fused layer ops, compiled for AVX-512, AVX2 and baseline x86-64 and picked
+// by the loader (GCC target_clones), so they vectorize whatever the build machine.  They take
+// everything by value: a lambda's by-reference captures would alias the stores and keep the
+// compiler scalar.
+#if defined(HWCOST_X86) && defined(__GNUC__) && !defined(__clang__)
+#define HWCOST_CLONES __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+#else
+#define HWCOST_CLONES
+#endif
+
+HWCOST_CLONES void quantize_row(const float* __restrict in, uint8_t* __restrict out, int64_t n,
+                                float s, float z, float lo, float hi, int32_t mask) {
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = static_cast<uint8_t>(static_cast<int32_t>(round_clamp(in[i] / s + z, lo, hi)) & mask);
+}
+
+// Window sums of one (sample, group): dst[p * Q + q] += value of every code under the window.
+// kind 0: codes are the values (unsigned); 1: int8 two's complement; 2: via `value`.
+HWCOST_CLONES void window_sums(uint32_t* __restrict dst, const uint8_t* __restrict in0,
+                               int64_t Cg, int64_t R, int64_t S, int64_t P, int64_t Q,
+                               int64_t Hp, int64_t Wp, int64_t sh, int64_t sw, int64_t dh,
+                               int64_t dw, int kind, const int32_t* __restrict value) {
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t s = 0; s < S; ++s) {
+        const uint8_t* in = in0 + (c * Hp + r * dh) * Wp + s * dw;
+        for (int64_t p = 0; p < P; ++p) {
+          const uint8_t* row = in + p * sh * Wp;
+          uint32_t* d = dst + p * Q;
+          if (kind == 0 && sw == 1) {
+            for (int64_t q = 0; q < Q; ++q) d[q] += row[q];
+          } else if (kind == 1 && sw == 1) {
+            for (int64_t q = 0; q < Q; ++q)
+              d[q] += static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(row[q])));
+          } else {
+            for (int64_t q = 0; q < Q; ++q) d[q] += static_cast<uint32_t>(value[row[q * sw]]);
+          }
+        }
+      }
+}
+
+// out = float(acc - wterm - zw * sumx) * scale (+ bias), int32 wrap-around via uint32.
+HWCOST_CLONES void finish_row(const int32_t* acc, float* out, int64_t n,
+                              uint32_t wterm, uint32_t zw, const uint32_t* __restrict sumx,
+                              float scale, float bias, bool has_bias) {
+  if (sumx != nullptr) {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t v = static_cast<uint32_t>(acc[i]) - wterm - zw * sumx[i];
+      out[i] = static_cast<float>(static_cast<int32_t>(v)) * scale;
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint32_t v = static_cast<uint32_t>(acc[i]) - wterm;
+      out[i] = static_cast<float>(static_cast<int32_t>(v)) * scale;
+    }
+  }
+  if (has_bias)
+    for (int64_t i = 0; i < n; ++i) out[i] = out[i] + bias;
+}
+
+HWCOST_CLONES void ste_row(const float* __restrict x, const uint8_t* __restrict codes,
+                           float* __restrict deq, float* __restrict mask_out, int64_t n, float s,
+                           float z, float lo, float hi, int32_t code_mask, bool is_signed) {
+  const int32_t half = (code_mask >> 1);
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t c = codes[i];
+    if (is_signed && c > half) c -= code_mask + 1;
+    deq[i] = (static_cast<float>(c) - z) * s;
+    const float v = x[i] / s + z;
+    mask_out[i] = (v >= lo && v <= hi) ? 1.0f : 0.0f;
+  }
+}
+
 int32_t code_value(uint8_t code, int64_t mask, bool is_signed) {
   const int32_t c = code;
   return (is_signed && c > (mask >> 1)) ? c - static_cast<int32_t>(mask + 1) : c;
@@ -1108,15 +1194,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
       uint8_t* o = xcp + pl * Hp * Wp;
       const float* in = xp + pl * H * W;
       if (ph || pw) std::memset(o, zcode, static_cast<size_t>(Hp * Wp));
-      for (int64_t h = 0; h < H; ++h) {
-        uint8_t* orow = o + (h + ph) * Wp + pw;
-        const float* irow = in + h * W;
-        for (int64_t c = 0; c < W; ++c) {
-          float q = std::nearbyint(irow[c] / xs + xz);
-          q = std::min(std::max(q, static_cast<float>(aqmin)), static_cast<float>(aqmax));
-          orow[c] = static_cast<uint8_t>(static_cast<int32_t>(q) & amask);
-        }
+      if (ph == 0 && pw == 0) {
+        quantize_row(in, o, H * W, xs, xz, static_cast<float>(aqmin), static_cast<float>(aqmax),
+                     static_cast<int32_t>(amask));
+        continue;
       }
+      for (int64_t h = 0; h < H; ++h)
+        quantize_row(in + h * W, o + (h + ph) * Wp + pw, W, xs, xz, static_cast<float>(aqmin),
+                     static_cast<float>(aqmax), static_cast<int32_t>(amask));
     }
   });
   // Weight codes and the per-channel sums of their values.
@@ -1138,8 +1223,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
     scale[m] = xs * s;
     uint32_t acc = 0;
     for (int64_t k = 0; k < K; ++k) {
-      float q = std::nearbyint(wp[m * K + k] / s + z);
-      q = std::min(std::max(q, static_cast<float>(wqmin)), static_cast<float>(wqmax));
+      const float q = round_clamp(wp[m * K + k] / s + z, static_cast<float>(wqmin),
+                                  static_cast<float>(wqmax));
       const int32_t qi = static_cast<int32_t>(q);
       wcp[m * K + k] = static_cast<uint8_t>(qi & wmask);
       acc += static_cast<uint32_t>(qi);
@@ -1158,27 +1243,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
     int32_t value[256];
     for (int c = 0; c < 256; ++c) value[c] = code_value(static_cast<uint8_t>(c), amask, is_signed);
     sumx.assign(static_cast<size_t>(N * groups * L), 0u);
+    const int kind = !is_signed ? 0 : (amask == 0xFF ? 1 : 2);
     at::parallel_for(0, N * groups, 1, [&](int64_t b, int64_t e) {
       for (int64_t ng = b; ng < e; ++ng) {
         const int64_t n = ng / groups, g = ng % groups;
-        uint32_t* dst = sumx.data() + ng * L;
-        for (int64_t c = 0; c < Cg; ++c)
-          for (int64_t r = 0; r < R; ++r)
-            for (int64_t s = 0; s < S; ++s) {
-              const uint8_t* in = xcp + ((n * C + g * Cg + c) * Hp + r * dh) * Wp + s * dw;
-              for (int64_t p = 0; p < P; ++p) {
-                const uint8_t* row = in + p * sh * Wp;
-                uint32_t* d = dst + p * Q;
-                for (int64_t q = 0; q < Q; ++q)
-                  d[q] += static_cast<uint32_t>(value[row[q * swd]]);
-              }
-            }
+        window_sums(sumx.data() + ng * L, xcp + (n * C + g * Cg) * Hp * Wp, Cg, R, S, P, Q, Hp,
+                    Wp, sh, swd, dh, dw, kind, value);
       }
     });
   }
-  at::Tensor out = at::empty({N, M, P, Q}, x.options());
+  // The float output overwrites the int32 sums in place (same size, element by element).
+  at::Tensor out = acc.view(at::kFloat);
   const int32_t* ap = acc.data_ptr<int32_t>();
-  float* op = out.data_ptr<float>();
+  float* op = reinterpret_cast<float*>(acc.data_ptr<int32_t>());
   const float* bp = has_bias ? bias.data_ptr<float>() : nullptr;
   const uint32_t zxu = static_cast<uint32_t>(zx);
   at::parallel_for(0, N * M, 1, [&](int64_t b, int64_t e) {
@@ -1187,15 +1264,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
       const uint32_t zwu = static_cast<uint32_t>(zw[m]);
       const uint32_t wterm = zxu * (sumw[m] - static_cast<uint32_t>(K) * zwu);
       const uint32_t* sx_row = any_zw ? sumx.data() + (n * groups + m / mg) * L : nullptr;
-      const int32_t* a = ap + nm * L;
-      float* o = op + nm * L;
-      const float sc = scale[m];
-      for (int64_t l = 0; l < L; ++l) {
-        uint32_t v = static_cast<uint32_t>(a[l]) - wterm;
-        if (sx_row) v -= zwu * sx_row[l];
-        const float prod = static_cast<float>(static_cast<int32_t>(v)) * sc;
-        o[l] = bp ? bp[m] + prod : prod;
-      }
+      finish_row(ap + nm * L, op + nm * L, L, wterm, zwu, sx_row, scale[m],
+                 bp ? bp[m] : 0.0f, bp != nullptr);
     }
   });
   return {out, xc, wc};
@@ -1229,14 +1299,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ste_operands(
   at::parallel_for(0, N * C, 1, [&](int64_t b, int64_t e) {
     for (int64_t pl = b; pl < e; ++pl)
       for (int64_t h = 0; h < H; ++h) {
-        const uint8_t* crow = xcp + (pl * Hp + h + ph) * Wp + pw;
         const int64_t o = (pl * H + h) * W;
-        for (int64_t c = 0; c < W; ++c) {
-          const float q = static_cast<float>(code_value(crow[c], amask, is_signed));
-          xdp[o + c] = (q - xz) * xs;
-          const float v = xp[o + c] / xs + xz;
-          xmp[o + c] = (v >= alo && v <= ahi) ? 1.0f : 0.0f;
-        }
+        ste_row(xp + o, xcp + (pl * Hp + h + ph) * Wp + pw, xdp + o, xmp + o, W, xs, xz, alo,
+                ahi, static_cast<int32_t>(amask), is_signed);
       }
   });
   const float* wp = w.data_ptr<float>();
