@@ -76,6 +76,23 @@ def gradient_tables(lut: torch.Tensor, signed: bool, smooth: int = 2) -> tuple[t
     return da[inv_a][:, inv_b].to(torch.float32), db[inv_a][:, inv_b].to(torch.float32)
 
 
+_LUT_TENSORS: dict[int, tuple[Multiplier, torch.Tensor]] = {}
+
+
+def _lut_tensor(mult: Multiplier) -> torch.Tensor:
+    """One int32 tensor per multiplier object, shared by every layer using it: backends cache
+    their prepared tables per tensor, so a supernet's thousand convs with one multiplier
+    prepare its tables once, not once per layer."""
+    hit = _LUT_TENSORS.get(id(mult))
+    if hit is not None and hit[0] is mult:
+        return hit[1]
+    lut = torch.as_tensor(mult.lut, dtype=torch.int32).contiguous()
+    if len(_LUT_TENSORS) > 256:
+        _LUT_TENSORS.clear()
+    _LUT_TENSORS[id(mult)] = (mult, lut)
+    return lut
+
+
 class _ApproxMixin:
     """Multiplier, quantizers and backend shared by the conv and linear layers."""
 
@@ -104,7 +121,7 @@ class _ApproxMixin:
         self.multiplier = mult
         self.candidates = None   # one multiplier again (set_candidates re-adds its list)
         self.candidate_luts = None
-        lut = torch.as_tensor(mult.lut, dtype=torch.int32).contiguous()
+        lut = _lut_tensor(mult)
         if hasattr(self, "lut"):
             self.lut = lut
         else:
@@ -153,8 +170,7 @@ class _ApproxMixin:
                     f"domain; {first.name} and {m.name} differ in operand bits or signedness")
         self.set_multiplier(first)
         self.candidates = tuple(mults)
-        self.candidate_luts = tuple(torch.as_tensor(m.lut, dtype=torch.int32).contiguous()
-                                    for m in mults)
+        self.candidate_luts = tuple(_lut_tensor(m) for m in mults)
         self._lut_peak = max(int(lut.abs().max()) for lut in self.candidate_luts)
 
     @property

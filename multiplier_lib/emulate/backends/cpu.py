@@ -40,7 +40,7 @@ _build_error: HwcostError | None = None
 # counter): layers call the kernel many times with a few LUTs, and re-deriving the transpose,
 # the range and the VBMI byte planes per call would be most of a small layer's cost.
 _prepared: dict[int, tuple[torch.Tensor, int, Prepared]] = {}
-_PREPARED_MAX = 64
+_PREPARED_MAX = 256
 # Pack modes understood by the kernel: entries fit int16 / uint16, so two output channels can
 # share one 32-bit table word (see lut_kernels.cpp).
 _NO_PACK, _PACK_S16, _PACK_U16 = 0, 1, 2

@@ -35,7 +35,7 @@ if not cpu.is_available():
 # shapes.  Levels: see cpu.KERNEL_PATHS; a level the CPU lacks is skipped with its reason.
 MODES = {"scalar": (0, 256), "scalar-packed": (0, 0), "avx2": (1, 256), "avx2-packed": (1, 0),
          "avx512": (2, 256), "avx512-packed": (2, 0), "vbmi": (3, 256), "vbmi-vnni": (4, 256)}
-SETTINGS = settings(max_examples=35, deadline=None,
+SETTINGS = settings(max_examples=75, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -134,7 +134,7 @@ TABLE_SETS = [("s16", "s16", "s16"), ("u16", "u16"), ("s16", "u16", "wide"), ("w
 
 
 @pytest.mark.parametrize("mode_name", list(MODES))
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=conv_case(), kinds=st.sampled_from(TABLE_SETS))
 def test_multi_lut_conv2d_equals_separate_reference_calls(mode_name, case, kinds):
@@ -144,7 +144,7 @@ def test_multi_lut_conv2d_equals_separate_reference_calls(mode_name, case, kinds
 
 
 @pytest.mark.parametrize("mode_name", list(MODES))
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=conv_case(depthwise=True), kinds=st.sampled_from(TABLE_SETS))
 def test_multi_lut_depthwise_direct_path(mode_name, case, kinds):
@@ -171,7 +171,7 @@ def run_block_case(case, mode_name: str, kinds: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize("mode_name", list(MODES))
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=conv_case(), kinds=st.sampled_from(TABLE_SETS))
 def test_block_lut_conv2d_equals_reference_per_block(mode_name, case, kinds):
@@ -181,7 +181,7 @@ def test_block_lut_conv2d_equals_reference_per_block(mode_name, case, kinds):
 
 
 @pytest.mark.parametrize("mode_name", list(MODES))
-@settings(max_examples=10, deadline=None,
+@settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=conv_case(depthwise=True), kinds=st.sampled_from(TABLE_SETS))
 def test_block_lut_depthwise(mode_name, case, kinds):
