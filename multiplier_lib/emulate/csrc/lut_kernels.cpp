@@ -704,6 +704,31 @@ bool vbmi_usable(const at::Tensor& planes, int64_t T, int64_t B) {
   return true;
 }
 
+// Gather P rows of Q codes (every sw-th, rows `pitch` apart) into a contiguous block.  Short
+// rows are copied inline: a memcpy call per 8- or 16-byte row cost more than the look-ups.
+inline void copy_rows(uint8_t* __restrict o, const uint8_t* __restrict in, int64_t P, int64_t Q,
+                      int64_t pitch, int64_t sw) {
+  if (sw == 1 && Q >= 64) {
+    for (int64_t p = 0; p < P; ++p) std::memcpy(o + p * Q, in + p * pitch, static_cast<size_t>(Q));
+    return;
+  }
+  for (int64_t p = 0; p < P; ++p) {
+    const uint8_t* row = in + p * pitch;
+    uint8_t* dst = o + p * Q;
+    if (sw == 1) {
+      int64_t q = 0;
+      for (; q + 8 <= Q; q += 8) {
+        uint64_t v;
+        std::memcpy(&v, row + q, 8);   // one 8-byte move, no call
+        std::memcpy(dst + q, &v, 8);
+      }
+      for (; q < Q; ++q) dst[q] = row[q];
+    } else {
+      for (int64_t q = 0; q < Q; ++q) dst[q] = row[q * sw];
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // conv2d
 
@@ -815,20 +840,22 @@ at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
       const int64_t Lw = nb * L;
       cols.resize(static_cast<size_t>(K * Lw));
       buf.resize(static_cast<size_t>(mg * Lw));
-      for (int64_t i = 0; i < nb; ++i)
+      if (L == 1) {
+        // 1x1 outputs (linear layers): column k gathers one code per sample.
         for (int64_t k = 0; k < K; ++k) {
           const int64_t s = k % S, r = (k / S) % R, ch = k / (R * S);
-          const uint8_t* in = xp + (((n0 + i) * C + g * Cg + ch) * H + r * dh) * W + s * dw;
-          uint8_t* o = cols.data() + k * Lw + i * L;
-          for (int64_t p = 0; p < P; ++p) {
-            const uint8_t* row = in + p * sh * W;
-            if (sw == 1) {
-              std::memcpy(o + p * Q, row, static_cast<size_t>(Q));
-            } else {
-              for (int64_t q = 0; q < Q; ++q) o[p * Q + q] = row[q * sw];
-            }
-          }
+          const uint8_t* in = xp + ((n0 * C + g * Cg + ch) * H + r * dh) * W + s * dw;
+          uint8_t* o = cols.data() + k * Lw;
+          for (int64_t i = 0; i < nb; ++i) o[i] = in[i * C * H * W];
         }
+      } else {
+        for (int64_t i = 0; i < nb; ++i)
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t s = k % S, r = (k / S) % R, ch = k / (R * S);
+            const uint8_t* in = xp + (((n0 + i) * C + g * Cg + ch) * H + r * dh) * W + s * dw;
+            copy_rows(cols.data() + k * Lw + i * L, in, P, Q, sh * W, sw);
+          }
+      }
       std::vector<int64_t> koff(static_cast<size_t>(K));
       for (int64_t k = 0; k < K; ++k) koff[k] = k * Lw;
       const LutGemm gm = gemm_for(n0, g, cols.data(), koff.data(), buf.data(), Lw);
@@ -1095,27 +1122,38 @@ HWCOST_CLONES void quantize_row(const float* __restrict in, uint8_t* __restrict 
 
 // Window sums of one (sample, group): dst[p * Q + q] += value of every code under the window.
 // kind 0: codes are the values (unsigned); 1: int8 two's complement; 2: via `value`.
+// Separable: per channel, sums along each input row over the S taps first (`rows`, Hp x Q
+// scratch), then over the R rows, so a window costs R + S adds instead of R * S.
 HWCOST_CLONES void window_sums(uint32_t* __restrict dst, const uint8_t* __restrict in0,
                                int64_t Cg, int64_t R, int64_t S, int64_t P, int64_t Q,
                                int64_t Hp, int64_t Wp, int64_t sh, int64_t sw, int64_t dh,
-                               int64_t dw, int kind, const int32_t* __restrict value) {
-  for (int64_t c = 0; c < Cg; ++c)
-    for (int64_t r = 0; r < R; ++r)
+                               int64_t dw, int kind, const int32_t* __restrict value,
+                               uint32_t* __restrict rows) {
+  for (int64_t c = 0; c < Cg; ++c) {
+    const uint8_t* plane = in0 + c * Hp * Wp;
+    for (int64_t h = 0; h < Hp; ++h) {
+      uint32_t* rs = rows + h * Q;
+      for (int64_t q = 0; q < Q; ++q) rs[q] = 0;
       for (int64_t s = 0; s < S; ++s) {
-        const uint8_t* in = in0 + (c * Hp + r * dh) * Wp + s * dw;
-        for (int64_t p = 0; p < P; ++p) {
-          const uint8_t* row = in + p * sh * Wp;
-          uint32_t* d = dst + p * Q;
-          if (kind == 0 && sw == 1) {
-            for (int64_t q = 0; q < Q; ++q) d[q] += row[q];
-          } else if (kind == 1 && sw == 1) {
-            for (int64_t q = 0; q < Q; ++q)
-              d[q] += static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(row[q])));
-          } else {
-            for (int64_t q = 0; q < Q; ++q) d[q] += static_cast<uint32_t>(value[row[q * sw]]);
-          }
+        const uint8_t* row = plane + h * Wp + s * dw;
+        if (kind == 0 && sw == 1) {
+          for (int64_t q = 0; q < Q; ++q) rs[q] += row[q];
+        } else if (kind == 1 && sw == 1) {
+          for (int64_t q = 0; q < Q; ++q)
+            rs[q] += static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(row[q])));
+        } else {
+          for (int64_t q = 0; q < Q; ++q) rs[q] += static_cast<uint32_t>(value[row[q * sw]]);
         }
       }
+    }
+    for (int64_t p = 0; p < P; ++p) {
+      uint32_t* d = dst + p * Q;
+      for (int64_t r = 0; r < R; ++r) {
+        const uint32_t* rs = rows + (p * sh + r * dh) * Q;
+        for (int64_t q = 0; q < Q; ++q) d[q] += rs[q];
+      }
+    }
+  }
 }
 
 // out = float(acc - wterm - zw * sumx) * scale (+ bias), int32 wrap-around via uint32.
@@ -1245,10 +1283,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
     sumx.assign(static_cast<size_t>(N * groups * L), 0u);
     const int kind = !is_signed ? 0 : (amask == 0xFF ? 1 : 2);
     at::parallel_for(0, N * groups, 1, [&](int64_t b, int64_t e) {
+      std::vector<uint32_t> rows(static_cast<size_t>(Hp * Q));
       for (int64_t ng = b; ng < e; ++ng) {
         const int64_t n = ng / groups, g = ng % groups;
         window_sums(sumx.data() + ng * L, xcp + (n * C + g * Cg) * Hp * Wp, Cg, R, S, P, Q, Hp,
-                    Wp, sh, swd, dh, dw, kind, value);
+                    Wp, sh, swd, dh, dw, kind, value, rows.data());
       }
     });
   }
