@@ -1104,6 +1104,12 @@ inline float round_clamp(float v, float lo, float hi) {
 }
 
 
+// Items per parallel chunk so each chunk has ~16K elements of work: a parallel region costs
+// microseconds to open and close, more than a small layer's whole elementwise pass.
+inline int64_t grain_for(int64_t work_per_item) {
+  return std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, work_per_item));
+}
+
 // Row loops of the fused layer ops, compiled for AVX-512, AVX2 and baseline x86-64 and picked
 // by the loader (GCC target_clones), so they vectorize whatever the build machine.  They take
 // everything by value: a lambda's by-reference captures would alias the stores and keep the
@@ -1129,6 +1135,13 @@ HWCOST_CLONES void window_sums(uint32_t* __restrict dst, const uint8_t* __restri
                                int64_t Hp, int64_t Wp, int64_t sh, int64_t sw, int64_t dh,
                                int64_t dw, int kind, const int32_t* __restrict value,
                                uint32_t* __restrict rows) {
+  if (R == 1 && S == 1 && sh == 1 && sw == 1 && kind == 0) {   // 1x1: the planes themselves
+    for (int64_t c = 0; c < Cg; ++c) {
+      const uint8_t* plane = in0 + c * Hp * Wp;
+      for (int64_t l = 0; l < P * Q; ++l) dst[l] += plane[l];
+    }
+    return;
+  }
   for (int64_t c = 0; c < Cg; ++c) {
     const uint8_t* plane = in0 + c * Hp * Wp;
     for (int64_t h = 0; h < Hp; ++h) {
@@ -1227,21 +1240,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   at::Tensor xc = at::empty({N, C, Hp, Wp}, x.options().dtype(at::kByte));
   const float* xp = x.data_ptr<float>();
   uint8_t* xcp = xc.data_ptr<uint8_t>();
-  at::parallel_for(0, N * C, 1, [&](int64_t b, int64_t e) {
-    for (int64_t pl = b; pl < e; ++pl) {
-      uint8_t* o = xcp + pl * Hp * Wp;
-      const float* in = xp + pl * H * W;
-      if (ph || pw) std::memset(o, zcode, static_cast<size_t>(Hp * Wp));
-      if (ph == 0 && pw == 0) {
-        quantize_row(in, o, H * W, xs, xz, static_cast<float>(aqmin), static_cast<float>(aqmax),
-                     static_cast<int32_t>(amask));
-        continue;
+  if (ph == 0 && pw == 0) {
+    // No padding: one flat range, split in long runs (planes can be a single value).
+    at::parallel_for(0, N * C * H * W, 16384, [&](int64_t b, int64_t e) {
+      quantize_row(xp + b, xcp + b, e - b, xs, xz, static_cast<float>(aqmin),
+                   static_cast<float>(aqmax), static_cast<int32_t>(amask));
+    });
+  } else {
+    at::parallel_for(0, N * C, grain_for(Hp * Wp), [&](int64_t b, int64_t e) {
+      for (int64_t pl = b; pl < e; ++pl) {
+        uint8_t* o = xcp + pl * Hp * Wp;
+        std::memset(o, zcode, static_cast<size_t>(Hp * Wp));
+        for (int64_t h = 0; h < H; ++h)
+          quantize_row(xp + pl * H * W + h * W, o + (h + ph) * Wp + pw, W, xs, xz,
+                       static_cast<float>(aqmin), static_cast<float>(aqmax),
+                       static_cast<int32_t>(amask));
       }
-      for (int64_t h = 0; h < H; ++h)
-        quantize_row(in + h * W, o + (h + ph) * Wp + pw, W, xs, xz, static_cast<float>(aqmin),
-                     static_cast<float>(aqmax), static_cast<int32_t>(amask));
-    }
-  });
+    });
+  }
   // Weight codes and the per-channel sums of their values.
   at::Tensor wc = at::empty({M, Cg, R, S}, w.options().dtype(at::kByte));
   const float* wp = w.data_ptr<float>();
@@ -1282,7 +1298,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
     for (int c = 0; c < 256; ++c) value[c] = code_value(static_cast<uint8_t>(c), amask, is_signed);
     sumx.assign(static_cast<size_t>(N * groups * L), 0u);
     const int kind = !is_signed ? 0 : (amask == 0xFF ? 1 : 2);
-    at::parallel_for(0, N * groups, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, N * groups, grain_for(Cg * R * S * L), [&](int64_t b, int64_t e) {
       std::vector<uint32_t> rows(static_cast<size_t>(Hp * Q));
       for (int64_t ng = b; ng < e; ++ng) {
         const int64_t n = ng / groups, g = ng % groups;
@@ -1297,7 +1313,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   float* op = reinterpret_cast<float*>(acc.data_ptr<int32_t>());
   const float* bp = has_bias ? bias.data_ptr<float>() : nullptr;
   const uint32_t zxu = static_cast<uint32_t>(zx);
-  at::parallel_for(0, N * M, 1, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, N * M, grain_for(L), [&](int64_t b, int64_t e) {
     for (int64_t nm = b; nm < e; ++nm) {
       const int64_t n = nm / M, m = nm % M;
       const uint32_t zwu = static_cast<uint32_t>(zw[m]);
@@ -1335,7 +1351,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ste_operands(
   float* xdp = xd.data_ptr<float>();
   float* xmp = xm.data_ptr<float>();
   const float alo = static_cast<float>(aqmin) - 0.5f, ahi = static_cast<float>(aqmax) + 0.5f;
-  at::parallel_for(0, N * C, 1, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, N * C, grain_for(H * W), [&](int64_t b, int64_t e) {
     for (int64_t pl = b; pl < e; ++pl)
       for (int64_t h = 0; h < H; ++h) {
         const int64_t o = (pl * H + h) * W;
