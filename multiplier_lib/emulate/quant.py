@@ -281,22 +281,28 @@ class FakeQuantize(nn.Module):
         as numpy arrays (one entry per tensor or per channel).  ``x_range`` passes a min-max
         range the caller already has (per tensor: shape (1,)); the percentile observer
         always reduces ``x`` itself."""
+        obs = self.observer
         if self.observing and self.training:
-            if x_range is not None and self.observer.kind != "percentile":
+            if x_range is not None and obs.kind == "minmax" and obs.initialized:
+                # running min-max in place through numpy views: a few microseconds, where
+                # torch ops on these tiny tensors cost several each
+                mn, mx = obs.min_val.detach().numpy(), obs.max_val.detach().numpy()
+                np.minimum(mn, x_range[0].detach().numpy(), out=mn)
+                np.maximum(mx, x_range[1].detach().numpy(), out=mx)
+            elif x_range is not None and obs.kind != "percentile":
                 self.observe_range(*x_range)
             else:
-                self.observer(x)
-        elif not self.observer.initialized:
-            self.observer(x)
-        obs = self.observer
-        # Unchanged ranges (inference, frozen observers) give the cached parameters.
-        key = (id(obs.min_val), obs.min_val._version, id(obs.max_val), obs.max_val._version,
-               self.symmetric)
+                obs(x)
+        elif not obs.initialized:
+            obs(x)
+        lo, hi = obs.min_val.detach().numpy(), obs.max_val.detach().numpy()
+        # keyed on the range values: unchanged ranges (inference, frozen observers, a training
+        # batch inside the running range) reuse the parameters
+        key = (lo.tobytes(), hi.tobytes(), self.symmetric)
         cached = self.__dict__.get("_fast_cache")
         if cached is not None and cached[0] == key:
             return cached[1]
-        params = qparams_np(obs.min_val.detach().numpy(), obs.max_val.detach().numpy(),
-                            self.domain, self.symmetric)
+        params = qparams_np(lo, hi, self.domain, self.symmetric)
         self.__dict__["_fast_cache"] = (key, params)
         return params
 
