@@ -67,7 +67,8 @@ def _totals(est) -> dict:
 @click.option("--arch", required=True, help="Architecture spec: bundled name (eyeriss, simba, "
               "systolic, edge) or YAML path.")
 @click.option("--multiplier", "multipliers", multiple=True,
-              help="Multiplier for the MACs (repeat to compare; the first is the baseline).")
+              help="Multiplier for the MACs, or a float baseline fp32/fp16/bf16 (repeat to "
+              "compare; savings are against the first).")
 @click.option("--objective", type=click.Choice(["energy", "delay", "edp"]), default="energy",
               show_default=True)
 @click.option("--ert", type=_FILE, help="Accelergy ERT.yaml to use instead of estimators.")
@@ -97,8 +98,14 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
       hwcost estimate examples/darts_v2.json --arch eyeriss --by group
       hwcost estimate examples/darts_v2.json --arch eyeriss --multiplier exact8u \\
           --multiplier trunc8u_k6c --multiplier drum8u_k4 --format json
+      hwcost estimate examples/darts_v2.json --arch eyeriss --by group \\
+          --multiplier fp32 --multiplier exact8u --multiplier trunc8u_k6c
+
+    A float baseline (fp32, fp16, bf16) runs the network on the same design built for float
+    words (every memory keeps its rows and holds words of the format's width) with an FP MAC.
     """
-    from hwmodel.estimate import NetworkEstimator
+    from hwmodel.estimate import NetworkEstimator, estimate_float
+    from hwmodel.float_formats import is_float_format
     from hwmodel.spec import load_arch
     from multiplier_lib.errors import HwcostError
     from multiplier_lib.library import resolve
@@ -129,9 +136,15 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
 
     spec = load_arch(arch)
     names = list(multipliers) or [geno.multiplier or "exact8u"]
-    mults = [get(n) for n in names]
+    floats = [n for n in names if is_float_format(n)]
+    if floats and ert is not None:
+        raise HwcostError(f"--multiplier {floats[0]}: a float baseline is priced with the FP "
+                          "MAC and float words; --ert prices the integer design's actions, "
+                          "so the two cannot be combined")
+    mults = {n: get(n) for n in names if not is_float_format(n)}   # unknown names fail here
     estimator = NetworkEstimator(spec, objective, ert, resolve_multiplier=get)
-    results = [estimator.estimate(net_layers, m) for m in mults]
+    results = [estimate_float(spec, net_layers, n, objective) if is_float_format(n)
+               else estimator.estimate(net_layers, mults[n]) for n in names]
     seconds = time.perf_counter() - start
     base = results[0]
 

@@ -151,3 +151,23 @@ class NetworkEstimator:
         cycles = math.ceil(max(adds, elements_out) / self.arch.compute.instances)
         return LayerEstimate(layer, mname, 0, "-", float(cycles), 0.0, 0.0,
                              adds * table.add(), level_pj)
+
+
+def estimate_float(arch: Architecture, layers: list[Layer], fmt: str,
+                   objective: str = "energy", effort: str = "thorough") -> NetworkEstimate:
+    """The network run in a float format (``fp32``, ``fp16``, ``bf16``) on ``arch`` built for
+    float words (:func:`hwmodel.float_formats.float_variant`): remapped for the wider words,
+    priced with the FP MAC.  Per-layer multipliers do not apply: the whole network is float."""
+    import dataclasses
+
+    from .float_formats import float_variant
+
+    variant = float_variant(arch, fmt)
+    estimator = NetworkEstimator(variant, objective, None, effort=effort)
+    result = estimator.estimate([dataclasses.replace(layer, multiplier=None)
+                                 for layer in layers], None)
+    name = fmt.lower()
+    result.multiplier = name
+    for le in result.layers:
+        le.multiplier = name
+    return result

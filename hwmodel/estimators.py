@@ -283,8 +283,29 @@ class RegfileEstimator(Estimator):
 
 #: Horowitz 45 nm: 32-bit integer add 0.1 pJ, taken linear in bits.
 ADDER_PJ_PER_BIT = 0.1 / 32
-#: Horowitz 45 nm floating point (multiply, add) per width.
-FP_ENERGY_PJ: dict[int, tuple[float, float]] = {32: (3.7, 0.9), 16: (1.1, 0.4)}
+@dataclass(frozen=True)
+class FloatFormat:
+    """A float format's width and its 45 nm multiply and add energies."""
+
+    name: str
+    bits: int
+    multiply_pj: float
+    add_pj: float
+    source: str
+
+
+#: Horowitz (ISSCC 2014) 45 nm: FP32 multiply 3.7 pJ, add 0.9 pJ; FP16 1.1 and 0.4.  bfloat16
+#: is not in Horowitz's table: its multiply is FP16's scaled by the significand width squared
+#: (8 bits against 11, as array multipliers scale), its add taken as FP16's.
+FLOAT_FORMATS: dict[str, FloatFormat] = {
+    "fp32": FloatFormat("fp32", 32, 3.7, 0.9, "Horowitz 45 nm FP32"),
+    "fp16": FloatFormat("fp16", 16, 1.1, 0.4, "Horowitz 45 nm FP16"),
+    "bf16": FloatFormat("bf16", 16, 1.1 * (8 / 11) ** 2, 0.4,
+                        "Horowitz FP16 scaled by significand width squared (8/11)^2"),
+}
+#: Horowitz 45 nm floating point (multiply, add) per width, for FP MACs named by width only.
+FP_ENERGY_PJ: dict[int, tuple[float, float]] = {
+    f.bits: (f.multiply_pj, f.add_pj) for f in (FLOAT_FORMATS["fp16"], FLOAT_FORMATS["fp32"])}
 #: Widest operand multiplier_lib can generate; wider exact multipliers use the quadratic law.
 GATE_LEVEL_MAX_BITS = 8
 MIN_GATE_LEVEL_BITS = 2
@@ -383,6 +404,14 @@ class MACEstimator(Estimator):
             if self.multiplier is not None:
                 raise HwcostError(f"integer multiplier {self.multiplier.name} cannot replace the "
                                   f"multiplier of the floating-point unit ({component_class})")
+            fmt_name = str(attributes.get("format") or "").lower()
+            if fmt_name:
+                fmt = FLOAT_FORMATS.get(fmt_name)
+                if fmt is None:
+                    raise HwcostError(f"{component_class}: unknown float format {fmt_name!r}; "
+                                      f"expected one of {', '.join(FLOAT_FORMATS)}")
+                src = f"{self.name} ({fmt.source})"
+                return MacBreakdown(fmt.multiply_pj * scale, fmt.add_pj * scale, src, src)
             if datawidth not in FP_ENERGY_PJ:
                 raise HwcostError(f"{component_class}: only FP32 and FP16 are modelled, got "
                                   f"datawidth {datawidth}")

@@ -9,6 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from hwcost.cli import cli
+from hwmodel.estimators import parse_technology, technology_scale
+from hwmodel.spec import load_arch
 from nas.cellgraph import NetworkConfig, list_layers, mac_count
 from nas.genotype import load
 
@@ -189,3 +191,36 @@ def test_estimate_names_the_layers_that_leave_the_fan_out_idle(monkeypatch):
     convs = [row["name"] for row in layers if row["type"] in ("conv", "fc")]
     assert flagged == convs
     assert f"warning: {convs[0]}: the best mapping found uses" in res.stderr
+
+
+def test_estimate_compares_integer_multipliers_with_the_fp32_baseline():
+    geno = EXAMPLES / "small_genotype.json"
+    res = run("estimate", geno, "--arch", "edge", "--multiplier", "fp32", "--multiplier",
+              "exact8u", "--multiplier", "trunc8u_k8", "--format", "json")
+    assert res.exit_code == 0, res.output
+    totals = json.loads(res.output)["totals"]
+    macs = totals["exact8u"]["macs"]
+    assert totals["fp32"]["macs"] == macs
+    # every MAC's multiply is Horowitz's FP32 3.7 pJ at 45 nm, scaled to the spec's node
+    scale = technology_scale(parse_technology(load_arch("edge").technology))
+    assert totals["fp32"]["multiply_pj"] == pytest.approx(macs * 3.7 * scale)
+    assert totals["fp32"]["memory_pj"] > totals["exact8u"]["memory_pj"]
+    table = run("estimate", geno, "--arch", "edge", "--multiplier", "fp32", "--multiplier",
+                "exact8u")
+    assert table.exit_code == 0, table.output
+    row = next(ln for ln in table.output.splitlines() if ln.startswith("exact8u "))
+    saving = 1 - totals["exact8u"]["arithmetic_pj"] / totals["fp32"]["arithmetic_pj"]
+    assert f"{saving * 100:.1f}%" in row
+
+
+def test_float_baseline_with_an_ert_and_unknown_names_are_one_line_errors(tmp_path):
+    geno = EXAMPLES / "small_genotype.json"
+    ert = tmp_path / "ERT.yaml"
+    ert.write_text("ERT:\n  version: 0.3\n  tables: []\n")
+    res = CliRunner().invoke(cli, ["estimate", str(geno), "--arch", "edge", "--multiplier",
+                                   "fp32", "--ert", str(ert)])
+    assert res.exit_code != 0 and "cannot be combined" in res.output
+    assert "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["estimate", str(geno), "--arch", "edge", "--multiplier",
+                                   "fp64"])
+    assert res.exit_code != 0 and "fp64" in res.output and "Traceback" not in res.output

@@ -1,0 +1,49 @@
+"""Floating-point baselines (``fp32``, ``fp16``, ``bf16``) priced like multipliers.
+
+The field's result is a saving *against FP32*: ApproxDARTS reports arithmetic energy relative
+to a float network.  A float format is not a LUT: the network runs in float and the
+accelerator is the same design built for float words.  :func:`float_variant` makes that
+design from an integer spec, so the mapper and the model price it the usual way:
+
+* every storage level keeps its rows (``depth`` x ``width`` bits) and holds words of the
+  format's width (``datawidth``), so it holds fewer words, moves fewer words per row access
+  and the mapper re-tiles for it; a row narrower than one word is widened to one word (its
+  per-access energy follows the estimator's width law);
+* the compute unit becomes an FP MAC of the format (Horowitz 45 nm energies, see
+  :data:`hwmodel.estimators.FLOAT_FORMATS`), scaled to the spec's technology like any MAC.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from multiplier_lib.errors import HwcostError
+
+from .arch import Architecture
+from .estimators import FLOAT_FORMATS
+
+
+def is_float_format(name: str | None) -> bool:
+    """Whether ``name`` names a float baseline rather than a multiplier."""
+    return isinstance(name, str) and name.lower() in FLOAT_FORMATS
+
+
+def float_variant(arch: Architecture, name: str) -> Architecture:
+    """``arch`` built for ``name`` words (``fp32``, ``fp16``, ``bf16``) with an FP MAC."""
+    fmt = FLOAT_FORMATS.get(name.lower())
+    if fmt is None:
+        raise HwcostError(f"unknown float format {name!r}; expected one of "
+                          f"{', '.join(FLOAT_FORMATS)}")
+    out = copy.deepcopy(arch)
+    out.name = f"{arch.name} ({fmt.name})"
+    for lv in out.levels:
+        lv.datawidth = fmt.bits
+        lv.width = max(lv.width, fmt.bits)
+        lv.attributes["datawidth"] = fmt.bits
+        lv.attributes["width"] = lv.width
+        lv.attributes["block_size"] = max(1, lv.width // fmt.bits)
+    cu = out.compute
+    cu.component_class = "fpmac"
+    cu.datawidth = fmt.bits
+    cu.attributes = {**cu.attributes, "datawidth": fmt.bits, "format": fmt.name}
+    return out

@@ -1,0 +1,57 @@
+"""Float baselines: the same design built for float words, priced with the FP MAC."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwmodel.estimate import NetworkEstimator, estimate_float
+from hwmodel.estimators import FLOAT_FORMATS
+from hwmodel.float_formats import float_variant, is_float_format
+from hwmodel.spec import load_arch
+from hwmodel.workload import Layer
+from multiplier_lib.errors import HwcostError
+
+CONV = Layer("conv", "conv", N=1, C=16, M=32, P=8, Q=8, R=3, S=3, multiplier="drum8u_k4")
+
+
+def test_variant_holds_float_words_in_the_same_rows_and_leaves_the_spec_alone():
+    arch = load_arch("eyeriss")
+    fp = float_variant(arch, "fp32")
+    assert fp.compute.component_class == "fpmac" and fp.compute.attributes["format"] == "fp32"
+    for lv, lf in zip(arch.levels, fp.levels):
+        assert lf.datawidth == 32 and lf.attributes["datawidth"] == 32
+        assert lf.width == max(lv.width, 32)
+        if lv.depth is not None and lv.width >= 32:
+            # same rows, words 4x wider: a quarter of the words (an 8-bit level)
+            assert lf.capacity_words * 32 == lv.capacity_words * lv.datawidth
+    assert all(lv.datawidth in (8, 16) for lv in arch.levels)   # the original is untouched
+    assert arch.compute.component_class != "fpmac"
+    with pytest.raises(HwcostError, match="unknown float format 'fp8'"):
+        float_variant(arch, "fp8")
+    assert is_float_format("FP32") and is_float_format("bf16") and not is_float_format("exact8u")
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "fp16", "bf16"])
+def test_float_estimate_prices_every_mac_with_the_fp_unit(fmt):
+    arch = load_arch("eyeriss")
+    est = estimate_float(arch, [CONV], fmt, effort="fast")
+    f = FLOAT_FORMATS[fmt]
+    (le,) = est.layers
+    # eyeriss is a 45 nm spec: Horowitz's figures apply unscaled; per-layer multipliers of
+    # the genotype do not apply to a float network
+    assert le.multiplier == fmt and est.multiplier == fmt
+    assert le.multiply_pj == pytest.approx(CONV.macs * f.multiply_pj)
+    assert le.add_pj == pytest.approx(CONV.macs * f.add_pj)
+
+
+def test_float_words_cost_more_memory_than_int8_and_bf16_multiplies_cheapest():
+    arch = load_arch("eyeriss")
+    int8 = NetworkEstimator(arch, effort="fast").estimate([CONV], None)
+    fp32 = estimate_float(arch, [CONV], "fp32", effort="fast")
+    fp16 = estimate_float(arch, [CONV], "fp16", effort="fast")
+    bf16 = estimate_float(arch, [CONV], "bf16", effort="fast")
+    assert fp32.total("memory_pj") > fp16.total("memory_pj") > int8.total("memory_pj")
+    assert bf16.total("memory_pj") == pytest.approx(fp16.total("memory_pj"))
+    assert (bf16.total("multiply_pj") < fp16.total("multiply_pj")
+            < fp32.total("multiply_pj"))
+    assert FLOAT_FORMATS["bf16"].multiply_pj == pytest.approx(1.1 * 64 / 121)
