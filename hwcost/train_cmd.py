@@ -15,11 +15,16 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 def _energy(genotype, layers: int, channels: int, arch: str, multiplier: str | None) -> float:
     from dataclasses import replace
 
-    from hwmodel.estimate import NetworkEstimator
+    from hwmodel.estimate import NetworkEstimator, estimate_float
+    from hwmodel.float_formats import is_float_format
     from hwmodel.spec import load_arch
     from multiplier_lib.library import resolve
     from nas.cellgraph import NetworkConfig, list_layers
 
+    if is_float_format(multiplier):   # the whole network in float, on the float design
+        config = NetworkConfig.from_genotype(genotype, layers=layers, channels=channels)
+        return estimate_float(load_arch(arch), list_layers(genotype, config),
+                              multiplier).total("energy_pj")
     if multiplier is not None:
         genotype = replace(genotype, multiplier=multiplier, normal_multipliers=None,
                            reduce_multipliers=None)
@@ -99,7 +104,8 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
 @click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False,
                                                                           path_type=Path))
 @click.option("--multiplier", "multipliers", multiple=True,
-              help="Multiplier to swap in (repeat for a table; default: as trained).")
+              help="Multiplier to swap in, or fp32/fp16/bf16 to run the same weights in float "
+              "(repeat for a table; default: as trained).")
 @click.option("--arch", default="eyeriss", show_default=True)
 @click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton"]))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",

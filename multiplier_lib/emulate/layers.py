@@ -37,6 +37,16 @@ from .backends import get as get_backend
 from .quant import Domain, FakeQuantize
 
 GRAD_MODES = ("ste", "lut")
+#: float baselines a layer can run in instead of a multiplier (``set_multiplier("fp32")``):
+#: operands rounded to the format, products and sums in float32
+FLOAT_FORMATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _float_round(t: torch.Tensor | None, fmt: str) -> torch.Tensor | None:
+    dtype = FLOAT_FORMATS[fmt]
+    if t is None or dtype == torch.float32:
+        return t
+    return t.to(dtype).to(t.dtype)
 INT32_LIMIT = 2**31 - 1
 
 
@@ -105,6 +115,7 @@ class _ApproxMixin:
         self.backend = backend
         self.grad = grad
         self.keep_accumulator = False  # keep the integer accumulator of the last forward
+        self.float_format: str | None = None   # see set_multiplier
         self.candidates: tuple[Multiplier, ...] | None = None   # see set_candidates
         self.candidate_luts: tuple[torch.Tensor, ...] | None = None
         self._act_cfg = (act_observer, act_symmetric)
@@ -112,7 +123,20 @@ class _ApproxMixin:
         self.set_multiplier(multiplier)
 
     def set_multiplier(self, multiplier: str | Multiplier) -> None:
-        """Swap the multiplier (e.g. after training); quantizers follow its operand widths."""
+        """Swap the multiplier (e.g. after training); quantizers follow its operand widths.
+
+        A float format name (``fp32``, ``fp16``, ``bf16``) runs the layer in float instead,
+        with the same weights: the baseline an approximate network is compared against.
+        The quantizers and the last multiplier are kept, so a later swap back needs no
+        recalibration."""
+        if isinstance(multiplier, str) and multiplier.lower() in FLOAT_FORMATS:
+            if not hasattr(self, "multiplier"):   # constructed as a float layer
+                self.set_multiplier("exact8u")
+            self.float_format = multiplier.lower()
+            self.candidates = None
+            self.candidate_luts = None
+            return
+        self.float_format = None
         try:
             mult = _resolve(multiplier)
         except HwcostError as err:
@@ -177,14 +201,29 @@ class _ApproxMixin:
     def n_candidates(self) -> int:
         return 1 if self.candidates is None else len(self.candidates)
 
+    @property
+    def multiplier_name(self) -> str:
+        """What the layer computes with: a multiplier's name or a float format."""
+        return self.float_format or self.multiplier.name
+
     def get_extra_state(self):
         # the backend is where the model runs, not what it is: it is not saved
         state = {"multiplier": self.multiplier.name, "grad": self.grad}
+        if self.float_format:
+            state["float_format"] = self.float_format
         if self.candidates is not None:
             state["candidates"] = [m.name for m in self.candidates]
         return state
 
     def set_extra_state(self, state) -> None:
+        if state.get("float_format"):
+            if state.get("multiplier") and state["multiplier"] != self.multiplier.name:
+                self.set_multiplier(state["multiplier"])
+            self.set_multiplier(state["float_format"])
+            self.grad = state.get("grad", self.grad)
+            return
+        if self.float_format:
+            self.float_format = None
         if state.get("candidates"):
             names = [m.name for m in self.candidates] if self.candidates else None
             if names != list(state["candidates"]):
@@ -499,6 +538,10 @@ class ApproxConv2d(_ApproxMixin, nn.Conv2d):
         return layer.to(conv.weight.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.float_format:
+            fmt = self.float_format
+            return self._conv_forward(_float_round(x, fmt), _float_round(self.weight, fmt),
+                                      _float_round(self.bias, fmt))
         ph, pw = self._pad_amount
         if _fused_backend(self, x) is not None:
             if self.padding_mode != "zeros":
@@ -520,7 +563,7 @@ class ApproxConv2d(_ApproxMixin, nn.Conv2d):
                                       qw, sx, zx, sw, zw, clip_x, clip_w)
 
     def extra_repr(self) -> str:
-        return (super().extra_repr() + f", multiplier={self.multiplier.name}, "
+        return (super().extra_repr() + f", multiplier={self.multiplier_name}, "
                 f"backend={self.backend}, grad={self.grad}")
 
 
@@ -566,6 +609,10 @@ class ApproxLinear(_ApproxMixin, nn.Linear):
         return (1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.float_format:
+            fmt = self.float_format
+            return F.linear(_float_round(x, fmt), _float_round(self.weight, fmt),
+                            _float_round(self.bias, fmt))
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features, 1, 1)
         w4 = self.weight.view(self.out_features, self.in_features, 1, 1)
@@ -582,5 +629,5 @@ class ApproxLinear(_ApproxMixin, nn.Linear):
         return out.reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
-        return (super().extra_repr() + f", multiplier={self.multiplier.name}, "
+        return (super().extra_repr() + f", multiplier={self.multiplier_name}, "
                 f"backend={self.backend}, grad={self.grad}")

@@ -56,12 +56,14 @@ def test_cli_train_then_evaluate_table(tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert 0.0 <= result["test_acc"] <= 1.0 and result["energy_pj"] > 0
     res = runner.invoke(cli, ["evaluate", str(out / "checkpoint.pt"), "--multiplier",
-                              "exact8u", "--multiplier", "trunc8u_k8", "--arch", "edge",
-                              "--format", "json"], catch_exceptions=False)
+                              "exact8u", "--multiplier", "trunc8u_k8", "--multiplier", "fp32",
+                              "--arch", "edge", "--format", "json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     rows = json.loads(res.output)
-    assert [r["multiplier"] for r in rows] == ["exact8u", "trunc8u_k8"]
+    assert [r["multiplier"] for r in rows] == ["exact8u", "trunc8u_k8", "fp32"]
     assert rows[1]["energy_pj"] < rows[0]["energy_pj"]    # same network, cheaper products
+    # the float baseline: the same weights run in float, priced on the float design
+    assert rows[2]["energy_pj"] > 2 * rows[0]["energy_pj"]
     # swapping back the trained multipliers reproduces the "as trained" accuracy
     again = evaluate_checkpoint(out / "checkpoint.pt", None)
     assert again[0]["multiplier"] == "as trained"

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from multiplier_lib import Multiplier, exact_lut, generate
 from multiplier_lib.emulate import ApproxConv2d, ApproxLinear, gradient_tables
@@ -277,3 +278,29 @@ def test_other_dtypes_take_the_op_by_op_path_and_bad_input_is_refused_on_both():
     fast = ApproxConv2d(2, 3, 3, padding=1, multiplier="mitchell8u", backend="cpu")
     with pytest.raises(HwcostError, match="NaN or infinite"):
         fast(torch.full((1, 2, 5, 5), float("nan")))
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "fp16", "bf16"])
+def test_float_baseline_runs_the_same_weights_in_float_and_swaps_back(fmt):
+    torch.manual_seed(4)
+    conv = nn.Conv2d(3, 5, 3, padding=1, padding_mode="reflect")
+    layer = ApproxConv2d.from_conv(conv, multiplier="mitchell8u", backend="cpu")
+    x = torch.randn(2, 3, 7, 7)
+    approx = layer(x).detach()
+    layer.set_multiplier(fmt)
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[fmt]
+
+    def rounded(t):
+        return t.to(dtype).to(torch.float32)
+
+    expected = conv._conv_forward(rounded(x), rounded(conv.weight), rounded(conv.bias))
+    assert torch.equal(layer(x), expected)
+    assert layer.multiplier_name == fmt and f"multiplier={fmt}" in repr(layer)
+    twin = ApproxConv2d.from_conv(conv, multiplier="exact8u", backend="cpu")
+    twin.load_state_dict(layer.state_dict())          # the float mode travels in the state
+    assert twin.multiplier_name == fmt and torch.equal(twin(x), expected)
+    layer.set_multiplier("mitchell8u")                 # back to the LUT, same ranges
+    assert torch.equal(layer(x).detach(), approx)
+    lin = ApproxLinear(6, 2, multiplier="fp32", backend="cpu")
+    xl = torch.randn(4, 6)
+    assert torch.equal(lin(xl), F.linear(xl, lin.weight, lin.bias))
