@@ -16,3 +16,7 @@ library_option = click.option(
 
 def open_library(library_dir: Path | None) -> Library:
     return Library(library_dir)
+
+#: ``--dataset`` choices, kept here so that ``hwcost --help`` does not import torch;
+#: tests/hwcost/test_cli.py checks them against ``nas.data.DATASETS``.
+DATASETS = ("cifar10", "cifar100", "svhn", "synthetic", "folder", "npz")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import library_option
+from .options import DATASETS, library_option
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -16,8 +16,12 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML file of search settings (keys as the option names, '_' for '-').")
-@click.option("--dataset", type=click.Choice(["cifar10", "cifar100", "synthetic"]))
-@click.option("--data-dir", help="Folder with the CIFAR python batches.")
+@click.option("--dataset", type=click.Choice(list(DATASETS)),
+              help="cifar10 (default), cifar100, svhn, synthetic, folder (ImageFolder tree), "
+              "npz (arrays x_train, y_train, x_test, y_test).")
+@click.option("--data-dir", help="Folder with the data set's files (npz: the .npz file).")
+@click.option("--input-size", type=click.IntRange(8, 1024),
+              help="Resize images to this square size (folder data: 32 by default).")
 @click.option("--download", is_flag=True, default=None, help="Fetch CIFAR when missing.")
 @click.option("--epochs", type=int)
 @click.option("--layers", type=int, help="Cells of the supernet (DARTS: 8).")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .options import DATASETS
 from .tables import render
 
 _DIR = click.Path(file_okay=False, path_type=Path)
@@ -38,9 +39,13 @@ def _energy(genotype, layers: int, channels: int, arch: str, multiplier: str | N
 @click.argument("genotype_path", metavar="GENOTYPE", type=click.Path(dir_okay=False,
                                                                       path_type=Path))
 @click.option("--multiplier", help="Replace the genotype's multipliers by this one.")
-@click.option("--dataset", type=click.Choice(["cifar10", "cifar100", "synthetic"]),
-              default="cifar10", show_default=True)
+@click.option("--dataset", type=click.Choice(list(DATASETS)), default="cifar10",
+              show_default=True, help="folder: ImageFolder tree in --data-dir "
+              "(train/<class>/*.png|jpg, test/<class>/...); npz: --data-dir is a .npz with "
+              "x_train, y_train, x_test, y_test; svhn: its .mat files in --data-dir.")
 @click.option("--data-dir", default="data", show_default=True)
+@click.option("--input-size", type=click.IntRange(8, 1024),
+              help="Resize images to this square size (folder data: 32 by default).")
 @click.option("--download", is_flag=True)
 @click.option("--epochs", type=int, default=600, show_default=True)
 @click.option("--layers", type=int, default=20, show_default=True)
@@ -58,7 +63,8 @@ def _energy(genotype, layers: int, channels: int, arch: str, multiplier: str | N
 @click.option("--out", required=True, type=_DIR)
 @click.option("--resume", is_flag=True)
 def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: str,
-          download: bool, epochs: int, layers: int, channels: int, batch_size: int,
+          input_size: int | None, download: bool, epochs: int, layers: int, channels: int,
+          batch_size: int,
           auxiliary: bool, cutout: int, drop_path: float, backend: str, arch: str,
           max_steps: int | None, seed: int, out: Path, resume: bool) -> None:
     """Train the evaluation network of a genotype with approximate multipliers (QAT).
@@ -78,6 +84,7 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
     if multiplier:
         resolve(multiplier)
     cfg = TrainConfig(dataset=dataset, data_dir=data_dir, download=download, epochs=epochs,
+                      input_size=input_size,
                       layers=layers, channels=channels, batch_size=batch_size,
                       auxiliary=auxiliary, cutout=cutout, drop_path=drop_path,
                       multiplier=multiplier, backend=backend, seed=seed, max_steps=max_steps)

@@ -31,7 +31,10 @@ import torch.nn.functional as F
 
 from multiplier_lib.errors import HwcostError
 
-DATASETS = ("cifar10", "cifar100", "synthetic")
+DATASETS = ("cifar10", "cifar100", "svhn", "synthetic", "folder", "npz")
+#: datasets read from the user's files by :mod:`nas.data_files` (``--data-dir`` names the
+#: folder, or the ``.npz`` file)
+FILE_DATASETS = ("svhn", "folder", "npz")
 
 #: Seed of the synthetic *task* itself.  Fixed on purpose: runs with different ``seed`` values
 #: should search the same problem and differ only in split, shuffling and augmentation.
@@ -513,6 +516,7 @@ def make_loaders(
     synthetic_size: int = 2048,
     synthetic_classes: int = 10,
     augment: bool = True,
+    input_size: int | None = None,
 ) -> tuple[Batches, Batches]:
     """Build the two iterables a DARTS run needs.
 
@@ -520,6 +524,9 @@ def make_loaders(
     ``train_portion`` trains the weights, the rest the architecture (both augmented, as in
     DARTS).  ``search=False``: the full training set (augmented) and the test set (plain).
     ``synthetic_size`` is the synthetic training-set size; its test set is a quarter of that.
+    ``input_size`` resizes the images (the ``folder`` images always are: default 32); the
+    ``folder``, ``npz`` and ``svhn`` data sets normalise with their training split's
+    statistics.
     """
     if dataset not in DATASETS:
         raise HwcostError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
@@ -535,6 +542,19 @@ def make_loaders(
         train_x, train_y = imgs[:synthetic_size], labs[:synthetic_size]
         test_x, test_y = imgs[synthetic_size:], labs[synthetic_size:]
         mean, std, classes = _SYNTHETIC_MEAN, _SYNTHETIC_STD, synthetic_classes
+    elif dataset in FILE_DATASETS:
+        from nas import data_files
+
+        if dataset == "folder":
+            files = data_files.load_folder(data_dir, input_size or 32)
+        elif dataset == "npz":
+            files = data_files.load_npz(data_dir, input_size)
+        else:
+            files = data_files.load_svhn(data_dir, input_size)
+        train_x, train_y = files.train.images, files.train.labels
+        test_x, test_y = files.test.images, files.test.labels
+        mean, std = data_files.channel_stats(train_x)
+        classes = files.classes
     else:
         src = _SOURCES[dataset]
         train_x, train_y = _load_split(dataset, data_dir, True, download)
@@ -542,6 +562,11 @@ def make_loaders(
         if not search:
             test_x, test_y = load_cifar(data_dir, dataset, train=False)
         mean, std, classes = src.mean, src.std, src.classes
+    if input_size is not None and dataset not in FILE_DATASETS:
+        from nas.data_files import resize
+
+        train_x = resize(train_x, input_size)
+        test_x = None if test_x is None else resize(test_x, input_size)
 
     aug = Augment(padding=4, flip=True, cutout=cutout) if augment else None
     common = dict(batch_size=batch_size, mean=tuple(mean), std=tuple(std), num_classes=classes,

@@ -42,6 +42,7 @@ class SearchConfig:
     data_dir: str = "data"
     download: bool = False
     synthetic_size: int = 2048
+    input_size: int | None = None      # resize the images (folder data: 32 when unset)
     epochs: int = 50
     layers: int = 8
     channels: int = 16
@@ -169,11 +170,12 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
     torch.manual_seed(cfg.seed)
     w_loader, a_loader = make_loaders(cfg.dataset, cfg.data_dir, cfg.batch_size, search=True,
                                       download=cfg.download, seed=cfg.seed,
-                                      synthetic_size=cfg.synthetic_size)
+                                      synthetic_size=cfg.synthetic_size,
+                                      input_size=cfg.input_size)
     model = _model(cfg, w_loader.num_classes)
     mults = cfg.multipliers or [cfg.multiplier or "exact8u"]
     table = build_energy_table(cfg.arch, mults, layers=cfg.layers, channels=cfg.channels,
-                               input_size=32,
+                               input_size=int(w_loader.images.shape[-1]),
                                n_nodes=cfg.nodes, classes=w_loader.num_classes)
 
     def expected() -> torch.Tensor:
@@ -202,7 +204,7 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
     rows: list[dict] = []
     if resume and ckpt_path.exists():
         state = checkpoint.load(ckpt_path)
-        if state["config"] != asdict(cfg):
+        if {**asdict(SearchConfig()), **state["config"]} != asdict(cfg):
             raise HwcostError("the checkpoint was written with other settings; resume with "
                               "the same options or use another --out", file=ckpt_path)
         _load_model_state(model, state["model"], ckpt_path)

@@ -38,6 +38,7 @@ class TrainConfig:
     data_dir: str = "data"
     download: bool = False
     synthetic_size: int = 2048
+    input_size: int | None = None      # resize the images (folder data: 32 when unset)
     epochs: int = 600
     layers: int = 20
     channels: int = 36
@@ -89,7 +90,7 @@ def run_train(genotype: Genotype, cfg: TrainConfig, out: str | Path, resume: boo
     torch.manual_seed(cfg.seed)
     train, test = make_loaders(cfg.dataset, cfg.data_dir, cfg.batch_size, search=False,
                                cutout=cfg.cutout, download=cfg.download, seed=cfg.seed,
-                               synthetic_size=cfg.synthetic_size)
+                               synthetic_size=cfg.synthetic_size, input_size=cfg.input_size)
     model = build_network(genotype, cfg, train.num_classes)
     opt = torch.optim.SGD(model.parameters(), cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
@@ -97,7 +98,8 @@ def run_train(genotype: Genotype, cfg: TrainConfig, out: str | Path, resume: boo
     start, rows = 0, []
     if resume and ckpt_path.exists():
         state = checkpoint.load(ckpt_path)
-        if state["config"] != asdict(cfg) or state["genotype"] != dumps_json(genotype):
+        saved = {**asdict(TrainConfig()), **state["config"]}   # settings added since: defaults
+        if saved != asdict(cfg) or state["genotype"] != dumps_json(genotype):
             raise HwcostError("the checkpoint was written for another genotype or other "
                               "settings; resume with the same ones or use another --out",
                               file=ckpt_path)
@@ -160,7 +162,7 @@ def evaluate_checkpoint(path: str | Path, multipliers: list[str] | None = None,
     model.load_state_dict(state["model"])
     _, test = make_loaders(cfg.dataset, cfg.data_dir, cfg.batch_size, search=False,
                            download=cfg.download, seed=cfg.seed,
-                           synthetic_size=cfg.synthetic_size)
+                           synthetic_size=cfg.synthetic_size, input_size=cfg.input_size)
     results = []
     for name in multipliers or [None]:
         if name is not None:
