@@ -39,6 +39,7 @@ def _register() -> None:
     from .hw_cmds import evaluate_mapping, map_cmd
     from .multipliers_cmd import multipliers
     from .search_cmd import search
+    from .sweep_cmd import sweep
     from .train_cmd import evaluate, train
 
     cli.add_command(estimate)
@@ -49,6 +50,7 @@ def _register() -> None:
     cli.add_command(search)
     cli.add_command(train)
     cli.add_command(evaluate)
+    cli.add_command(sweep)
 
 
 _register()
