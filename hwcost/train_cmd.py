@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -69,19 +70,24 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
           max_steps: int | None, seed: int, out: Path, resume: bool) -> None:
     """Train the evaluation network of a genotype with approximate multipliers (QAT).
 
+    Under torchrun with several processes it trains with DistributedDataParallel (gloo on
+    CPU, nccl on GPU) on the same global --batch-size: torchrun --nproc_per_node 2 -m hwcost
+    train ...
+
     \b
     Examples:
       hwcost train runs/demo/genotype.json --dataset synthetic --epochs 2 --layers 3 \\
           --channels 4 --max-steps 4 --out runs/demo-train
       hwcost train genotype.json --dataset cifar10 --auxiliary --cutout 16 --out runs/train
     """
+    from hwmodel.float_formats import is_float_format
     from multiplier_lib.atomic import atomic_write_text
     from multiplier_lib.library import resolve
     from nas.genotype import load
     from nas.train import TrainConfig, run_train
 
     geno = load(genotype_path)
-    if multiplier:
+    if multiplier and not is_float_format(multiplier):   # fp32 etc.: train in float
         resolve(multiplier)
     cfg = TrainConfig(dataset=dataset, data_dir=data_dir, download=download, epochs=epochs,
                       input_size=input_size,
@@ -100,6 +106,8 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
         last = run_train(geno, cfg, out, resume=resume, progress=progress)
     finally:
         bar.close()
+    if int(os.environ.get("RANK", "0")) != 0:   # torchrun: process 0 reports
+        return
     energy = _energy(geno, layers, channels, arch, multiplier)
     summary = {**last, "energy_pj": energy, "arch": arch}
     atomic_write_text(out / "result.json", json.dumps(summary, indent=2))

@@ -56,17 +56,20 @@ def approx_conv(multiplier: str | Multiplier | Sequence[str | Multiplier],
     """
     if isinstance(multiplier, (list, tuple)):
         return candidate_conv(multiplier, backend, grad)
-    from multiplier_lib.emulate.layers import ApproxConv2d
+    from multiplier_lib.emulate.layers import FLOAT_FORMATS, ApproxConv2d
     from multiplier_lib.library import resolve
 
-    mult = resolve(multiplier) if isinstance(multiplier, str) else multiplier
+    if isinstance(multiplier, str) and multiplier.lower() in FLOAT_FORMATS:
+        mult = multiplier.lower()    # a float baseline: the layers run in float
+    else:
+        mult = resolve(multiplier) if isinstance(multiplier, str) else multiplier
 
     def make(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, dilation: int,
              groups: int) -> nn.Module:
         return ApproxConv2d(in_ch, out_ch, kernel, stride, padding, dilation, groups, False,
                             "zeros", multiplier=mult, backend=backend, grad=grad)
 
-    make.multiplier = mult.name  # type: ignore[attr-defined]  # for reprs and debugging
+    make.multiplier = getattr(mult, "name", mult)  # type: ignore[attr-defined]  # for reprs
     return make
 
 

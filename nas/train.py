@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from multiplier_lib.emulate import set_multiplier
+from multiplier_lib.emulate.quant import set_range_sync
 from multiplier_lib.errors import HwcostError
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .augment_cnn import AugmentCNN
 from .data import make_loaders
 from .genotype import Genotype, dumps_json, loads
@@ -84,14 +85,32 @@ def accuracy(model: torch.nn.Module, batches) -> tuple[float, float]:
 
 def run_train(genotype: Genotype, cfg: TrainConfig, out: str | Path, resume: bool = False,
               progress=None) -> dict:
-    out = Path(out)
+    """Train ``genotype``'s evaluation network; under ``torchrun`` with several processes,
+    as DistributedDataParallel with the same global batch (:mod:`nas.distributed`)."""
+    launched = distributed.launched()
+    rank, world = distributed.setup()
+    previous_sync = set_range_sync(world > 1)
+    try:
+        return _run_train(genotype, cfg, Path(out), resume, progress, rank, world)
+    finally:
+        set_range_sync(previous_sync)
+        if launched:
+            distributed.teardown()
+
+
+def _run_train(genotype: Genotype, cfg: TrainConfig, out: Path, resume: bool, progress,
+               rank: int, world: int) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
+    if cfg.batch_size < world:
+        raise HwcostError(f"a global batch of {cfg.batch_size} cannot feed {world} processes")
     train, test = make_loaders(cfg.dataset, cfg.data_dir, cfg.batch_size, search=False,
                                cutout=cfg.cutout, download=cfg.download, seed=cfg.seed,
                                synthetic_size=cfg.synthetic_size, input_size=cfg.input_size)
     model = build_network(genotype, cfg, train.num_classes)
+    if world > 1:
+        distributed.convert_batchnorm(model)
     opt = torch.optim.SGD(model.parameters(), cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
@@ -108,6 +127,10 @@ def run_train(genotype: Genotype, cfg: TrainConfig, out: str | Path, resume: boo
         sched.load_state_dict(state["sched"])
         checkpoint.set_rng_state(state["rng"])
         start, rows = state["epoch"] + 1, state["rows"]
+    net: torch.nn.Module = model
+    if world > 1:
+        # buffers are kept alike by design (global BN statistics, reduced observer ranges)
+        net = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
     for epoch in range(start, cfg.epochs):
         model.train()
         model.drop_path_prob(cfg.drop_path * epoch / cfg.epochs)
@@ -116,34 +139,43 @@ def run_train(genotype: Genotype, cfg: TrainConfig, out: str | Path, resume: boo
         for step, (x, y) in enumerate(train.epoch_batches(epoch)):
             if cfg.max_steps is not None and step >= cfg.max_steps:
                 break
+            batch = len(y)
+            part = distributed.shard(batch, rank, world)
+            x, y = x[part], y[part]
             opt.zero_grad()
-            out_ = model(x)
+            out_ = net(x)
             logits, aux = out_ if isinstance(out_, tuple) else (out_, None)
-            loss = F.cross_entropy(logits, y)
+            loss = distributed.slice_loss(logits, y, batch, world)
             if aux is not None:
-                loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y)
-            if not math.isfinite(loss.item()):
+                loss = loss + cfg.auxiliary_weight * distributed.slice_loss(aux, y, batch,
+                                                                            world)
+            # the global batch's mean loss and accuracy, alike on every process
+            mean_loss, hits = distributed.all_sum(
+                [float(loss.detach()) / world, float((logits.argmax(1) == y).sum())])
+            if not math.isfinite(mean_loss):
                 raise HwcostError(f"loss became NaN/inf at epoch {epoch} step {step}; the last "
                                   f"good checkpoint is {ckpt_path}")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            loss_sum += loss.item()
-            acc_sum += float((logits.argmax(1) == y).float().mean())
+            loss_sum += mean_loss
+            acc_sum += hits / batch
             n += 1
-            if progress is not None:
+            if progress is not None and rank == 0:
                 progress(epoch, step)
         sched.step()
         test_loss, test_acc = accuracy(model, test)
         rows.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / max(n, 1),
                      "train_acc": acc_sum / max(n, 1), "test_loss": test_loss,
                      "test_acc": test_acc})
-        checkpoint.save(ckpt_path, {
-            "kind": "train", "config": asdict(cfg), "genotype": dumps_json(genotype),
-            "epoch": epoch, "model": model.state_dict(), "opt": opt.state_dict(),
-            "sched": sched.state_dict(), "rng": checkpoint.rng_state(), "rows": rows,
-            "n_classes": train.num_classes})
-        write_csv(out / "train.csv", rows, TRAIN_FIELDS)
+        if rank == 0:
+            checkpoint.save(ckpt_path, {
+                "kind": "train", "config": asdict(cfg), "genotype": dumps_json(genotype),
+                "epoch": epoch, "model": model.state_dict(), "opt": opt.state_dict(),
+                "sched": sched.state_dict(), "rng": checkpoint.rng_state(), "rows": rows,
+                "n_classes": train.num_classes})
+            write_csv(out / "train.csv", rows, TRAIN_FIELDS)
+        distributed.barrier()
     return rows[-1]
 
 

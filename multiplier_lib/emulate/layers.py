@@ -159,6 +159,7 @@ class _ApproxMixin:
             per_channel, w_symmetric = self._w_cfg
             self.act_quant = FakeQuantize(Domain(mult.a_bits, mult.signed), act_observer,
                                           None, act_symmetric)
+            self.act_quant.observer.sync = True   # one range for all processes (DDP)
             self.weight_quant = FakeQuantize(Domain(mult.b_bits, mult.signed), "minmax",
                                              0 if per_channel else None, w_symmetric)
 

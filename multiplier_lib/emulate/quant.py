@@ -28,6 +28,31 @@ from ..errors import HwcostError
 
 OBSERVERS = ("minmax", "moving_average", "percentile")
 
+#: whether observers marked ``sync`` reduce their ranges over torch.distributed processes
+#: (set by multi-process training, so that every process quantizes alike)
+_RANGE_SYNC = False
+
+
+def set_range_sync(enabled: bool) -> bool:
+    """Turn the cross-process range reduction on or off; returns the previous setting."""
+    global _RANGE_SYNC
+    previous, _RANGE_SYNC = _RANGE_SYNC, bool(enabled)
+    return previous
+
+
+def sync_range(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The min over processes of ``lo`` and max of ``hi`` (one all-reduce), when enabled."""
+    if not _RANGE_SYNC:
+        return lo, hi
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return lo, hi
+    n = lo.numel()
+    t = torch.cat([-lo.detach().reshape(-1), hi.detach().reshape(-1)]).to(torch.float32)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return (-t[:n]).reshape(lo.shape).to(lo.dtype), t[n:].reshape(hi.shape).to(hi.dtype)
+
 
 @dataclass(frozen=True)
 class Domain:
@@ -68,6 +93,7 @@ class Observer(nn.Module):
             raise HwcostError(f"percentile must be in (50, 100], got {percentile}")
         self.kind = kind
         self.axis = axis
+        self.sync = False   # reduce ranges over processes (activations; see sync_range)
         self.momentum = momentum
         self.percentile = percentile
         self.register_buffer("min_val", torch.tensor([]))
@@ -100,6 +126,8 @@ class Observer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lo, hi = self._reduce(x)
+        if self.sync:
+            lo, hi = sync_range(lo, hi)
         if not self.initialized:
             self.min_val, self.max_val = lo, hi
         elif self.kind == "moving_average":
@@ -282,6 +310,8 @@ class FakeQuantize(nn.Module):
         range the caller already has (per tensor: shape (1,)); the percentile observer
         always reduces ``x`` itself."""
         obs = self.observer
+        if x_range is not None and obs.sync and self.observing and self.training:
+            x_range = sync_range(*x_range)
         if self.observing and self.training:
             if x_range is not None and obs.kind == "minmax" and obs.initialized:
                 # running min-max in place through numpy views: a few microseconds, where
