@@ -89,9 +89,14 @@ def search(config_path: Path | None, out: Path, resume: bool, library_dir: Path 
                                    if m.strip()]
     if settings.get("multipliers") and "multiplier" not in options.keys() - {None}:
         settings.setdefault("multiplier", None)
+    from hwmodel.float_formats import is_float_format
+
     for name in settings.get("multipliers") or []:
+        if is_float_format(name):
+            raise HwcostError(f"--multipliers: {name} cannot be searched per edge with LUT "
+                              f"multipliers; search it alone with --multiplier {name}")
         resolve(name)
-    if settings.get("multiplier"):
+    if settings.get("multiplier") and not is_float_format(settings["multiplier"]):
         resolve(settings["multiplier"])
     cfg = SearchConfig(**settings)
     cfg.data_dir = str(cfg.data_dir)
@@ -111,8 +116,14 @@ def search(config_path: Path | None, out: Path, resume: bool, library_dir: Path 
     spec = load_arch(cfg.arch)
     net = NetworkConfig.from_genotype(geno)
     layers = list_layers(geno, net)
-    est = NetworkEstimator(spec, resolve_multiplier=resolve).estimate(
-        layers, resolve(geno.multiplier or (cfg.multipliers or ["exact8u"])[0]))
+    first = geno.multiplier or (cfg.multipliers or ["exact8u"])[0]
+    if is_float_format(first):   # searched in float: priced on the float design
+        from hwmodel.estimate import estimate_float
+
+        est = estimate_float(spec, layers, first)
+    else:
+        est = NetworkEstimator(spec, resolve_multiplier=resolve).estimate(layers,
+                                                                           resolve(first))
     summary = {"genotype": str(out / "genotype.json"), "arch": spec.name,
                "network": vars(net), "energy_pj": est.total("energy_pj"),
                "arithmetic_pj": est.total("arithmetic_pj"),

@@ -143,8 +143,24 @@ class OpEnergyTable:
         return table
 
 
-def _total(estimator: NetworkEstimator, layers: Sequence[Layer], mult: Multiplier) -> float:
-    return estimator.estimate(list(layers), mult).total("energy_pj") if layers else 0.0
+def _total(estimator: NetworkEstimator, layers: Sequence[Layer],
+           mult: Multiplier | str) -> float:
+    """Energy of ``layers`` with ``mult``: a multiplier, or a float format (priced by a float
+    variant of the estimator's design, built once per format)."""
+    if not layers:
+        return 0.0
+    if isinstance(mult, str):
+        import dataclasses
+
+        from hwmodel.float_formats import float_variant
+
+        cache = estimator.__dict__.setdefault("_float_estimators", {})
+        if mult not in cache:
+            cache[mult] = NetworkEstimator(float_variant(estimator.arch, mult),
+                                           estimator.objective, None, effort="fast")
+        plain = [dataclasses.replace(layer, multiplier=None) for layer in layers]
+        return cache[mult].estimate(plain, None).total("energy_pj")
+    return estimator.estimate(list(layers), mult).total("energy_pj")
 
 
 def build_energy_table(arch: Architecture | str | Path, multipliers: list[str],
@@ -162,6 +178,11 @@ def build_energy_table(arch: Architecture | str | Path, multipliers: list[str],
         raise HwcostError("build_energy_table needs at least one multiplier")
     if type(n_nodes) is not int or n_nodes < 1:
         raise HwcostError(f"n_nodes must be a positive integer, not {n_nodes!r}")
+    from hwmodel.float_formats import is_float_format
+
+    if ert is not None and any(is_float_format(m) for m in multipliers):
+        raise HwcostError("a float baseline cannot be priced with an ERT of the integer "
+                          "design; leave out the ERT or the float format")
     if resolve_multiplier is None:
         from multiplier_lib.library import resolve as resolve_multiplier
     if not isinstance(arch, Architecture):
@@ -172,7 +193,10 @@ def build_energy_table(arch: Architecture | str | Path, multipliers: list[str],
     # relative op costs over hundreds of shapes: the constructive mapper suffices here
     est = estimator or NetworkEstimator(arch, objective, ert, resolve_multiplier,
                                         effort="fast")
-    mults = [resolve_multiplier(name) for name in multipliers]
+    # a float baseline (fp32, fp16, bf16) is priced on the design built for its words
+    mults = [name.lower() if is_float_format(name) else resolve_multiplier(name)
+             for name in multipliers]
+
     edges = search_edges(n_nodes)
     n_ops, n_m = len(PRIMITIVES), len(mults)
     energy = [[[[0.0] * n_m for _ in range(n_ops)] for _ in edges] for _ in CELL_TYPES]

@@ -94,6 +94,15 @@ def candidate_conv(multipliers: Sequence[str | Multiplier], backend: str = "auto
     if isinstance(multipliers, str) or not multipliers:
         raise HwcostError("candidate_conv needs a non-empty list of multipliers, got "
                           f"{multipliers!r}")
+    from multiplier_lib.emulate.layers import FLOAT_FORMATS
+
+    floats = [m for m in multipliers if isinstance(m, str) and m.lower() in FLOAT_FORMATS]
+    if floats and len(multipliers) > 1:
+        raise HwcostError(f"{floats[0]} cannot be a candidate of a per-edge multiplier search "
+                          "(a float op shares no quantizer with LUT ops); search it alone "
+                          f"with --multiplier {floats[0]}")
+    if floats:
+        return approx_conv(floats[0], backend, grad)
     mults = tuple(resolve(m) if isinstance(m, str) else m for m in multipliers)
     names = tuple(m.name for m in mults)
     if len(set(names)) != len(names):

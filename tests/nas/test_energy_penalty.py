@@ -230,3 +230,22 @@ def test_expected_energy_errors(table):
         expected_energy(table, z, z, multiplier_index=2)
     with pytest.raises(HwcostError, match="at least one multiplier"):
         build_energy_table("eyeriss", [], **TINY)
+
+
+def test_float_baselines_are_priced_on_the_float_design():
+    from hwmodel.estimate import estimate_float
+
+    table = build_energy_table("eyeriss", ["fp32", "exact8u"], **TINY)
+    assert table.multipliers == ("fp32", "exact8u")
+    sep = PRIMITIVES.index("sep_conv_3x3")
+    for cell_rows in table.energy_pj:
+        for edge_rows in cell_rows:
+            assert edge_rows[sep][0] > 2 * edge_rows[sep][1]   # FP32 MACs and words
+    # one entry recomputed independently: the first normal edge's sep_conv_3x3, channels C,
+    # input HxW (TINY's sizes), priced by estimate_float
+    c, side = TINY["channels"], TINY["input_size"]
+    block = op_block("sep_conv_3x3", "x", c, (side, side), 1)
+    alone = estimate_float(load_arch("eyeriss"), block.layers, "fp32", effort="fast")
+    assert table.energy_pj[0][0][sep][0] >= alone.total("energy_pj") * 0.999
+    with pytest.raises(HwcostError, match="cannot be priced with an ERT"):
+        build_energy_table("eyeriss", ["fp32"], ert="x.yaml", **TINY)

@@ -150,3 +150,24 @@ def test_second_order_architect_step_moves_alphas():
     assert not torch.equal(model.alpha_normal.detach(), before)
     # the unrolled step must leave the real weights where they were
     assert all(torch.allclose(w, b, atol=1e-6) for w, b in zip(model.weights(), w_before))
+
+
+def test_fp32_search_runs_in_float_and_is_priced_as_fp32(tmp_path):
+    out = tmp_path / "fp32"
+    args = ["search", "--dataset", "synthetic", "--epochs", "1", "--layers", "3",
+            "--channels", "2", "--batch-size", "8", "--backend", "cpu", "--arch", "edge",
+            "--energy-weight", "0.1", "--max-steps", "1"]
+    res = CliRunner().invoke(cli, [*args, "--multiplier", "fp32", "--out", str(out)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert load(out / "genotype.json").multiplier == "fp32"
+    fp32 = json.loads((out / "estimate.json").read_text())
+    res = CliRunner().invoke(cli, [*args, "--multiplier", "exact8u", "--out",
+                                   str(tmp_path / "int")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    int8 = json.loads((tmp_path / "int" / "estimate.json").read_text())
+    assert fp32["arithmetic_pj"] > 5 * int8["arithmetic_pj"]
+    res = CliRunner().invoke(cli, [*args, "--multipliers", "exact8u,fp32", "--out",
+                                   str(tmp_path / "mixed")])
+    assert res.exit_code == 1
+    assert "fp32 cannot be searched per edge" in res.output and "Traceback" not in res.output
