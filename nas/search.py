@@ -163,6 +163,12 @@ def _entropy(logits: torch.Tensor | None) -> float:
 def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
                progress=None) -> Genotype:
     """Search; returns the derived genotype and writes it with the log to ``out``."""
+    from . import distributed
+
+    if distributed.launched():
+        raise HwcostError("hwcost search runs in one process (multi-process search is not "
+                          "implemented); start it without torchrun, or with "
+                          "--nproc_per_node 1")
     cfg.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

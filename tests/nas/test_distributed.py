@@ -120,3 +120,16 @@ def test_killed_ddp_run_resumes_to_the_same_result(runs, tmp_path):
     b = checkpoint.load(runs / "ddp" / "checkpoint.pt")["model"]
     for k in a:
         assert (torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k]), k
+
+
+def test_search_under_torchrun_is_refused_in_one_line(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from hwcost.cli import cli
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    res = CliRunner().invoke(cli, ["search", "--dataset", "synthetic", "--epochs", "1",
+                                   "--layers", "3", "--channels", "2", "--out",
+                                   str(tmp_path / "s")])
+    assert res.exit_code == 1 and "runs in one process" in res.output
+    assert "Traceback" not in res.output
