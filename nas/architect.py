@@ -4,8 +4,11 @@ First order treats the current weights as optimal: ``grad_alpha L_val(w, alpha)`
 order (DARTS' unrolled step) looks one SGD step ahead, ``w' = w - xi grad_w L_train(w)``, and
 corrects the gradient with a finite-difference Hessian-vector product:
 ``grad_alpha L_val(w', alpha) - xi (grad_alpha L_train(w+) - grad_alpha L_train(w-)) / 2 eps``
-with ``w+- = w +- eps grad_w' L_val``.  The architecture loss may carry extra terms that
-depend on alpha only (the energy penalty), passed as ``arch_penalty``.
+with ``w+- = w +- eps grad_w' L_val``.
+
+The architecture loss is ``arch_loss(val_loss, expected_energy())``: the penalty sees the
+real validation cross-entropy, so forms that multiply it (FBNet's ``CE * a * log(E) ** b``)
+work as well as additive ones.  Without ``arch_loss`` it is the validation loss alone.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from torch import nn
 from multiplier_lib.errors import HwcostError
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``arch_loss(val_loss, expected_energy)`` -> the loss the architecture step minimises
+ArchLoss = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 class Architect:
     def __init__(self, model: nn.Module, loss_fn: LossFn, arch_optimizer: torch.optim.Optimizer,
                  order: str = "first", w_momentum: float = 0.9, w_weight_decay: float = 3e-4,
-                 arch_penalty: Callable[[], torch.Tensor] | None = None):
+                 arch_loss: ArchLoss | None = None,
+                 expected_energy: Callable[[], torch.Tensor] | None = None):
         if order not in ("first", "second"):
             raise HwcostError(f"unknown architect order {order!r}; expected first or second")
         self.model = model
@@ -33,11 +39,15 @@ class Architect:
         self.order = order
         self.w_momentum = w_momentum
         self.w_weight_decay = w_weight_decay
-        self.arch_penalty = arch_penalty
+        self.arch_loss = arch_loss
+        self.expected_energy = expected_energy
         self._virtual = copy.deepcopy(model) if order == "second" else None
 
     def _penalised(self, loss: torch.Tensor) -> torch.Tensor:
-        return loss + self.arch_penalty() if self.arch_penalty is not None else loss
+        if self.arch_loss is None:
+            return loss
+        energy = self.expected_energy() if self.expected_energy is not None else None
+        return self.arch_loss(loss, energy)
 
     def step(self, x_train, y_train, x_val, y_val, lr: float,
              w_optimizer: torch.optim.Optimizer) -> torch.Tensor:

@@ -188,13 +188,15 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
         return expected_energy(table, model.alpha_normal, model.alpha_reduce,
                                model.beta_normal, model.beta_reduce)
 
-    def arch_penalty() -> torch.Tensor:
-        if cfg.energy_weight <= 0 and cfg.penalty != "target":
-            return torch.zeros(())
-        zero = torch.zeros((), dtype=torch.float64)
-        return energy_penalty(zero, expected(), table.reference_pj, cfg.penalty,
-                              weight=max(cfg.energy_weight, 1e-12),
-                              target=cfg.energy_target).to(torch.float32)
+    def arch_loss(val_loss: torch.Tensor, energy: torch.Tensor | None) -> torch.Tensor:
+        """The validation cross-entropy with the energy term in the configured form (FBNet's
+        multiplies the cross-entropy, so it must see the real one)."""
+        if energy is None or (cfg.energy_weight <= 0 and cfg.penalty != "target"):
+            return val_loss
+        total = energy_penalty(val_loss.to(torch.float64), energy, table.reference_pj,
+                               cfg.penalty, weight=max(cfg.energy_weight, 1e-12),
+                               target=cfg.energy_target)
+        return total.to(val_loss.dtype)
 
     def loss_fn(net, x, y):
         return F.cross_entropy(net(x), y)
@@ -205,7 +207,7 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
                              weight_decay=cfg.alpha_weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, cfg.epochs, eta_min=cfg.w_lr_min)
     architect = Architect(model, loss_fn, a_opt, cfg.order, cfg.w_momentum,
-                          cfg.w_weight_decay, arch_penalty)
+                          cfg.w_weight_decay, arch_loss, expected)
     start_epoch = 0
     rows: list[dict] = []
     if resume and ckpt_path.exists():

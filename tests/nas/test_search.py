@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from click.testing import CliRunner
 
 from hwcost.cli import cli
@@ -104,14 +105,47 @@ def test_searched_multipliers_are_written_per_edge(tmp_path):
     assert geno == saved
 
 
-def test_higher_energy_weight_lowers_expected_energy(tmp_path):
+@pytest.mark.parametrize(("penalty", "extra"), [("additive", {}), ("fbnet", {}),
+                                              ("target", {"energy_target": 1.0})])
+def test_higher_energy_weight_lowers_expected_energy(tmp_path, penalty, extra):
     def final_energy(weight: float, name: str) -> float:
-        run_search(tiny(energy_weight=weight, alpha_lr=0.05, epochs=2, max_steps=2),
-                   tmp_path / name)
+        run_search(tiny(energy_weight=weight, alpha_lr=0.05, epochs=2, max_steps=2,
+                        penalty=penalty, **extra), tmp_path / name)
         rows = list(csv.DictReader((tmp_path / name / "search.csv").open()))
         return float(rows[-1]["expected_energy_pj"])
 
-    assert final_energy(50.0, "heavy") < final_energy(0.0, "free")
+    assert final_energy(50.0, "heavy") < final_energy(0.0 if penalty != "target" else 1e-9,
+                                                      "free")
+
+
+def test_fbnet_penalty_reaches_the_architecture_gradient():
+    """FBNet's form multiplies the cross-entropy: the architect must hand it the real one
+    (it used to add the penalty of a zero cross-entropy: exactly nothing)."""
+    from nas.architect import Architect
+    from nas.energy_penalty import energy_penalty
+    from nas.ops import plain_conv
+    from nas.search_cnn import SearchCNN
+
+    def alpha_grad(with_penalty: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = SearchCNN(2, 10, 3, conv=plain_conv)
+        w_opt = torch.optim.SGD(model.weights(), 0.025)
+        a_opt = torch.optim.SGD(model.alphas(), 0.0)      # keep the alphas: read the grad
+        energy = lambda: 1e3 * (1 + torch.softmax(model.alpha_normal, -1)[:, 4].sum())  # noqa: E731
+
+        def arch_loss(val, e):
+            return energy_penalty(val, e, 2e3, "fbnet", weight=1.0) if with_penalty else val
+
+        arch = Architect(model, lambda m, x, y: F.cross_entropy(m(x), y), a_opt, "first",
+                         arch_loss=arch_loss, expected_energy=energy)
+        x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,))
+        arch.step(x, y, x, y, 0.025, w_opt)
+        return model.alpha_normal.grad.clone()
+
+    plain, penalised = alpha_grad(False), alpha_grad(True)
+    assert not torch.allclose(plain, penalised)
+    # the energy column (op 4) is pushed down by the penalty relative to the others
+    assert (penalised[:, 4] - plain[:, 4]).mean() > (penalised[:, 0] - plain[:, 0]).mean()
 
 
 def test_bad_settings_are_one_line_errors(tmp_path):
