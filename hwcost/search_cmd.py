@@ -55,19 +55,14 @@ def search(config_path: Path | None, out: Path, resume: bool, library_dir: Path 
       hwcost search --dataset cifar10 --data-dir data --multiplier mul8u_NGR.v \\
           --arch eyeriss --energy-weight 0.05 --out runs/ngr
     """
-    import os
-
     from hwmodel.estimate import NetworkEstimator
     from hwmodel.spec import load_arch
     from multiplier_lib.atomic import atomic_write_text
     from multiplier_lib.errors import HwcostError
-    from multiplier_lib.library import resolve
+    from multiplier_lib.library import MultiplierResolver
     from nas.cellgraph import NetworkConfig, list_layers
     from nas.search import SearchConfig, run_search
 
-    if library_dir is not None:
-        os.environ["HWCOST_HOME"] = str(library_dir.parent) if library_dir.name == \
-            "multipliers" else str(library_dir)
     settings: dict = {}
     if config_path is not None:
         from hwmodel.yamlio import load_yaml, plain
@@ -84,6 +79,9 @@ def search(config_path: Path | None, out: Path, resume: bool, library_dir: Path 
     for key, value in options.items():
         if value is not None:
             settings[key] = value
+    if library_dir is not None:
+        settings["library"] = str(library_dir)
+    resolve = MultiplierResolver(settings.get("library"))
     if isinstance(settings.get("multipliers"), str):
         settings["multipliers"] = [m.strip() for m in settings["multipliers"].split(",")
                                    if m.strip()]

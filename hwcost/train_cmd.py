@@ -8,19 +8,20 @@ from pathlib import Path
 
 import click
 
-from .options import DATASETS
+from .options import DATASETS, library_option
 from .tables import render
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
 
-def _energy(genotype, layers: int, channels: int, arch: str, multiplier: str | None) -> float:
+def _energy(genotype, layers: int, channels: int, arch: str, multiplier: str | None,
+            library: str | None = None) -> float:
     from dataclasses import replace
 
     from hwmodel.estimate import NetworkEstimator, estimate_float
     from hwmodel.float_formats import is_float_format
     from hwmodel.spec import load_arch
-    from multiplier_lib.library import resolve
+    from multiplier_lib.library import MultiplierResolver
     from nas.cellgraph import NetworkConfig, list_layers
 
     if is_float_format(multiplier):   # the whole network in float, on the float design
@@ -31,6 +32,7 @@ def _energy(genotype, layers: int, channels: int, arch: str, multiplier: str | N
         genotype = replace(genotype, multiplier=multiplier, normal_multipliers=None,
                            reduce_multipliers=None)
     config = NetworkConfig.from_genotype(genotype, layers=layers, channels=channels)
+    resolve = MultiplierResolver(library)
     est = NetworkEstimator(load_arch(arch), resolve_multiplier=resolve)
     base = resolve(genotype.multiplier or "exact8u")
     return est.estimate(list_layers(genotype, config), base).total("energy_pj")
@@ -63,11 +65,13 @@ def _energy(genotype, layers: int, channels: int, arch: str, multiplier: str | N
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=_DIR)
 @click.option("--resume", is_flag=True)
+@library_option
 def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: str,
           input_size: int | None, download: bool, epochs: int, layers: int, channels: int,
           batch_size: int,
           auxiliary: bool, cutout: int, drop_path: float, backend: str, arch: str,
-          max_steps: int | None, seed: int, out: Path, resume: bool) -> None:
+          max_steps: int | None, seed: int, out: Path, resume: bool,
+          library_dir: Path | None) -> None:
     """Train the evaluation network of a genotype with approximate multipliers (QAT).
 
     Under torchrun with several processes it trains with DistributedDataParallel (gloo on
@@ -82,15 +86,20 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
     """
     from hwmodel.float_formats import is_float_format
     from multiplier_lib.atomic import atomic_write_text
-    from multiplier_lib.library import resolve
+    from multiplier_lib.library import MultiplierResolver
     from nas.genotype import load
     from nas.train import TrainConfig, run_train
 
+    library = None if library_dir is None else str(library_dir)
+    resolve = MultiplierResolver(library)
     geno = load(genotype_path)
-    if multiplier and not is_float_format(multiplier):   # fp32 etc.: train in float
-        resolve(multiplier)
+    names = {multiplier} if multiplier else {
+        m for cell in ("normal", "reduce") for m in geno.edge_multipliers(cell) if m}
+    for name in sorted(names):      # unknown names fail here, before any training
+        if not is_float_format(name):    # fp32 etc.: train in float
+            resolve(name)
     cfg = TrainConfig(dataset=dataset, data_dir=data_dir, download=download, epochs=epochs,
-                      input_size=input_size,
+                      input_size=input_size, library=library,
                       layers=layers, channels=channels, batch_size=batch_size,
                       auxiliary=auxiliary, cutout=cutout, drop_path=drop_path,
                       multiplier=multiplier, backend=backend, seed=seed, max_steps=max_steps)
@@ -108,7 +117,7 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
         bar.close()
     if int(os.environ.get("RANK", "0")) != 0:   # torchrun: process 0 reports
         return
-    energy = _energy(geno, layers, channels, arch, multiplier)
+    energy = _energy(geno, layers, channels, arch, multiplier, library)
     summary = {**last, "energy_pj": energy, "arch": arch}
     atomic_write_text(out / "result.json", json.dumps(summary, indent=2))
     click.echo(f"test accuracy {last['test_acc']:.4f} after {last['epoch'] + 1} epochs; "
@@ -125,8 +134,9 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
 @click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton"]))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
+@library_option
 def evaluate(checkpoint_path: Path, multipliers: tuple[str, ...], arch: str,
-             backend: str | None, fmt: str) -> None:
+             backend: str | None, fmt: str, library_dir: Path | None) -> None:
     """Accuracy and energy of a trained network under one or more multipliers.
 
     \b
@@ -137,12 +147,15 @@ def evaluate(checkpoint_path: Path, multipliers: tuple[str, ...], arch: str,
     from nas.checkpoint import load as load_ckpt
     from nas.train import evaluate_checkpoint
 
-    results = evaluate_checkpoint(checkpoint_path, list(multipliers) or None, backend)
+    library = None if library_dir is None else str(library_dir)
+    results = evaluate_checkpoint(checkpoint_path, list(multipliers) or None, backend,
+                                  library)
     cfg = load_ckpt(checkpoint_path)["config"]
+    library = library or cfg.get("library")
     rows = []
     for r in results:
         name = None if r["multiplier"] == "as trained" else r["multiplier"]
-        energy = _energy(r["genotype"], cfg["layers"], cfg["channels"], arch, name)
+        energy = _energy(r["genotype"], cfg["layers"], cfg["channels"], arch, name, library)
         rows.append({"multiplier": r["multiplier"], "test_acc": r["test_acc"],
                      "test_loss": r["test_loss"], "energy_pj": energy})
     if fmt == "json":

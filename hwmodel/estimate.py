@@ -92,6 +92,10 @@ class NetworkEstimator:
         self.base_energy = build_energy_table(arch, None, ert)
         self.mapper = Mapper(arch, self.base_energy, objective, effort=effort)
         self._tables: dict[str, EnergyTable] = {}
+        if resolve_multiplier is None:   # per-layer multipliers still need resolving
+            from multiplier_lib.library import MultiplierResolver
+
+            resolve_multiplier = MultiplierResolver()
         self._resolve = resolve_multiplier
 
     def table_for(self, multiplier: Multiplier | None) -> EnergyTable:

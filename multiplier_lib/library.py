@@ -124,3 +124,25 @@ def resolve(spec: str, library: Library | None = None) -> Multiplier:
     hint = f"; did you mean {', '.join(close)}?" if close else \
         "; see 'hwcost multipliers list'"
     raise UnknownMultiplier(f"unknown multiplier {spec!r}{hint}")
+
+
+class MultiplierResolver:
+    """Names to multipliers for one run: one library folder (``None``: the default one),
+    built-in parametric names and file paths, each resolved once.
+
+    Passed explicitly to layers, supernets and estimators, so that a multiplier imported
+    into a custom library folder is found everywhere a run looks for it, without setting
+    environment variables.
+    """
+
+    def __init__(self, library_dir: str | Path | None = None):
+        self.library_dir = None if library_dir is None else str(library_dir)
+        self.library = Library(library_dir)
+        self._cache: dict[str, Multiplier] = {}
+
+    def __call__(self, spec: str | Multiplier) -> Multiplier:
+        if isinstance(spec, Multiplier):
+            return spec
+        if spec not in self._cache:
+            self._cache[spec] = resolve(spec, self.library)
+        return self._cache[spec]

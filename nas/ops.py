@@ -44,7 +44,8 @@ def plain_conv(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int,
 
 
 def approx_conv(multiplier: str | Multiplier | Sequence[str | Multiplier],
-                backend: str = "auto", grad: str = "ste") -> ConvFactory:
+                backend: str = "auto", grad: str = "ste",
+                resolve: Callable[[str], Multiplier] | None = None) -> ConvFactory:
     """A factory of ``ApproxConv2d`` layers computing their products with ``multiplier``.
 
     The multiplier is resolved once here, not per layer: a supernet builds thousands of
@@ -52,12 +53,16 @@ def approx_conv(multiplier: str | Multiplier | Sequence[str | Multiplier],
     buffers view the same array) and no repeated library look-ups.
 
     Given a list or tuple of multipliers this is :func:`candidate_conv` (one shared weight
-    tensor per layer, the batch read as one block per candidate).
+    tensor per layer, the batch read as one block per candidate).  ``resolve`` (a
+    :class:`~multiplier_lib.library.MultiplierResolver`) names the run's library; the
+    default library otherwise.
     """
     if isinstance(multiplier, (list, tuple)):
-        return candidate_conv(multiplier, backend, grad)
+        return candidate_conv(multiplier, backend, grad, resolve)
     from multiplier_lib.emulate.layers import FLOAT_FORMATS, ApproxConv2d
-    from multiplier_lib.library import resolve
+
+    if resolve is None:
+        from multiplier_lib.library import resolve
 
     if isinstance(multiplier, str) and multiplier.lower() in FLOAT_FORMATS:
         mult = multiplier.lower()    # a float baseline: the layers run in float
@@ -74,7 +79,8 @@ def approx_conv(multiplier: str | Multiplier | Sequence[str | Multiplier],
 
 
 def candidate_conv(multipliers: Sequence[str | Multiplier], backend: str = "auto",
-                   grad: str = "ste") -> ConvFactory:
+                   grad: str = "ste",
+                   resolve: Callable[[str], Multiplier] | None = None) -> ConvFactory:
     """A factory of ``ApproxConv2d`` layers that evaluate every candidate multiplier at once.
 
     Each layer has one weight tensor; with ``T = len(multipliers) > 1`` it reads its input
@@ -89,8 +95,9 @@ def candidate_conv(multipliers: Sequence[str | Multiplier], backend: str = "auto
     tables belong to one multiplier).
     """
     from multiplier_lib.emulate.layers import ApproxConv2d
-    from multiplier_lib.library import resolve
 
+    if resolve is None:
+        from multiplier_lib.library import resolve
     if isinstance(multipliers, str) or not multipliers:
         raise HwcostError("candidate_conv needs a non-empty list of multipliers, got "
                           f"{multipliers!r}")
@@ -102,7 +109,7 @@ def candidate_conv(multipliers: Sequence[str | Multiplier], backend: str = "auto
                           "(a float op shares no quantizer with LUT ops); search it alone "
                           f"with --multiplier {floats[0]}")
     if floats:
-        return approx_conv(floats[0], backend, grad)
+        return approx_conv(floats[0], backend, grad, resolve)
     mults = tuple(resolve(m) if isinstance(m, str) else m for m in multipliers)
     names = tuple(m.name for m in mults)
     if len(set(names)) != len(names):

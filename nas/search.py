@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from multiplier_lib.atomic import atomic_write_text
 from multiplier_lib.errors import HwcostError
+from multiplier_lib.library import MultiplierResolver
 
 from . import checkpoint
 from .architect import Architect
@@ -58,6 +59,7 @@ class SearchConfig:
     order: str = "first"
     multiplier: str | None = "exact8u"
     multipliers: list[str] = field(default_factory=list)
+    library: str | None = None        # multiplier library folder (None: the default one)
     backend: str = "auto"
     arch: str = "eyeriss"
     penalty: str = "additive"
@@ -81,13 +83,15 @@ class SearchConfig:
                               "channels >= 1")
 
 
-def _model(cfg: SearchConfig, n_classes: int) -> SearchCNN:
+def _model(cfg: SearchConfig, n_classes: int, resolve=None) -> SearchCNN:
     if cfg.multipliers:
-        base = approx_conv(cfg.multipliers[0], backend=cfg.backend)
+        base = approx_conv(cfg.multipliers[0], backend=cfg.backend, resolve=resolve)
         return SearchCNN(cfg.channels, n_classes, cfg.layers, cfg.nodes, conv=base,
                          multipliers=list(cfg.multipliers),
-                         multiplier_conv=lambda names: approx_conv(names, backend=cfg.backend))
-    conv = approx_conv(cfg.multiplier, backend=cfg.backend) if cfg.multiplier else plain_conv
+                         multiplier_conv=lambda names: approx_conv(names, backend=cfg.backend,
+                                                                   resolve=resolve))
+    conv = (approx_conv(cfg.multiplier, backend=cfg.backend, resolve=resolve)
+            if cfg.multiplier else plain_conv)
     return SearchCNN(cfg.channels, n_classes, cfg.layers, cfg.nodes, conv=conv)
 
 
@@ -178,9 +182,11 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
                                       download=cfg.download, seed=cfg.seed,
                                       synthetic_size=cfg.synthetic_size,
                                       input_size=cfg.input_size)
-    model = _model(cfg, w_loader.num_classes)
+    resolver = MultiplierResolver(cfg.library)
+    model = _model(cfg, w_loader.num_classes, resolver)
     mults = cfg.multipliers or [cfg.multiplier or "exact8u"]
-    table = build_energy_table(cfg.arch, mults, layers=cfg.layers, channels=cfg.channels,
+    table = build_energy_table(cfg.arch, mults, resolve_multiplier=resolver,
+                               layers=cfg.layers, channels=cfg.channels,
                                input_size=int(w_loader.images.shape[-1]),
                                n_nodes=cfg.nodes, classes=w_loader.num_classes)
 

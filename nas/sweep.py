@@ -48,7 +48,7 @@ from multiplier_lib.atomic import atomic_write_bytes, atomic_write_text
 from multiplier_lib.errors import HwcostError
 
 TOP_KEYS = ("data", "grid", "search", "train", "baseline", "resources")
-DATA_KEYS = ("dataset", "data_dir", "download", "synthetic_size", "input_size")
+DATA_KEYS = ("dataset", "data_dir", "download", "synthetic_size", "input_size", "library")
 GRID_KEYS = ("multipliers", "energy_weight", "energy_target", "penalty", "arch", "seed",
              "layers", "channels")
 RESOURCE_KEYS = ("cpus", "gpus")
@@ -110,7 +110,7 @@ def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file (file:line on every mistake), expand its grid."""
     from hwmodel.float_formats import is_float_format
     from hwmodel.yamlio import load_yaml, plain
-    from multiplier_lib.library import resolve
+    from multiplier_lib.library import MultiplierResolver
     from nas.search import SearchConfig
     from nas.train import TrainConfig
 
@@ -133,6 +133,9 @@ def load_sweep(path: str | Path) -> Sweep:
     _check_keys(path, doc.get("train"), sorted(train_fields), "train")
     _check_keys(path, doc.get("resources"), RESOURCE_KEYS, "resources")
 
+    data_node = doc.get("data") or {}
+    resolve = MultiplierResolver(data_node.get("library") if isinstance(data_node, dict)
+                                 else None)
     grid_node = doc["grid"]
     grid: dict[str, list] = {}
     for key in GRID_KEYS:
@@ -264,7 +267,7 @@ def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> 
 
     from hwmodel.estimate import NetworkEstimator, estimate_float
     from hwmodel.spec import load_arch
-    from multiplier_lib.library import resolve
+    from multiplier_lib.library import MultiplierResolver
     from nas import checkpoint
     from nas.cellgraph import NetworkConfig, list_layers
     from nas.genotype import dumps_json
@@ -291,6 +294,7 @@ def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> 
     config = NetworkConfig.from_genotype(genotype, layers=tcfg.layers, channels=tcfg.channels,
                                          classes=state["n_classes"])
     layers = list_layers(genotype, config)
+    resolve = MultiplierResolver(tcfg.library)
     est = NetworkEstimator(arch, resolve_multiplier=resolve).estimate(
         layers, resolve(genotype.multiplier or "exact8u"))
     row = {"test_acc": float(last["test_acc"]),

@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from multiplier_lib.emulate import set_multiplier
+from multiplier_lib.emulate.layers import FLOAT_FORMATS
 from multiplier_lib.emulate.quant import set_range_sync
 from multiplier_lib.errors import HwcostError
+from multiplier_lib.library import MultiplierResolver
 
 from . import checkpoint, distributed
 from .augment_cnn import AugmentCNN
@@ -53,6 +55,7 @@ class TrainConfig:
     cutout: int = 0
     drop_path: float = 0.2
     multiplier: str | None = None       # overrides the genotype's multipliers
+    library: str | None = None          # multiplier library folder (None: the default one)
     backend: str = "auto"
     seed: int = 0
     max_steps: int | None = None
@@ -65,10 +68,13 @@ def build_network(genotype: Genotype, cfg: TrainConfig, n_classes: int) -> Augme
                             reduce=genotype.reduce, reduce_concat=genotype.reduce_concat,
                             multiplier=cfg.multiplier)
     base = genotype.multiplier or "exact8u"
+    resolver = MultiplierResolver(cfg.library)
     return AugmentCNN(genotype, C=cfg.channels, n_classes=n_classes, n_layers=cfg.layers,
-                      auxiliary=cfg.auxiliary, conv=approx_conv(base, backend=cfg.backend),
+                      auxiliary=cfg.auxiliary,
+                      conv=approx_conv(base, backend=cfg.backend, resolve=resolver),
                       drop_path=cfg.drop_path,
-                      multiplier_conv=lambda name: approx_conv(name, backend=cfg.backend))
+                      multiplier_conv=lambda name: approx_conv(name, backend=cfg.backend,
+                                                               resolve=resolver))
 
 
 def accuracy(model: torch.nn.Module, batches) -> tuple[float, float]:
@@ -180,15 +186,20 @@ def _run_train(genotype: Genotype, cfg: TrainConfig, out: Path, resume: bool, pr
 
 
 def evaluate_checkpoint(path: str | Path, multipliers: list[str] | None = None,
-                        backend: str | None = None) -> list[dict]:
+                        backend: str | None = None, library: str | None = None
+                        ) -> list[dict]:
     """Test accuracy of a trained network under each multiplier (swapped in after training;
-    ``None`` keeps the trained ones)."""
+    ``None`` keeps the trained ones).  ``library`` replaces the training run's library
+    folder."""
     state = checkpoint.load(path)
     if state.get("kind") != "train":
         raise HwcostError("not a training checkpoint (hwcost train writes those)", file=path)
     cfg = TrainConfig(**state["config"])
     if backend is not None:
         cfg.backend = backend
+    if library is not None:
+        cfg.library = str(library)
+    resolver = MultiplierResolver(cfg.library)
     genotype = loads(state["genotype"], source=str(path))
     model = build_network(genotype, cfg, state["n_classes"])
     model.load_state_dict(state["model"])
@@ -197,8 +208,8 @@ def evaluate_checkpoint(path: str | Path, multipliers: list[str] | None = None,
                            synthetic_size=cfg.synthetic_size, input_size=cfg.input_size)
     results = []
     for name in multipliers or [None]:
-        if name is not None:
-            set_multiplier(model, name)
+        if name is not None:   # float formats by name, multipliers from the run's library
+            set_multiplier(model, name if name.lower() in FLOAT_FORMATS else resolver(name))
         loss, acc = accuracy(model, test)
         results.append({"multiplier": name or "as trained", "test_loss": loss,
                         "test_acc": acc, "genotype": genotype})
