@@ -25,6 +25,9 @@ multiplier's actual error shapes the gradient.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +40,8 @@ from .backends import get as get_backend
 from .quant import Domain, FakeQuantize
 
 GRAD_MODES = ("ste", "lut")
+#: check accelerator inputs for NaN/inf too (costs a host sync per layer; CPU inputs always are)
+CHECK_FINITE_ON_DEVICE = os.environ.get("HWCOST_CHECK_FINITE", "") not in ("", "0")
 #: float baselines a layer can run in instead of a multiplier (``set_multiplier("fp32")``):
 #: operands rounded to the format, products and sums in float32
 FLOAT_FORMATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -233,7 +238,28 @@ class _ApproxMixin:
             self.set_multiplier(state["multiplier"])
         self.grad = state.get("grad", self.grad)
 
+    @property
+    def _last_accumulator(self) -> torch.Tensor | None:
+        """The integer accumulator of the last forward (with ``keep_accumulator``), float64."""
+        return self.__dict__.get("_accumulator_sink", {}).get("accumulator")
+
+    def conv_spec(self, padding: tuple[int, int]) -> ConvSpec:
+        """This call's :class:`ConvSpec` (``padding``: zero padding of the codes)."""
+        single = self.candidate_luts is None
+        return ConvSpec(
+            self.layer_name, self.in_channels, self.out_channels, tuple(self.kernel_size),
+            tuple(self.stride), tuple(padding), tuple(self.dilation), self.groups, self.grad,
+            self.backend, (self.lut,) if single else self.candidate_luts, not single,
+            self.act_quant.domain, self.weight_quant.domain, self._lut_peak, self._tables,
+            self.__dict__.setdefault("_accumulator_sink", {}) if self.keep_accumulator
+            else None)
+
     def _check_input(self, x: torch.Tensor) -> None:
+        """NaN/inf inputs are refused.  On a CPU the check is one pass over the input; on an
+        accelerator it would force a host sync per layer, so it runs there only when
+        ``HWCOST_CHECK_FINITE=1`` (a debugging aid)."""
+        if x.device.type != "cpu" and not CHECK_FINITE_ON_DEVICE:
+            return
         lo, hi = torch.aminmax(x.detach())   # one pass; NaN and inf propagate to the ends
         if not (torch.isfinite(lo) and torch.isfinite(hi)):
             raise HwcostError(f"layer {self.layer_name}: input contains NaN or infinite values")
@@ -243,47 +269,63 @@ class _ApproxMixin:
             self._grad_tables = gradient_tables(self.lut, self.multiplier.signed)
         return self._grad_tables
 
-    def _backend(self, device_type: str):
-        return get_backend(self.backend, device_type)
 
-    def _check_range(self, k: int) -> None:
-        peak = self._lut_peak
-        if k * peak > INT32_LIMIT:
-            raise HwcostError(f"layer {self.layer_name}: a reduction of {k} products of up to "
-                              f"{peak} overflows the 32-bit accumulator")
+@dataclass(frozen=True)
+class ConvSpec:
+    """Everything the autograd functions need to know about one approximate convolution,
+    frozen at the call: they never read the module (an ``ApproxLinear`` is a 1x1 conv here).
+    ``padding`` is the zero padding applied to the activation codes (other padding modes pad
+    the real input before quantization and leave it (0, 0))."""
+
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+    grad: str
+    backend: str
+    luts: tuple[torch.Tensor, ...]      # one table, or one per candidate block
+    candidates: bool
+    act_domain: Domain
+    weight_domain: Domain
+    lut_peak: int
+    tables: Callable[[], tuple[torch.Tensor, torch.Tensor]]   # LUT gradient tables (lazy)
+    keep: dict | None = None            # receives the accumulator when asked
 
 
 class _LutConvFunction(torch.autograd.Function):
     """Forward through the LUT backend; backward by STE or LUT gradient tables."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, layer, x_pad_codes, qx, qw, sx, zx, sw, zw, clip_x,
-                clip_w):
-        conv = layer
+    def forward(ctx, x, weight, bias, spec: ConvSpec, x_pad_codes, qx, qw, sx, zx, sw, zw,
+                clip_x, clip_w):
         k = qw[0].numel()
-        conv._check_range(k)
-        backend = conv._backend(x.device.type)
-        w_codes = conv.weight_quant.domain.codes(qw).contiguous()
-        if conv.candidate_luts is None:
-            s = backend.conv2d_lut(x_pad_codes, w_codes, conv.lut, conv.stride, conv.dilation,
-                                   conv.groups)
+        _check_range(spec, k)
+        backend = get_backend(spec.backend, x.device.type)
+        w_codes = spec.weight_domain.codes(qw).contiguous()
+        if not spec.candidates:
+            s = backend.conv2d_lut(x_pad_codes, w_codes, spec.luts[0], spec.stride,
+                                   spec.dilation, spec.groups)
         else:
-            if conv.grad == "lut":
-                raise HwcostError(f"layer {conv.layer_name}: grad='lut' cannot be used with "
+            if spec.grad == "lut":
+                raise HwcostError(f"layer {spec.name}: grad='lut' cannot be used with "
                                   "candidate multipliers; use grad='ste'")
-            s = block_conv2d_lut(backend, x_pad_codes, w_codes, conv.candidate_luts,
-                                 conv.stride, conv.dilation, conv.groups)
+            s = block_conv2d_lut(backend, x_pad_codes, w_codes, spec.luts, spec.stride,
+                                 spec.dilation, spec.groups)
         # Exact corrections in int32 (|terms| <= K * 255 * 255, checked above): the window
         # sums of qx once per group (they do not depend on the output channel; float32 holds
         # these integer sums exactly below 2**24), the weight sums per channel.
-        m = conv.out_channels
+        m = spec.out_channels
         zw_i = zw.reshape(1, -1, 1, 1).to(torch.int32)
         zx_i = int(zx.reshape(-1)[0])
         acc = s
         if bool((zw_i != 0).any()):
-            sum_x = _window_sums(qx, conv, float(zx_i))
-            mg = m // conv.groups
-            if conv.groups > 1 and mg > 1:
+            sum_x = _window_sums(qx, spec, float(zx_i))
+            mg = m // spec.groups
+            if spec.groups > 1 and mg > 1:
                 sum_x = sum_x.repeat_interleave(mg, dim=1)
             acc = acc.addcmul_(sum_x, zw_i, value=-1)
         if zx_i != 0:
@@ -295,29 +337,29 @@ class _LutConvFunction(torch.autograd.Function):
         out = acc.to(torch.float32) * scale
         if bias is not None:
             out = out + bias.detach().to(torch.float32).view(1, -1, 1, 1)
-        ctx.layer = conv
+        ctx.spec = spec
         ctx.save_for_backward(x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_pad_codes,
                               w_codes)
         ctx.has_bias = bias is not None
-        if conv.keep_accumulator:
-            conv._last_accumulator = acc.to(torch.float64)
+        if spec.keep is not None:
+            spec.keep["accumulator"] = acc.to(torch.float64)
         return out.to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
-        conv = ctx.layer
+        spec: ConvSpec = ctx.spec
         x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_codes, w_codes = ctx.saved_tensors
         g = grad_out.to(torch.float32)
         sw_b = sw.reshape(-1, 1, 1, 1) if sw.numel() > 1 else sw.reshape(())
-        if conv.grad == "ste":
+        if spec.grad == "ste":
             x_deq = (qx - zx.to(torch.float32)) * sx
             w_deq = (qw - zw.reshape(-1, 1, 1, 1).to(torch.float32)) * sw_b
-            gx = torch.nn.grad.conv2d_input(x.shape, w_deq, g, conv.stride,
-                                            _same_padding(conv), conv.dilation, conv.groups)
-            gw = torch.nn.grad.conv2d_weight(x_deq, weight.shape, g, conv.stride,
-                                             _same_padding(conv), conv.dilation, conv.groups)
+            gx = torch.nn.grad.conv2d_input(x.shape, w_deq, g, spec.stride, spec.padding,
+                                            spec.dilation, spec.groups)
+            gw = torch.nn.grad.conv2d_weight(x_deq, weight.shape, g, spec.stride, spec.padding,
+                                             spec.dilation, spec.groups)
         else:
-            gx, gw = _lut_grads(conv, x, weight, g, x_codes, w_codes, sx, zx, sw, zw)
+            gx, gw = _lut_grads(spec, x, weight, g, x_codes, w_codes, sx, zx, sw, zw)
         if clip_x is not None:
             gx = gx * clip_x.to(gx.dtype)
         if clip_w is not None:
@@ -325,6 +367,12 @@ class _LutConvFunction(torch.autograd.Function):
         gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias else None
         return (gx.to(x.dtype), gw.to(weight.dtype), gb, None, None, None, None, None, None,
                 None, None, None, None)
+
+
+def _check_range(spec: ConvSpec, k: int) -> None:
+    if k * spec.lut_peak > INT32_LIMIT:
+        raise HwcostError(f"layer {spec.name}: a reduction of {k} products of up to "
+                          f"{spec.lut_peak} overflows the 32-bit accumulator")
 
 
 def _code_values(codes: torch.Tensor, domain: Domain) -> torch.Tensor:
@@ -351,14 +399,16 @@ def _fused_backend(layer, x: torch.Tensor):
     return cpu if cpu.is_available() else None
 
 
-def _fused_native(layer, x, weight, bias, pad, sx, zx, sw, zw):
+def _domains(spec: ConvSpec) -> tuple[int, ...]:
+    a, w = spec.act_domain, spec.weight_domain
+    return (a.qmin, a.qmax, a.mask, w.qmin, w.qmax, w.mask, int(a.signed))
+
+
+def _fused_native(spec: ConvSpec, x, weight, bias, sx, zx, sw, zw):
     from .backends import cpu
 
-    a, w = layer.act_quant.domain, layer.weight_quant.domain
-    domains = (a.qmin, a.qmax, a.mask, w.qmin, w.qmax, w.mask, int(a.signed))
-    luts = layer.candidate_luts if layer.candidate_luts is not None else (layer.lut,)
-    return cpu.approx_conv2d(x, weight, bias, sx, zx, sw, zw, domains, luts, pad,
-                             layer.stride, layer.dilation, layer.groups)
+    return cpu.approx_conv2d(x, weight, bias, sx, zx, sw, zw, _domains(spec), spec.luts,
+                             spec.padding, spec.stride, spec.dilation, spec.groups)
 
 
 class _FusedConvFunction(torch.autograd.Function):
@@ -367,12 +417,9 @@ class _FusedConvFunction(torch.autograd.Function):
     the inputs instead of keeping float copies of them from the forward pass."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, layer, pad, sx, zx, sw, zw):
-        out, x_codes, w_codes = _fused_native(layer, x, weight, bias, pad, sx, zx, sw, zw)
-        a, w = layer.act_quant.domain, layer.weight_quant.domain
-        ctx.domains = (a.qmin, a.qmax, a.mask, w.qmin, w.qmax, w.mask, int(a.signed))
-        ctx.layer = layer
-        ctx.pad = pad
+    def forward(ctx, x, weight, bias, spec: ConvSpec, sx, zx, sw, zw):
+        out, x_codes, w_codes = _fused_native(spec, x, weight, bias, sx, zx, sw, zw)
+        ctx.spec = spec
         ctx.sx, ctx.zx = sx, zx
         ctx.has_bias = bias is not None
         ctx.save_for_backward(x, weight, x_codes, w_codes, sw, zw)
@@ -380,29 +427,29 @@ class _FusedConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        conv = ctx.layer
+        spec: ConvSpec = ctx.spec
         x, weight, x_codes, w_codes, sw, zw = ctx.saved_tensors
         g = grad_out.to(torch.float32)
-        a_dom, w_dom = conv.act_quant.domain, conv.weight_quant.domain
+        a_dom, w_dom = spec.act_domain, spec.weight_domain
         sx = torch.tensor(ctx.sx, dtype=torch.float32)
         zx = torch.tensor(ctx.zx, dtype=torch.int64)
         sw_b = sw.view(-1, 1, 1, 1)
         zw_b = zw.view(-1, 1, 1, 1).to(torch.float32)
-        ph, pw = ctx.pad
+        ph, pw = spec.padding
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         gx = gw = None
-        if conv.grad == "ste":
+        if spec.grad == "ste":
             from .backends import cpu
 
             x_deq, w_deq, x_mask, w_mask = cpu.ste_operands(
-                x, weight, x_codes, w_codes, ctx.sx, ctx.zx, sw, zw, ctx.domains, (ph, pw))
+                x, weight, x_codes, w_codes, ctx.sx, ctx.zx, sw, zw, _domains(spec), (ph, pw))
             gx, gw, _ = torch.ops.aten.convolution_backward(
-                g, x_deq, w_deq, None, list(conv.stride), [ph, pw], list(conv.dilation), False,
-                [0, 0], conv.groups, [need_x, need_w, False])
+                g, x_deq, w_deq, None, list(spec.stride), [ph, pw], list(spec.dilation), False,
+                [0, 0], spec.groups, [need_x, need_w, False])
             gx = gx * x_mask if need_x else None
             gw = gw * w_mask if need_w else None
         else:
-            gx, gw = _lut_grads(conv, x, weight, g, x_codes, w_codes, sx, zx, sw, zw)
+            gx, gw = _lut_grads(spec, x, weight, g, x_codes, w_codes, sx, zx, sw, zw)
             # straight-through masks: where the quantizer did not clip (within half a step)
             v = x.detach() / sx + float(ctx.zx)
             gx = gx * ((v >= a_dom.qmin - 0.5) & (v <= a_dom.qmax + 0.5)).to(gx.dtype)
@@ -410,7 +457,7 @@ class _FusedConvFunction(torch.autograd.Function):
             gw = gw * ((v >= w_dom.qmin - 0.5) & (v <= w_dom.qmax + 0.5)).to(gw.dtype)
         gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return (gx if need_x else None, gw if need_w else None, gb, None, None, None, None,
-                None, None)
+                None)
 
 
 def _fused_forward(layer, x: torch.Tensor, weight: torch.Tensor, bias, pad) -> torch.Tensor:
@@ -430,16 +477,17 @@ def _fused_forward(layer, x: torch.Tensor, weight: torch.Tensor, bias, pad) -> t
         rows = weight.shape[0] if wq.axis == 0 else 1
         w_range = torch.aminmax(weight.detach().reshape(rows, -1), dim=1)
     sw, zw = wq.fast_params(weight, w_range)
-    layer._check_range(weight[0].numel())
-    args = (pad, float(sx.reshape(-1)[0]), int(zx.reshape(-1)[0]),
+    spec = layer.conv_spec(pad)
+    _check_range(spec, weight[0].numel())
+    args = (float(sx.reshape(-1)[0]), int(zx.reshape(-1)[0]),
             torch.from_numpy(sw.reshape(-1)), torch.from_numpy(zw.reshape(-1)))
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
                                      (bias is not None and bias.requires_grad)):
-        return _FusedConvFunction.apply(x, weight, bias, layer, *args)
-    return _fused_native(layer, x, weight, bias, *args)[0]   # no graph: skip autograd
+        return _FusedConvFunction.apply(x, weight, bias, spec, *args)
+    return _fused_native(spec, x, weight, bias, *args)[0]   # no graph: skip autograd
 
 
-def _window_sums(qx: torch.Tensor, conv, pad_value: float) -> torch.Tensor:
+def _window_sums(qx: torch.Tensor, conv: ConvSpec, pad_value: float) -> torch.Tensor:
     """Sum of the activation values under every window, per group, as int32 (exact: float32
     holds these integer sums exactly below 2**24, far above K * 255 for real layers)."""
     ph, pw = _same_padding(conv)
@@ -455,8 +503,8 @@ def _window_sums(qx: torch.Tensor, conv, pad_value: float) -> torch.Tensor:
     return sums.round_().to(torch.int32)
 
 
-def _same_padding(conv) -> tuple[int, int]:
-    return tuple(conv._pad_amount) if conv.padding_mode == "zeros" else (0, 0)
+def _same_padding(conv: ConvSpec) -> tuple[int, int]:
+    return conv.padding
 
 
 def _pad_values(t: torch.Tensor, conv, value: float) -> torch.Tensor:
@@ -466,9 +514,9 @@ def _pad_values(t: torch.Tensor, conv, value: float) -> torch.Tensor:
     return F.pad(t, (pw, pw, ph, ph), value=value)
 
 
-def _lut_grads(conv, x, weight, g, x_codes, w_codes, sx, zx, sw, zw):
+def _lut_grads(conv: ConvSpec, x, weight, g, x_codes, w_codes, sx, zx, sw, zw):
     """Gradients from LUT difference tables: dy/dx = sw (dA[a, w] - zw), dy/dw = sx (dB - zx)."""
-    da, db = conv._tables()
+    da, db = (t.to(x.device) for t in conv.tables())
     n = x.shape[0]
     m, cg, r, s = weight.shape
     groups = conv.groups
@@ -483,8 +531,8 @@ def _lut_grads(conv, x, weight, g, x_codes, w_codes, sx, zx, sw, zw):
     flat_b = db.reshape(-1)
     swv = sw.reshape(-1).expand(m) if sw.numel() > 1 else sw.reshape(1).expand(m)
     zwv = zw.reshape(-1).expand(m) if zw.numel() > 1 else zw.reshape(1).expand(m)
-    grad_cols = torch.zeros(n, groups, cg * r * s, ell)
-    gw = torch.zeros(m, cg * r * s)
+    grad_cols = torch.zeros(n, groups, cg * r * s, ell, device=x.device)
+    gw = torch.zeros(m, cg * r * s, device=x.device)
     wc = w_codes.long().view(m, -1)
     for mi in range(m):
         gi = mi // mg
@@ -560,7 +608,8 @@ class ApproxConv2d(_ApproxMixin, nn.Conv2d):
         if self.padding_mode == "zeros" and (ph or pw):
             zcode = int(self.act_quant.domain.codes(zx.reshape(1))[0])
             codes = F.pad(codes, (pw, pw, ph, ph), value=zcode)
-        return _LutConvFunction.apply(x, self.weight, self.bias, self, codes.contiguous(), qx,
+        spec = self.conv_spec((ph, pw) if self.padding_mode == "zeros" else (0, 0))
+        return _LutConvFunction.apply(x, self.weight, self.bias, spec, codes.contiguous(), qx,
                                       qw, sx, zx, sw, zw, clip_x, clip_w)
 
     def extra_repr(self) -> str:
@@ -625,8 +674,8 @@ class ApproxLinear(_ApproxMixin, nn.Linear):
         qx, sx, zx, clip_x = self.act_quant.quantize_with_mask(x2, need)
         qw, sw, zw, clip_w = self.weight_quant.quantize_with_mask(w4, need)
         codes = self.act_quant.domain.codes(qx).contiguous()
-        out = _LutConvFunction.apply(x2, w4, self.bias, self, codes, qx, qw, sx, zx, sw, zw,
-                                     clip_x, clip_w)
+        out = _LutConvFunction.apply(x2, w4, self.bias, self.conv_spec((0, 0)), codes, qx, qw,
+                                     sx, zx, sw, zw, clip_x, clip_w)
         return out.reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:

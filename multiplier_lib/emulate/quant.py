@@ -117,7 +117,8 @@ class Observer(nn.Module):
         else:
             flat = x.transpose(0, self.axis).reshape(x.shape[self.axis], -1)
         if self.kind == "percentile" and flat.shape[1] > 1:
-            q = torch.tensor([1 - self.percentile / 100, self.percentile / 100])
+            q = torch.tensor([1 - self.percentile / 100, self.percentile / 100],
+                             device=flat.device)
             lo_hi = torch.quantile(flat, q.to(flat.dtype), dim=1)
             lo, hi = lo_hi[0], lo_hi[1]
         else:

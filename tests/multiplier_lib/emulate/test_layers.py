@@ -304,3 +304,34 @@ def test_float_baseline_runs_the_same_weights_in_float_and_swaps_back(fmt):
     lin = ApproxLinear(6, 2, multiplier="fp32", backend="cpu")
     xl = torch.randn(4, 6)
     assert torch.equal(lin(xl), F.linear(xl, lin.weight, lin.bias))
+
+
+def test_autograd_functions_get_a_frozen_description_not_the_module():
+    import dataclasses
+
+    lin = ApproxLinear(5, 3, multiplier="mitchell8u", backend="reference")
+    spec = lin.conv_spec((0, 0))
+    assert (spec.kernel_size, spec.stride, spec.groups, spec.in_channels,
+            spec.out_channels) == ((1, 1), (1, 1), 1, 5, 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.stride = (2, 2)
+    conv = ApproxConv2d(4, 6, 3, padding=2, dilation=2, groups=2, padding_mode="reflect",
+                        multiplier="mitchell8u", backend="reference")
+    spec = conv.conv_spec((0, 0))
+    assert spec.dilation == (2, 2) and spec.groups == 2 and spec.luts[0] is conv.lut
+    conv.set_candidates(["exact8u", "mitchell8u"])
+    assert conv.conv_spec((0, 0)).candidates and len(conv.conv_spec((0, 0)).luts) == 2
+
+
+def test_finiteness_check_on_accelerators_is_opt_in(monkeypatch):
+    from multiplier_lib.emulate import layers
+
+    layer = ApproxConv2d(1, 1, 1, multiplier="exact8u", backend="reference")
+    meta = torch.empty(1, 1, 2, 2, device="meta")      # stands in for a device tensor
+    monkeypatch.setattr(layers, "CHECK_FINITE_ON_DEVICE", False)
+    layer._check_input(meta)                            # no host sync, no check
+    monkeypatch.setattr(layers, "CHECK_FINITE_ON_DEVICE", True)
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        layer._check_input(meta)                        # it now reads the values
+    with pytest.raises(HwcostError, match="NaN"):
+        layer._check_input(torch.tensor([[[[float("inf")]]]]))   # CPU: always checked
