@@ -17,51 +17,6 @@ from .tables import render
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-def _group(name: str) -> str:
-    return name.split(".", 1)[0]
-
-
-def _layer_row(le, levels: list[str]) -> dict:
-    layer = le.layer
-    return {"name": layer.name, "type": layer.kind, "shape": layer.shape_text(),
-            "macs": le.macs, "multiplier": le.multiplier, "mapping": le.mapping,
-            "multiply_pj": le.multiply_pj, "add_pj": le.add_pj,
-            **{f"{lv}_pj": le.level_pj.get(lv, 0.0) for lv in levels},
-            "energy_pj": le.energy_pj, "cycles": le.cycles, "utilization": le.utilization,
-            "underused": le.underused}
-
-
-def _group_rows(est) -> list[dict]:
-    groups: dict[str, dict] = {}
-    for le in est.layers:
-        g = groups.setdefault(_group(le.layer.name), {
-            "name": _group(le.layer.name), "layers": 0, "macs": 0, "multiply_pj": 0.0,
-            "add_pj": 0.0, **{f"{lv}_pj": 0.0 for lv in est.level_names}, "energy_pj": 0.0,
-            "cycles": 0.0, "_util": 0.0})
-        g["layers"] += 1
-        g["macs"] += le.macs
-        g["multiply_pj"] += le.multiply_pj
-        g["add_pj"] += le.add_pj
-        for lv in est.level_names:
-            g[f"{lv}_pj"] += le.level_pj.get(lv, 0.0)
-        g["energy_pj"] += le.energy_pj
-        g["cycles"] += le.cycles
-        g["_util"] += le.macs * le.utilization
-    for g in groups.values():
-        weighted = g.pop("_util")
-        g["utilization"] = weighted / g["macs"] if g["macs"] else 0.0
-    return list(groups.values())
-
-
-def _totals(est) -> dict:
-    return {"macs": est.macs, "multiply_pj": est.total("multiply_pj"),
-            "add_pj": est.total("add_pj"), "arithmetic_pj": est.total("arithmetic_pj"),
-            "memory_pj": est.total("memory_pj"),
-            "levels_pj": {lv: est.level_total(lv) for lv in est.level_names},
-            "energy_pj": est.total("energy_pj"), "cycles": est.total("cycles"),
-            "utilization": est.utilization}
-
-
 @click.command()
 @click.argument("genotype", type=_FILE)
 @click.option("--arch", required=True, help="Architecture spec: bundled name (eyeriss, simba, "
@@ -162,12 +117,12 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
                        "objective": objective, "ert": None if ert is None else str(ert),
                        "multipliers": names, "network": vars(config)},
             "energy_sources": base.energy_sources,
-            "layers": [_layer_row(le, base.level_names) for le in base.layers],
-            "totals": {r.multiplier: _totals(r) for r in results},
+            "layers": [le.row(base.level_names) for le in base.layers],
+            "totals": {r.multiplier: r.totals() for r in results},
             "seconds": seconds}, indent=2))
         return
-    rows = ([_layer_row(le, base.level_names) for le in base.layers] if by == "layer"
-            else _group_rows(base))
+    rows = ([le.row(base.level_names) for le in base.layers] if by == "layer"
+            else base.by_group())
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
@@ -194,7 +149,7 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
                f"multiplier {base.multiplier}")
     click.echo(render(headers, table))
     click.echo("")
-    tot = _totals(base)
+    tot = base.totals()
     click.echo(f"total: {tot['energy_pj'] / 1e6:.4g} uJ = arithmetic "
                f"{tot['arithmetic_pj'] / 1e6:.4g} uJ (multiply {tot['multiply_pj'] / 1e6:.4g}, "
                f"add {tot['add_pj'] / 1e6:.4g}) + memory {tot['memory_pj'] / 1e6:.4g} uJ ("
@@ -241,7 +196,7 @@ def _plot(path: Path, est) -> None:
 
     from multiplier_lib.atomic import atomic_write_bytes
 
-    groups = _group_rows(est)
+    groups = est.by_group()
     labels = [g["name"] for g in groups]
     series = [("multiply", [g["multiply_pj"] / 1e6 for g in groups]),
               ("add", [g["add_pj"] / 1e6 for g in groups])]

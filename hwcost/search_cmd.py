@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -55,49 +53,21 @@ def search(config_path: Path | None, out: Path, resume: bool, library_dir: Path 
       hwcost search --dataset cifar10 --data-dir data --multiplier mul8u_NGR.v \\
           --arch eyeriss --energy-weight 0.05 --out runs/ngr
     """
-    from hwmodel.estimate import NetworkEstimator
-    from hwmodel.spec import load_arch
-    from multiplier_lib.atomic import atomic_write_text
+    from hwmodel.yamlio import load_yaml, plain
     from multiplier_lib.errors import HwcostError
-    from multiplier_lib.library import MultiplierResolver
-    from nas.cellgraph import NetworkConfig, list_layers
-    from nas.search import SearchConfig, run_search
+    from nas.search import SearchConfig, run_search, summarize_search
 
     settings: dict = {}
     if config_path is not None:
-        from hwmodel.yamlio import load_yaml, plain
-
         data = plain(load_yaml(config_path))
         if not isinstance(data, dict):
             raise HwcostError("expected a mapping of search settings", file=config_path)
-        names = {f.name for f in fields(SearchConfig)}
-        for key, value in data.items():
-            k = str(key).replace("-", "_")
-            if k not in names:
-                raise HwcostError(f"unknown setting {key!r}", file=config_path)
-            settings[k] = value
-    for key, value in options.items():
-        if value is not None:
-            settings[key] = value
+        settings.update(data)
+    settings.update({k: v for k, v in options.items() if v is not None})
     if library_dir is not None:
         settings["library"] = str(library_dir)
-    resolve = MultiplierResolver(settings.get("library"))
-    if isinstance(settings.get("multipliers"), str):
-        settings["multipliers"] = [m.strip() for m in settings["multipliers"].split(",")
-                                   if m.strip()]
-    if settings.get("multipliers") and "multiplier" not in options.keys() - {None}:
-        settings.setdefault("multiplier", None)
-    from hwmodel.float_formats import is_float_format
-
-    for name in settings.get("multipliers") or []:
-        if is_float_format(name):
-            raise HwcostError(f"--multipliers: {name} cannot be searched per edge with LUT "
-                              f"multipliers; search it alone with --multiplier {name}")
-        resolve(name)
-    if settings.get("multiplier") and not is_float_format(settings["multiplier"]):
-        resolve(settings["multiplier"])
-    cfg = SearchConfig(**settings)
-    cfg.data_dir = str(cfg.data_dir)
+    cfg = SearchConfig.from_settings(settings, source=config_path,
+                                     multiplier_given=options.get("multiplier") is not None)
 
     from tqdm import tqdm
 
@@ -111,26 +81,11 @@ def search(config_path: Path | None, out: Path, resume: bool, library_dir: Path 
         geno = run_search(cfg, out, resume=resume, progress=progress)
     finally:
         bar.close()
-    spec = load_arch(cfg.arch)
-    net = NetworkConfig.from_genotype(geno)
-    layers = list_layers(geno, net)
-    first = geno.multiplier or (cfg.multipliers or ["exact8u"])[0]
-    if is_float_format(first):   # searched in float: priced on the float design
-        from hwmodel.estimate import estimate_float
-
-        est = estimate_float(spec, layers, first)
-    else:
-        est = NetworkEstimator(spec, resolve_multiplier=resolve).estimate(layers,
-                                                                           resolve(first))
-    summary = {"genotype": str(out / "genotype.json"), "arch": spec.name,
-               "network": vars(net), "energy_pj": est.total("energy_pj"),
-               "arithmetic_pj": est.total("arithmetic_pj"),
-               "memory_pj": est.total("memory_pj"), "macs": est.macs,
-               "cycles": est.total("cycles")}
-    atomic_write_text(out / "estimate.json", json.dumps(summary, indent=2))
+    summary = summarize_search(cfg, out, geno)
+    net = summary["network"]
     rows = (out / "search.csv").read_text().splitlines()
     click.echo(f"genotype: {out / 'genotype.json'}")
     click.echo(f"last epoch: {rows[-1][:120]}")
-    click.echo(f"evaluation network ({net.layers} cells, {net.channels} channels) on "
-               f"{spec.name}: {summary['energy_pj'] / 1e6:.4g} uJ per image, "
+    click.echo(f"evaluation network ({net['layers']} cells, {net['channels']} channels) on "
+               f"{summary['arch']}: {summary['energy_pj'] / 1e6:.4g} uJ per image, "
                f"{summary['macs']:,} MACs")

@@ -14,30 +14,6 @@ from .tables import render
 _DIR = click.Path(file_okay=False, path_type=Path)
 
 
-def _energy(genotype, layers: int, channels: int, arch: str, multiplier: str | None,
-            library: str | None = None) -> float:
-    from dataclasses import replace
-
-    from hwmodel.estimate import NetworkEstimator, estimate_float
-    from hwmodel.float_formats import is_float_format
-    from hwmodel.spec import load_arch
-    from multiplier_lib.library import MultiplierResolver
-    from nas.cellgraph import NetworkConfig, list_layers
-
-    if is_float_format(multiplier):   # the whole network in float, on the float design
-        config = NetworkConfig.from_genotype(genotype, layers=layers, channels=channels)
-        return estimate_float(load_arch(arch), list_layers(genotype, config),
-                              multiplier).total("energy_pj")
-    if multiplier is not None:
-        genotype = replace(genotype, multiplier=multiplier, normal_multipliers=None,
-                           reduce_multipliers=None)
-    config = NetworkConfig.from_genotype(genotype, layers=layers, channels=channels)
-    resolve = MultiplierResolver(library)
-    est = NetworkEstimator(load_arch(arch), resolve_multiplier=resolve)
-    base = resolve(genotype.multiplier or "exact8u")
-    return est.estimate(list_layers(genotype, config), base).total("energy_pj")
-
-
 @click.command()
 @click.argument("genotype_path", metavar="GENOTYPE", type=click.Path(dir_okay=False,
                                                                       path_type=Path))
@@ -88,7 +64,7 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
     from multiplier_lib.atomic import atomic_write_text
     from multiplier_lib.library import MultiplierResolver
     from nas.genotype import load
-    from nas.train import TrainConfig, run_train
+    from nas.train import TrainConfig, network_energy, run_train
 
     library = None if library_dir is None else str(library_dir)
     resolve = MultiplierResolver(library)
@@ -117,7 +93,7 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
         bar.close()
     if int(os.environ.get("RANK", "0")) != 0:   # torchrun: process 0 reports
         return
-    energy = _energy(geno, layers, channels, arch, multiplier, library)
+    energy = network_energy(geno, layers, channels, arch, multiplier, library)
     summary = {**last, "energy_pj": energy, "arch": arch}
     atomic_write_text(out / "result.json", json.dumps(summary, indent=2))
     click.echo(f"test accuracy {last['test_acc']:.4f} after {last['epoch'] + 1} epochs; "
@@ -145,7 +121,7 @@ def evaluate(checkpoint_path: Path, multipliers: tuple[str, ...], arch: str,
           --multiplier trunc8u_k6c --multiplier drum8u_k4
     """
     from nas.checkpoint import load as load_ckpt
-    from nas.train import evaluate_checkpoint
+    from nas.train import evaluate_checkpoint, network_energy
 
     library = None if library_dir is None else str(library_dir)
     results = evaluate_checkpoint(checkpoint_path, list(multipliers) or None, backend,
@@ -155,7 +131,8 @@ def evaluate(checkpoint_path: Path, multipliers: tuple[str, ...], arch: str,
     rows = []
     for r in results:
         name = None if r["multiplier"] == "as trained" else r["multiplier"]
-        energy = _energy(r["genotype"], cfg["layers"], cfg["channels"], arch, name, library)
+        energy = network_energy(r["genotype"], cfg["layers"], cfg["channels"], arch, name,
+                                library)
         rows.append({"multiplier": r["multiplier"], "test_acc": r["test_acc"],
                      "test_loss": r["test_loss"], "energy_pj": energy})
     if fmt == "json":

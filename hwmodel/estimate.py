@@ -52,6 +52,16 @@ class LayerEstimate:
     def energy_pj(self) -> float:
         return self.arithmetic_pj + self.memory_pj
 
+    def row(self, levels: list[str]) -> dict:
+        """This layer as one table/JSON row (energies in pJ, one column per level)."""
+        layer = self.layer
+        return {"name": layer.name, "type": layer.kind, "shape": layer.shape_text(),
+                "macs": self.macs, "multiplier": self.multiplier, "mapping": self.mapping,
+                "multiply_pj": self.multiply_pj, "add_pj": self.add_pj,
+                **{f"{lv}_pj": self.level_pj.get(lv, 0.0) for lv in levels},
+                "energy_pj": self.energy_pj, "cycles": self.cycles,
+                "utilization": self.utilization, "underused": self.underused}
+
 
 @dataclass
 class NetworkEstimate:
@@ -71,6 +81,39 @@ class NetworkEstimate:
     @property
     def macs(self) -> int:
         return sum(le.macs for le in self.layers)
+
+    def totals(self) -> dict:
+        """Network totals: MACs, energies split arithmetic / memory (and per level), cycles."""
+        return {"macs": self.macs, "multiply_pj": self.total("multiply_pj"),
+                "add_pj": self.total("add_pj"), "arithmetic_pj": self.total("arithmetic_pj"),
+                "memory_pj": self.total("memory_pj"),
+                "levels_pj": {lv: self.level_total(lv) for lv in self.level_names},
+                "energy_pj": self.total("energy_pj"), "cycles": self.total("cycles"),
+                "utilization": self.utilization}
+
+    def by_group(self) -> list[dict]:
+        """Rows summed per group (the part of a layer name before its first dot: stem,
+        cell0, ..., classifier), MAC-weighted utilization, in network order."""
+        groups: dict[str, dict] = {}
+        util: dict[str, float] = {}
+        for le in self.layers:
+            name = le.layer.name.split(".", 1)[0]
+            g = groups.setdefault(name, {
+                "name": name, "layers": 0, "macs": 0, "multiply_pj": 0.0, "add_pj": 0.0,
+                **{f"{lv}_pj": 0.0 for lv in self.level_names}, "energy_pj": 0.0,
+                "cycles": 0.0})
+            g["layers"] += 1
+            g["macs"] += le.macs
+            g["multiply_pj"] += le.multiply_pj
+            g["add_pj"] += le.add_pj
+            for lv in self.level_names:
+                g[f"{lv}_pj"] += le.level_pj.get(lv, 0.0)
+            g["energy_pj"] += le.energy_pj
+            g["cycles"] += le.cycles
+            util[name] = util.get(name, 0.0) + le.macs * le.utilization
+        for name, g in groups.items():
+            g["utilization"] = util[name] / g["macs"] if g["macs"] else 0.0
+        return list(groups.values())
 
     @property
     def utilization(self) -> float:

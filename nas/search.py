@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -68,6 +68,39 @@ class SearchConfig:
     max_skip: int = 2
     seed: int = 2
     max_steps: int | None = None       # cap batches per epoch (tests, demos)
+
+    @classmethod
+    def from_settings(cls, settings: dict, source=None,
+                      multiplier_given: bool = False) -> SearchConfig:
+        """A config from merged settings (a YAML file's, then the command line's): keys as
+        the field names (``-`` for ``_`` allowed), ``multipliers`` as a list or a
+        comma-separated string.  Every multiplier is resolved here, in the config's library,
+        so an unknown one fails before the search starts."""
+        from hwmodel.float_formats import is_float_format
+
+        names = {f.name for f in fields(cls)}
+        clean: dict = {}
+        for key, value in settings.items():
+            k = str(key).replace("-", "_")
+            if k not in names:
+                raise HwcostError(f"unknown setting {key!r}", file=source)
+            clean[k] = value
+        if isinstance(clean.get("multipliers"), str):
+            clean["multipliers"] = [m.strip() for m in clean["multipliers"].split(",")
+                                    if m.strip()]
+        if clean.get("multipliers") and not multiplier_given:
+            clean.setdefault("multiplier", None)
+        resolve = MultiplierResolver(clean.get("library"))
+        for name in clean.get("multipliers") or []:
+            if is_float_format(name):
+                raise HwcostError(f"--multipliers: {name} cannot be searched per edge with "
+                                  f"LUT multipliers; search it alone with --multiplier {name}")
+            resolve(name)
+        if clean.get("multiplier") and not is_float_format(clean["multiplier"]):
+            resolve(clean["multiplier"])
+        if "data_dir" in clean:
+            clean["data_dir"] = str(clean["data_dir"])
+        return cls(**clean)
 
     def validate(self) -> None:
         if self.multipliers and self.multiplier not in (None, "") and \
@@ -280,3 +313,35 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
                         multiplier=cfg.multiplier)
     atomic_write_text(out / "genotype.json", dumps_json(geno))
     return geno
+
+
+def summarize_search(cfg: SearchConfig, out: str | Path, genotype: Genotype) -> dict:
+    """The found cell in the full evaluation network on ``cfg.arch``: energy (split
+    arithmetic / memory), MACs, cycles; written to ``out/estimate.json`` (atomically)."""
+    import json
+
+    from hwmodel.estimate import NetworkEstimator, estimate_float
+    from hwmodel.float_formats import is_float_format
+    from hwmodel.spec import load_arch
+    from multiplier_lib.atomic import atomic_write_text
+
+    from .cellgraph import NetworkConfig, list_layers
+
+    out = Path(out)
+    spec = load_arch(cfg.arch)
+    net = NetworkConfig.from_genotype(genotype)
+    layers = list_layers(genotype, net)
+    first = genotype.multiplier or (cfg.multipliers or ["exact8u"])[0]
+    if is_float_format(first):   # searched in float: priced on the float design
+        est = estimate_float(spec, layers, first)
+    else:
+        resolve = MultiplierResolver(cfg.library)
+        est = NetworkEstimator(spec, resolve_multiplier=resolve).estimate(layers,
+                                                                           resolve(first))
+    summary = {"genotype": str(out / "genotype.json"), "arch": spec.name,
+               "network": vars(net), "energy_pj": est.total("energy_pj"),
+               "arithmetic_pj": est.total("arithmetic_pj"),
+               "memory_pj": est.total("memory_pj"), "macs": est.macs,
+               "cycles": est.total("cycles")}
+    atomic_write_text(out / "estimate.json", json.dumps(summary, indent=2))
+    return summary

@@ -214,3 +214,29 @@ def evaluate_checkpoint(path: str | Path, multipliers: list[str] | None = None,
         results.append({"multiplier": name or "as trained", "test_loss": loss,
                         "test_acc": acc, "genotype": genotype})
     return results
+
+
+def network_energy(genotype: Genotype, layers: int, channels: int, arch: str,
+                   multiplier: str | None, library: str | None = None) -> float:
+    """Energy per image (pJ) of ``genotype``'s evaluation network on ``arch``: with its own
+    (per-edge) multipliers, or ``multiplier`` replacing them all, or a float format."""
+    from dataclasses import replace
+
+    from hwmodel.estimate import NetworkEstimator, estimate_float
+    from hwmodel.float_formats import is_float_format
+    from hwmodel.spec import load_arch
+    from multiplier_lib.library import MultiplierResolver
+    from nas.cellgraph import NetworkConfig, list_layers
+
+    if is_float_format(multiplier):   # the whole network in float, on the float design
+        config = NetworkConfig.from_genotype(genotype, layers=layers, channels=channels)
+        return estimate_float(load_arch(arch), list_layers(genotype, config),
+                              multiplier).total("energy_pj")
+    if multiplier is not None:
+        genotype = replace(genotype, multiplier=multiplier, normal_multipliers=None,
+                           reduce_multipliers=None)
+    config = NetworkConfig.from_genotype(genotype, layers=layers, channels=channels)
+    resolve = MultiplierResolver(library)
+    est = NetworkEstimator(load_arch(arch), resolve_multiplier=resolve)
+    base = resolve(genotype.multiplier or "exact8u")
+    return est.estimate(list_layers(genotype, config), base).total("energy_pj")

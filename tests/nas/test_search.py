@@ -205,3 +205,15 @@ def test_fp32_search_runs_in_float_and_is_priced_as_fp32(tmp_path):
                                    str(tmp_path / "mixed")])
     assert res.exit_code == 1
     assert "fp32 cannot be searched per edge" in res.output and "Traceback" not in res.output
+
+
+def test_search_config_from_merged_settings():
+    cfg = SearchConfig.from_settings({"multipliers": "exact8u, trunc8u_k6c", "epochs": 2,
+                                      "data-dir": "d"})
+    assert cfg.multipliers == ["exact8u", "trunc8u_k6c"] and cfg.multiplier is None
+    assert cfg.data_dir == "d" and cfg.epochs == 2
+    with pytest.raises(HwcostError, match="unknown setting 'epoch'") as err:
+        SearchConfig.from_settings({"epoch": 2}, source="s.yaml")
+    assert err.value.file == "s.yaml"
+    with pytest.raises(HwcostError, match="unknown multiplier 'nope8u'"):
+        SearchConfig.from_settings({"multiplier": "nope8u"})
