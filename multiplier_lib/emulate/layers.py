@@ -375,16 +375,6 @@ def _check_range(spec: ConvSpec, k: int) -> None:
                           f"{spec.lut_peak} overflows the 32-bit accumulator")
 
 
-def _code_values(codes: torch.Tensor, domain: Domain) -> torch.Tensor:
-    """The integer values (as float32) that a domain's LUT codes stand for."""
-    if not domain.signed:
-        return codes.to(torch.float32)
-    if domain.bits == 8:
-        return codes.view(torch.int8).to(torch.float32)
-    c = codes.to(torch.int16)
-    return (c - ((c >> (domain.bits - 1)) & 1) * (1 << domain.bits)).to(torch.float32)
-
-
 def _fused_backend(layer, x: torch.Tensor):
     """The cpu backend module when this forward can run as one native call, else None.
 

@@ -114,13 +114,20 @@ def test_depthwise_direct_path_matches_reference(mode_name, case):
     run_conv_case(case, mode_name)
 
 
-def run_multi_lut_case(case, mode_name: str, kinds: tuple[str, ...]) -> None:
-    """One kernel pass over T tables equals T separate reference convolutions."""
+def _multi_case(case, kinds: tuple[str, ...], batch_blocks: int = 1):
+    """LUTs of the given kinds and codes for ``case`` (the batch repeated ``batch_blocks``
+    times as separate random samples)."""
     n, groups, cg, mg, (r, s), stride, dilation, (h, w), lut_kind, seed = case
     a_width, b_width = {"8x4": (256, 16), "4x8": (16, 256)}.get(lut_kind, (256, 256))
     luts = [make_lut(kind, seed + 10 * t, (a_width, b_width)) for t, kind in enumerate(kinds)]
-    x = codes((n, groups * cg, h, w), a_width, seed + 1)
+    x = codes((n * batch_blocks, groups * cg, h, w), a_width, seed + 1)
     wt = codes((groups * mg, cg, r, s), b_width, seed + 2)
+    return luts, x, wt, stride, dilation, groups
+
+
+def run_multi_lut_case(case, mode_name: str, kinds: tuple[str, ...]) -> None:
+    """One kernel pass over T tables equals T separate reference convolutions."""
+    luts, x, wt, stride, dilation, groups = _multi_case(case, kinds)
     with mode(mode_name):
         got = cpu.conv2d_multi_lut(x, wt, luts, stride, dilation, groups)
     assert got.dtype == torch.int32
@@ -155,11 +162,8 @@ def test_multi_lut_depthwise_direct_path(mode_name, case, kinds):
 
 def run_block_case(case, mode_name: str, kinds: tuple[str, ...]) -> None:
     """Block t of the batch looked up in table t equals a reference call per block."""
-    n, groups, cg, mg, (r, s), stride, dilation, (h, w), lut_kind, seed = case
-    a_width, b_width = {"8x4": (256, 16), "4x8": (16, 256)}.get(lut_kind, (256, 256))
-    luts = [make_lut(kind, seed + 10 * t, (a_width, b_width)) for t, kind in enumerate(kinds)]
-    x = codes((n * len(luts), groups * cg, h, w), a_width, seed + 1)
-    wt = codes((groups * mg, cg, r, s), b_width, seed + 2)
+    luts, x, wt, stride, dilation, groups = _multi_case(case, kinds, batch_blocks=len(kinds))
+    n = case[0]
     with mode(mode_name):
         got = cpu.conv2d_block_lut(x, wt, luts, stride, dilation, groups)
     expected = torch.cat([ref.conv2d_lut(x[t * n:(t + 1) * n], wt, lut, stride, dilation,
