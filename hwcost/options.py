@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from multiplier_lib.library import Library
+from nas.settings import DATASETS  # noqa: F401  (torch-free: --help stays fast)
 
 library_option = click.option(
     "--library", "library_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -17,6 +18,3 @@ library_option = click.option(
 def open_library(library_dir: Path | None) -> Library:
     return Library(library_dir)
 
-#: ``--dataset`` choices, kept here so that ``hwcost --help`` does not import torch;
-#: tests/hwcost/test_cli.py checks them against ``nas.data.DATASETS``.
-DATASETS = ("cifar10", "cifar100", "svhn", "synthetic", "folder", "npz")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import click
@@ -36,11 +38,13 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--max-skip", type=int, help="Cap on skip_connects in the normal cell (-1: off).")
 @click.option("--max-steps", type=int, help="Cap on batches per epoch (quick runs).")
 @click.option("--seed", type=int)
-@click.option("--out", required=True, type=_DIR, help="Run folder (checkpoints, logs, genotype).")
+@click.option("--out", type=_DIR, help="Run folder (checkpoints, logs, genotype); required "
+              "unless --dry-run.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--dry-run", is_flag=True, help="Check the settings, print them as JSON, exit.")
 @library_option
-def search(config_path: Path | None, out: Path, resume: bool, library_dir: Path | None,
-           **options) -> None:
+def search(config_path: Path | None, out: Path | None, resume: bool, dry_run: bool,
+           library_dir: Path | None, **options) -> None:
     """Search a DARTS cell with approximate multipliers and an energy penalty.
 
     Writes genotype.json, search.csv (one row per epoch), checkpoint.pt (atomic, every
@@ -53,21 +57,21 @@ def search(config_path: Path | None, out: Path, resume: bool, library_dir: Path 
       hwcost search --dataset cifar10 --data-dir data --multiplier mul8u_NGR.v \\
           --arch eyeriss --energy-weight 0.05 --out runs/ngr
     """
-    from hwmodel.yamlio import load_yaml, plain
-    from multiplier_lib.errors import HwcostError
     from nas.search import SearchConfig, run_search, summarize_search
 
-    settings: dict = {}
-    if config_path is not None:
-        data = plain(load_yaml(config_path))
-        if not isinstance(data, dict):
-            raise HwcostError("expected a mapping of search settings", file=config_path)
-        settings.update(data)
-    settings.update({k: v for k, v in options.items() if v is not None})
+    overrides = {k: v for k, v in options.items() if v is not None}
     if library_dir is not None:
-        settings["library"] = str(library_dir)
-    cfg = SearchConfig.from_settings(settings, source=config_path,
-                                     multiplier_given=options.get("multiplier") is not None)
+        overrides["library"] = str(library_dir)
+    given = options.get("multiplier") is not None
+    if config_path is not None:
+        cfg = SearchConfig.from_file(config_path, overrides, multiplier_given=given)
+    else:
+        cfg = SearchConfig.from_settings(overrides, multiplier_given=given)
+    if dry_run:
+        click.echo(json.dumps(dataclasses.asdict(cfg), indent=1))
+        return
+    if out is None:
+        raise click.UsageError("Missing option '--out' (the run folder).")
 
     from tqdm import tqdm
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from multiplier_lib.errors import HwcostError
 from nas.genotype import Genotype, validate
+from nas.macro import plan_network
 from nas.ops import OPS, ConvFactory, DropPath, FactorizedReduce, Identity, StdConv, plain_conv
 
 
@@ -122,30 +123,26 @@ class AugmentCNN(nn.Module):
         edge_convs = {cell: [conv_for(m) for m in genotype.edge_multipliers(cell)]
                       for cell in ("normal", "reduce")}
 
-        c_stem = stem_multiplier * C
+        #: the macro layout this network is built from (shared with :mod:`nas.cellgraph`)
+        self.plan = plan_network(
+            channels=C, layers=n_layers, input_size=input_size, in_channels=in_channels,
+            stem_multiplier=stem_multiplier, classes=n_classes,
+            concat=(len(genotype.normal_concat), len(genotype.reduce_concat)))
+        c_stem = self.plan.stem_channels
         self.stem = nn.Sequential(base(in_channels, c_stem, 3, 1, 1, 1, 1),
                                   nn.BatchNorm2d(c_stem))
-        c_pp, c_p, c = c_stem, c_stem, C
-        self.reduction_cells = tuple(sorted({n_layers // 3, 2 * n_layers // 3}))
-        self.aux_pos = 2 * n_layers // 3
-        self.cells = nn.ModuleList()
+        self.reduction_cells = self.plan.reduction_cells
+        self.aux_pos = self.plan.aux_cell
+        self.cells = nn.ModuleList(
+            AugmentCell(genotype, cell.c_pp, cell.c_p, cell.c, cell.reduction,
+                        cell.reduction_prev, base, edge_convs[cell.cell_type])
+            for cell in self.plan.cells)
         self.aux_head: AuxiliaryHead | None = None
-        side = input_size
-        reduction_prev = False
-        for i in range(n_layers):
-            reduction = i in self.reduction_cells
-            if reduction:
-                c *= 2
-                side //= 2
-            cell = "reduce" if reduction else "normal"
-            self.cells.append(AugmentCell(genotype, c_pp, c_p, c, reduction, reduction_prev,
-                                          base, edge_convs[cell]))
-            reduction_prev = reduction
-            c_pp, c_p = c_p, c * len(genotype.concat(cell))
-            if auxiliary and i == self.aux_pos:
-                self.aux_head = AuxiliaryHead(side, c_p, n_classes)
+        if auxiliary:
+            aux = self.plan.cells[self.aux_pos]
+            self.aux_head = AuxiliaryHead(aux.hw[0], aux.c_out, n_classes)
         self.gap = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_p, n_classes)
+        self.classifier = nn.Linear(self.plan.out_channels, n_classes)
         self.drop_path_prob(drop_path)
 
     def drop_path_prob(self, p: float) -> None:

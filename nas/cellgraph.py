@@ -1,17 +1,12 @@
 """A genotype expanded into the DARTS evaluation network, as a graph of hardware layers.
 
 The cost model needs every layer a genotype implies, with exact shapes, so this module
-rebuilds the network of the DARTS CIFAR evaluation code (auxiliary head excluded: it is
-dropped at inference):
-
-* stem: 3x3 conv ``in_channels -> stem_multiplier * C`` and BN;
-* ``layers`` cells; cells ``layers // 3`` and ``2 * layers // 3`` are reduction cells, which
-  double ``C`` and halve the size.  Each cell preprocesses its two inputs to ``C`` channels
-  (input 0 with a FactorizedReduce when the previous cell was a reduction cell, since it is
-  then twice the size of input 1, else with ReLU-1x1 conv-BN; input 1 with ReLU-1x1 conv-BN),
-  applies its genotype's ops (stride 2 on edges reading the cell inputs of a reduction cell),
-  sums each node's two op outputs and concatenates the ``concat`` nodes;
-* global average pooling and a linear classifier.
+expands the DARTS CIFAR evaluation network (auxiliary head excluded: it is dropped at
+inference) into hardware layers.  The macro layout (stem, which cells reduce, channels,
+sizes, each cell's preprocessing) is the :class:`~nas.macro.NetworkPlan` that
+:class:`~nas.augment_cnn.AugmentCNN` is built from too; this module adds the genotype's ops
+(:func:`~nas.ops_spec.op_block`, stride 2 on edges reading the cell inputs of a reduction
+cell), one two-input add per node and the concatenation of the ``concat`` nodes.
 
 Graph nodes (ids such as ``stem``, ``cell4.normal.pre0``, ``cell4.normal.edge5``,
 ``cell4.normal.node3``, ``cell4.normal.out``, ``gap``, ``classifier``) carry ``op``,
@@ -30,7 +25,8 @@ import networkx as nx
 from hwmodel.workload import Layer
 from multiplier_lib.errors import HwcostError
 from nas.genotype import Genotype, validate
-from nas.ops_spec import Block, add_layer, factorized_reduce, op_block, relu_conv_bn
+from nas.macro import NetworkPlan, plan_network
+from nas.ops_spec import Block, op_block
 
 
 @dataclass(frozen=True)
@@ -62,10 +58,13 @@ class NetworkConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **values)
 
-    @property
-    def reduction_cells(self) -> tuple[int, ...]:
-        """Indices of the reduction cells (DARTS: ``layers // 3`` and ``2 * layers // 3``)."""
-        return tuple(sorted({self.layers // 3, 2 * self.layers // 3}))
+    def plan(self, genotype: Genotype) -> NetworkPlan:
+        """The macro layout of ``genotype``'s evaluation network at this configuration."""
+        return plan_network(channels=self.channels, layers=self.layers,
+                            input_size=self.input_size, in_channels=self.in_channels,
+                            stem_multiplier=self.stem_multiplier, classes=self.classes,
+                            concat=(len(genotype.normal_concat), len(genotype.reduce_concat)))
+
 
 
 class _Builder:
@@ -103,45 +102,26 @@ def build_graph(genotype: Genotype, config: NetworkConfig | None = None) -> nx.D
     """
     validate(genotype, allow_none=True)
     cfg = config if config is not None else NetworkConfig.from_genotype(genotype)
+    plan = cfg.plan(genotype)
     b = _Builder(genotype, cfg)
+    b.graph.graph["plan"] = plan
     n, mult = cfg.batch, genotype.multiplier
     side = cfg.input_size
 
     b.add("input", "input", (n, cfg.in_channels, side, side), [])
-    c_stem = cfg.stem_multiplier * cfg.channels
-    stem = Block(
-        (Layer("stem.conv", "conv", N=n, C=cfg.in_channels, M=c_stem, P=side, Q=side, R=3, S=3,
-               multiplier=mult),),
-        2 * c_stem, c_stem, (side, side))
-    b.add("stem", "stem_conv_bn", (n, c_stem, side, side), ["input"], stem)
+    stem = plan.stem_block(batch=n, multiplier=mult)
+    b.add("stem", "stem_conv_bn", (n, stem.out_channels, side, side), ["input"], stem)
 
     s0 = s1 = "stem"
-    c_pp, c_p, c = c_stem, c_stem, cfg.channels
-    reductions = cfg.reduction_cells
-    reduction_prev = False
-    for i in range(cfg.layers):
-        reduction = i in reductions
-        if reduction:
-            c *= 2
-        cell = "reduce" if reduction else "normal"
-        name = f"cell{i}.{cell}"
-        info = {"cell": i, "cell_type": cell}
-
-        hw0, hw1 = b.hw(s0), b.hw(s1)
-        if reduction_prev:
-            pre0 = factorized_reduce(f"{name}.pre0.fr", c_pp, c, hw0, batch=n, multiplier=mult)
-            op0 = "FactorizedReduce"
-        else:
-            pre0 = relu_conv_bn(f"{name}.pre0", c_pp, c, hw0, batch=n, multiplier=mult)
-            op0 = "ReLUConvBN"
-        if pre0.out_hw != hw1:  # DARTS's own network would fail to add these
-            raise HwcostError(f"{name}: cell inputs of different sizes {pre0.out_hw} and {hw1}")
+    for cp in plan.cells:
+        cell, name, c = cp.cell_type, cp.name, cp.c
+        info = {"cell": cp.index, "cell_type": cell}
+        pre0, pre1 = cp.preprocess(batch=n, multiplier=mult)
         states = [
-            b.add(f"{name}.pre0", op0, (n, c, *pre0.out_hw), [s0], pre0, **info),
-            b.add(f"{name}.pre1", "ReLUConvBN", (n, c, *hw1), [s1],
-                  relu_conv_bn(f"{name}.pre1", c_p, c, hw1, batch=n, multiplier=mult), **info),
+            b.add(f"{name}.pre0", "FactorizedReduce" if cp.reduction_prev else "ReLUConvBN",
+                  (n, c, *pre0.out_hw), [s0], pre0, **info),
+            b.add(f"{name}.pre1", "ReLUConvBN", (n, c, *pre1.out_hw), [s1], pre1, **info),
         ]
-
         edges = genotype.edges(cell)
         multipliers = genotype.edge_multipliers(cell)
         for k in range(len(edges) // 2):
@@ -150,7 +130,7 @@ def build_graph(genotype: Genotype, config: NetworkConfig | None = None) -> nx.D
                 op, index = edges[e]
                 if op == "none":
                     continue
-                stride = 2 if reduction and index < 2 else 1
+                stride = cp.edge_stride(index)
                 src = states[index]
                 block = op_block(op, f"{name}.edge{e}.{op}", c, b.hw(src), stride, batch=n,
                                  multiplier=multipliers[e])
@@ -162,29 +142,22 @@ def build_graph(genotype: Genotype, config: NetworkConfig | None = None) -> nx.D
                 raise HwcostError(f"{name} node {k + 2}: inputs of different shapes "
                                   f"{sorted(shapes)}")
             shape = shapes.pop()
-            adds = ((add_layer(f"{name}.node{k + 2}.add", c, shape[2:], batch=n),)
-                    if len(inputs) == 2 else ())
+            adds = (cp.node_add(k + 2, batch=n),) if len(inputs) == 2 else ()
             states.append(b.add(f"{name}.node{k + 2}", "add", shape, inputs, layers=adds,
                                 node_id=k + 2, **info))
         concat = genotype.concat(cell)
         out_shapes = {b.shape(states[j])[2:] for j in concat}
-        if len(out_shapes) != 1:
-            raise HwcostError(f"{name}: concatenated nodes of different sizes "
-                              f"{sorted(out_shapes)}")
-        out_hw = out_shapes.pop()
-        out = b.add(f"{name}.out", "concat", (n, len(concat) * c, *out_hw),
+        if out_shapes != {cp.hw}:
+            raise HwcostError(f"{name}: concatenated nodes of sizes {sorted(out_shapes)}, "
+                              f"expected {cp.hw}")
+        out = b.add(f"{name}.out", "concat", (n, cp.c_out, *cp.hw),
                     [states[j] for j in concat], **info)
         s0, s1 = s1, out
-        c_pp, c_p = c_p, len(concat) * c
-        reduction_prev = reduction
 
-    h, w = b.hw(s1)
-    gap = Layer("gap.pool", "pool", N=n, C=1, M=1, P=1, Q=1, R=h, S=w, groups=c_p,
-                extra={"op": "avg", "channels": c_p, "padding": 0, "global": True})
-    b.add("gap", "global_avg_pool", (n, c_p, 1, 1), [s1], layers=(gap,))
-    fc = Layer("classifier.fc", "fc", N=n, C=c_p, M=cfg.classes, multiplier=mult,
-               extra={"bias": cfg.classes})
-    b.add("classifier", "linear", (n, cfg.classes), ["gap"], layers=(fc,))
+    c_out = plan.out_channels
+    b.add("gap", "global_avg_pool", (n, c_out, 1, 1), [s1], layers=(plan.gap_layer(batch=n),))
+    b.add("classifier", "linear", (n, cfg.classes), ["gap"],
+          layers=(plan.classifier_layer(batch=n, multiplier=mult),))
     b.add("output", "output", (n, cfg.classes), ["classifier"])
     return b.graph
 

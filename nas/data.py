@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from multiplier_lib.errors import HwcostError
+from nas.settings import DATASETS
 
-DATASETS = ("cifar10", "cifar100", "svhn", "synthetic", "folder", "npz")
 #: datasets read from the user's files by :mod:`nas.data_files` (``--data-dir`` names the
 #: folder, or the ``.npz`` file)
 FILE_DATASETS = ("svhn", "folder", "npz")

@@ -10,15 +10,12 @@ differentiable tensor expression:
     expected = fixed_pj + sum_type sum_edge sum_op softmax(alpha)[edge, op]
                           * sum_mult softmax(beta)[edge, mult] * E[type, edge, op, mult]
 
-Layout of the search network (DARTS's ``model_search``, same rules as :mod:`nas.cellgraph`):
-a 3x3 stem conv to ``3 * C`` channels; ``layers`` cells, cells ``layers // 3`` and
-``2 * layers // 3`` being reduction cells that double ``C`` and halve the size; each cell
-preprocesses its inputs to ``C`` channels (input 0 with a FactorizedReduce after a reduction
-cell, else ReLU-1x1 conv-BN; input 1 with ReLU-1x1 conv-BN); intermediate node ``i`` reads
-every earlier state ``j < i + 2`` (edges numbered in that order, 14 for 4 nodes); edges reading
-the cell inputs (``j < 2``) of a reduction cell have stride 2; a cell concatenates all its
-intermediate nodes (``n_nodes * C`` channels out).  All cells of one type share their alphas,
-so ``E`` sums an edge's energy over every cell of that type.
+The search network's macro layout (stem, reduction cells, channels, sizes, preprocessing) is
+the :class:`~nas.macro.NetworkPlan` the supernet is built from, with every intermediate node
+concatenated; intermediate node ``i`` reads every earlier state ``j < i + 2`` (edges numbered
+in that order, 14 for 4 nodes), and edges reading the cell inputs (``j < 2``) of a reduction
+cell have stride 2.  All cells of one type share their alphas, so ``E`` sums an edge's energy
+over every cell of that type.
 
 ``fixed_pj`` is what no architecture weight controls, priced with the *first* multiplier (the
 baseline; the search does not choose multipliers for these layers): the stem, every cell's
@@ -50,9 +47,9 @@ from hwmodel.workload import Layer
 from multiplier_lib.atomic import atomic_write_text
 from multiplier_lib.errors import HwcostError
 from multiplier_lib.multiplier import Multiplier
-from nas.cellgraph import NetworkConfig
 from nas.genotype import PRIMITIVES
-from nas.ops_spec import add_layer, factorized_reduce, op_block, out_side, relu_conv_bn
+from nas.macro import NetworkPlan, plan_network
+from nas.ops_spec import op_block
 
 FORMAT = "hwcost-op-energy-table"
 FORMAT_VERSION = 1
@@ -188,8 +185,8 @@ def build_energy_table(arch: Architecture | str | Path, multipliers: list[str],
     if not isinstance(arch, Architecture):
         from hwmodel.spec import load_arch
         arch = load_arch(arch)
-    cfg = NetworkConfig(layers=layers, channels=channels, input_size=input_size,
-                        classes=classes, batch=batch)
+    plan = plan_network(channels=channels, layers=layers, input_size=input_size,
+                        classes=classes, concat=(n_nodes, n_nodes))
     # relative op costs over hundreds of shapes: the constructive mapper suffices here
     est = estimator or NetworkEstimator(arch, objective, ert, resolve_multiplier,
                                         effort="fast")
@@ -209,56 +206,48 @@ def build_energy_table(arch: Architecture | str | Path, multipliers: list[str],
             priced[key] = [_total(est, block.layers, m) for m in mults]
         return priced[key]
 
-    base = mults[0]
-    side = input_size
-    c_stem = cfg.stem_multiplier * channels
-    fixed: list[Layer] = [Layer("stem.conv", "conv", N=batch, C=cfg.in_channels, M=c_stem,
-                                P=side, Q=side, R=3, S=3)]
-    hw_pp = hw_p = (side, side)
-    c_pp, c_p, c = c_stem, c_stem, channels
-    reductions = cfg.reduction_cells
-    reduction_prev = False
-    for i in range(layers):
-        reduction = i in reductions
-        c *= 2 if reduction else 1
-        name = f"cell{i}.{CELL_TYPES[reduction]}"
-        if reduction_prev:
-            pre0 = factorized_reduce(f"{name}.pre0.fr", c_pp, c, hw_pp, batch=batch)
-        else:
-            pre0 = relu_conv_bn(f"{name}.pre0", c_pp, c, hw_pp, batch=batch)
-        if pre0.out_hw != hw_p:
-            raise HwcostError(f"{name}: cell inputs of different sizes {pre0.out_hw} and {hw_p}")
-        pre1 = relu_conv_bn(f"{name}.pre1", c_p, c, hw_p, batch=batch)
-        fixed += [*pre0.layers, *pre1.layers]
-        stride_in = 2 if reduction else 1
-        node_hw = (out_side(hw_p[0], stride_in), out_side(hw_p[1], stride_in))
+    for cell in plan.cells:
         for e, (_node, j) in enumerate(edges):
-            stride = stride_in if j < 2 else 1
-            src_hw = hw_p if j < 2 else node_hw
             for o, op in enumerate(PRIMITIVES):
-                costs = price(op, c, src_hw, stride, f"{name}.edge{e}.{op}")
-                row = energy[int(reduction)][e][o]
+                costs = price(op, cell.c, cell.edge_input_hw(j), cell.edge_stride(j),
+                              f"{cell.name}.edge{e}.{op}")
+                row = energy[int(cell.reduction)][e][o]
                 for m in range(n_m):
                     row[m] += costs[m]
-        fixed += [add_layer(f"{name}.node{k + 2}.add", c, node_hw, batch=batch)
-                  for k in range(n_nodes)]
-        hw_pp, hw_p = hw_p, node_hw
-        c_pp, c_p = c_p, n_nodes * c
-        reduction_prev = reduction
-    fixed.append(Layer("gap.pool", "pool", N=batch, C=1, M=1, P=1, Q=1, R=hw_p[0], S=hw_p[1],
-                       groups=c_p, extra={"op": "avg", "channels": c_p, "padding": 0,
-                                          "global": True}))
-    fixed.append(Layer("classifier.fc", "fc", N=batch, C=c_p, M=classes,
-                       extra={"bias": classes}))
-    fixed_pj = _total(est, fixed, base)
+    fixed_pj = _total(est, fixed_layers(plan, n_nodes, batch=batch), mults[0])
     reference = fixed_pj + sum(sum(op_row[0] for op_row in edge_rows) / n_ops
                                for type_rows in energy for edge_rows in type_rows)
     config = {"layers": layers, "channels": channels, "input_size": input_size,
               "n_nodes": n_nodes, "batch": batch, "classes": classes,
-              "stem_multiplier": cfg.stem_multiplier, "in_channels": cfg.in_channels}
+              "stem_multiplier": plan.stem_multiplier, "in_channels": plan.in_channels}
     return OpEnergyTable(arch=arch.name, multipliers=tuple(multipliers), ops=tuple(PRIMITIVES),
                          edges=edges, config=config, objective=objective, energy_pj=energy,
                          fixed_pj=fixed_pj, reference_pj=reference)
+
+
+def fixed_layers(plan: NetworkPlan, n_nodes: int, *, batch: int = 1) -> list[Layer]:
+    """The layers of the search network that no architecture weight controls: the stem,
+    every cell's preprocessing, one two-input add per intermediate node (the sum a derived
+    cell performs), the global average pooling and the classifier."""
+    layers = list(plan.stem_block(batch=batch).layers)
+    for cell in plan.cells:
+        for block in cell.preprocess(batch=batch):
+            layers += block.layers
+        layers += [cell.node_add(k + 2, batch=batch) for k in range(n_nodes)]
+    return [*layers, plan.gap_layer(batch=batch), plan.classifier_layer(batch=batch)]
+
+
+def search_layers(plan: NetworkPlan, n_nodes: int, *, batch: int = 1) -> list[Layer]:
+    """Every layer of the search supernet: :func:`fixed_layers` plus every primitive on every
+    edge (what :class:`~nas.search_cnn.SearchCNN` computes, minus the mixing sums)."""
+    layers = fixed_layers(plan, n_nodes, batch=batch)
+    for cell in plan.cells:
+        for e, (_node, j) in enumerate(search_edges(n_nodes)):
+            for op in PRIMITIVES:
+                layers += op_block(op, f"{cell.name}.edge{e}.{op}", cell.c,
+                                   cell.edge_input_hw(j), cell.edge_stride(j),
+                                   batch=batch).layers
+    return layers
 
 
 def _check_weights(name: str, w: torch.Tensor, shape: tuple[int, int]) -> None:

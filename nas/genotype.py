@@ -45,11 +45,12 @@ import bisect
 import difflib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from multiplier_lib.errors import HwcostError
+from nas.macro import MAX_CELL_NODES, NETWORK_LIMITS
 
 #: The DARTS search space, in DARTS's order (index = position of the op's architecture weight).
 PRIMITIVES = [
@@ -121,6 +122,11 @@ class Genotype:
             return [self.multiplier] * len(edges)
         return [m if m is not None else self.multiplier for m in own]
 
+    def with_multiplier(self, name: str | None) -> Genotype:
+        """This genotype with ``name`` on every edge and layer (per-edge choices dropped);
+        every other field, the network hyper-parameters included, is kept."""
+        return replace(self, multiplier=name, normal_multipliers=None, reduce_multipliers=None)
+
     @property
     def network(self) -> dict[str, int]:
         """The network hyper-parameters this genotype sets (unset ones are left out)."""
@@ -186,7 +192,7 @@ class _Lines:
         self.lines = lines
 
     def __call__(self, *path: str | int) -> int | None:
-        for n in range(len(path), 0, -1):
+        for n in range(len(path), -1, -1):   # down to () : the genotype as a whole
             if path[:n] in self.lines:
                 return self.lines[path[:n]]
         return None
@@ -480,6 +486,8 @@ def _validate(genotype: Genotype, *, allow_none: bool, lines: dict[_LinePath, in
         if len(edges) % 2:
             raise fail(f"{cell!r} has {len(edges)} edges, an odd number; DARTS lists exactly "
                        "2 edges per intermediate node", cell)
+        MAX_CELL_NODES.check(len(edges) // 2, file=source, line=at(cell),
+                             context=f"{cell!r} cell")
         for e, edge in enumerate(edges):
             k = e // 2
             if (not isinstance(edge, tuple) or len(edge) != 2 or not isinstance(edge[0], str)
@@ -525,6 +533,9 @@ def _validate(genotype: Genotype, *, allow_none: bool, lines: dict[_LinePath, in
         if value is not None and (type(value) is not int or value < 1):
             raise fail(f"network {key} must be a positive integer, not {value!r}",
                        "network", key)
+        if value is not None and key in NETWORK_LIMITS:
+            NETWORK_LIMITS[key].check(value, file=source, line=at("network", key),
+                                      context=f"network {key}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -30,20 +31,16 @@ from .genotype import Genotype, dumps_json
 from .ops import approx_conv, plain_conv
 from .runlog import write_csv
 from .search_cnn import SearchCNN
+from .settings import DATASETS, DataSettings, SettingError, check_types, require
 
 CSV_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
               "expected_energy_pj", "alpha_entropy", "beta_entropy", "skip_count", "genotype")
 
 
 @dataclass
-class SearchConfig:
+class SearchConfig(DataSettings):
     """Every knob of a search run (DARTS defaults), saved with each checkpoint."""
 
-    dataset: str = "cifar10"
-    data_dir: str = "data"
-    download: bool = False
-    synthetic_size: int = 2048
-    input_size: int | None = None      # resize the images (folder data: 32 when unset)
     epochs: int = 50
     layers: int = 8
     channels: int = 16
@@ -70,50 +67,106 @@ class SearchConfig:
     max_steps: int | None = None       # cap batches per epoch (tests, demos)
 
     @classmethod
-    def from_settings(cls, settings: dict, source=None,
-                      multiplier_given: bool = False) -> SearchConfig:
+    def from_settings(cls, settings: dict, source=None, multiplier_given: bool = False,
+                      line_of: Callable[[str], int | None] | None = None) -> SearchConfig:
         """A config from merged settings (a YAML file's, then the command line's): keys as
         the field names (``-`` for ``_`` allowed), ``multipliers`` as a list or a
-        comma-separated string.  Every multiplier is resolved here, in the config's library,
-        so an unknown one fails before the search starts."""
+        comma-separated string.  Types and ranges are checked and every multiplier is
+        resolved here, in the config's library, so a bad setting or an unknown multiplier
+        fails before the search starts, at ``source:line_of(key)``."""
         from hwmodel.float_formats import is_float_format
 
-        names = {f.name for f in fields(cls)}
-        clean: dict = {}
-        for key, value in settings.items():
-            k = str(key).replace("-", "_")
-            if k not in names:
-                raise HwcostError(f"unknown setting {key!r}", file=source)
-            clean[k] = value
+        clean = {str(key).replace("-", "_"): value for key, value in settings.items()}
         if isinstance(clean.get("multipliers"), str):
             clean["multipliers"] = [m.strip() for m in clean["multipliers"].split(",")
                                     if m.strip()]
-        if clean.get("multipliers") and not multiplier_given:
-            clean.setdefault("multiplier", None)
-        resolve = MultiplierResolver(clean.get("library"))
-        for name in clean.get("multipliers") or []:
-            if is_float_format(name):
-                raise HwcostError(f"--multipliers: {name} cannot be searched per edge with "
-                                  f"LUT multipliers; search it alone with --multiplier {name}")
-            resolve(name)
-        if clean.get("multiplier") and not is_float_format(clean["multiplier"]):
-            resolve(clean["multiplier"])
-        if "data_dir" in clean:
+        if "data_dir" in clean and clean["data_dir"] is not None:
             clean["data_dir"] = str(clean["data_dir"])
-        return cls(**clean)
+        try:
+            check_types(cls, clean)
+            if clean.get("multipliers") and not multiplier_given:
+                clean.setdefault("multiplier", None)
+            resolve = MultiplierResolver(clean.get("library"))
+            for name in clean.get("multipliers") or []:
+                if is_float_format(name):
+                    raise SettingError("multipliers", f"multipliers: {name} cannot be searched "
+                                       "per edge with LUT multipliers; search it alone with "
+                                       f"--multiplier {name}")
+                _resolve_setting(resolve, "multipliers", name)
+            if clean.get("multiplier") and not is_float_format(clean["multiplier"]):
+                _resolve_setting(resolve, "multiplier", clean["multiplier"])
+            cfg = cls(**clean)
+            cfg.validate()
+        except SettingError as err:
+            line = line_of(err.key) if line_of is not None else None
+            raise HwcostError(err.message, file=source, line=line) from None
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str | Path, overrides: dict | None = None,
+                  multiplier_given: bool = False) -> SearchConfig:
+        """The settings of a YAML file, then ``overrides`` (the command line's); errors name
+        the file and the line of the offending key."""
+        from hwmodel.yamlio import line_of, load_yaml, plain
+
+        node = load_yaml(path)
+        data = plain(node)
+        if not isinstance(data, dict):
+            raise HwcostError("expected a mapping of search settings, e.g. 'epochs: 50'",
+                              file=path, line=1)
+        settings = {**data, **(overrides or {})}
+        given = set(data)
+
+        def lines(key: str) -> int | None:
+            for k in (key, key.replace("_", "-")):
+                if k in given and k not in (overrides or {}):
+                    return line_of(node, k)
+            return None
+
+        return cls.from_settings(settings, source=path, multiplier_given=multiplier_given,
+                                 line_of=lines)
 
     def validate(self) -> None:
+        """Ranges and choices; a bad one raises :class:`~nas.settings.SettingError`."""
+        from .macro import MAX_CELL_NODES
+
         if self.multipliers and self.multiplier not in (None, "") and \
                 self.multiplier not in self.multipliers:
             self.multiplier = None
-        if self.penalty not in ("additive", "fbnet", "target"):
-            raise HwcostError(f"unknown penalty {self.penalty!r}; expected additive, fbnet "
-                              "or target")
-        if self.penalty == "target" and self.energy_target is None:
-            raise HwcostError("--penalty target needs --energy-target (pJ)")
-        if self.epochs < 1 or self.layers < 3 or self.channels < 1:
-            raise HwcostError("need epochs >= 1, layers >= 3 (two reduction cells) and "
-                              "channels >= 1")
+        require("dataset", self.dataset in DATASETS,
+                f"{self.dataset!r} is unknown; expected one of {', '.join(DATASETS)}")
+        require("penalty", self.penalty in ("additive", "fbnet", "target"),
+                f"{self.penalty!r} is unknown; expected additive, fbnet or target")
+        require("energy_target", self.penalty != "target" or self.energy_target is not None,
+                "is needed by penalty 'target' (pJ)")
+        require("energy_target", self.energy_target is None or self.energy_target > 0,
+                "must be a positive energy in pJ")
+        require("energy_weight", self.energy_weight >= 0, "must be >= 0")
+        require("order", self.order in ("first", "second"), "must be first or second")
+        require("backend", self.backend in ("auto", "reference", "cpu", "triton"),
+                "must be auto, reference, cpu or triton")
+        require("epochs", self.epochs >= 1, "must be at least 1")
+        require("layers", self.layers >= 3, "must be at least 3 (two reduction cells)")
+        require("channels", self.channels >= 1, "must be at least 1")
+        require("nodes", 1 <= self.nodes <= MAX_CELL_NODES.value,
+                f"must be 1..{MAX_CELL_NODES.value} ({MAX_CELL_NODES.env} raises the limit)")
+        require("batch_size", self.batch_size >= 1, "must be at least 1")
+        require("synthetic_size", self.synthetic_size >= 2, "must be at least 2")
+        require("input_size", self.input_size is None or 8 <= self.input_size <= 1024,
+                "must be 8..1024")
+        require("max_steps", self.max_steps is None or self.max_steps >= 1,
+                "must be at least 1")
+        require("max_skip", self.max_skip >= -1, "must be -1 (off) or more")
+        for key in ("w_lr", "w_lr_min", "w_momentum", "w_weight_decay", "w_grad_clip",
+                    "alpha_lr", "alpha_weight_decay"):
+            require(key, getattr(self, key) >= 0, "must be >= 0")
+
+
+def _resolve_setting(resolve: MultiplierResolver, key: str, name: str) -> None:
+    try:
+        resolve(name)
+    except HwcostError as err:
+        raise SettingError(key, f"{key}: {err.message}") from None
 
 
 def _model(cfg: SearchConfig, n_classes: int, resolve=None) -> SearchCNN:
@@ -175,10 +228,7 @@ def cap_skips(genotype: Genotype, model: SearchCNN, max_skip: int) -> Genotype:
         w[skip_idx] = -1.0
         w[none_idx] = -1.0
         normal[i] = (PRIMITIVES[int(w.argmax())], normal[i][1])
-    return Genotype(normal=normal, normal_concat=genotype.normal_concat,
-                    reduce=genotype.reduce, reduce_concat=genotype.reduce_concat,
-                    normal_multipliers=genotype.normal_multipliers,
-                    reduce_multipliers=genotype.reduce_multipliers)
+    return replace(genotype, normal=normal)
 
 
 def _kept_edge_rows(genotype: Genotype, model: SearchCNN) -> list[int]:
@@ -308,9 +358,7 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
         write_csv(out / "search.csv", rows, CSV_FIELDS)
     geno = cap_skips(model.genotype(), model, cfg.max_skip)
     if not cfg.multipliers and cfg.multiplier:
-        geno = Genotype(normal=geno.normal, normal_concat=geno.normal_concat,
-                        reduce=geno.reduce, reduce_concat=geno.reduce_concat,
-                        multiplier=cfg.multiplier)
+        geno = geno.with_multiplier(cfg.multiplier)
     atomic_write_text(out / "genotype.json", dumps_json(geno))
     return geno
 

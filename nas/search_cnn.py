@@ -34,6 +34,7 @@ from torch import nn
 
 from multiplier_lib.errors import HwcostError
 from nas.genotype import PRIMITIVES, Genotype
+from nas.macro import plan_network
 from nas.ops import OPS, ConvFactory, approx_conv, has_conv, n_candidates, plain_conv
 from nas.search_cells import SearchCell, edge_index, n_edges
 
@@ -49,8 +50,10 @@ def _multiplies(op: str, stride: int) -> bool:
 class SearchCNN(nn.Module):
     """DARTS's CIFAR search network: stem, ``n_layers`` search cells, GAP, classifier.
 
-    Reduction cells sit at ``n_layers // 3`` and ``2 * n_layers // 3``, as in the evaluation
-    network, so a derived genotype drops into :class:`~nas.augment_cnn.AugmentCNN` unchanged.
+    The macro layout (reduction cells at ``n_layers // 3`` and ``2 * n_layers // 3``, channel
+    doubling, preprocessing) is :func:`nas.macro.plan_network`'s, the evaluation network's
+    too, so a derived genotype drops into :class:`~nas.augment_cnn.AugmentCNN` unchanged;
+    ``input_size`` only sizes the plan (and refuses sizes DARTS cannot halve).
     ``multiplier_conv`` maps the list of candidate multiplier names to *one* candidate conv
     factory (one weight tensor per conv, one block per candidate); it defaults to
     :func:`~nas.ops.approx_conv` (which, given a list, is :func:`~nas.ops.candidate_conv`)
@@ -60,7 +63,8 @@ class SearchCNN(nn.Module):
     def __init__(self, C: int = 16, n_classes: int = 10, n_layers: int = 8, n_nodes: int = 4,
                  stem_multiplier: int = 3, conv: ConvFactory = plain_conv,
                  multipliers: list[str] | None = None,
-                 multiplier_conv: Callable[[list[str]], ConvFactory] | None = None):
+                 multiplier_conv: Callable[[list[str]], ConvFactory] | None = None,
+                 input_size: int = 32):
         super().__init__()
         if n_layers < 1 or n_nodes < 1:
             raise HwcostError(f"a search network needs at least one cell and one node, got "
@@ -84,22 +88,19 @@ class SearchCNN(nn.Module):
                                   f"{self.multipliers}; it must build candidate convs "
                                   "(nas.ops.candidate_conv)")
 
-        c_stem = stem_multiplier * C
+        #: the macro layout this supernet is built from (shared with the energy table)
+        self.plan = plan_network(channels=C, layers=n_layers, concat=(n_nodes, n_nodes),
+                                 input_size=input_size, stem_multiplier=stem_multiplier,
+                                 classes=n_classes)
+        c_stem = self.plan.stem_channels
         self.stem = nn.Sequential(conv(3, c_stem, 3, 1, 1, 1, 1), nn.BatchNorm2d(c_stem))
-        c_pp, c_p, c = c_stem, c_stem, C
-        self.reduction_cells = tuple(sorted({n_layers // 3, 2 * n_layers // 3}))
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(n_layers):
-            reduction = i in self.reduction_cells
-            if reduction:
-                c *= 2
-            self.cells.append(SearchCell(n_nodes, c_pp, c_p, c, reduction, reduction_prev,
-                                         conv, edge_conv))
-            reduction_prev = reduction
-            c_pp, c_p = c_p, c * n_nodes
+        self.reduction_cells = self.plan.reduction_cells
+        self.cells = nn.ModuleList(
+            SearchCell(n_nodes, cell.c_pp, cell.c_p, cell.c, cell.reduction,
+                       cell.reduction_prev, conv, edge_conv)
+            for cell in self.plan.cells)
         self.gap = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_p, n_classes)
+        self.classifier = nn.Linear(self.plan.out_channels, n_classes)
 
         rows = n_edges(n_nodes)
         self.alpha_normal = nn.Parameter(1e-3 * torch.randn(rows, len(PRIMITIVES)))

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import time
 import traceback
@@ -46,12 +47,16 @@ from typing import Any
 
 from multiplier_lib.atomic import atomic_write_bytes, atomic_write_text
 from multiplier_lib.errors import HwcostError
+from multiplier_lib.limits import Limit
+from nas.settings import DataSettings
 
 TOP_KEYS = ("data", "grid", "search", "train", "baseline", "resources")
-DATA_KEYS = ("dataset", "data_dir", "download", "synthetic_size", "input_size", "library")
+DATA_KEYS = (*(f.name for f in fields(DataSettings)), "library")
 GRID_KEYS = ("multipliers", "energy_weight", "energy_target", "penalty", "arch", "seed",
              "layers", "channels")
 RESOURCE_KEYS = ("cpus", "gpus")
+# each point is a whole search + training run: a grid of 10**6 is a typo, not a plan
+MAX_SWEEP_POINTS = Limit("HWCOST_MAX_SWEEP_POINTS", 10_000, "points in a sweep grid")
 RESULT_FIELDS = ("point", "status", "multipliers", "energy_weight", "energy_target", "penalty",
                  "arch", "seed", "layers", "channels", "test_acc", "energy_uj",
                  "arithmetic_uj", "memory_uj", "params", "macs", "search_s", "train_s",
@@ -95,11 +100,14 @@ def _err(path, node, key, message: str) -> HwcostError:
     return HwcostError(message, file=path, line=line_of(node, key))
 
 
-def _check_keys(path, node, allowed, what: str) -> None:
-    if node is None:
+def _check_keys(path, node, allowed, what: str, parent=None) -> None:
+    """Every key of ``node`` is allowed; ``parent`` (the mapping holding section ``what``)
+    gives the line when the section is not a mapping at all."""
+    if node is None and (parent is None or what != "grid"):
         return
     if not isinstance(node, dict):
-        raise _err(path, node, None, f"{what} must be a mapping")
+        where = (parent, what) if parent is not None else (node, None)
+        raise _err(path, *where, f"{what} must be a mapping")
     for key in node:
         if key not in allowed:
             raise _err(path, node, key, f"unknown key {key!r} in {what}; expected one of "
@@ -112,7 +120,8 @@ def load_sweep(path: str | Path) -> Sweep:
     from hwmodel.yamlio import load_yaml, plain
     from multiplier_lib.library import MultiplierResolver
     from nas.search import SearchConfig
-    from nas.train import TrainConfig
+    from nas.settings import SettingError, check_types
+    from nas.train import TrainConfig, validate_train_config
 
     path = Path(path)
     doc = load_yaml(path)
@@ -121,17 +130,25 @@ def load_sweep(path: str | Path) -> Sweep:
     _check_keys(path, doc, TOP_KEYS, "the sweep file")
     if "grid" not in doc:
         raise HwcostError("missing 'grid' (the lists whose product is the sweep)", file=path)
-    _check_keys(path, doc.get("data"), DATA_KEYS, "data")
-    _check_keys(path, doc["grid"], GRID_KEYS, "grid")
+    _check_keys(path, doc.get("data"), DATA_KEYS, "data", doc)
+    _check_keys(path, doc["grid"], GRID_KEYS, "grid", doc)
     # the grid's search keys are set per point; layers/channels in the grid size the
     # evaluation network (the search section keeps its own supernet size)
     search_fields = ({f.name for f in fields(SearchConfig)} - set(DATA_KEYS)
                      - {"multiplier", "multipliers", "energy_weight", "energy_target",
                         "penalty", "arch", "seed"})
     train_fields = {f.name for f in fields(TrainConfig)} - set(DATA_KEYS) - {"multiplier"}
-    _check_keys(path, doc.get("search"), sorted(search_fields), "search")
-    _check_keys(path, doc.get("train"), sorted(train_fields), "train")
-    _check_keys(path, doc.get("resources"), RESOURCE_KEYS, "resources")
+    _check_keys(path, doc.get("search"), sorted(search_fields), "search", doc)
+    _check_keys(path, doc.get("train"), sorted(train_fields), "train", doc)
+    _check_keys(path, doc.get("resources"), RESOURCE_KEYS, "resources", doc)
+    for section, cls in (("data", SearchConfig), ("search", SearchConfig),
+                         ("train", TrainConfig)):
+        node = doc.get(section)
+        if isinstance(node, dict):
+            try:
+                check_types(cls, plain(node))
+            except SettingError as err:
+                raise _err(path, node, err.key, f"{section}.{err.message}") from None
 
     data_node = doc.get("data") or {}
     resolve = MultiplierResolver(data_node.get("library") if isinstance(data_node, dict)
@@ -190,16 +207,37 @@ def load_sweep(path: str | Path) -> Sweep:
                   plain(doc.get("train") or {}), None if baseline is None else str(baseline),
                   float(res.get("cpus", 1)), float(res.get("gpus", 0)))
     keys = list(grid)
+    n_points = math.prod(len(grid[k]) for k in keys)
+    if n_points > MAX_SWEEP_POINTS.value:
+        from hwmodel.yamlio import line_of
+
+        MAX_SWEEP_POINTS.check(n_points, file=path, line=line_of(doc, "grid"), context="grid")
     sweep.points = [Point(i, dict(zip(keys, combo)))
                     for i, combo in enumerate(itertools.product(*(grid[k] for k in keys)))]
     # every point's settings must build, before anything runs
     for point in sweep.points:
+        section = "search"
         try:
             search_config(sweep, point).validate()
-            train_config(sweep, point)
-        except (TypeError, ValueError, HwcostError) as err:
-            raise HwcostError(f"grid point {point.id}: {err}", file=path) from None
+            section = "train"
+            validate_train_config(train_config(sweep, point))
+        except SettingError as err:
+            name, node = _setting_node(doc, err.key, section)
+            raise _err(path, node, err.key if name else None,
+                       f"grid point {point.id}: {name or section}.{err.message}") from None
+        except HwcostError as err:
+            raise HwcostError(f"grid point {point.id}: {err.message}", file=path) from None
     return sweep
+
+
+def _setting_node(doc, key: str, section: str):
+    """``(name, mapping)`` of the YAML section that set ``key`` for ``section``'s config:
+    the grid, the section or the shared data settings; ``(None, doc)`` for a default."""
+    for name in ("grid", section, "data"):
+        node = doc.get(name)
+        if isinstance(node, dict) and key in node:
+            return name, node
+    return None, doc
 
 
 def search_config(sweep: Sweep, point: Point):

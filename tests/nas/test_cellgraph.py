@@ -279,7 +279,7 @@ def test_graph_structure(darts_v2):
     for u, _, data in graph.edges(data=True):
         assert data["shape"] == graph.nodes[u]["shape"]
     # Cells 6 and 13 reduce: size halves and C doubles there; every cell output is 4*C wide.
-    assert cfg.reduction_cells == (6, 13)
+    assert graph.graph["plan"].reduction_cells == (6, 13)
     outs = [graph.nodes[f"cell{i}.{'reduce' if i in (6, 13) else 'normal'}.out"]["shape"]
             for i in range(20)]
     assert outs[0] == (1, 144, 32, 32) and outs[5] == (1, 144, 32, 32)

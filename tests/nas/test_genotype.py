@@ -62,6 +62,20 @@ def test_small_example_loads_with_multipliers():
     assert g.network == {"layers": 3, "channels": 8, "input_size": 8, "classes": 10}
 
 
+def test_with_multiplier_keeps_every_other_field():
+    g = load(EXAMPLES / "small_genotype.json")
+    h = g.with_multiplier("trunc8u_k6")
+    assert h.multiplier == "trunc8u_k6"
+    assert h.normal_multipliers is None and h.reduce_multipliers is None
+    assert h.edge_multipliers("normal") == ["trunc8u_k6"] * len(g.normal)
+    assert h.network == g.network == {"layers": 3, "channels": 8, "input_size": 8,
+                                      "classes": 10}
+    assert (h.normal, h.reduce, h.normal_concat, h.reduce_concat) == \
+        (g.normal, g.reduce, g.normal_concat, g.reduce_concat)
+    assert h.source == g.source
+    assert g.edge_multipliers("normal")[0] == "drum8u_k4"   # the original is untouched
+
+
 def test_round_trips_keep_every_field():
     g = load(EXAMPLES / "small_genotype.json")
     assert loads(dumps_json(g)) == g
@@ -154,7 +168,7 @@ JSON_ERRORS = [
      f'"normal_concats": [2],\n{GOOD_REDUCE}}}', 2,
      "unknown key 'normal_concats' (did you mean 'normal_concat'"),
     ("missing key", f'{{"normal": [["sep_conv_3x3", 0], ["skip_connect", 1]],\n{GOOD_REDUCE}}}',
-     None, "missing 'normal_concat'"),
+     1, "missing 'normal_concat'"),
     ("bad edge", '{"normal": [["sep_conv_3x3", 0],\n ["skip_connect"]],\n'
      f'"normal_concat": [2],\n{GOOD_REDUCE}}}', 2, "normal edge 1 must be [op, input node]"),
     ("bad network value", '{"normal": [["sep_conv_3x3", 0], ["skip_connect", 1]],\n'
@@ -211,7 +225,7 @@ TEXT_ERRORS = [
     ("missing comma", "Genotype(\n normal=[('sep_conv_3x3', 0)\n  ('x', 1)], normal_concat=[2])",
      2, "only literal values are allowed in a Genotype"),
     ("no genotype", "\nhello world\n", 2, "not a valid genotype"),
-    ("missing", "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)])", None,
+    ("missing", "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)])", 1,
      "missing 'normal_concat'"),
 ]
 

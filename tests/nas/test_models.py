@@ -51,30 +51,6 @@ def _params(module: nn.Module, skip: str | None = None) -> int:
                if skip is None or not name.startswith(skip))
 
 
-def _macs(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
-    """(conv MACs, linear MACs) of one forward pass, counted with hooks."""
-    counts = {"conv": 0, "fc": 0}
-
-    def conv_hook(mod, inputs, out):
-        counts["conv"] += out.numel() * mod.weight[0].numel()  # per output: C/groups*R*S
-
-    def fc_hook(mod, inputs, out):
-        counts["fc"] += out.numel() * mod.in_features
-
-    handles = []
-    for mod in model.modules():
-        if isinstance(mod, nn.Conv2d):
-            handles.append(mod.register_forward_hook(conv_hook))
-        elif isinstance(mod, nn.Linear):
-            handles.append(mod.register_forward_hook(fc_hook))
-    model.eval()
-    with torch.no_grad():
-        model(x)
-    for h in handles:
-        h.remove()
-    return counts["conv"], counts["fc"]
-
-
 # ---------------------------------------------------------------------------------------------
 # Evaluation network against the paper and against nas.cellgraph
 
@@ -89,23 +65,24 @@ def test_darts_v2_has_the_papers_3_3m_parameters(darts_v2):
     assert _params(model) - count == _params(model.aux_head) > 400_000
 
 
-def test_darts_v2_matches_cellgraph_parameters_and_macs(darts_v2):
+def test_darts_v2_matches_cellgraph_parameters_and_macs(darts_v2, count_forward):
     config = NetworkConfig()
     model = AugmentCNN(darts_v2)
     assert _params(model) == parameter_count(darts_v2, config) == 3_349_342
-    conv, fc = _macs(model, torch.randn(1, 3, 32, 32))
+    counts = count_forward(model, torch.randn(1, 3, 32, 32))
+    conv, fc = counts.conv, counts.fc
     # mac_count covers every conv and the classifier (576 x 10); pools/adds have no MACs
     assert fc == 576 * 10
     assert conv == mac_count(darts_v2, config) - fc
     assert conv + fc == mac_count(darts_v2, config)
 
 
-def test_every_op_matches_cellgraph():
+def test_every_op_matches_cellgraph(count_forward):
     config = NetworkConfig(layers=5, channels=8, input_size=16, classes=7)
     model = AugmentCNN(ALL_OPS, C=8, n_classes=7, n_layers=5, input_size=16)
     assert _params(model) == parameter_count(ALL_OPS, config)
-    conv, fc = _macs(model, torch.randn(1, 3, 16, 16))
-    assert conv + fc == mac_count(ALL_OPS, config)
+    counts = count_forward(model, torch.randn(1, 3, 16, 16))
+    assert counts.conv + counts.fc == mac_count(ALL_OPS, config)
 
 
 def test_auxiliary_head_and_drop_path():

@@ -1,0 +1,74 @@
+"""Settings shared by the search and training configs (no torch import: the sweep driver
+reads them before any worker starts)."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+
+from multiplier_lib.errors import HwcostError
+
+#: the data sets ``--dataset`` accepts (here, torch-free, so ``hwcost --help`` stays fast)
+DATASETS = ("cifar10", "cifar100", "svhn", "synthetic", "folder", "npz")
+
+
+@dataclass
+class DataSettings:
+    """Where a run's images come from; the leading fields of both the search and the
+    training config (and a sweep's ``data`` section), so the two cannot drift apart."""
+
+    dataset: str = "cifar10"
+    data_dir: str = "data"
+    download: bool = False
+    synthetic_size: int = 2048
+    input_size: int | None = None      # resize the images (folder data: 32 when unset)
+
+
+class SettingError(HwcostError):
+    """A bad value of one named setting; readers that know where the setting was written
+    (a YAML file's line) re-raise it there with :meth:`HwcostError.located`."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+_CHECKS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "int": ("an integer", lambda v: type(v) is int),
+    "float": ("a number", lambda v: type(v) in (int, float)),
+    "bool": ("true or false", lambda v: type(v) is bool),
+    "list[str]": ("a list of names", lambda v: isinstance(v, list)
+                  and all(isinstance(x, str) for x in v)),
+}
+
+
+def check_types(cls: type, values: Mapping[str, object]) -> None:
+    """Each value has its dataclass field's type (``int | None`` allows null), so a YAML
+    typo (``epochs: ten``) is refused with the setting's name instead of failing deep inside
+    a run; unknown keys are refused with the closest known name."""
+    known = {f.name: f for f in fields(cls)}
+    for key, value in values.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SettingError(key, f"unknown setting {key!r}{hint}")
+        spec = str(known[key].type).replace(" ", "")
+        optional = spec.endswith("|None")
+        base = spec.removesuffix("|None")
+        if value is None and optional:
+            continue
+        what, ok = _CHECKS[base]
+        if not ok(value):
+            null = " or null" if optional else ""
+            raise SettingError(key, f"{key} must be {what}{null}, not {value!r}")
+        if base == "float" and not math.isfinite(value):  # type: ignore[arg-type]
+            raise SettingError(key, f"{key} must be a finite number, not {value!r}")
+
+
+def require(key: str, ok: bool, message: str) -> None:
+    """Raise a :class:`SettingError` for ``key`` unless ``ok``."""
+    if not ok:
+        raise SettingError(key, f"{key} {message}")

@@ -1,0 +1,236 @@
+"""Fuzzing the nas readers: genotype JSON and text, search and sweep configs, CIFAR batches
+and checkpoints (harness and rules: ``tests/fuzzkit.py``)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fuzzkit import FUZZ, assert_clean, mutated_bytes, mutated_text, run_cli, snapshot
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from multiplier_lib.errors import HwcostError
+from nas import checkpoint
+from nas.data import load_cifar
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SMALL = (EXAMPLES / "small_genotype.json").read_text()
+DARTS_JSON = (EXAMPLES / "darts_v2.json").read_text()
+DARTS_TEXT = (EXAMPLES / "darts_v2.txt").read_text()
+SWEEP = (EXAMPLES / "sweep_synthetic.yaml").read_text()
+SEARCH_YAML = """\
+dataset: synthetic
+synthetic_size: 64
+epochs: 2
+layers: 5
+channels: 8
+nodes: 4
+batch_size: 16
+multipliers: [exact8u, trunc8u_k6c]
+energy_weight: 0.1
+penalty: additive
+order: first
+max_skip: 2
+max_steps: 3
+seed: 1
+"""
+#: refusals about a file as a whole, which have no line to name
+WHOLE_FILE = (r"not a text file", r"empty", r"no Genotype\(", r"expected JSON",
+              r"not found", r"cannot read")
+#: small evaluation network so that an accepted genotype is estimated in a fraction of a second
+SMALL_NET = ["--layers", "3", "--channels", "8", "--input", "8x8"]
+
+
+def _case_dir() -> Path:
+    """A fresh folder per example (function-scoped fixtures do not reset between them)."""
+    return Path(tempfile.mkdtemp(prefix="fuzz_nas_"))
+
+
+def _write_case(name: str, content: str) -> tuple[Path, Path]:
+    """``(folder, file)``: ``content`` written to ``name`` in a fresh folder."""
+    folder = _case_dir()
+    path = folder / name
+    path.write_text(content, encoding="utf-8", errors="surrogatepass")
+    return folder, path
+
+
+def _estimate_case(name: str, content: str, *extra: str) -> None:
+    folder, path = _write_case(name, content)
+    export = folder / "export"
+    before = snapshot(export)
+    outcome = run_cli(["estimate", str(path), "--arch", "eyeriss", "--format", "json",
+                       "--export-timeloop", str(export), *extra])
+    if not assert_clean(outcome, path, want_line=True, whole_file=WHOLE_FILE):
+        assert snapshot(export) == before, "a refused genotype left files behind"
+
+
+@settings(parent=FUZZ, max_examples=45)
+@given(mutated_text(SMALL))
+def test_genotype_json(content):
+    _estimate_case("small_genotype.json", content)
+
+
+@settings(parent=FUZZ, max_examples=15)
+@given(mutated_text(DARTS_JSON))
+def test_genotype_json_darts(content):
+    _estimate_case("darts_v2.json", content, *SMALL_NET)
+
+
+@settings(parent=FUZZ, max_examples=30)
+@given(mutated_text(DARTS_TEXT))
+def test_genotype_text(content):
+    _estimate_case("darts_v2.txt", content, *SMALL_NET)
+
+
+@settings(parent=FUZZ, max_examples=30)
+@given(mutated_text(SEARCH_YAML))
+def test_search_config(content):
+    _folder, path = _write_case("search.yaml", content)
+    outcome = run_cli(["search", "--config", str(path), "--dry-run"])
+    if assert_clean(outcome, path, want_line=True,
+                    whole_file=(*WHOLE_FILE, "expected a mapping", "YAML")):
+        json.loads(outcome.stdout)    # an accepted config is printed as JSON
+
+
+@settings(parent=FUZZ, max_examples=30)
+@given(mutated_text(SWEEP))
+def test_sweep_config(content):
+    folder, path = _write_case("sweep.yaml", content)
+    out = folder / "out"
+    outcome = run_cli(["sweep", str(path), "--dry-run", "--out", str(out)])
+    assert_clean(outcome, path, want_line=True,
+                 whole_file=(*WHOLE_FILE, "a sweep file is a mapping", "missing 'grid'",
+                             "grid point"))
+    assert not out.exists(), "a dry run wrote its output folder"
+
+
+def _cifar_batch(n: int, start: int) -> bytes:
+    rng = np.random.default_rng(start)
+    return pickle.dumps({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                         b"labels": [(start + i) % 10 for i in range(n)],
+                         b"batch_label": b"fuzz"})
+
+
+_VALID_BATCH = _cifar_batch(3, 0)
+
+
+@settings(parent=FUZZ, max_examples=30)
+@given(mutated_bytes(_VALID_BATCH))
+def test_cifar_batch(blob):
+    folder = _case_dir() / "cifar-10-batches-py"
+    folder.mkdir()
+    for b in range(1, 6):
+        (folder / f"data_batch_{b}").write_bytes(_cifar_batch(3, 3 * b))
+    (folder / "data_batch_3").write_bytes(blob)
+    try:
+        images, labels = load_cifar(folder.parent, "cifar10", train=True)
+    except HwcostError as err:
+        assert err.file is not None and Path(err.file).name == "data_batch_3", str(err)
+        assert "\n" not in str(err)
+        return
+    assert images.shape[1:] == (3, 32, 32) and images.shape[0] == labels.shape[0]
+    assert int(labels.min()) >= 0 and int(labels.max()) < 10
+
+
+_STATE = {"epoch": 3, "config": {"layers": 5, "lr": 0.1},
+          "weights": np.arange(4096, dtype=np.float32), "rows": [{"epoch": 1}]}
+
+
+@pytest.fixture(scope="module")
+def checkpoint_bytes(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("ckpt") / "checkpoint.pt"
+    checkpoint.save(path, _STATE)
+    return path.read_bytes()
+
+
+@settings(parent=FUZZ, max_examples=40)
+@given(kind=st.sampled_from(("truncate", "flip", "insert", "swap_halves")),
+       where=st.floats(0.0, 1.0), byte=st.integers(1, 255))
+def test_checkpoint_damage_is_refused(checkpoint_bytes, kind, where, byte):
+    """A checkpoint cut or altered at any byte is refused naming the file (the checksum
+    covers the payload); one that loads is exactly what was saved."""
+    blob = bytearray(checkpoint_bytes)
+    pos = min(int(where * len(blob)), len(blob) - 1)
+    if kind == "truncate":
+        del blob[pos:]
+    elif kind == "flip":
+        blob[pos] ^= byte
+    elif kind == "insert":
+        blob[pos:pos] = bytes([byte])
+    else:
+        blob = blob[pos:] + blob[:pos]
+    path = _case_dir() / "checkpoint.pt"
+    path.write_bytes(bytes(blob))
+    try:
+        state = checkpoint.load(path)
+    except HwcostError as err:
+        assert err.file == str(path) and "\n" not in str(err)
+        return
+    assert bytes(blob) == checkpoint_bytes, "a damaged checkpoint loaded"
+    assert state["epoch"] == 3 and np.array_equal(state["weights"], _STATE["weights"])
+
+
+@pytest.mark.parametrize("edit", ["layers", "channels", "input_size", "classes"])
+def test_huge_network_is_refused_fast(tmp_path, edit):
+    """The issue's hang: ``network.layers: 1e9`` used to expand every cell."""
+    doc = json.loads(SMALL)
+    doc["network"][edit] = 10**9
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(doc, indent=1))
+    outcome = run_cli(["estimate", str(path), "--arch", "eyeriss"], timeout=2.0)
+    assert not assert_clean(outcome, path, want_line=True)
+    assert "HWCOST_MAX_" in outcome.stderr and "1,000,000,000" in outcome.stderr
+
+
+def test_limit_can_be_raised(tmp_path, monkeypatch):
+    doc = json.loads(SMALL)
+    doc["network"]["layers"] = 40
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(doc))
+    monkeypatch.setenv("HWCOST_MAX_CELLS", "30")
+    refused = run_cli(["estimate", str(path), "--arch", "eyeriss"])
+    assert refused.exit_code == 1 and "limit of 30" in refused.stderr
+    monkeypatch.setenv("HWCOST_MAX_CELLS", "40")
+    assert run_cli(["estimate", str(path), "--arch", "eyeriss"]).exit_code == 0
+
+
+def test_huge_sweep_grid_is_refused(tmp_path):
+    text = SWEEP.replace("seed: [0]", "seed: [" + ", ".join(map(str, range(3000))) + "]")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    outcome = run_cli(["sweep", str(path), "--dry-run"], timeout=5.0)
+    assert not assert_clean(outcome, path, want_line=True)
+    assert "12,000 exceeds the limit of 10,000" in outcome.stderr
+
+
+class _RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_crafted_checkpoint_with_a_valid_digest_runs_nothing(tmp_path):
+    """The checksum only catches damage; a crafted payload must still not run code."""
+    import hashlib
+    import io
+
+    import torch
+
+    marker = tmp_path / "ran"
+    buf = io.BytesIO()
+    torch.save({"epoch": 1, "model": _RunsCode(marker)}, buf)
+    payload = buf.getvalue()
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(checkpoint.MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+                     + payload)
+    with pytest.raises(HwcostError, match="refers to code") as err:
+        checkpoint.load(path)
+    assert err.value.file == str(path)
+    assert not marker.exists()
