@@ -9,6 +9,7 @@ output range ``2**(a_bits + b_bits)``, the EvoApprox convention for MAE% and WCE
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from .errors import HwcostError
 from .multiplier import Multiplier
+from .untrusted import read_npy_file
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,19 @@ def joint_distribution(mult: Multiplier, a_dist: np.ndarray | None = None,
     if joint is not None:
         if a_dist is not None or b_dist is not None:
             raise HwcostError("give either a joint histogram or 1-D histograms, not both")
-        p = np.asarray(joint, dtype=np.float64)
-        return p / p.sum()
+        return _normalised(joint)
     if a_dist is None and b_dist is None:
         return None
-    pa = np.ones(1 << mult.a_bits) if a_dist is None else np.asarray(a_dist, dtype=np.float64)
-    pb = np.ones(1 << mult.b_bits) if b_dist is None else np.asarray(b_dist, dtype=np.float64)
-    p = np.multiply.outer(pa / pa.sum(), pb / pb.sum())
+    pa = np.ones(1 << mult.a_bits) if a_dist is None else _normalised(a_dist)
+    pb = np.ones(1 << mult.b_bits) if b_dist is None else _normalised(b_dist)
+    return _normalised(np.multiply.outer(pa, pb))
+
+
+def _normalised(counts: np.ndarray) -> np.ndarray:
+    """``counts / counts.sum()``, scaled by the maximum first: counts near the float range
+    (``1e308``) would overflow the sum to ``inf`` and turn every probability into 0 or NaN."""
+    p = np.asarray(counts, dtype=np.float64)
+    p = p / p.max()
     return p / p.sum()
 
 
@@ -86,25 +94,28 @@ def error_metrics(mult: Multiplier, weights: np.ndarray | None = None) -> ErrorM
 
 def load_histogram(path: str | Path, length: int | None = None,
                    shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read an operand histogram ``.npy`` (1-D per code, or 2-D joint) and check it."""
-    path = Path(path)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise HwcostError("histogram file not found", file=path) from None
-    except (OSError, ValueError) as exc:
-        raise HwcostError(f"not a readable .npy array ({exc})", file=path) from None
-    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
-        raise HwcostError(f"histogram must hold real numbers, got dtype {data.dtype}", file=path)
-    if length is not None and data.shape != (length,):
-        raise HwcostError(f"expected a 1-D histogram of {length} entries (one per operand "
-                          f"code), got shape {data.shape}", file=path)
-    if shape is not None and data.shape != shape:
-        raise HwcostError(f"expected a 2-D joint histogram of shape {shape}, "
-                          f"got {data.shape}", file=path)
-    data = data.astype(np.float64)
+    """Read an operand histogram ``.npy`` (1-D per code, or 2-D joint) and check it.
+
+    The header is checked before the data is read: a histogram claiming 10**9 bins is
+    refused without allocating them.
+    """
+    want = (length,) if length is not None else shape
+    if not os.path.lexists(path):
+        raise HwcostError("histogram file not found", file=path)
+
+    def check(found: tuple[int, ...], dtype: np.dtype) -> str | None:
+        if dtype.fields is not None or dtype.kind not in "iuf":
+            return f"histogram must hold real numbers, got dtype {dtype}"
+        if want is not None and found != want:
+            if length is not None:
+                return (f"expected a 1-D histogram of {length} entries (one per operand "
+                        f"code), got shape {found}")
+            return f"expected a 2-D joint histogram of shape {shape}, got {found}"
+        return None
+
+    data = read_npy_file(path, check).astype(np.float64)
     if not np.isfinite(data).all() or (data < 0).any():
         raise HwcostError("histogram entries must be finite and non-negative", file=path)
-    if data.sum() <= 0:
+    if data.size == 0 or data.max() <= 0:  # not sum(): 1e308 counts would overflow it
         raise HwcostError("histogram does not sum to a positive value", file=path)
     return data

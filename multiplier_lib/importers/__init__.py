@@ -10,11 +10,15 @@ library entry can tell when its source has changed.  Every user mistake becomes 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from pathlib import Path
 
-from ..errors import ImportFailed
+from ..errors import HwcostError, ImportFailed
+from ..library import name_problem
+from ..limits import Limit
 from ..multiplier import Multiplier, raw_to_product
+from ..untrusted import read_bounded, regular_file_size
 from .c_model import c_model_lut, evaluate_c_model
 from .header import parse_published, parse_signedness
 from .lut_files import BIN_BYTES, read_bin, read_npy
@@ -23,7 +27,11 @@ from .verilog import VerilogDesign, decode_cell, parse_verilog
 __all__ = ["VerilogDesign", "decode_cell", "detect_format", "import_file", "parse_published",
            "parse_verilog", "signed_from_name"]
 
-NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+#: The largest real multiplier file is our own 8x8 case-ROM export (about 2 MB); EvoApprox
+#: netlists and C models are tens of kB.  Refused before reading, so a 10**6-gate netlist or
+#: a multi-gigabyte file never reaches memory or the (per-token, pure Python) parser.
+MAX_FILE_BYTES = Limit("HWCOST_MAX_MULTIPLIER_FILE_BYTES", 4 * 2**20,
+                       "bytes in a multiplier file")
 _SIGNED_NAME = re.compile(r"mul\d+(?:x\d+)?([us])", re.IGNORECASE)
 _EXTENSIONS = {".v": "verilog", ".sv": "verilog", ".vh": "verilog", ".c": "c", ".h": "c",
                ".cpp": "c", ".cc": "c", ".bin": "bin", ".npy": "npy"}
@@ -58,12 +66,27 @@ def detect_format(path: Path, data: bytes) -> str:
                        file=str(path))
 
 
-def _check_name(name: str, path: Path, what: str) -> str:
-    if not NAME_RE.fullmatch(name):
-        raise ImportFailed(f"{what} {name!r} is not a valid multiplier name (letters, digits, "
-                           "'_' and '-', not starting with a digit); pass a name explicitly",
-                           file=str(path))
+def _check_name(name: str, path: Path, what: str, line: int | None = None) -> str:
+    problem = name_problem(name)
+    if problem is not None:
+        hint = "" if what == "name" else "; pass a name explicitly"
+        raise ImportFailed(f"{what} {name[:80]!r}{'...' if len(name) > 80 else ''} is not a "
+                           f"valid multiplier name ({problem}){hint}", file=str(path),
+                           line=line)
     return name
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes, refusing special files and files over :data:`MAX_FILE_BYTES`."""
+    size = regular_file_size(path, ImportFailed)
+    MAX_FILE_BYTES.check(size, file=str(path), context="file too large")
+    return read_bounded(path, size, ImportFailed)
+
+
+def _check_timeout(timeout_s: float) -> float:
+    if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
+        raise HwcostError(f"--timeout must be a positive number of seconds, got {timeout_s}")
+    return float(timeout_s)
 
 
 def _signedness(signed: bool | None, names: list[str | None], text: str | None) -> bool | None:
@@ -79,17 +102,24 @@ def _signedness(signed: bool | None, names: list[str | None], text: str | None) 
 
 def import_file(path: str | Path, name: str | None = None, *, signed: bool | None = None,
                 timeout_s: float = 20.0) -> Multiplier:
-    """Read the multiplier in ``path``; ``signed=None`` infers signedness (name, then data)."""
-    path = Path(path)
-    if not path.exists():
-        raise ImportFailed("no such file", file=str(path))
-    if path.is_dir():
-        raise ImportFailed("is a directory, expected a multiplier file", file=str(path))
+    """Read the multiplier in ``path``; ``signed=None`` infers signedness (name, then data).
+
+    Every problem with the file is an :class:`ImportFailed` (a limit exceeded included).
+    """
+    timeout_s = _check_timeout(timeout_s)
     try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ImportFailed(f"cannot read the file: {err.strerror or err}", file=str(path)) \
-            from None
+        return _import(Path(path), name, signed, timeout_s)
+    except ImportFailed:
+        raise
+    except HwcostError as err:
+        if err.file is None:
+            raise
+        raise ImportFailed(err.message, file=err.file, line=err.line) from None
+
+
+def _import(path: Path, name: str | None, signed: bool | None,
+            timeout_s: float) -> Multiplier:
+    data = _read(path)
     if name is not None:
         _check_name(name, path, "name")
     fmt = detect_format(path, data)
@@ -101,7 +131,7 @@ def import_file(path: str | Path, name: str | None = None, *, signed: bool | Non
         published = parse_published(text)
         if fmt == "verilog":
             design = parse_verilog(text, path)
-            final = name or _check_name(design.module, path, "module name")
+            final = name or _check_name(design.module, path, "module name", design.line)
             is_signed = _signedness(signed, [design.module, name, stem], text)
             if is_signed is None:
                 is_signed = design.declared_signed
@@ -113,7 +143,7 @@ def import_file(path: str | Path, name: str | None = None, *, signed: bool | Non
             return Multiplier(final, design.a_bits, design.b_bits, is_signed, lut,
                               published=published, description=desc, **common)
         model = evaluate_c_model(path, text, timeout_s=timeout_s)
-        final = name or _check_name(model.function, path, "function name")
+        final = name or _check_name(model.function, path, "function name", model.line)
         is_signed = _signedness(signed, [model.function, name, stem], text)
         if is_signed is None:
             is_signed = bool(model.signed)

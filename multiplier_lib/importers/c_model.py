@@ -16,19 +16,37 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ImportFailed
+from ..limits import Limit
 from ..multiplier import MAX_BITS, raw_to_product
+
+#: What the child evaluating a model may write to any one file (``RLIMIT_FSIZE``): its
+#: stderr (kept in a file and only the tail shown) and the 512 KiB table of an 8x8 model.
+#: Its stdout goes to /dev/null, so a model printing forever only burns its time budget.
+MAX_OUTPUT_BYTES = Limit("HWCOST_MAX_C_MODEL_OUTPUT_BYTES", 16 * 2**20,
+                         "bytes a C model may write")
+#: Address space (``RLIMIT_AS``) of the compiler and of the child evaluating the model: a
+#: compiler needs about 100 MB for a model, the Python child with ctypes 15 MB, so a model
+#: allocating without end (or a preprocessor bomb, or ``#include "/dev/zero"``) fails fast
+#: instead of taking the machine's memory.
+MAX_MEMORY_MB = Limit("HWCOST_MAX_C_MODEL_MEMORY_MB", 1024,
+                      "MiB of memory for compiling or running a C model")
+#: Compiler messages kept for the error line (a broken file can make megabytes of them).
+_MESSAGES_BYTES = 64 * 1024
 
 _FUNCTION = re.compile(
     r"\b(u?int(?:8|16|32|64)_t|unsigned\s+long\s+long|unsigned\s+long|unsigned\s+int|"
@@ -69,6 +87,7 @@ class CModel:
     b_bits: int
     signed: bool | None  # from the function name; None when the name says nothing
     raw: np.ndarray
+    line: int | None = None  # where the function is defined
 
 
 def find_function(text: str, path: str) -> tuple[str, int]:
@@ -127,51 +146,135 @@ def evaluate_c_model(path: str | Path, text: str, *, timeout_s: float = 20.0) ->
         src = Path(tmp) / "model.c"
         lib = Path(tmp) / "model.so"
         wrapper = Path(tmp) / "hwcost_wrapper.c"
-        out = Path(tmp) / "raw.bin"
         src.write_text(text, encoding="utf-8")
         ret, params, args = signature(text, function)
         wrapper.write_text(_WRAPPER.format(function=function, ret=ret, params=params, args=args),
                            encoding="utf-8")
+        _compile(cmd, src, wrapper, lib, path, timeout_s)
+        raw = _evaluate(lib, a_bits, b_bits, Path(tmp), path, function, fline, timeout_s)
+    return CModel(function, a_bits, b_bits, signed, raw, fline)
+
+
+def _head(path: Path, limit: int) -> str:
+    with open(path, "rb") as fh:
+        return fh.read(limit).decode("utf-8", errors="replace")
+
+
+def _tail(path: Path, limit: int = 4096) -> str:
+    with open(path, "rb") as fh:
+        fh.seek(max(path.stat().st_size - limit, 0))
+        return fh.read().decode("utf-8", errors="replace")
+
+
+def _compile(cmd: list[str], src: Path, wrapper: Path, lib: Path, path: str,
+             timeout_s: float) -> None:
+    """Build the shared library; compiler messages go to a file, only their start is read."""
+    log = src.with_suffix(".log")
+    limit = max(60.0, timeout_s)
+    try:
+        with open(log, "wb") as out:
+            returncode = _run_limited([*cmd, "-O1", "-shared", "-fPIC", "-x", "c", str(src),
+                                       str(wrapper), "-o", str(lib)], out, limit)
+    except OSError as err:
+        raise ImportFailed(f"cannot run the C compiler: {err}", file=path) from None
+    if returncode is None:
+        if log.stat().st_size >= MAX_OUTPUT_BYTES.value:
+            raise ImportFailed(f"the C compiler wrote more than {MAX_OUTPUT_BYTES.value:,} "
+                               f"bytes of messages (set {MAX_OUTPUT_BYTES.env} to allow "
+                               "more)", file=path)
+        raise ImportFailed(f"the C compiler did not finish within {limit:g} s", file=path)
+    if returncode != 0:
+        messages = _head(log, _MESSAGES_BYTES).replace(str(src), path).strip()
+        first = re.search(re.escape(path) + r":(\d+):", messages)
+        # "path:12:3: error: ..." -> "error: ..."; the CLI puts path:line in front once
+        lines = [re.sub(re.escape(path) + r":(\d+:)*\s*", "", ln.strip())[:200]
+                 for ln in messages.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "error" in ln.lower()] or lines
+        shown = " | ".join(errors[:3])  # one line: the CLI prints errors on one line
+        raise ImportFailed(f"the C model does not compile: {shown}", file=path,
+                           line=int(first.group(1)) if first else None)
+
+
+def _child_limits() -> Callable[[], None]:
+    """The ``preexec_fn`` capping a child's memory and what it may write.  The settings are
+    read here, in the parent: a bad ``HWCOST_MAX_...`` value must be a clean error, not an
+    exception inside the forked child."""
+    memory = MAX_MEMORY_MB.value * 2**20
+    output = MAX_OUTPUT_BYTES.value
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (output, output))
+
+    return apply
+
+
+def _evaluate(lib: Path, a_bits: int, b_bits: int, tmp: Path, path: str, function: str,
+              fline: int, timeout_s: float) -> np.ndarray:
+    """Run every operand pair through the model in a limited child process group."""
+    out = tmp / "raw.bin"
+    err_log = tmp / "stderr.log"
+    with open(err_log, "wb") as err:
+        returncode = _run_limited(
+            [sys.executable, "-c", _CHILD, str(lib), str(a_bits), str(b_bits), str(out)],
+            err, timeout_s, stdout=subprocess.DEVNULL)
+    if err_log.stat().st_size >= MAX_OUTPUT_BYTES.value or returncode == -signal.SIGXFSZ:
+        # Python ignores SIGXFSZ, so the child is not killed at the limit: its writes fail
+        raise ImportFailed(f"the C model wrote more than {MAX_OUTPUT_BYTES.value:,} bytes "
+                           f"(set {MAX_OUTPUT_BYTES.env} to allow more) while evaluating "
+                           f"{function}", file=path, line=fline)
+    if returncode is None:
+        raise ImportFailed(f"the C model did not finish within {timeout_s:g} s (endless "
+                           f"loop?) while evaluating {function}", file=path, line=fline)
+    if returncode < 0:
         try:
-            proc = subprocess.run([*cmd, "-O1", "-shared", "-fPIC", "-x", "c", str(src),
-                                   str(wrapper), "-o", str(lib)], capture_output=True, text=True,
-                                  timeout=max(60.0, timeout_s))
-        except subprocess.TimeoutExpired:
-            raise ImportFailed("the C compiler did not finish", file=path) from None
-        except OSError as err:
-            raise ImportFailed(f"cannot run the C compiler: {err}", file=path) from None
-        if proc.returncode != 0:
-            messages = (proc.stderr or proc.stdout).replace(str(src), path).strip()
-            first = re.search(re.escape(path) + r":(\d+):", messages)
-            lines = [ln.strip() for ln in messages.splitlines() if ln.strip()]
-            errors = [ln for ln in lines if "error" in ln.lower()] or lines
-            shown = " | ".join(errors[:3])  # one line: the CLI prints errors on one line
-            raise ImportFailed(f"the C model does not compile: {shown}", file=path,
-                               line=int(first.group(1)) if first else None)
-        try:
-            child = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(lib), str(a_bits), str(b_bits), str(out)],
-                capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise ImportFailed(f"the C model did not finish within {timeout_s:g} s "
-                               f"(endless loop?) while evaluating {function}",
-                               file=path) from None
-        if child.returncode < 0:
+            sig = signal.Signals(-returncode).name
+        except ValueError:
+            sig = f"signal {-returncode}"
+        raise ImportFailed(f"the C model crashed ({sig}) while evaluating {function}",
+                           file=path, line=fline)
+    if returncode != 0 or not out.exists():
+        tail = " | ".join(ln.strip()[:200] for ln in _tail(err_log).strip().splitlines()[-3:])
+        if "MemoryError" in tail or "Cannot allocate memory" in tail:
+            tail += f" (memory is limited to {MAX_MEMORY_MB.value} MiB by {MAX_MEMORY_MB.env})"
+        raise ImportFailed(f"evaluating {function} failed (exit status {returncode})"
+                           + (f": {tail}" if tail else ""), file=path, line=fline)
+    raw = np.fromfile(out, dtype=np.uint64)
+    if raw.size != 1 << (a_bits + b_bits):
+        raise ImportFailed(f"evaluating {function} returned {raw.size} results",
+                           file=path, line=fline)
+    return raw.reshape(1 << a_bits, 1 << b_bits)
+
+
+def _run_limited(cmd: list[str], log, timeout_s: float, stdout=None) -> int | None:
+    """Run ``cmd`` under :func:`_child_limits` in its own process group, stderr (and stdout,
+    unless given) to the file ``log``; its exit status, or None if it ran past
+    ``timeout_s`` or filled ``log`` to :data:`MAX_OUTPUT_BYTES` (then it and everything it
+    started are killed: a Python child ignores SIGXFSZ and would go on writing in vain)."""
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                             stdout=log if stdout is None else stdout, stderr=log,
+                             preexec_fn=_child_limits(), start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
             try:
-                sig = signal.Signals(-child.returncode).name
-            except ValueError:
-                sig = f"signal {-child.returncode}"
-            raise ImportFailed(f"the C model crashed ({sig}) while evaluating {function}",
-                               file=path, line=fline)
-        if child.returncode != 0 or not out.exists():
-            tail = "\n".join(child.stderr.strip().splitlines()[-3:])
-            raise ImportFailed(f"evaluating {function} failed: {tail}", file=path, line=fline)
-        raw = np.fromfile(out, dtype=np.uint64)
-        if raw.size != 1 << (a_bits + b_bits):
-            raise ImportFailed(f"evaluating {function} returned {raw.size} results",
-                               file=path, line=fline)
-        raw = raw.reshape(1 << a_bits, 1 << b_bits)
-    return CModel(function, a_bits, b_bits, signed, raw)
+                return child.wait(timeout=min(0.05, max(deadline - time.monotonic(), 0)))
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline or \
+                        os.fstat(log.fileno()).st_size >= MAX_OUTPUT_BYTES.value:
+                    return None
+    finally:
+        _kill_group(child)
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    """Kill the child and anything it started (a model may fork), then reap it."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    child.wait()
+
 
 
 def c_model_lut(model: CModel, signed: bool, path: str | Path) -> np.ndarray:
@@ -186,6 +289,7 @@ def c_model_lut(model: CModel, signed: bool, path: str | Path) -> np.ndarray:
     if not signed and (raw >> np.uint64(out_bits)).any():
         a, b = (int(x[0]) for x in np.nonzero(raw >> np.uint64(out_bits)))
         raise ImportFailed(f"{model.function}(B={b}, A={a}) returned {int(raw[a, b])}, which "
-                           f"does not fit the {out_bits}-bit product", file=str(path))
+                           f"does not fit the {out_bits}-bit product", file=str(path),
+                           line=model.line)
     return raw_to_product((raw & np.uint64((1 << out_bits) - 1)).astype(np.int64), out_bits,
                           signed)

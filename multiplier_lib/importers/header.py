@@ -36,16 +36,36 @@ _LINE = re.compile(
     r"^[\s*]*(" + "|".join(re.escape(k).replace(r"\ ", r"\s*")
                            for k in sorted(_LABELS, key=len, reverse=True))
     + r")\s*=\s*(" + _NUMBER + r")\s*([A-Za-z%^0-9]*)", re.IGNORECASE)
-_COMMENTS = re.compile(r"//([^\n]*)|/\*(.*?)\*/", re.DOTALL)
 
 
 def comment_lines(text: str) -> list[str]:
-    """Every line of comment text in ``text`` (``//`` comments and ``/* */`` blocks)."""
+    """Every line of comment text in ``text`` (``//`` comments and ``/* */`` blocks).
+
+    A linear scan: a regex for ``/* ... */`` rescans to the end of the text from every
+    unterminated ``/*``, which is quadratic on a file full of them.  An unterminated block
+    runs to the end of the text, as it does for a compiler.
+    """
     lines: list[str] = []
-    for m in _COMMENTS.finditer(text):
-        body = m.group(1) if m.group(1) is not None else m.group(2)
-        lines.extend(body.splitlines())
-    return lines
+    pos = 0
+    while True:
+        start = text.find("/", pos)
+        if start < 0 or start + 1 >= len(text):
+            return lines
+        kind = text[start + 1]
+        if kind == "/":
+            end = text.find("\n", start)
+            end = len(text) if end < 0 else end
+            lines.append(text[start + 2:end])
+            pos = end
+        elif kind == "*":
+            end = text.find("*/", start + 2)
+            if end < 0:
+                lines.extend(text[start + 2:].splitlines())
+                return lines
+            lines.extend(text[start + 2:end].splitlines())
+            pos = end + 2
+        else:
+            pos = start + 1
 
 
 def parse_published(text: str) -> dict[str, float]:

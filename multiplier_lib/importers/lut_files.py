@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ImportFailed
 from ..multiplier import MAX_BITS, raw_to_product
+from ..untrusted import read_npy_file
 
 BIN_BYTES = 256 * 256 * 2
 
@@ -29,6 +30,24 @@ def read_bin(path: str | Path, data: bytes, signed: bool) -> np.ndarray:
     return raw_to_product(raw, 16, signed)
 
 
+def _check_table(shape: tuple[int, ...], dtype: np.dtype) -> str | None:
+    """Why a ``.npy`` header cannot describe a product table, checked before its data is
+    read (a header may claim any shape)."""
+    if dtype.fields is not None or not np.issubdtype(dtype, np.integer):
+        hint = " (round and convert it to an integer dtype first)" \
+            if np.issubdtype(dtype, np.floating) else ""
+        return f"expected an integer product table, found dtype {dtype}{hint}"
+    if len(shape) != 2:
+        return (f"expected a 2-D table of shape (2**a_bits, 2**b_bits), found "
+                f"{len(shape)}-D shape {shape}")
+    for n in shape:
+        k = n.bit_length() - 1
+        if n < 2 or n != 1 << k or k > MAX_BITS:
+            return (f"table shape {shape} is not (2**a_bits, 2**b_bits) with "
+                    f"1..{MAX_BITS} bit operands")
+    return None
+
+
 def read_npy(path: str | Path, signed: bool | None) -> tuple[np.ndarray, int, int, bool]:
     """``(lut, a_bits, b_bits, signed)`` from a 2-D integer ``.npy`` table.
 
@@ -36,30 +55,8 @@ def read_npy(path: str | Path, signed: bool | None) -> tuple[np.ndarray, int, in
     be a signed multiplier's.
     """
     path = str(path)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except Exception as err:  # numpy raises many types for a corrupt file
-        raise ImportFailed(f"not a readable .npy array: {err}", file=path) from None
-    if not isinstance(arr, np.ndarray):
-        if hasattr(arr, "close"):
-            arr.close()
-        raise ImportFailed("expected a single array (.npy), found an archive", file=path)
-    if not np.issubdtype(arr.dtype, np.integer):
-        hint = " (round and convert it to an integer dtype first)" \
-            if np.issubdtype(arr.dtype, np.floating) else ""
-        raise ImportFailed(f"expected an integer product table, found dtype {arr.dtype}{hint}",
-                           file=path)
-    if arr.ndim != 2:
-        raise ImportFailed(f"expected a 2-D table of shape (2**a_bits, 2**b_bits), found "
-                           f"{arr.ndim}-D shape {arr.shape}", file=path)
-    bits = []
-    for n in arr.shape:
-        k = n.bit_length() - 1
-        if n < 2 or n != 1 << k or k > MAX_BITS:
-            raise ImportFailed(f"table shape {arr.shape} is not (2**a_bits, 2**b_bits) with "
-                               f"1..{MAX_BITS} bit operands", file=path)
-        bits.append(k)
-    a_bits, b_bits = bits
+    arr = read_npy_file(path, _check_table, error=ImportFailed)
+    a_bits, b_bits = (n.bit_length() - 1 for n in arr.shape)
     lo, hi = int(arr.min()), int(arr.max())
     if signed is None:
         signed = lo < 0

@@ -25,6 +25,7 @@ Every user mistake raises :class:`ImportFailed` carrying the file and the source
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import numpy as np
 from ..errors import ImportFailed, NetlistError
 from ..multiplier import MAX_BITS
 from ..netlist import CELL_ALIASES, CELLS, CONST0, CONST1, Netlist
+from ..netlist.netlist import MAX_GATES, MAX_NETS
 
 # ---------------------------------------------------------------------------- tokens
 
@@ -58,8 +60,9 @@ _PRIMITIVES: dict[str, tuple[str, str | None]] = {
 _BASE_OF = {"NAND": "AND", "NOR": "OR", "XNOR": "XOR", "AND": "AND", "OR": "OR", "XOR": "XOR"}
 #: ``~(x op y)`` is one inverting gate, as synthesis would map it.
 _INVERTED = {"AND": "NAND", "OR": "NOR", "XOR": "XNOR", "XNOR": "XOR"}
-#: Widest bus accepted: far above any multiplier's needs, low enough to keep memory sane.
-_MAX_BUS = 1 << 20
+#: Items a case table may have: one per operand pair of the widest multiplier, twice over
+#: (Verilog allows repeated labels; the first wins).  More can only be junk.
+_MAX_CASE_ITEMS = 2 << (2 * MAX_BITS)
 _BINARY = {"&": "AND", "&&": "AND", "|": "OR", "||": "OR", "^": "XOR", "~^": "XNOR",
            "^~": "XNOR"}
 
@@ -83,9 +86,12 @@ class _Tok:
     items: list[tuple[str, str, str, str, str]] | None = None
 
 
-def _tokenize(text: str, path: str) -> list[_Tok]:
-    """Split Verilog source into tokens with line numbers; comments and directives dropped."""
-    tokens: list[_Tok] = []
+def _tokenize(text: str, path: str) -> Iterator[_Tok]:
+    """Split Verilog source into tokens with line numbers; comments and directives dropped.
+
+    A generator, so that the parser can refuse an oversized netlist (:data:`MAX_GATES`)
+    after reading only as much of it as the limit allows.
+    """
     pos = 0
     line = 1
     last = 0
@@ -106,10 +112,10 @@ def _tokenize(text: str, path: str) -> list[_Tok]:
             if m.group("e"):
                 raise ImportFailed(f"syntax error: unexpected character {m.group('e')!r}",
                                    file=path, line=line)
-            tokens.append(_Tok("e", "end of file", line))
-            return tokens
+            yield _Tok("e", "end of file", line)
+            return
         tok = _Tok(kind, m.group(kind), line)
-        tokens.append(tok)
+        yield tok
         if kind == "i" and tok.text in ("case", "casez", "casex"):
             case_depth = 0
         elif case_depth is not None and kind == "o" and tok.text in "()":
@@ -119,7 +125,7 @@ def _tokenize(text: str, path: str) -> list[_Tok]:
                 run = _CASE_RUN.match(text, pos)
                 if run is not None:
                     items = _CASE_ITEMS.findall(text, pos, run.end())
-                    tokens.append(_Tok("r", "case items", line, items))
+                    yield _Tok("r", "case items", line, items)
                     pos = run.end()
 
 
@@ -244,13 +250,45 @@ class _Module:
     case: _Case | None = None
 
 
+class _TokenStream:
+    """Tokens by absolute index, produced on demand; those the parser has gone past are
+    dropped, so memory follows the parse tree (bounded by the limits), not the file."""
+
+    def __init__(self, tokens: Iterator[_Tok]):
+        self._tokens = tokens
+        self._buf: list[_Tok] = []
+        self.base = 0  # absolute index of _buf[0]
+
+    def __getitem__(self, index: int) -> _Tok:
+        """Token ``index``; past the end, the end-of-file token."""
+        i = index - self.base
+        if i < len(self._buf):  # the common case, kept short: the parser peeks a lot
+            return self._buf[i]
+        while i >= len(self._buf):
+            if self._buf and self._buf[-1].kind == "e":
+                return self._buf[-1]
+            self._buf.append(next(self._tokens))
+        return self._buf[i]
+
+    def forget_before(self, index: int) -> None:
+        del self._buf[:index - self.base]
+        self.base = index
+
+
 class _Parser:
-    """Recursive-descent parser for the gate-level subset of Verilog that multipliers use."""
+    """Recursive-descent parser for the gate-level subset of Verilog that multipliers use.
+
+    Counts what the file asks for while parsing (operators and cells are gates, declared
+    bits and assigns are nets) and stops at the limits, before building anything.
+    """
 
     def __init__(self, text: str, path: str):
         self.path = path
-        self.toks = _tokenize(text, path)
+        self.toks = _TokenStream(_tokenize(text, path))
         self.pos = 0
+        self.gate_count = 0
+        self.net_count = 0
+        self.case_items = 0
 
     # ------------------------------------------------------------------ helpers
     def fail(self, message: str, line: int | None = None) -> ImportFailed:
@@ -258,27 +296,37 @@ class _Parser:
                             line=self.peek().line if line is None else line)
 
     def peek(self, ahead: int = 0) -> _Tok:
-        return self.toks[min(self.pos + ahead, len(self.toks) - 1)]
+        return self.toks[self.pos + ahead]
 
     def next(self) -> _Tok:
         tok = self.peek()
         if tok.kind != "e":
             self.pos += 1
+            if self.pos - self.toks.base > 4096:
+                self.toks.forget_before(self.pos - 1)  # expect() looks one token back
         return tok
+
+    def count_gates(self, n: int, line: int) -> None:
+        self.gate_count += n
+        MAX_GATES.check(self.gate_count, file=self.path, line=line)
+
+    def count_nets(self, n: int, line: int) -> None:
+        self.net_count += n
+        MAX_NETS.check(self.net_count, file=self.path, line=line)
 
     def at(self, text: str) -> bool:
         return self.peek().text == text and self.peek().kind != "e"
 
     def accept(self, text: str) -> bool:
         if self.at(text):
-            self.pos += 1
+            self.next()
             return True
         return False
 
     def expect(self, text: str, context: str) -> _Tok:
         tok = self.peek()
         if tok.text == text and tok.kind != "e":
-            self.pos += 1
+            self.next()
             return tok
         line = tok.line
         if text == ";" and self.pos > 0 and self.toks[self.pos - 1].line < line:
@@ -289,14 +337,14 @@ class _Parser:
         tok = self.peek()
         if tok.kind != "i" or tok.text in _KEYWORDS:
             raise self.fail(f"syntax error: expected {what}, found {_show(tok)}")
-        self.pos += 1
+        self.next()
         return tok
 
     def integer(self, what: str) -> int:
         tok = self.peek()
         if tok.kind != "n":
             raise self.fail(f"syntax error: expected {what} (a number), found {_show(tok)}")
-        self.pos += 1
+        self.next()
         return _number(tok.text, tok.line, self.path)[0]
 
     # ------------------------------------------------------------------ module
@@ -362,9 +410,9 @@ class _Parser:
         return signed, None, None
 
     def declare(self, mod: _Module, decl: _Decl) -> None:
-        if decl.width > _MAX_BUS:
-            raise self.fail(f"{decl.name}{decl.range_text()} is wider than {_MAX_BUS} bits",
-                            decl.line)
+        MAX_NETS.check(decl.width, file=self.path, line=decl.line,
+                       context=f"{decl.name}{decl.range_text()}")
+        self.count_nets(decl.width, decl.line)
         if decl.kind == "inout":
             raise self.fail(f"inout port {decl.name} is not supported", decl.line)
         old = mod.decls.get(decl.name)
@@ -398,12 +446,14 @@ class _Parser:
             while True:
                 line = self.peek().line
                 lhs = self.reference()
+                self.count_nets(1, line)
                 self.expect("=", "in the assign statement")
                 mod.assigns.append((lhs, self.expr(), line))
                 if not self.accept(","):
                     break
             self.expect(";", "after the assign statement")
         elif word in ("parameter", "localparam"):
+            self.count_nets(1, tok.line)
             while not self.at(";"):
                 if self.next().kind == "e":
                     raise self.fail("syntax error: expected ';' after the parameter")
@@ -421,6 +471,7 @@ class _Parser:
     # ------------------------------------------------------------------ instances
     def instance(self, mod: _Module) -> None:
         cell = self.next()
+        self.count_gates(1, cell.line)
         name = self.ident(f"an instance name after cell {cell.text}").text
         self.expect("(", f"to open the pin list of {name}")
         pins: dict[str, Expr | None] = {}
@@ -454,6 +505,8 @@ class _Parser:
         out = self.reference()
         args: list[Expr] = []
         while self.accept(","):
+            if args:  # an n-input primitive is at least n - 1 gates
+                self.count_gates(1, word.line)
             args.append(self.expr())
         self.expect(")", f"to close the {word.text} primitive")
         self.expect(";", f"after the {word.text} primitive")
@@ -516,6 +569,7 @@ class _Parser:
             if self.peek().kind == "r":
                 run = self.next()
                 assert run.items is not None
+                self.count_case_items(len(run.items), run.line)
                 targets = {item[2] for item in run.items} | ({target} if target else set())
                 if len(targets) > 1:
                     raise self.fail(f"case table assigns more than one net: "
@@ -527,6 +581,7 @@ class _Parser:
                 entries = {**dict(zip(reversed(labels), reversed(values))), **entries}
                 continue
             labels: list[int] = []
+            self.count_case_items(1, self.peek().line)
             if self.accept("default"):
                 self.accept(":")
                 is_default = True
@@ -554,6 +609,13 @@ class _Parser:
                 entries.setdefault(label, value)  # Verilog: the first matching item wins
         return _Case(selector, target, entries, default, line)
 
+    def count_case_items(self, n: int, line: int) -> None:
+        self.case_items += n
+        if self.case_items > _MAX_CASE_ITEMS:
+            raise self.fail(f"the case table has more than {_MAX_CASE_ITEMS:,} items; an "
+                            f"{MAX_BITS}x{MAX_BITS} multiplier has {1 << 2 * MAX_BITS:,} "
+                            "operand pairs", line)
+
     # ------------------------------------------------------------------ expressions
     def reference(self) -> Expr:
         tok = self.ident("a net name")
@@ -568,7 +630,8 @@ class _Parser:
 
     def expr(self) -> Expr:
         cond = self.binary(0)
-        if self.accept("?"):
+        if self.at("?"):
+            self.count_gates(1, self.next().line)
             if1 = self.expr()
             self.expect(":", "in the ?: expression")
             if0 = self.expr()
@@ -583,16 +646,20 @@ class _Parser:
         left = self.binary(level + 1)
         ops = self._LEVELS[level]
         while self.peek().kind == "o" and self.peek().text in ops:
-            op = self.next().text
+            op_tok = self.next()
+            op = op_tok.text
+            self.count_gates(1, op_tok.line)
             right = self.binary(level + 1)
             left = ("gate", _BINARY[op], (left, right))
         return left
 
     def unary(self) -> Expr:
-        if self.accept("~") or self.accept("!"):
+        if self.at("~") or self.at("!"):
+            line = self.next().line
             inner = self.unary()
             if inner[0] == "gate" and inner[1] in _INVERTED:
-                return ("gate", _INVERTED[inner[1]], inner[2])
+                return ("gate", _INVERTED[inner[1]], inner[2])  # folded: no extra gate
+            self.count_gates(1, line)
             return ("gate", "NOT", (inner,))
         return self.primary()
 
@@ -606,9 +673,10 @@ class _Parser:
             self.next()
             value, width = _number(tok.text, tok.line, self.path)
             if self.at("{"):  # replication {n{...}}
-                if not 0 < value <= _MAX_BUS:
-                    raise self.fail(f"replication count {value} must be 1..{_MAX_BUS}",
-                                    tok.line)
+                if value < 1:
+                    raise self.fail(f"replication count {value} must be positive", tok.line)
+                MAX_NETS.check(value, file=self.path, line=tok.line,
+                               context="replication count")
                 self.next()
                 item = self.concat_items(tok.line)
                 self.expect("}", "to close the replication")
@@ -644,6 +712,7 @@ class VerilogDesign:
     a_bits: int
     b_bits: int
     style: str
+    line: int  # where the module is declared
     netlist: Netlist | None = None
     raw_lut: np.ndarray | None = None  # raw output patterns, ROM style only
     declared_signed: bool = False  # both operands declared ``input signed``
@@ -709,9 +778,15 @@ class _Builder:
             width = width if width is not None else max(1, value.bit_length())
             return [("const", (value >> w) & 1, 1) for w in reversed(range(width))]
         if tag == "concat":
-            return [bit for item in expr[1] for bit in self.bits(item, expr[2])]
+            out: list[Expr] = []
+            for item in expr[1]:
+                out += self.bits(item, expr[2])
+                self.check_width(len(out), expr[2])
+            return out
         if tag == "repl":
-            return self.bits(expr[2], expr[3]) * expr[1]
+            item = self.bits(expr[2], expr[3])
+            self.check_width(len(item) * expr[1], expr[3])
+            return item * expr[1]
         _, kind, args = expr
         arg_bits = [self.bits(arg, line) for arg in args]
         width = max(len(x) for x in arg_bits)
@@ -721,6 +796,15 @@ class _Builder:
                                 f"({len(x)} and {width} bits)", line)
         arg_bits = [[("const", 0, 1)] * (width - len(x)) + x[-width:] for x in arg_bits]
         return [("gate", kind, tuple(x[k] for x in arg_bits)) for k in range(width)]
+
+    def check_width(self, width: int, line: int) -> None:
+        """Concatenations and replications expand bit by bit: bound them before they do."""
+        MAX_NETS.check(width, file=self.path, line=line, context="expression width")
+
+    def add_gate(self, kind: str, ins: list[int], outs: list[int], line: int,
+                 name: str | None = None) -> None:
+        MAX_GATES.check(len(self.nl.gates) + 1, file=self.path, line=line)
+        self.nl.add_gate(kind, ins, outs, line=line, name=name)
 
     def bit(self, expr: Expr, line: int) -> Expr:
         if expr[0] == "const":
@@ -832,7 +916,7 @@ class _Builder:
         _, kind, args = expr
         ins = [self.emit(self.bit(arg, line), line) for arg in args]
         net = self.nl.new_net() if out is None else out
-        self.nl.add_gate(kind, ins, [net], line=line)
+        self.add_gate(kind, ins, [net], line)
         return net
 
     def build(self) -> Netlist:
@@ -846,7 +930,7 @@ class _Builder:
                 conn = inst.pins.get(pin)
                 outs.append(self.nl.new_net(f"{inst.name}.{pin}") if conn is None
                             else self.net[self.check_bit(conn)])
-            self.nl.add_gate(inst.kind, ins, outs, line=inst.line, name=inst.name)
+            self.add_gate(inst.kind, ins, outs, inst.line, name=inst.name)
         for k in range(self.out.width):
             key = (self.out.name, self.out.index(k))
             if key not in self.net and key not in self.alias:
@@ -912,13 +996,14 @@ def _rom(mod: _Module, path: str, a: _Decl, b: _Decl, out: _Decl) -> np.ndarray:
         raise ImportFailed(f"the case table assigns {case.target}, expected the output "
                            f"{out.name}", file=path, line=case.line)
     n = 1 << (a.width + b.width)
-    fill = -1 if case.default is None else case.default
+    mask = (1 << out.width) - 1  # a wider constant is cut to the output, as in Verilog
+    fill = -1 if case.default is None else case.default & mask
     table = np.full(n, fill, dtype=np.int64)
     for label, value in case.entries.items():
         if label >= n:
             raise ImportFailed(f"case label {label} exceeds the {a.width + b.width}-bit "
                                "operand space", file=path, line=case.line)
-        table[label] = value
+        table[label] = value & mask
     if case.default is None and (table < 0).any():
         first = int(np.flatnonzero(table < 0)[0])
         raise ImportFailed(f"the case table covers {len(case.entries)} of {n} operand pairs "
@@ -945,6 +1030,10 @@ def _cell_function(mod: _Module, path: str) -> tuple[list[str], dict[str, np.nda
         if d.is_bus:
             raise ImportFailed(f"cell module {mod.name}: port {d.name} must be a single bit",
                                file=path, line=d.line)
+    widest = max(len(c.inputs) for c in CELLS.values())
+    if len(ins) > widest:  # its truth table would have 2**inputs columns
+        raise ImportFailed(f"cell module {mod.name} has {len(ins)} inputs; no known cell has "
+                           f"more than {widest}", file=path, line=mod.line)
     codes = np.arange(1 << len(ins))
     env = dict(zip(ins, _input_columns(len(ins))))
     rhs: dict[str, tuple[Expr, int]] = {}
@@ -954,18 +1043,23 @@ def _cell_function(mod: _Module, path: str) -> tuple[list[str], dict[str, np.nda
                                f"{lhs[1]}", file=path, line=line)
         rhs[lhs[1]] = (expr, line)
 
+    done: dict[str, np.ndarray] = {}  # each net once: shared sub-nets stay linear
+
     def value(expr: Expr, line: int, depth: int) -> np.ndarray:
         if depth > 200:
-            raise ImportFailed(f"cell module {mod.name}: assigns form a loop", file=path,
-                               line=line)
+            raise ImportFailed(f"cell module {mod.name}: assigns nest more than 200 deep or "
+                               "form a loop", file=path, line=line)
         if expr[0] == "const":
             return np.full(len(codes), expr[1] & 1, dtype=np.uint8)
         if expr[0] == "ref" and expr[2] is None:
             if expr[1] in env:
                 return env[expr[1]]
+            if expr[1] in done:
+                return done[expr[1]]
             if expr[1] in rhs:
                 sub, sub_line = rhs[expr[1]]
-                return value(sub, sub_line, depth + 1)
+                done[expr[1]] = value(sub, sub_line, depth + 1)
+                return done[expr[1]]
             raise ImportFailed(f"cell module {mod.name}: {expr[1]} is never assigned",
                                file=path, line=line)
         if expr[0] == "gate":
@@ -1075,12 +1169,12 @@ def _parse(text: str, path: str) -> VerilogDesign:
     signed = a.signed and b.signed
     if mod.case is not None:
         raw = _rom(mod, path, a, b, out)
-        return VerilogDesign(mod.name, a.width, b.width, "case-statement table", raw_lut=raw,
-                             declared_signed=signed)
+        return VerilogDesign(mod.name, a.width, b.width, "case-statement table", mod.line,
+                             raw_lut=raw, declared_signed=signed)
     netlist = _Builder(mod, path, a, b, out).build()
     has_cells = bool(mod.instances)
     has_exprs = any(g.name is None for g in netlist.gates)
     style = ("gate assigns and cell instances" if has_cells and has_exprs
              else "cell instances" if has_cells else "gate assigns")
-    return VerilogDesign(mod.name, a.width, b.width, style, netlist=netlist,
+    return VerilogDesign(mod.name, a.width, b.width, style, mod.line, netlist=netlist,
                          declared_signed=signed)

@@ -17,10 +17,23 @@ import networkx as nx
 import numpy as np
 
 from ..errors import NetlistError
+from ..limits import Limit
 from .cells import CELLS
 
 CONST0 = 0
 CONST1 = 1
+
+#: The largest real 8x8 multipliers (EvoApprox exact designs, our generators) have a few
+#: hundred gates; 20,000 leaves two orders of magnitude of headroom while keeping import
+#: (networkx ordering) and characterization (simulation over 100,000 operand pairs) to
+#: seconds.  Enforced by the Verilog importer while parsing and on library entries.
+MAX_GATES = Limit("HWCOST_MAX_GATES", 20_000, "gates in a netlist")
+#: Net *bits*: gate outputs, ``assign`` aliases and declared bus bits.  A netlist has about
+#: one or two per gate; this bounds what a few lines (``wire [10**6:0] N; assign N = ...``)
+#: can make the importer expand.
+MAX_NETS = Limit("HWCOST_MAX_NETS", 100_000, "net bits in a netlist")
+#: Operand pairs simulated at once: memory is O(nets x chunk), not O(nets x pairs).
+SIM_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -187,11 +200,19 @@ class Netlist:
         return [v if v is not None else zeros for v in values]
 
     def simulate(self, a_codes: np.ndarray, b_codes: np.ndarray) -> np.ndarray:
-        """The raw (unsigned) output bit pattern for each operand pair, as int64."""
-        values = self.net_values(a_codes, b_codes)
-        out = np.zeros(len(values[0]), dtype=np.int64)
-        for k, net in enumerate(self.outputs):
-            out |= values[net].astype(np.int64) << k
+        """The raw (unsigned) output bit pattern for each operand pair, as int64.
+
+        Simulated :data:`SIM_CHUNK` pairs at a time, so memory does not grow with
+        gates x pairs (20,000 gates over 65,536 pairs would otherwise hold 1.3 GB).
+        """
+        a_codes = np.asarray(a_codes, dtype=np.int64)
+        b_codes = np.asarray(b_codes, dtype=np.int64)
+        out = np.zeros(a_codes.shape[0], dtype=np.int64)
+        for start in range(0, a_codes.shape[0], SIM_CHUNK):
+            stop = start + SIM_CHUNK
+            values = self.net_values(a_codes[start:stop], b_codes[start:stop])
+            for k, net in enumerate(self.outputs):
+                out[start:stop] |= values[net].astype(np.int64) << k
         return out
 
     def truth_table(self) -> np.ndarray:
@@ -201,9 +222,20 @@ class Netlist:
         return self.simulate(a.ravel(), b.ravel()).reshape(a.shape)
 
     def toggle_counts(self, a_stream: np.ndarray, b_stream: np.ndarray) -> np.ndarray:
-        """How many times each net changes value along an operand stream (one per cycle)."""
-        values = self.net_values(a_stream, b_stream)
-        return np.array([np.count_nonzero(v[1:] != v[:-1]) for v in values], dtype=np.int64)
+        """How many times each net changes value along an operand stream (one per cycle).
+
+        Chunked like :meth:`simulate`; consecutive chunks overlap by one pair so that the
+        transition between them is counted exactly once.
+        """
+        a_stream = np.asarray(a_stream, dtype=np.int64)
+        b_stream = np.asarray(b_stream, dtype=np.int64)
+        counts = np.zeros(self.n_nets, dtype=np.int64)
+        n = a_stream.shape[0]
+        for start in range(0, max(n - 1, 1), SIM_CHUNK):
+            stop = start + SIM_CHUNK + 1
+            values = self.net_values(a_stream[start:stop], b_stream[start:stop])
+            counts += [np.count_nonzero(v[1:] != v[:-1]) for v in values]
+        return counts
 
     # ----------------------------------------------------------------- summaries
     def gate_counts(self) -> dict[str, int]:
@@ -223,11 +255,30 @@ class Netlist:
 
     @classmethod
     def from_dict(cls, data: dict) -> Netlist:
-        nl = cls(int(data["a_bits"]), int(data["b_bits"]), len(data["outputs"]))
-        nl.net_names = list(data["nets"])
-        for kind, ins, outs in data["gates"]:
-            nl.add_gate(kind, ins, outs)
-        nl.outputs = [None if o is None else int(o) for o in data["outputs"]]
+        """The netlist :meth:`to_dict` wrote, every field checked (a stored netlist may have
+        been damaged or written by another tool): types, net indices, sizes, structure."""
+        if not isinstance(data, dict):
+            raise NetlistError(f"netlist: expected a JSON object, found {type(data).__name__}")
+        a_bits = _int_field(data, "a_bits", 1, 64)
+        b_bits = _int_field(data, "b_bits", 1, 64)
+        nets, gates, outputs = (data.get(k) for k in ("nets", "gates", "outputs"))
+        if not isinstance(nets, list) or not all(isinstance(n, str) for n in nets):
+            raise NetlistError("netlist: 'nets' must be a list of net names")
+        if not isinstance(gates, list) or not isinstance(outputs, list) or not outputs:
+            raise NetlistError("netlist: 'gates' and 'outputs' must be lists")
+        MAX_NETS.check(len(nets), context="netlist")
+        MAX_GATES.check(len(gates), context="netlist")
+        nl = cls(a_bits, b_bits, len(outputs))
+        if len(nets) < nl.n_nets:
+            raise NetlistError(f"netlist: {len(nets)} nets cannot hold the constants and "
+                               f"{a_bits}+{b_bits} operand bits")
+        nl.net_names = list(nets)
+        for k, gate in enumerate(gates):
+            if not (isinstance(gate, list) and len(gate) == 3 and isinstance(gate[0], str)):
+                raise NetlistError(f"netlist: gate {k} must be [kind, [inputs], [outputs]]")
+            kind, ins, outs = gate
+            nl.add_gate(kind, _net_list(ins, len(nets), k), _net_list(outs, len(nets), k))
+        nl.outputs = _net_list(outputs, len(nets), "outputs", allow_none=True)
         return nl.validate()
 
     def __repr__(self) -> str:
@@ -235,3 +286,25 @@ class Netlist:
                 f"{len(self.gates)} gates)")
 
 
+
+
+def _int_field(data: dict, key: str, low: int, high: int) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise NetlistError(f"netlist: '{key}' must be an integer {low}..{high}, "
+                           f"found {value!r:.40}")
+    return value
+
+
+def _net_list(values: object, n_nets: int, where: object, allow_none: bool = False) -> list:
+    """Net indices, each an int naming an existing net (negative ones would wrap around);
+    ``None`` (an unassigned output, which :meth:`Netlist.validate` reports) if allowed."""
+    if not isinstance(values, list):
+        raise NetlistError(f"netlist: gate {where}: expected a list of net indices")
+    for v in values:
+        if v is None and allow_none:
+            continue
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < n_nets:
+            raise NetlistError(f"netlist: gate {where}: net {v!r:.40} is not one of the "
+                               f"{n_nets} nets")
+    return list(values)
