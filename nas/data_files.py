@@ -10,6 +10,9 @@ corrupt image, a wrong layout) raise one :class:`HwcostError` naming the file.
 
 from __future__ import annotations
 
+import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from multiplier_lib.errors import HwcostError
+from multiplier_lib.limits import Limit
+from nas.macro import MAX_CLASSES
+
+#: a data set file is read whole into memory (CIFAR-10 is 180 MB)
+MAX_DATASET_BYTES = Limit("HWCOST_MAX_DATASET_BYTES", 8 * 2**30, "bytes of one data array")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -87,23 +95,55 @@ def _npz_labels(arr: np.ndarray, path: Path, key: str, n: int) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.int64))
 
 
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays, each header checked against the bytes really stored before anything
+    is allocated: a damaged or hostile header (a shape of 10**12) must not reserve memory."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {Path(name).stem: name for name in archive.namelist()
+                       if name.endswith(".npy")}
+            missing = [k for k in NPZ_KEYS if k not in members]
+            if missing:
+                raise HwcostError(f"missing array(s) {', '.join(missing)}; expected "
+                                  + ", ".join(NPZ_KEYS), file=path)
+            arrays = {}
+            for key in NPZ_KEYS:
+                info = archive.getinfo(members[key])
+                MAX_DATASET_BYTES.check(info.file_size, file=path, context=key)
+                with archive.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read_header(fh)
+                    if dtype.hasobject:
+                        raise HwcostError(f"{key} holds Python objects; only numeric arrays "
+                                          "are read", file=path)
+                    need = math.prod(shape) * dtype.itemsize
+                    if need > info.file_size:
+                        raise HwcostError(f"{key} claims shape {shape} ({need:,} bytes) but "
+                                          f"holds {info.file_size:,} bytes: truncated or "
+                                          "damaged", file=path)
+                    data = fh.read(need)
+                if len(data) != need:
+                    raise HwcostError(f"{key} is truncated", file=path)
+                flat = np.frombuffer(data, dtype=dtype)
+                arrays[key] = flat.reshape(shape, order="F" if fortran else "C")
+            return arrays
+    except HwcostError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error,
+            NotImplementedError, KeyError) as err:
+        raise HwcostError(f"not a readable .npz file ({type(err).__name__}: {err})",
+                          file=path) from None
+
+
 def load_npz(path: str | Path, size: int | None = None) -> FileDataset:
     """Arrays ``x_train, y_train, x_test, y_test`` (uint8 images NHWC, NCHW or NHW)."""
     path = Path(path)
     if not path.is_file():
         raise HwcostError("no such .npz file (expected arrays " + ", ".join(NPZ_KEYS) + ")",
                           file=path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in NPZ_KEYS if k not in data.files]
-            if missing:
-                raise HwcostError(f"missing array(s) {', '.join(missing)}; expected "
-                                  + ", ".join(NPZ_KEYS), file=path)
-            arrays = {k: data[k] for k in NPZ_KEYS}
-    except HwcostError:
-        raise
-    except (OSError, ValueError, EOFError) as err:
-        raise HwcostError(f"not a readable .npz file ({err})", file=path) from None
+    arrays = _read_npz(path)
     splits = []
     for part in ("train", "test"):
         x = _npz_images(arrays[f"x_{part}"], path, f"x_{part}")
@@ -119,6 +159,7 @@ def load_npz(path: str | Path, size: int | None = None) -> FileDataset:
         raise HwcostError(f"images are {xtr.shape[2]}x{xtr.shape[3]}, not square; give "
                           "--input-size to resize them", file=path)
     classes = int(max(int(ytr.max()), int(yte.max())) + 1)
+    MAX_CLASSES.check(classes, file=path, context="largest label + 1")
     missing_classes = sorted(set(range(classes)) - set(ytr.tolist()))
     if missing_classes:
         raise HwcostError(f"class {missing_classes[0]} has no training image (labels must be "
@@ -142,7 +183,7 @@ def _read_image(path: Path, size: int) -> np.ndarray:
             if img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
         raise HwcostError(f"cannot decode image ({type(err).__name__}: {err})",
                           file=path) from None
 

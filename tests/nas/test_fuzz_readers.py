@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzzkit import FUZZ, assert_clean, mutated_bytes, mutated_text, run_cli, snapshot
+from fuzzkit import FUZZ, assert_clean, deadline, mutated_bytes, mutated_text, run_cli, snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -234,3 +234,88 @@ def test_crafted_checkpoint_with_a_valid_digest_runs_nothing(tmp_path):
         checkpoint.load(path)
     assert err.value.file == str(path)
     assert not marker.exists()
+
+
+def _npz_bytes() -> bytes:
+    import io
+
+    rng = np.random.default_rng(3)
+    buf = io.BytesIO()
+    np.savez(buf, x_train=rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8),
+             y_train=np.array([0, 1, 2, 0, 1, 2]),
+             x_test=rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8),
+             y_test=np.array([2, 1, 0]))
+    return buf.getvalue()
+
+
+_VALID_NPZ = _npz_bytes()
+
+
+@settings(parent=FUZZ, max_examples=30)
+@given(mutated_bytes(_VALID_NPZ))
+def test_npz_dataset(blob):
+    from nas.data_files import load_npz
+
+    path = _case_dir() / "data.npz"
+    path.write_bytes(blob)
+    try:
+        with deadline(5.0):
+            data = load_npz(path)
+    except HwcostError as err:
+        assert err.file == str(path) and "\n" not in str(err), str(err)
+        return
+    assert data.train.images.shape[1:] == (3, 8, 8)
+    assert len(data.train.labels) == len(data.train.images)
+
+
+def _png_bytes(side: int = 8) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(side)
+    Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+_VALID_PNG = _png_bytes()
+
+
+@settings(parent=FUZZ, max_examples=25)
+@given(mutated_bytes(_VALID_PNG))
+def test_image_folder(blob):
+    from nas.data_files import load_folder
+
+    root = _case_dir()
+    for part in ("train", "test"):
+        for cls in ("cat", "dog"):
+            folder = root / part / cls
+            folder.mkdir(parents=True)
+            (folder / "0.png").write_bytes(_VALID_PNG)
+    bad = root / "train" / "dog" / "1.png"
+    bad.write_bytes(blob)
+    try:
+        with deadline(5.0):
+            data = load_folder(root, size=8)
+    except HwcostError as err:
+        assert err.file == str(bad) and "\n" not in str(err), str(err)
+        return
+    assert data.train.images.shape == (3, 3, 8, 8)
+
+
+@pytest.mark.parametrize("label", [10**9, 2**62])
+def test_npz_with_a_huge_label_is_refused_fast(tmp_path, label):
+    """``classes = max label + 1`` must not build a set of 10**9 classes."""
+    import io
+
+    path = tmp_path / "data.npz"
+    buf = io.BytesIO()
+    np.savez(buf, x_train=np.zeros((2, 8, 8), np.uint8), y_train=np.array([0, label]),
+             x_test=np.zeros((1, 8, 8), np.uint8), y_test=np.array([0]))
+    path.write_bytes(buf.getvalue())
+    from nas.data_files import load_npz
+
+    with deadline(2.0), pytest.raises(HwcostError, match="HWCOST_MAX_CLASSES") as err:
+        load_npz(path)
+    assert err.value.file == str(path)
