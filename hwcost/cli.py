@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from multiplier_lib.errors import HwcostError
 
 from . import __version__
+
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 class HwcostGroup(click.Group):
@@ -17,6 +21,30 @@ class HwcostGroup(click.Group):
             return super().invoke(ctx)
         except HwcostError as err:
             raise click.ClickException(str(err)) from None
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        """As click's, except that a usage mistake (a missing option, a directory given for
+        a file, a bad choice) is one line too, ``Error: ... (see 'hwcost CMD --help')``,
+        exit status 2, instead of click's usage block."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS_IS_HELP as err:   # a bare group: its help, as click shows it
+            err.show()
+            sys.exit(err.exit_code)
+        except click.UsageError as err:
+            hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+            click.echo(f"Error: {err.format_message()}{hint}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=HwcostGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,7 +1,9 @@
 """Atomic file writes: a crash never leaves a half-written library entry, report or export.
 
-Data goes to a temporary file in the destination folder and is renamed over the target only
-once complete (``os.replace`` is atomic on POSIX and Windows within one filesystem).
+Data goes to a temporary file in the destination folder, is flushed to disk, and is renamed
+over the target only once complete (``os.replace`` is atomic on POSIX and Windows within one
+filesystem); the folder is flushed after the rename.  A kill leaves the old file or the new
+one, and at worst a hidden ``.NAME.*.tmp`` file beside it, never half a file.
 """
 
 from __future__ import annotations
@@ -24,10 +26,27 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_current_umask())  # mkstemp makes 0600; use normal modes
     try:
         yield tmp_path
+        _fsync(tmp_path)        # the data is on disk before the name points at it
         os.replace(tmp_path, path)
+        _fsync(path.parent)     # and the rename itself survives a power cut
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file, or a folder's entries) to disk; a no-op where unsupported."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) if path.is_dir() else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _current_umask() -> int:

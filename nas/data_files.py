@@ -123,8 +123,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                         raise HwcostError(f"{key} claims shape {shape} ({need:,} bytes) but "
                                           f"holds {info.file_size:,} bytes: truncated or "
                                           "damaged", file=path)
-                    data = fh.read(need)
-                if len(data) != need:
+                    data = bytearray(need)          # writable: torch wraps it as is
+                    got = fh.readinto(data)
+                if got != need:
                     raise HwcostError(f"{key} is truncated", file=path)
                 flat = np.frombuffer(data, dtype=dtype)
                 arrays[key] = flat.reshape(shape, order="F" if fortran else "C")

@@ -23,6 +23,8 @@ def _import_everything() -> None:
     for package in ("multiplier_lib", "hwmodel", "nas", "hwcost"):
         pkg = importlib.import_module(package)
         for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
+            if info.name.endswith(".__main__"):   # runs the CLI on import
+                continue
             try:
                 importlib.import_module(info.name)
             except ImportError:
