@@ -138,7 +138,7 @@ class SearchConfig(DataSettings):
         require("penalty", self.penalty in ("additive", "fbnet", "target"),
                 f"{self.penalty!r} is unknown; expected additive, fbnet or target")
         require("energy_target", self.penalty != "target" or self.energy_target is not None,
-                "is needed by penalty 'target' (pJ)")
+                "is needed by penalty 'target' (give --energy-target in pJ)")
         require("energy_target", self.energy_target is None or self.energy_target > 0,
                 "must be a positive energy in pJ")
         require("energy_weight", self.energy_weight >= 0, "must be >= 0")
