@@ -79,11 +79,14 @@ def evaluate_mapping(arch: str, problem: Path, mapping_path: Path, ert: Path | N
           --mapping examples/timeloop/conv1d_oc_3level.map.yaml
     """
     from hwmodel.mapping_yaml import load_mapping
-    from hwmodel.model import evaluate
+    from hwmodel.model import MappingError, evaluate
 
     spec, workload, energy = _load(arch, problem, ert, multiplier, library_dir)
     mapping = load_mapping(mapping_path, spec, workload)
-    result = evaluate(spec, workload, mapping, energy)
+    try:
+        result = evaluate(spec, workload, mapping, energy)
+    except MappingError as exc:        # load_mapping validates; this is the safety net
+        raise exc if exc.file else exc.located(mapping_path) from None
     print_result(spec, result, mapping.short(spec.names), fmt, energy,
                  {"arch": spec.name, "problem": str(problem), "multiplier": energy.multiplier},
                  workload, mapping)
@@ -112,10 +115,14 @@ def map_cmd(arch: str, problem: Path, objective: str, ert: Path | None, multipli
     import time
 
     from hwmodel.mapper import Mapper
+    from hwmodel.model import MappingError
 
     spec, workload, energy = _load(arch, problem, ert, multiplier, library_dir)
     start = time.perf_counter()
-    found = Mapper(spec, energy, objective).map(workload)
+    try:
+        found = Mapper(spec, energy, objective).map(workload)
+    except MappingError as exc:        # nothing fits: say which problem
+        raise exc if exc.file else exc.located(problem) from None
     seconds = time.perf_counter() - start
     if out_path is not None:
         from hwmodel.mapping_yaml import write_mapping

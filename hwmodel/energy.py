@@ -30,6 +30,8 @@ built-in estimators, and the source of each number says which one it came from.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -251,6 +253,18 @@ def _compute_entries(cu: ComputeUnit, table: ErtTable | None, ert_label: str,
             "add": ActionEnergy(add, add_src), **leak}
 
 
+@contextmanager
+def _located(arch: Architecture, line: int | None) -> Iterator[None]:
+    """Attribute an estimator's complaint (an unknown technology, a bad attribute) to the
+    spec and the component's line, where the user can fix it."""
+    try:
+        yield
+    except HwcostError as exc:
+        if exc.file is not None or not arch.source:
+            raise
+        raise exc.located(arch.source, exc.line or line) from None
+
+
 def build_energy_table(arch: Architecture, multiplier: Multiplier | None = None,
                        ert: str | Path | None = None,
                        estimators: list[Estimator] | None = None) -> EnergyTable:
@@ -262,7 +276,10 @@ def build_energy_table(arch: Architecture, multiplier: Multiplier | None = None,
     :data:`ESTIMATORS`).  ERT figures are taken as they are (already at the ERT's technology);
     built-in ones are scaled to the component's technology (the architecture's by default).
     """
-    arch_nm = _technology(arch.technology, REFERENCE_NM)
+    tech_line = next((lv.line for lv in arch.levels if lv.technology == arch.technology),
+                     arch.compute.line)
+    with _located(arch, tech_line):
+        arch_nm = _technology(arch.technology, REFERENCE_NM)
     pool = list(ESTIMATORS if estimators is None else estimators)
     mac_est = MACEstimator(multiplier)
     tables: dict[str, ErtTable] = {}
@@ -274,11 +291,13 @@ def build_energy_table(arch: Architecture, multiplier: Multiplier | None = None,
     entries: dict[str, dict[str, ActionEnergy]] = {}
     for level in arch.levels:
         table = tables.get(short_name(level.name))
-        entries[level.name] = _storage_entries(level, table, ert_label, pool,
-                                               _technology(level.technology, arch_nm))
+        with _located(arch, level.line):
+            entries[level.name] = _storage_entries(level, table, ert_label, pool,
+                                                   _technology(level.technology, arch_nm))
     cu = arch.compute
-    entries[cu.name] = _compute_entries(cu, tables.get(short_name(cu.name)), ert_label, mac_est,
-                                        _technology(cu.technology, arch_nm))
+    with _located(arch, cu.line):
+        entries[cu.name] = _compute_entries(cu, tables.get(short_name(cu.name)), ert_label,
+                                            mac_est, _technology(cu.technology, arch_nm))
     notes = []
     if tables:
         used = {short_name(n) for n in entries}

@@ -19,15 +19,15 @@ case, because hwcost's model, like Timeloop's default, does not track data prope
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
-
 from multiplier_lib.errors import HwcostError
+
+from .yamlio import load_yaml_text, read_text
 
 _BRACKETS = re.compile(r"\[[^\]]*\]")
 
@@ -63,6 +63,9 @@ def _line(node: Any, key: Any = None) -> int | None:
 def _energy(value: Any, where: str, path: Path, line: int | None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise HwcostError(f"{where}: energy must be a number (pJ), got {value!r}",
+                          file=path, line=line)
+    if not math.isfinite(value):
+        raise HwcostError(f"{where}: energy must be a finite number (pJ), got {value!r}",
                           file=path, line=line)
     if value < 0:
         raise HwcostError(f"{where}: energy must not be negative, got {value!r}",
@@ -126,16 +129,7 @@ def _tables_v04(tables: dict, path: Path) -> list[ErtTable]:
 def load_ert_tables(path: str | Path) -> list[ErtTable]:
     """Every table of the ERT at ``path``, with line numbers; errors say file and line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise HwcostError(f"cannot read ERT: {exc.strerror or exc}", file=path) from exc
-    try:
-        doc = YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise HwcostError(f"invalid YAML: {exc.problem or exc.context}", file=path,
-                          line=None if mark is None else mark.line + 1) from exc
+    doc = load_yaml_text(read_text(path, "ERT"), path)
     if not isinstance(doc, dict):
         raise HwcostError("not an ERT: expected a mapping with 'ERT: {tables: ...}'",
                           file=path, line=1)

@@ -19,6 +19,12 @@ Two regimes, chosen by the size of the map space:
 Constraints from the spec (fixed factors, permutations, spatial dims and splits, keep and
 bypass) are honoured in both regimes.  Results are cached by (architecture, workload shape,
 objective).  The search is deterministic: no random sampling.
+
+Its work is bounded whatever the input: divisors and prime factors cost O(sqrt n), a fan-out
+slot considers at most :data:`SLOT_CANDIDATES` loops and a level's tiling search at most
+about :data:`TILE_TRIALS` capacity checks once it has a tile (both far above what real
+designs need, so their mappings do not change); the readers limit the rest (dimensions,
+bounds, levels, instances).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import itertools
 import math
 import random
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from multiplier_lib.errors import HwcostError
 
@@ -42,6 +49,15 @@ OBJECTIVES = ("energy", "delay", "edp")
 #: of layer shapes and need relative costs (the NAS energy table)
 EFFORTS = ("thorough", "fast")
 EXHAUSTIVE_LIMIT = 2_000
+#: capacity checks one level's maximal-tile search may spend once it has found a tile; real
+#: layers need a few hundred (ResNet/VGG/AlexNet layers on the bundled designs: < 2,000),
+#: but five dims with hundreds of divisors each (bounds like 8,648,640) make the tree of
+#: candidate tiles astronomically large
+TILE_TRIALS = 5_000
+#: loops one fan-out slot may consider: real designs offer at most ~50 (bundled specs and
+#: reference designs on ResNet/VGG/AlexNet/DARTS layers), a 1024x1024 mesh over bounds with
+#: hundreds of divisors hundreds of thousands, each grown into every plan of the beam
+SLOT_CANDIDATES = 512
 BEAM = 2
 SPATIAL_OPTIONS = 4     # spatial plans whose temporal tilings are searched
 SPATIAL_BEAM = 48       # partial spatial plans kept per fan-out slot
@@ -95,8 +111,16 @@ def score(result: EvalResult, objective: str) -> float:
     return result.edp
 
 
+@lru_cache(maxsize=4096)
+def _divisor_tuple(n: int) -> tuple[int, ...]:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return tuple(small + [n // d for d in reversed(small) if d * d != n])
+
+
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    """Divisors of ``n``, ascending, in O(sqrt n) (a bound of 10**7 must not take seconds
+    per call: the search asks for them in its inner loops)."""
+    return list(_divisor_tuple(n))
 
 
 def _ordered_factorizations(n: int, slots: int) -> list[tuple[int, ...]]:
@@ -144,8 +168,9 @@ def _order(dims: list[str], workload: Workload, stationary: str | None,
         inner_first = [d for d in constraint.permutation if d in dims]
         rest = [d for d in dims if d not in inner_first]
         return list(reversed(inner_first)) + rest[::-1] if rest else list(reversed(inner_first))
-    if stationary is None:
-        return list(dims)
+    names = [ds.name for ds in workload.data_spaces]
+    if stationary is None or stationary not in names:
+        return list(dims)            # a problem without that data space: no preference
     ds = workload.data_space(stationary)
     relevant = [d for d in dims if ds.relevant(d)]
     irrelevant = [d for d in dims if not ds.relevant(d)]
@@ -201,6 +226,16 @@ class Mapper:
             else:
                 options.append([allowed])
         return options
+
+    def _keep_count(self, workload: Workload) -> int:
+        """How many keep choices :meth:`_keep_options` would list with ``explore`` (2**k per
+        free level), without listing them: 30 data spaces are 2**30 subsets."""
+        names = [ds.name for ds in workload.data_spaces]
+        count = 1
+        for i, lv in enumerate(self.arch.levels):
+            if i > 0 and lv.keep is None:
+                count *= 2 ** sum(1 for d in names if lv.may_keep(d))
+        return count
 
     def _evaluate(self, workload: Workload, mapping: Mapping) -> EvalResult | None:
         key = _mapping_key(mapping)
@@ -362,7 +397,7 @@ class Mapper:
             return upper  # unconstrained count already too large: skip the exact count
         choices = self._dim_choices(workload)
         combos = math.prod(len(v) for v in choices.values())
-        keeps = math.prod(len(o) for o in self._keep_options(workload, explore=True))
+        keeps = self._keep_count(workload)
         if combos * keeps > self.exhaustive_limit:
             return combos * keeps
         slots = self._slots()
@@ -430,19 +465,30 @@ class Mapper:
             return required.get(d, f) == f
 
         cands: list[dict[str, int]] = [] if required else [{}]
+
+        def add(cand: dict[str, int]) -> bool:
+            """Keep ``cand`` if it has the required factors; False once there are enough."""
+            if all(cand.get(d) == f for d, f in required.items()):
+                cands.append(cand)
+            return len(cands) < SLOT_CANDIDATES
+
         for d in allowed:
-            for f in _divisors(remaining[d]):
-                if 1 < f <= sl.limit and ok(f, d):
-                    cands.append({d: f})
+            for f in _divisors(remaining[d]):       # ascending: stop past the mesh
+                if f > sl.limit:
+                    break
+                if f > 1 and ok(f, d) and not add({d: f}):
+                    return cands
         for d1, d2 in itertools.combinations(allowed, 2):
             for f1 in _divisors(remaining[d1]):
-                if f1 <= 1 or f1 > sl.limit or not ok(f1, d1):
+                if f1 > sl.limit:
+                    break
+                if f1 <= 1 or not ok(f1, d1):
                     continue
                 for f2 in _divisors(remaining[d2]):
-                    if f2 > 1 and f1 * f2 <= sl.limit and ok(f2, d2):
-                        cands.append({d1: f1, d2: f2})
-        if required:
-            cands = [x for x in cands if all(x.get(d) == f for d, f in required.items())]
+                    if f1 * f2 > sl.limit:
+                        break
+                    if f2 > 1 and ok(f2, d2) and not add({d1: f1, d2: f2}):
+                        return cands
         return cands
 
     def _spatial_plans(self, workload: Workload) -> list[dict[Slot, dict[str, int]]]:
@@ -536,7 +582,10 @@ class Mapper:
         free = [d for d in dims if d not in fixed]
         kept = [ds for ds in workload.data_spaces if ds.name in keep_i]
 
+        trials = [0]
+
         def fits(fac: dict[str, int]) -> bool:
+            trials[0] += 1
             tile = {d: base[d] * fac.get(d, 1) for d in base}
             if cap is not None and sum(footprint(ds, tile) for ds in kept) > cap:
                 return False
@@ -551,7 +600,7 @@ class Mapper:
         results: list[dict[str, int]] = []
 
         def grow(idx: int, fac: dict[str, int]) -> None:
-            if len(results) > 64:
+            if len(results) > 64 or (trials[0] > TILE_TRIALS and results):
                 return
             if idx == len(free):
                 # maximal: no free dim can take its next divisor
@@ -574,6 +623,10 @@ class Mapper:
                     trial[d] = f
                 if fits(trial):
                     grow(idx + 1, trial)
+                    if idx == len(free) - 1:
+                        # tiles only grow in footprint: with a smaller last factor the
+                        # next divisor up would still fit, so no smaller one is maximal
+                        break
 
         if cap is None and not outer:
             return [{**fixed, **{d: remaining[d] for d in free}}]
@@ -722,16 +775,25 @@ class Mapper:
 def _count_factorizations(n: int, slots: int) -> int:
     """Ordered factorizations of n into ``slots`` factors: prod over primes C(e+slots-1, e)."""
     count = 1
-    p = 2
-    while n > 1:
-        e = 0
-        while n % p == 0:
-            n //= p
-            e += 1
-        if e:
-            count *= math.comb(e + slots - 1, e)
-        p += 1
+    for e in _prime_exponents(n).values():
+        count *= math.comb(e + slots - 1, e)
     return count
+
+
+@lru_cache(maxsize=4096)
+def _prime_exponents(n: int) -> dict[int, int]:
+    """``{p: e}`` with ``n = prod p**e``, by trial division up to sqrt(n) (a large prime
+    bound must not be divided by every integer below it)."""
+    out: dict[int, int] = {}
+    p = 2
+    while p * p <= n:
+        while n % p == 0:
+            out[p] = out.get(p, 0) + 1
+            n //= p
+        p += 1
+    if n > 1:
+        out[n] = out.get(n, 0) + 1
+    return out
 
 
 def _reuse(workload: Workload, tile: dict[str, int]) -> float:
@@ -747,14 +809,7 @@ def _pinned(level, dim: str) -> bool:
 
 def _prime_factors(n: int) -> list[int]:
     """With multiplicity: 12 -> [2, 2, 3]."""
-    out = []
-    p = 2
-    while n > 1:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    return out
+    return [p for p, e in sorted(_prime_exponents(n).items()) for _ in range(e)]
 
 
 def _primes(n: int) -> list[int]:

@@ -56,6 +56,7 @@ from .yamlio import (
     format_permutation,
     line_of,
     load_yaml,
+    name_list,
     parse_factors,
     parse_permutation,
     to_int,
@@ -127,6 +128,7 @@ def load_mapping(path: str | Path, arch: Architecture, workload: Workload) -> Ma
     has_temporal: dict[int, int | None] = {}
     spatial_lines: dict[int, int | None] = {}
     dim_lines: dict[str, int | None] = {}
+    keep_lines: dict[int, int | None] = {}
 
     for i, d in enumerate(directives):
         dl = line_of(d, None, line_of(directives, i))
@@ -145,6 +147,7 @@ def load_mapping(path: str | Path, arch: Architecture, workload: Workload) -> Ma
         if kind in _DATATYPE:
             if role == "level":
                 levels[idx].keep = _keep(d, levels[idx].keep, arch, idx, ds_names, err, dl)
+                keep_lines[idx] = dl
             continue
         if kind not in ("temporal", "spatial"):
             raise err(f"unknown directive type {d.get('type')!r} (temporal, spatial, "
@@ -199,6 +202,11 @@ def load_mapping(path: str | Path, arch: Architecture, workload: Workload) -> Ma
                 levels[idx].spatial_y += ys
             spatial_lines.setdefault(idx, dl)
 
+    lost = [n for n in ds_names if n not in levels[0].keep]
+    if lost:
+        raise err(f"the outermost level {arch.levels[0].name!r} must keep every data space; "
+                  f"this mapping bypasses {', '.join(lost)} there",
+                  keep_lines.get(0, root_line))
     mapping = Mapping(levels)
     for dim, bound in workload.dims:
         got = mapping.dim_product(dim)
@@ -229,9 +237,8 @@ def _keep(d: Any, current: frozenset[str], arch: Architecture, idx: int,
         value = d.get(key)
         if value is None:
             continue
-        names = [value] if isinstance(value, str) else list(value)
+        names = name_list(value, key, lambda m, k=key: err(m, value_line(d, k, dl)))
         for n in names:
-            n = str(n)
             if n not in ds_names:
                 raise err(f"unknown data space {n!r} in {key} (workload data spaces: "
                           f"{', '.join(ds_names)})", value_line(d, key, dl))

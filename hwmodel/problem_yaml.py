@@ -28,8 +28,28 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from .workload import DataSpace, Layer, Workload
+from multiplier_lib.limits import Limit
+
+from .workload import DataSpace, Layer, Workload, window_work
 from .yamlio import Located, as_map, dump_yaml, line_of, load_yaml, to_int, value_line
+
+#: The mapper enumerates the divisors of every bound and tries tilings of them; real layers
+#: stay below 10**5 (a GEMM over a 128k vocabulary), a 10**12 bound is a typo.
+MAX_DIM_BOUND = Limit("HWCOST_MAX_DIM_BOUND", 10_000_000, "problem bound or coefficient")
+#: An axis that sums several dimensions (``Wstride*P + Wdilation*R``) is counted window
+#: position by window position: the product of all but its largest bound (``R``, a few
+#: taps in real convolutions) is the work per tile.
+MAX_WINDOW = Limit("HWCOST_MAX_WINDOW", 65_536, "sliding-window positions")
+#: The mapper's search grows faster than linearly with the number of dimensions (tilings
+#: recurse per dimension, spatial candidates pair them): a CNN layer has 7 or 8, 16 dims
+#: map in about 2 s.
+MAX_DIMS = Limit("HWCOST_MAX_DIMS", 16, "problem dimensions")
+#: Every capacity check sums over data spaces and the exhaustive mapper tries every subset a
+#: level may keep; a CNN layer has 3 (weights, inputs, outputs).
+MAX_DATA_SPACES = Limit("HWCOST_MAX_DATA_SPACES", 16, "data spaces")
+#: Every footprint (the mapper computes hundreds of thousands) walks all projection terms;
+#: a CNN layer has 17.
+MAX_TERMS = Limit("HWCOST_MAX_PROJECTION_TERMS", 256, "projection terms (all data spaces)")
 
 _CNN_NAMES = {"cnn-layer", "cnn_layer", "cnnlayer", "cnn-layer-2d", "conv2d-layer"}
 _CNN_DIMS = ("R", "S", "P", "Q", "C", "M", "N")
@@ -68,18 +88,34 @@ def load_problem(path: str | Path) -> Workload:
     if instance is None:
         raise err("problem has no 'instance' (the dimension bounds)", line_of(prob, None, 1))
     if not as_map(instance):
-        raise err("'instance' must be a mapping of dimension bounds", line_of(instance))
+        where = value_line(prob, "instance", line_of(prob, None, 1))
+        raise err("'instance' must be a mapping of dimension bounds",
+                  line_of(instance, None, where))
     if _is_cnn(shape):
-        return _load_cnn(path, prob, instance, err)
+        return _check_windows(_load_cnn(path, prob, instance, err), err, line_of(instance))
     if not as_map(shape):
         raise err("'shape' must be a mapping (name, dimensions, data_spaces) or "
                   "'cnn-layer'", line_of(prob, "shape"))
-    return _load_generic(path, shape, instance, err)
+    return _check_windows(_load_generic(path, shape, instance, err), err,
+                          line_of(shape, "data_spaces", line_of(shape)))
 
 
 def _bound(instance: Any, key: str, err: Located, minimum: int = 1) -> int:
     line = value_line(instance, key)
-    return to_int(instance[key], f"bound of {key}", lambda m: err(m, line), minimum=minimum)
+    value = to_int(instance[key], f"bound of {key}", lambda m: err(m, line), minimum=minimum)
+    return MAX_DIM_BOUND.check(value, file=err.path, line=line, context=str(key))
+
+
+def _check_windows(workload: Workload, err: Located, line: int | None) -> Workload:
+    """Refuse an axis whose sliding window the model would walk for too long."""
+    bounds = workload.bounds
+    for ds in workload.data_spaces:
+        for k, axis in enumerate(ds.projection):
+            terms = tuple((c, bounds[d]) for c, d in axis if c and bounds[d] > 1)
+            formula = " + ".join(d if c == 1 else f"{c}*{d}" for c, d in axis)
+            MAX_WINDOW.check(window_work(terms), file=err.path, line=line,
+                             context=f"data space {ds.name}, axis {k + 1} ({formula})")
+    return workload
 
 
 def _load_cnn(path: Path, prob: Any, instance: Any, err: Located) -> Workload:
@@ -109,6 +145,7 @@ def _load_generic(path: Path, shape: Any, instance: Any, err: Located) -> Worklo
     if not isinstance(dims_node, list) or not dims_node:
         raise err("shape needs a non-empty 'dimensions' list", line_of(shape, "dimensions",
                                                                         sline))
+    MAX_DIMS.check(len(dims_node), file=path, line=line_of(shape, "dimensions", sline))
     dims = [str(d) for d in dims_node]
     for i, d in enumerate(dims):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", d) or dims.index(d) != i:
@@ -123,12 +160,13 @@ def _load_generic(path: Path, shape: Any, instance: Any, err: Located) -> Worklo
         if not as_map(c) or c.get("name") is None:
             raise err("a coefficient needs a name (and a default)", cl)
         name = str(c["name"])
-        coefs[name] = to_int(c.get("default", 1), f"default of {name}",
-                             lambda m, cl=cl: err(m, cl))
+        value = to_int(c.get("default", 1), f"default of {name}", lambda m, cl=cl: err(m, cl))
+        coefs[name] = _coef_size(value, name, err, cl)
     for key in instance:
         if str(key) in coefs:
-            coefs[str(key)] = to_int(instance[key], f"coefficient {key}",
-                                     lambda m, k=key: err(m, value_line(instance, k)))
+            kl = value_line(instance, key)
+            value = to_int(instance[key], f"coefficient {key}", lambda m, kl=kl: err(m, kl))
+            coefs[str(key)] = _coef_size(value, str(key), err, kl)
 
     bounds: list[tuple[str, int]] = []
     for d in dims:
@@ -140,6 +178,7 @@ def _load_generic(path: Path, shape: Any, instance: Any, err: Located) -> Worklo
     snode = shape.get(spaces_key)
     if not isinstance(snode, list) or not snode:
         raise err("shape needs a non-empty 'data_spaces' list", line_of(shape, None, sline))
+    MAX_DATA_SPACES.check(len(snode), file=path, line=line_of(shape, spaces_key, sline))
     spaces: list[DataSpace] = []
     for i, ds in enumerate(snode):
         dl = line_of(ds, None, line_of(snode, i))
@@ -153,6 +192,8 @@ def _load_generic(path: Path, shape: Any, instance: Any, err: Located) -> Worklo
             rw = rw.strip().lower() in ("true", "yes", "1")
         axes = _projection(proj, dims, coefs, err, line_of(ds, "projection", dl))
         spaces.append(DataSpace(str(ds["name"]), axes, read_write=bool(rw)))
+    terms = sum(len(axis) for ds in spaces for axis in ds.projection)
+    MAX_TERMS.check(terms, file=path, line=line_of(shape, spaces_key, sline))
     names = [s.name for s in spaces]
     if len(set(names)) != len(names):
         raise err("data space names must be distinct", sline)
@@ -191,12 +232,18 @@ def _projection(proj: Any, dims: list[str], coefs: dict[str, int], err: Located,
     return tuple(axes)
 
 
+def _coef_size(value: int, name: str, err: Located, line: int | None) -> int:
+    """A coefficient within :data:`MAX_DIM_BOUND` in magnitude (it scales window spans)."""
+    MAX_DIM_BOUND.check(abs(value), file=err.path, line=line, context=f"coefficient {name}")
+    return value
+
+
 def _coef(value: Any, coefs: dict[str, int], err: Located, line: int | None) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
-        return int(value)
+        return _coef_size(int(value), str(value), err, line)
     name = str(value)
-    if re.fullmatch(r"-?\d+", name):
-        return int(name)
+    if re.fullmatch(r"-?\d{1,30}", name):
+        return _coef_size(int(name), name, err, line)
     if name not in coefs:
         raise err(f"unknown coefficient {name!r} (declare it under shape.coefficients)", line)
     return coefs[name]
@@ -216,6 +263,7 @@ def _axis_expr(text: str, dims: list[str], coefs: dict[str, int], err: Located,
         for f in factors:
             if f != ds[0]:
                 coef *= _coef(f, coefs, err, line)
+                _coef_size(coef, part.strip(), err, line)
         terms.append((coef, ds[0]))
     return tuple(terms)
 

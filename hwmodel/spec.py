@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from multiplier_lib.errors import HwcostError
+from multiplier_lib.limits import Limit
 
 from .arch import (
     DATA_SPACES,
@@ -75,6 +76,7 @@ from .yamlio import (
     as_map,
     line_of,
     load_yaml,
+    name_list,
     parse_factors,
     parse_permutation,
     plain,
@@ -100,9 +102,17 @@ _ATTR_ALIASES = {
     "shared-bandwidth": "shared_bandwidth",
     "n-banks": "n_banks", "nbanks": "n_banks",
 }
-_NAME_RE = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*(\d+)\s*\.\.\s*(\d+)\s*\])?\s*$")
+_NAME_RE = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*(\d{1,30})\s*\.\.\s*(\d{1,30})\s*\])?\s*$")
 _CONSTRAINT_KEYS = ("architecture_constraints", "constraints", "mapspace_constraints",
                     "mapspace")
+
+#: The model and the mapper handle fan-outs arithmetically, but the mapper's spatial
+#: candidates, multicast sets and reports grow with them; the largest real arrays are
+#: 10**4-10**5 MACs (a TPU's 256x256), ``PE[0..1000000000]`` is a typo.
+MAX_INSTANCES = Limit("HWCOST_MAX_INSTANCES", 1 << 20, "instances of one component")
+#: The mapper's tiling search checks every level's tile against every level outside it
+#: (quadratic); real hierarchies have 3 to 8 storage levels, 16 map in about 1.5 s.
+MAX_LEVELS = Limit("HWCOST_MAX_LEVELS", 16, "storage levels")
 
 
 # ----------------------------------------------------------------------------- bundled specs
@@ -125,6 +135,8 @@ def resolve_arch_path(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
+    if p.is_dir():
+        raise HwcostError("is a directory, not an architecture spec", file=p)
     text = str(name_or_path)
     stem = p.stem if p.suffix in (".yaml", ".yml") and len(p.parts) == 1 else text
     found = bundled_path(stem)
@@ -190,12 +202,13 @@ def _normalise_attrs(raw: Any) -> dict[str, Any]:
 def _split_name(text: str, err: Located, line: int | None) -> tuple[str, int]:
     m = _NAME_RE.match(str(text))
     if not m:
-        raise err(f"bad component name {text!r}", line)
+        raise err(f"bad component name {str(text)[:60]!r}", line)
     if m.group(2) is None:
         return m.group(1), 1
     lo, hi = int(m.group(2)), int(m.group(3))
     if hi < lo:
         raise err(f"bad replication range in {text!r}", line)
+    MAX_INSTANCES.check(hi - lo + 1, file=err.path, line=line, context=m.group(1))
     return m.group(1), hi - lo + 1
 
 
@@ -236,8 +249,10 @@ class _Reader:
 
     # -- constraints ---------------------------------------------------------------------
 
-    def loop_constraint(self, node: Any, err: Located, what: str) -> LoopConstraint:
-        line = line_of(node)
+    def loop_constraint(self, node: Any, err: Located, what: str,
+                        line: int | None = None) -> LoopConstraint:
+        """``node`` as a loop constraint; ``line``: where it sits when it is a bare scalar."""
+        line = line_of(node, None, line)
         if not as_map(node):
             raise err(f"{what} constraint must be a mapping", line)
 
@@ -262,14 +277,18 @@ class _Reader:
         return LoopConstraint(factors=factors, max_factors=max_factors,
                               permutation=perm or None, split=split, line=line)
 
-    def dataspaces(self, node: Any, err: Located) -> tuple[frozenset[str] | None, frozenset[str]]:
-        line = line_of(node)
+    def dataspaces(self, node: Any, err: Located, line: int | None = None
+                   ) -> tuple[frozenset[str] | None, frozenset[str]]:
+        line = line_of(node, None, line)
+        if not as_map(node):
+            raise err("dataspace constraint must be a mapping like {keep: [...], bypass: "
+                      "[...]}", line)
         keep = bypass = None
         for key in ("keep", "bypass"):
             value = node.get(key)
             if value is None:
                 continue
-            names = [value] if isinstance(value, str) else list(value)
+            names = name_list(value, key, lambda m, k=key: err(m, value_line(node, k, line)))
             for n in names:
                 if str(n) not in DATA_SPACES:
                     raise err(f"unknown data space {n!r} in {key} (known: "
@@ -404,6 +423,7 @@ class _Reader:
         else:
             attrs.pop("meshX", None)
             attrs.pop("meshY", None)
+        MAX_INSTANCES.check(mx * my, file=self.path, line=line, context=name)
         self.flush_pending()
         rec = _Record(name=name, cls=cls, attrs=attrs, node=node, mesh_x=mx, mesh_y=my,
                       line=line, is_compute=kind == "compute")
@@ -419,15 +439,19 @@ class _Reader:
                 mx_own, my_own = (1, 1) if mesh_from_attrs else self.mesh(node, line)
                 self.pending.append(_Pending(
                     name, mx_own, my_own,
-                    self.loop_constraint(cons["spatial"], err, "spatial"), line))
+                    self.loop_constraint(cons["spatial"], err, "spatial",
+                                         value_line(cons, "spatial", line)), line))
                 self.flush_pending()
                 cons = {k: v for k, v in cons.items() if k != "spatial"}
             if cons.get("dataspace") is not None:
-                rec.keep, rec.bypass = self.dataspaces(cons["dataspace"], err)
+                rec.keep, rec.bypass = self.dataspaces(cons["dataspace"], err,
+                                                       value_line(cons, "dataspace", line))
             if cons.get("temporal") is not None:
-                rec.temporal = self.loop_constraint(cons["temporal"], err, "temporal")
+                rec.temporal = self.loop_constraint(cons["temporal"], err, "temporal",
+                                                    value_line(cons, "temporal", line))
             if cons.get("spatial") is not None:
-                rec.spatial = self.loop_constraint(cons["spatial"], err, "spatial")
+                rec.spatial = self.loop_constraint(cons["spatial"], err, "spatial",
+                                                   value_line(cons, "spatial", line))
         self.records.append(rec)
 
     def mesh(self, node: Any, line: int | None) -> tuple[int, int]:
@@ -448,11 +472,12 @@ class _Reader:
 
     # -- v0.4 --------------------------------------------------------------------------------
 
-    def walk4(self, nodes: Any, ctx: _Ctx) -> _Ctx:
+    def walk4(self, nodes: Any, ctx: _Ctx, where: int | None = None) -> _Ctx:
+        """Read a ``nodes`` list (``where``: its line, for when it is not a list)."""
         if nodes is None:
             return ctx
         if not isinstance(nodes, list):
-            raise self.err("'nodes' must be a list", line_of(nodes))
+            raise self.err("'nodes' must be a list", line_of(nodes, None, where))
         for i, node in enumerate(nodes):
             tag = tag_of(node)
             line = line_of(nodes, i)
@@ -478,21 +503,23 @@ class _Reader:
                 cons = node.get("constraints")
                 spatial = None
                 if as_map(cons) and cons.get("spatial") is not None:
-                    spatial = self.loop_constraint(cons["spatial"], self.err, "spatial")
+                    spatial = self.loop_constraint(cons["spatial"], self.err, "spatial",
+                                                   value_line(cons, "spatial", line))
                 if mx * my > 1 or spatial is not None:
                     self.pending.append(_Pending(name, mx, my, spatial, line))
-                ctx = self.walk4(node.get("nodes"), ctx)
+                ctx = self.walk4(node.get("nodes"), ctx, value_line(node, "nodes", line))
             else:                                         # !Parallel / !Hierarchical
-                ctx = self.walk4(node.get("nodes"), ctx)
+                ctx = self.walk4(node.get("nodes"), ctx, value_line(node, "nodes", line))
         return ctx
 
     # -- v0.3 --------------------------------------------------------------------------------
 
-    def walk3(self, subtrees: Any, ctx: _Ctx, count: int) -> None:
+    def walk3(self, subtrees: Any, ctx: _Ctx, count: int, where: int | None = None) -> None:
+        """Read a v0.3 ``subtree`` list (``where``: its line, for when it is not a list)."""
         if subtrees is None:
             return
         if not isinstance(subtrees, list):
-            raise self.err("'subtree' must be a list", line_of(subtrees))
+            raise self.err("'subtree' must be a list", line_of(subtrees, None, where))
         for i, sub in enumerate(subtrees):
             line = line_of(subtrees, i)
             if not as_map(sub):
@@ -514,7 +541,7 @@ class _Reader:
                 cname, m = _split_name(comp.get("name", ""), self.err, cline)
                 self.component(comp, sub_ctx, cname, cline, count=count * n * m,
                                mesh_from_attrs=True)
-            self.walk3(sub.get("subtree"), sub_ctx, count * n)
+            self.walk3(sub.get("subtree"), sub_ctx, count * n, value_line(sub, "subtree", line))
 
     # -- constraint targets ----------------------------------------------------------------
 
@@ -527,7 +554,8 @@ class _Reader:
             if targets is None:
                 continue
             if not isinstance(targets, list):
-                raise err(f"{key}: 'targets' must be a list", line_of(block))
+                where = value_line(block, "targets") if as_map(block) else value_line(doc, key)
+                raise err(f"{key}: 'targets' must be a list", line_of(targets, None, where))
             for i, t in enumerate(targets):
                 self.apply_target(t, err, line_of(targets, i))
 
@@ -593,6 +621,8 @@ class _Reader:
                       computes[1].line)
         if not storage:
             raise err("no storage level in the architecture", computes[0].line)
+        if len(storage) > MAX_LEVELS.value:
+            MAX_LEVELS.check(len(storage), file=self.path, line=storage[MAX_LEVELS.value].line)
         seen: set[str] = set()
         for r in self.records:
             if r.name in seen:
@@ -728,13 +758,13 @@ def load_arch(path_or_name: str | Path, extra: Iterable[str | Path] = ()) -> Arc
     reader = _Reader(path, variables)
     version = str(top.get("version", "")).strip() or None
     if top.get("nodes") is not None:
-        reader.walk4(top["nodes"], _Ctx())
+        reader.walk4(top["nodes"], _Ctx(), value_line(top, "nodes"))
         first = next((n for n in top["nodes"] if as_map(n) and tag_of(n) == "!Container"
                       and n.get("name")), None)
         name = str(first["name"]) if first is not None else path.stem
         version = version or "0.4"
     elif top.get("subtree") is not None:
-        reader.walk3(top["subtree"], _Ctx(), 1)
+        reader.walk3(top["subtree"], _Ctx(), 1, value_line(top, "subtree"))
         subs = top["subtree"]
         name = _split_name(subs[0].get("name", path.stem), err, line_of(subs))[0] \
             if isinstance(subs, list) and subs and as_map(subs[0]) else path.stem

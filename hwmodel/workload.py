@@ -83,10 +83,14 @@ def axis_points(axis: tuple[tuple[int, str], ...], tile: dict[str, int]) -> int:
 
     A strided window (``stride*p + dilation*r``) touches a contiguous range when the stride
     does not exceed the window's reach; otherwise it has gaps, which Timeloop does not count
-    as data either, so the points are enumerated (cached: the sets are small).
+    as data either, so the points are counted run by run (:func:`axis_runs`).
     """
-    terms = tuple(sorted((c, tile.get(d, 1)) for c, d in axis if tile.get(d, 1) > 1 and c))
-    return _points(terms)
+    return points(tuple((c, tile.get(d, 1)) for c, d in axis if tile.get(d, 1) > 1 and c))
+
+
+def points(terms: tuple[tuple[int, int], ...]) -> int:
+    """Distinct values of ``sum c*i`` over terms ``(c, n)`` (``i`` in ``range(n)``)."""
+    return _points(tuple(sorted(terms)))
 
 
 @lru_cache(maxsize=65536)
@@ -101,10 +105,81 @@ def _points(terms: tuple[tuple[int, int], ...]) -> int:
             return n1 + n2 - 1
         if c1 == 1 and c2 <= n1:
             return c2 * (n2 - 1) + n1
-    values = {0}
-    for c, n in terms:
-        values = {v + c * i for v in values for i in range(n)}
-    return len(values)
+    _step, runs = axis_runs(terms)
+    return sum(hi - lo for intervals in runs.values() for lo, hi in intervals)
+
+
+def window_work(terms: tuple[tuple[int, int], ...]) -> int:
+    """Steps :func:`axis_runs` takes for ``terms`` ``(coef, extent)``: the product of every
+    extent but the largest (a sliding window's positions, ``R`` for ``P + R``)."""
+    extents = sorted(n for _c, n in terms)
+    return math.prod(extents[:-1]) if extents else 1
+
+
+@lru_cache(maxsize=65536)
+def axis_runs(terms: tuple[tuple[int, int], ...]
+              ) -> tuple[int, dict[int, tuple[tuple[int, int], ...]]]:
+    """The values ``sum c*i`` (each ``i`` in ``range(n)``) of ``terms`` ``(c, n)`` as runs.
+
+    Returns ``(step, runs)``: the value set is ``{r + step*m}`` for every residue ``r`` in
+    ``runs`` and every ``m`` in one of its merged half-open intervals ``[lo, hi)``.  The
+    term with the largest extent forms the intervals and the others are enumerated, so the
+    cost is :func:`window_work` (a window ``R``), not the set's size (``P*R``): enumerating
+    the set itself hangs on large problems.
+    """
+    big = max(range(len(terms)), key=lambda k: abs(terms[k][1]))
+    c_big, n_big = terms[big]
+    step = abs(c_big)
+    rest = [t for k, t in enumerate(terms) if k != big]
+    bases = [min(0, c_big * (n_big - 1))]      # a negative coefficient runs downwards
+    for c, n in rest:
+        bases = [b + c * i for b in bases for i in range(n)]
+    grouped: dict[int, list[tuple[int, int]]] = {}
+    for b in bases:
+        q, r = divmod(b, step)
+        grouped.setdefault(r, []).append((q, q + n_big))
+    runs = {}
+    for r, intervals in grouped.items():
+        intervals.sort()
+        merged = [list(intervals[0])]
+        for lo, hi in intervals[1:]:
+            if lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        runs[r] = tuple((lo, hi) for lo, hi in merged)
+    return step, runs
+
+
+def axis_overlap(terms: tuple[tuple[int, int], ...], shift: int) -> int:
+    """``|S & (S + shift)|`` for the value set S of :func:`axis_runs` (a sliding window's
+    reuse), by intersecting runs instead of sets."""
+    if not terms:
+        return 1 if shift == 0 else 0
+    step, runs = axis_runs(terms)
+    total = 0
+    for r, intervals in runs.items():
+        q, r2 = divmod(r + shift, step)
+        other = runs.get(r2)
+        if other is None:
+            continue
+        total += _intersection(tuple((lo + q, hi + q) for lo, hi in intervals), other)
+    return total
+
+
+def _intersection(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> int:
+    """Length of the intersection of two sorted lists of disjoint half-open intervals."""
+    i = j = total = 0
+    while i < len(a) and j < len(b):
+        lo = max(a[i][0], b[j][0])
+        hi = min(a[i][1], b[j][1])
+        if hi > lo:
+            total += hi - lo
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
 
 
 def footprint(ds: DataSpace, tile: dict[str, int]) -> int:

@@ -6,28 +6,54 @@ can say ``file:line``), a strict policy on YAML tags (a misspelt ``!Conatiner`` 
 as an anonymous map), tolerant number parsing (Timeloop files write ``depth: 16384`` as well
 as ``depth: "16384"`` and small expressions such as ``108*1024*8/64``), and the factor and
 permutation mini-languages shared by constraints and mappings.  They live here once.
+
+Every file comes from some other tool or script, so reading one is bounded: its size
+(:data:`MAX_FILE_BYTES`), its nesting (:data:`MAX_DEPTH`), its node count once aliases are
+expanded (:data:`MAX_NODES`) and the size of the numbers its expressions compute; whatever
+is refused is one :class:`HwcostError` at ``file:line``.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import math
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from multiplier_lib.atomic import atomic_write_text
 from multiplier_lib.errors import HwcostError
+from multiplier_lib.limits import Limit
 
 #: Tags of Timeloop v0.4 architecture nodes; any other tag is an error.
 KNOWN_TAGS = ("!Container", "!Component", "!Parallel", "!Hierarchical", "!Nothing")
+
+#: The pure-Python round-trip parser reads about 100-200 KB a second; the largest real
+#: Timeloop/Accelergy files (an ERT of a big design) are tens of KB.
+MAX_FILE_BYTES = Limit("HWCOST_MAX_HW_FILE_BYTES", 1 << 20, "file size in bytes")
+#: Aliases let a few lines stand for exponentially many nodes (a "billion laughs" file);
+#: every reader walks the expanded tree, so it is counted before anything walks it.
+MAX_NODES = Limit("HWCOST_MAX_HW_YAML_NODES", 1_000_000, "YAML nodes (aliases expanded)")
+#: Nesting no hardware description needs (a v0.3 tree of ten levels is about 30 deep);
+#: the readers recurse over the tree, so a deeper one would end in a RecursionError.
+MAX_DEPTH = 100
+#: Integers in expressions beyond this many bits are nonsense for a size or a count, and
+#: ``9**9**9`` must not spend minutes computing one.
+MAX_EXPR_BITS = 256
+#: Operations one expression may take, variable references included (``a: b*b``,
+#: ``b: c*c``... would otherwise be evaluated exponentially often).
+MAX_EXPR_STEPS = 10_000
 
 
 class _StrictConstructor(RoundTripConstructor):
@@ -45,42 +71,230 @@ def _refuse_tag(constructor: RoundTripConstructor, node: Any) -> Any:
                       line=node.start_mark.line + 1)
 
 
+def _guarded(kind: str, construct: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``construct`` with its ValueError (``2024-13-45`` as a date, a 5000-digit integer)
+    turned into a located error; ruamel raises them without a position."""
+
+    def guarded(constructor: RoundTripConstructor, node: Any) -> Any:
+        try:
+            return construct(constructor, node)
+        except (ValueError, OverflowError) as exc:
+            reason = "too many digits" if "digits" in str(exc) else _one_line(str(exc))
+            raise HwcostError(f"bad {kind} {_short(str(node.value))}: {reason}",
+                              line=node.start_mark.line + 1) from None
+
+    return guarded
+
+
+def _construct_tagged(constructor: RoundTripConstructor, node: Any) -> Iterator[Any]:
+    """A node tagged ``!Container`` etc., kept as a tagged map, list or scalar.
+
+    ruamel's ``construct_unknown`` does the same but swallows *every* exception raised while
+    filling the node (a bad number three levels down) and reports "could not determine a
+    constructor for the tag" instead, at the tag's line.
+    """
+    if isinstance(node, MappingNode):
+        data: Any = CommentedMap()
+        data._yaml_set_line_col(node.start_mark.line, node.start_mark.column)
+        data.yaml_set_ctag(node.ctag)
+        yield data
+        constructor.construct_mapping(node, data)
+    elif isinstance(node, SequenceNode):
+        data = CommentedSeq()
+        data._yaml_set_line_col(node.start_mark.line, node.start_mark.column)
+        data.yaml_set_ctag(node.ctag)
+        yield data
+        data.extend(constructor.construct_sequence(node))
+    else:
+        data = TaggedScalar()
+        data.value = constructor.construct_scalar(node)
+        data.style = node.style
+        data.yaml_set_ctag(node.ctag)
+        yield data
+
+
 for _tag in KNOWN_TAGS:
-    _StrictConstructor.add_constructor(_tag, RoundTripConstructor.construct_unknown)
+    _StrictConstructor.add_constructor(_tag, _construct_tagged)
 _StrictConstructor.add_constructor(None, _refuse_tag)
+for _kind in ("int", "float", "timestamp"):
+    _std = f"tag:yaml.org,2002:{_kind}"
+    _StrictConstructor.add_constructor(
+        _std, _guarded(_kind, RoundTripConstructor.yaml_constructors[_std]))
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """ruamel's messages span lines (with the offending source) and quote whole subtrees
+    (a duplicate key's value); the CLI prints one short line."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _short(value: str, limit: int = 40) -> str:
+    """``repr`` of a value for a message, cut to ``limit`` characters."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
+
+
+class _DepthComposer(Composer):
+    """ruamel's composer recurses once per nesting level; past :data:`MAX_DEPTH` it stops
+    with the line, instead of a bare RecursionError a few hundred levels later."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._depth >= MAX_DEPTH:
+            mark = self.parser.peek_event().start_mark
+            raise HwcostError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)",
+                              line=mark.line + 1)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _loader() -> YAML:
     yaml = YAML(typ="rt")
     yaml.Constructor = _StrictConstructor
+    yaml.Composer = _DepthComposer
     return yaml
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """The UTF-8 text of ``path``, within :data:`MAX_FILE_BYTES`; every failure is one
+    located HwcostError (a directory, a missing file, binary junk at ``file:line``)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise HwcostError(f"is a directory, not {'an' if what[0] in 'aeiouAEIOU' else 'a'} "
+                              f"{what}", file=path)
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES.value + 1)
+    except FileNotFoundError:
+        raise HwcostError("file not found" if what == "file" else
+                          f"cannot read {what}: file not found", file=path) from None
+    except OSError as exc:
+        raise HwcostError(f"cannot read {what}: {exc.strerror or exc}", file=path) from None
+    MAX_FILE_BYTES.check(len(data), file=path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise HwcostError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", file=path,
+                          line=line) from None
 
 
 def load_yaml(path: str | Path) -> Any:
     """Parse ``path`` keeping line information; every failure is a located HwcostError."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HwcostError("file not found", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HwcostError(f"cannot read file: {exc}", file=path) from None
-    return load_yaml_text(text, path)
+    return load_yaml_text(read_text(path), path)
 
 
 def load_yaml_text(text: str, path: str | Path) -> Any:
-    """Parse YAML ``text`` attributed to ``path`` (for messages only)."""
+    """Parse YAML ``text`` attributed to ``path`` (for messages only).
+
+    Besides syntax, refuses what would make the readers hang or recurse without end: more
+    than :data:`MAX_NODES` nodes once aliases are expanded, nesting deeper than
+    :data:`MAX_DEPTH`.
+    """
+    _check_flow_depth(text, path)
     try:
-        return _loader().load(text)
+        doc = _loader().load(text)
     except HwcostError as exc:
         raise exc.located(path) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "syntax error"
+        problem = _one_line(exc.problem or exc.context or "syntax error")
         raise HwcostError(f"YAML syntax error: {problem}", file=path, line=line) from None
+    except ReaderError as exc:
+        line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
+        char = exc.character if isinstance(exc.character, int) else 0
+        raise HwcostError(f"YAML error: character #x{char:04x} is not allowed in YAML",
+                          file=path, line=line) from None
     except YAMLError as exc:
-        raise HwcostError(f"YAML error: {exc}", file=path) from None
+        raise HwcostError(f"YAML error: {_one_line(str(exc))}", file=path) from None
+    except RecursionError:
+        raise HwcostError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)",
+                          file=path) from None
+    check_tree(doc, path)
+    return doc
+
+
+_QUOTE_OPENERS = " \t[{,:"
+
+
+def _check_flow_depth(text: str, path: str | Path) -> None:
+    """Refuse ``[[[[...`` nested past :data:`MAX_DEPTH` before ruamel sees it: its scanner
+    is quadratic in the flow depth (10,000 brackets take seconds) and its composer recurses.
+
+    A rough scan: comments and quoted scalars are skipped; a bracket inside a plain scalar
+    (``PE[0..13]``) counts too, but those come in pairs.
+    """
+    depth = 0
+    line = 1
+    quote = ""
+    prev = "\n"
+    comment = False
+    for ch in text:
+        if ch == "\n":
+            line += 1
+            comment = False                         # quoted scalars may span lines
+        elif comment:
+            pass
+        elif quote:
+            if ch == quote:
+                quote = ""
+        elif ch == "#" and prev in " \t\n":
+            comment = True
+        elif ch in "'\"" and prev in _QUOTE_OPENERS + "\n":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise HwcostError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)",
+                                  file=path, line=line)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        prev = ch
+
+
+def check_tree(doc: Any, path: str | Path) -> None:
+    """Refuse a tree deeper than :data:`MAX_DEPTH` or larger than :data:`MAX_NODES` once
+    aliases are expanded.  Sizes are memoised per shared node, so a billion-laughs file is
+    measured in a few steps instead of being expanded."""
+    size: dict[int, int] = {}
+    limit = MAX_NODES.value
+    # iterative post-order walk: (node, depth, children pushed?)
+    stack: list[tuple[Any, int, bool]] = [(doc, 1, False)]
+    while stack:
+        node, depth, expanded = stack.pop()
+        children = _children(node)
+        if not expanded:
+            if id(node) in size:
+                continue
+            if depth > MAX_DEPTH:
+                raise HwcostError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)",
+                                  file=path, line=line_of(node))
+            stack.append((node, depth, True))
+            stack.extend((c, depth + 1, False) for c in children
+                         if _is_tree(c) and id(c) not in size)
+            continue
+        total = 1 + sum(size[id(c)] if _is_tree(c) else 1 for c in children)
+        size[id(node)] = total
+        if total > limit:
+            MAX_NODES.check(total, file=path, line=line_of(node))
+
+
+def _is_tree(node: Any) -> bool:
+    return isinstance(node, (Mapping, list))
+
+
+def _children(node: Any) -> list[Any]:
+    """Keys and values of a map, items of a list (keys too: ``? [*a, *a]`` is legal)."""
+    if isinstance(node, Mapping):
+        return [*node.keys(), *node.values()]
+    if isinstance(node, list):
+        return list(node)
+    return []
 
 
 def dump_yaml(data: Any, path: str | Path, header: str | None = None) -> None:
@@ -173,38 +387,70 @@ _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
 }
 
 
+class _ExprError(ValueError):
+    """An expression refused for its size, not its syntax; the message says which."""
+
+
+def _why(exc: ValueError) -> str:
+    return f" ({exc})" if isinstance(exc, _ExprError) else ""
+
+
 def evaluate(text: str, variables: Mapping[str, Any] | None = None) -> float | int:
     """Evaluate a small arithmetic expression (numbers, + - * / // ** %, known names).
 
     Timeloop v0.4 front ends allow ``depth: glb_bytes // 8``; a safe AST walk supports that
     without ``eval``.  Raises ValueError for anything else.
     """
-    variables = variables or {}
+    return _evaluate(text, variables or {}, [MAX_EXPR_STEPS])
+
+
+def _evaluate(text: str, variables: Mapping[str, Any], budget: list[int]) -> float | int:
+    """:func:`evaluate` sharing one step ``budget`` with the variables it expands, and
+    refusing integers past :data:`MAX_EXPR_BITS` before computing them (``9**9**9``)."""
 
     def ev(node: ast.AST) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _ExprError("expression too long to evaluate")
         if isinstance(node, ast.Expression):
             return ev(node.body)
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
                 and not isinstance(node.value, bool):
-            return node.value
+            return _sized(node.value)
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
+            left, right = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Pow) and isinstance(left, int) and \
+                    isinstance(right, int) and abs(left) > 1 and \
+                    right * (abs(left).bit_length() - 1) > MAX_EXPR_BITS:
+                raise _ExprError("number too large")
+            return _sized(_BINOPS[type(node.op)](left, right))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             v = ev(node.operand)
             return -v if isinstance(node.op, ast.USub) else v
         if isinstance(node, ast.Name) and node.id in variables:
             v = variables[node.id]
             if isinstance(v, str):
-                return evaluate(v, {k: x for k, x in variables.items() if k != node.id})
+                return _evaluate(v, {k: x for k, x in variables.items() if k != node.id},
+                                 budget)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return v
+                return _sized(v)
         raise ValueError(text)
 
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         raise ValueError(text) from None
-    return ev(tree)
+    try:
+        return ev(tree)
+    except RecursionError:
+        raise _ExprError("expression nested too deeply") from None
+
+
+def _sized(value: Any) -> Any:
+    """``value`` unless it is an integer of more than :data:`MAX_EXPR_BITS` bits."""
+    if isinstance(value, int) and value.bit_length() > MAX_EXPR_BITS:
+        raise _ExprError("number too large")
+    return value
 
 
 def to_int(value: Any, what: str, err: Callable[[str], HwcostError],
@@ -216,8 +462,9 @@ def to_int(value: Any, what: str, err: Callable[[str], HwcostError],
     if isinstance(v, str):
         try:
             v = evaluate(v, variables)
-        except (ValueError, ZeroDivisionError, OverflowError):
-            raise err(f"{what}: expected an integer, got {value!r}") from None
+        except (ValueError, ZeroDivisionError, OverflowError) as exc:
+            why = _why(exc) if isinstance(exc, ValueError) else ""
+            raise err(f"{what}: expected an integer, got {_short(str(value))}{why}") from None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise err(f"{what}: expected an integer, got {value!r}")
     if isinstance(v, float):
@@ -237,11 +484,28 @@ def to_float(value: Any, what: str, err: Callable[[str], HwcostError],
     if isinstance(v, str):
         try:
             v = evaluate(v, variables)
-        except (ValueError, ZeroDivisionError, OverflowError):
-            raise err(f"{what}: expected a number, got {value!r}") from None
+        except (ValueError, ZeroDivisionError, OverflowError) as exc:
+            why = _why(exc) if isinstance(exc, ValueError) else ""
+            raise err(f"{what}: expected a number, got {_short(str(value))}{why}") from None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise err(f"{what}: expected a number, got {value!r}")
-    return float(v)
+    try:
+        v = float(v)
+    except OverflowError:
+        raise err(f"{what}: number too large: {value!r}") from None
+    if not math.isfinite(v):
+        raise err(f"{what}: expected a finite number, got {value!r}")
+    return v
+
+
+def name_list(value: Any, what: str, err: Callable[[str], HwcostError]) -> list[str]:
+    """``keep: Weights`` or ``keep: [Weights, Inputs]`` as a list of names; anything else
+    (a number, a map) is ``err``'s error rather than a TypeError further down."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [str(v) for v in value]
+    raise err(f"{what}: expected a name or a list of names, got {_short(str(plain(value)))}")
 
 
 # ----------------------------------------------------------------------------- factors
@@ -270,6 +534,8 @@ def parse_factors(value: Any, err: Callable[[str], HwcostError]) -> dict[str, in
             if gap.strip(" ,\t"):
                 raise err(f"cannot parse factors {text!r}")
             pos = m.end()
+            if len(m.group(2).lstrip("-")) > 18:
+                raise err(f"factor of {m.group(1)} is too large ({text[:60]!r})")
             if int(m.group(2)) < 0:
                 raise err(f"factor of {m.group(1)} must not be negative ({text!r})")
             if m.group(1) in out:

@@ -55,7 +55,7 @@ def test_setting_overrides_and_bad_values(monkeypatch):
     assert limit.check(11) == 11
     for bad in ("0", "-3", "lots"):
         monkeypatch.setenv("HWCOST_MAX_TEST_WIDGETS", bad)
-        with pytest.raises(HwcostError, match="HWCOST_MAX_TEST_WIDGETS=.* must be a positive"):
+        with pytest.raises(HwcostError, match=r"HWCOST_MAX_TEST_WIDGETS=.* must be a positive"):
             limit.check(1)
     with pytest.raises(ValueError, match="declared twice"):
         Limit("HWCOST_MAX_TEST_WIDGETS", 11, "widgets")

@@ -362,7 +362,7 @@ def test_ert_with_unknown_class_covers_the_component(tmp_path):
     (ERT_V03.replace("energy: 2.2", "energy: [2.2]"), 24, "must be a number"),
     (ERT_V03.replace("    - name: mac_reused\n", "    - nam: mac_reused\n"), 25,
      "needs a 'name'"),
-    ("ERT:\n  tables:\n  - name: a\n    actions: [\n", 5, "invalid YAML"),
+    ("ERT:\n  tables:\n  - name: a\n    actions: [\n", 5, "YAML syntax error"),
 ])
 def test_malformed_ert_errors_name_file_and_line(tmp_path, text, line, match):
     path = write(tmp_path, text, "bad.yaml")
