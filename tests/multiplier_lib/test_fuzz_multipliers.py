@@ -145,6 +145,19 @@ def check_import(path: Path, lib: Path, *, want_line: bool, extra: tuple[str, ..
     return accepted
 
 
+def fuzz_import(entries, name: str, content: str | bytes, *, want_line: bool,
+                extra: tuple[str, ...] = ()) -> None:
+    """One fuzz case: ``content`` imported as ``name`` into a library holding a sentinel."""
+    with workdir() as tmp:
+        path = tmp / name
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+        check_import(path, library_with_sentinel(tmp, entries), want_line=want_line,
+                     extra=extra)
+
+
 # --------------------------------------------------------------------------------------------
 # Fuzzed imports
 
@@ -152,57 +165,38 @@ def check_import(path: Path, lib: Path, *, want_line: bool, extra: tuple[str, ..
 @settings(parent=FUZZ, max_examples=30)
 @given(text=mutated_text(CELL_V))
 def test_fuzz_verilog_cell_style(entries, text: str) -> None:
-    with workdir() as tmp:
-        path = tmp / "bam8u_h2v6.v"
-        path.write_text(text, encoding="utf-8")
-        check_import(path, library_with_sentinel(tmp, entries), want_line=True)
+    fuzz_import(entries, "bam8u_h2v6.v", text, want_line=True)
 
 
 @settings(parent=FUZZ, max_examples=30)
 @given(text=mutated_text(EXPR_V))
 def test_fuzz_verilog_expression_style(entries, text: str) -> None:
-    with workdir() as tmp:
-        path = tmp / "bam8u_h2v6_expr.v"
-        path.write_text(text, encoding="utf-8")
-        check_import(path, library_with_sentinel(tmp, entries), want_line=True)
+    fuzz_import(entries, "bam8u_h2v6_expr.v", text, want_line=True)
 
 
 @settings(parent=FUZZ, max_examples=12)
 @given(text=mutated_text(ROM_V))
 def test_fuzz_verilog_case_rom(entries, text: str) -> None:
-    with workdir() as tmp:
-        path = tmp / "rom4u.v"
-        path.write_text(text, encoding="utf-8")
-        check_import(path, library_with_sentinel(tmp, entries), want_line=True)
+    fuzz_import(entries, "rom4u.v", text, want_line=True)
 
 
 @pytest.mark.skipif(not HAS_CC, reason="no C compiler")
 @settings(parent=FUZZ, max_examples=8)
 @given(text=mutated_text(C_MODEL))
 def test_fuzz_c_model(entries, text: str) -> None:
-    with workdir() as tmp:
-        path = tmp / "mul8u_trunc6.c"
-        path.write_text(text, encoding="utf-8")
-        check_import(path, library_with_sentinel(tmp, entries), want_line=True,
-                     extra=("--timeout", "5"))
+    fuzz_import(entries, "mul8u_trunc6.c", text, want_line=True, extra=("--timeout", "5"))
 
 
 @settings(parent=FUZZ, max_examples=15)
 @given(raw=mutated_bytes(BIN))
 def test_fuzz_tfapprox_bin(entries, raw: bytes) -> None:
-    with workdir() as tmp:
-        path = tmp / "mul8u_bam26.bin"
-        path.write_bytes(raw)
-        check_import(path, library_with_sentinel(tmp, entries), want_line=False)
+    fuzz_import(entries, "mul8u_bam26.bin", raw, want_line=False)
 
 
 @settings(parent=FUZZ, max_examples=20)
 @given(raw=mutated_bytes(LUT_NPY))
 def test_fuzz_npy_table(entries, raw: bytes) -> None:
-    with workdir() as tmp:
-        path = tmp / "trunc8u_lut.npy"
-        path.write_bytes(raw)
-        check_import(path, library_with_sentinel(tmp, entries), want_line=False)
+    fuzz_import(entries, "trunc8u_lut.npy", raw, want_line=False)
 
 
 # --------------------------------------------------------------------------------------------
