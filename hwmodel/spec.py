@@ -137,6 +137,9 @@ def resolve_arch_path(name_or_path: str | Path) -> Path:
         return p
     if p.is_dir():
         raise HwcostError("is a directory, not an architecture spec", file=p)
+    if p.exists():   # a FIFO or device: opening it could block forever
+        raise HwcostError("is not a regular file, cannot read an architecture spec from it",
+                          file=p)
     text = str(name_or_path)
     stem = p.stem if p.suffix in (".yaml", ".yml") and len(p.parts) == 1 else text
     found = bundled_path(stem)

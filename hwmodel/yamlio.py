@@ -167,6 +167,8 @@ def read_text(path: str | Path, what: str = "file") -> str:
         if path.is_dir():
             raise HwcostError(f"is a directory, not {'an' if what[0] in 'aeiouAEIOU' else 'a'} "
                               f"{what}", file=path)
+        if path.exists() and not path.is_file():   # a FIFO would block the open forever
+            raise HwcostError(f"is not a regular file, cannot read {what} from it", file=path)
         with path.open("rb") as fh:
             data = fh.read(MAX_FILE_BYTES.value + 1)
     except FileNotFoundError:

@@ -37,6 +37,8 @@ def save(path: str | Path, state: dict[str, Any]) -> None:
 
 def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise HwcostError("is not a regular file, not a checkpoint", file=path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -146,6 +146,8 @@ def _cell(cell: str) -> str:
 def load(path: str | Path, *, name: str | None = None) -> Genotype:
     """Read a genotype file (JSON or DARTS text, told apart by content) and validate it."""
     path = Path(path)
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise HwcostError("is not a regular file (a FIFO or device cannot be read)", file=path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -319,3 +319,20 @@ def test_npz_with_a_huge_label_is_refused_fast(tmp_path, label):
     with deadline(2.0), pytest.raises(HwcostError, match="HWCOST_MAX_CLASSES") as err:
         load_npz(path)
     assert err.value.file == str(path)
+
+
+def test_fifo_inputs_are_refused_not_waited_on(tmp_path):
+    """A named pipe given as a file would block ``open`` forever."""
+    import os
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    outcome = run_cli(["estimate", str(fifo), "--arch", "eyeriss"], timeout=5.0)
+    assert not assert_clean(outcome, fifo) and "not a regular file" in outcome.stderr
+    arch = tmp_path / "arch.yaml"
+    os.mkfifo(arch)
+    outcome = run_cli(["estimate", str(EXAMPLES / "small_genotype.json"), "--arch", str(arch)],
+                      timeout=5.0)
+    assert not assert_clean(outcome, arch) and "not a regular file" in outcome.stderr
+    with pytest.raises(HwcostError, match="not a regular file"):
+        checkpoint.load(fifo)
