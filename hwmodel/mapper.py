@@ -18,7 +18,7 @@ Two regimes, chosen by the size of the map space:
 
 Constraints from the spec (fixed factors, permutations, spatial dims and splits, keep and
 bypass) are honoured in both regimes.  Results are cached by (architecture, workload shape,
-objective).  The search is deterministic: no random sampling.
+objective).  The search is deterministic: the "thorough" effort's random tilings use a fixed seed.
 
 Its work is bounded whatever the input: divisors and prime factors cost O(sqrt n), a fan-out
 slot considers at most :data:`SLOT_CANDIDATES` loops and a level's tiling search at most
