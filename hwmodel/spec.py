@@ -62,6 +62,7 @@ from typing import Any
 
 from multiplier_lib.errors import HwcostError
 from multiplier_lib.limits import Limit
+from multiplier_lib.untrusted import refuse_special_file
 
 from .arch import (
     DATA_SPACES,
@@ -137,9 +138,7 @@ def resolve_arch_path(name_or_path: str | Path) -> Path:
         return p
     if p.is_dir():
         raise HwcostError("is a directory, not an architecture spec", file=p)
-    if p.exists():   # a FIFO or device: opening it could block forever
-        raise HwcostError("is not a regular file, cannot read an architecture spec from it",
-                          file=p)
+    refuse_special_file(p)   # a FIFO or device: opening it could block forever
     text = str(name_or_path)
     stem = p.stem if p.suffix in (".yaml", ".yml") and len(p.parts) == 1 else text
     found = bundled_path(stem)

@@ -35,6 +35,7 @@ from ruamel.yaml.reader import ReaderError
 from multiplier_lib.atomic import atomic_write_text
 from multiplier_lib.errors import HwcostError
 from multiplier_lib.limits import Limit
+from multiplier_lib.untrusted import refuse_special_file
 
 #: Tags of Timeloop v0.4 architecture nodes; any other tag is an error.
 KNOWN_TAGS = ("!Container", "!Component", "!Parallel", "!Hierarchical", "!Nothing")
@@ -167,8 +168,7 @@ def read_text(path: str | Path, what: str = "file") -> str:
         if path.is_dir():
             raise HwcostError(f"is a directory, not {'an' if what[0] in 'aeiouAEIOU' else 'a'} "
                               f"{what}", file=path)
-        if path.exists() and not path.is_file():   # a FIFO would block the open forever
-            raise HwcostError(f"is not a regular file, cannot read {what} from it", file=path)
+        refuse_special_file(path)   # a FIFO would block the open forever
         with path.open("rb") as fh:
             data = fh.read(MAX_FILE_BYTES.value + 1)
     except FileNotFoundError:

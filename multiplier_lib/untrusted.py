@@ -43,10 +43,25 @@ def regular_file_size(path: str | Path, error: type[HwcostError] = HwcostError) 
         raise error(f"cannot read the file: {err.strerror or err}", file=str(path)) from None
     if stat.S_ISDIR(info.st_mode):
         raise error("is a directory, expected a file", file=str(path))
-    if not stat.S_ISREG(info.st_mode):
+    _refuse_special(path, info.st_mode, error)
+    return info.st_size
+
+
+def refuse_special_file(path: str | Path, error: type[HwcostError] = HwcostError) -> None:
+    """Refuse a FIFO, device or socket at ``path`` (opening a FIFO blocks forever); a
+    regular file, a directory or a missing path is left to the caller's own messages."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISDIR(mode):
+        _refuse_special(Path(path), mode, error)
+
+
+def _refuse_special(path: Path, mode: int, error: type[HwcostError]) -> None:
+    if not stat.S_ISREG(mode):
         raise error("is not a regular file (a FIFO, device or socket cannot be read)",
                     file=str(path))
-    return info.st_size
 
 
 def read_bounded(path: str | Path, limit: int,

@@ -23,6 +23,7 @@ import torch
 
 from multiplier_lib.atomic import atomic_write_bytes
 from multiplier_lib.errors import HwcostError
+from multiplier_lib.untrusted import refuse_special_file
 
 MAGIC = b"HWCOSTCKPT1\n"
 
@@ -37,8 +38,7 @@ def save(path: str | Path, state: dict[str, Any]) -> None:
 
 def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if path.exists() and not path.is_file():
-        raise HwcostError("is not a regular file, not a checkpoint", file=path)
+    refuse_special_file(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

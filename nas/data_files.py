@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from multiplier_lib.errors import HwcostError
 from multiplier_lib.limits import Limit
+from multiplier_lib.untrusted import read_npy
 from nas.macro import MAX_CLASSES
 
 #: a data set file is read whole into memory (CIFAR-10 is 180 MB)
@@ -97,7 +98,8 @@ def _npz_labels(arr: np.ndarray, path: Path, key: str, n: int) -> torch.Tensor:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """The four arrays, each header checked against the bytes really stored before anything
-    is allocated: a damaged or hostile header (a shape of 10**12) must not reserve memory."""
+    is allocated (:func:`~multiplier_lib.untrusted.read_npy`): a damaged or hostile header (a
+    shape of 10**12) must not reserve memory."""
     try:
         with zipfile.ZipFile(path) as archive:
             members = {Path(name).stem: name for name in archive.namelist()
@@ -110,25 +112,14 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             for key in NPZ_KEYS:
                 info = archive.getinfo(members[key])
                 MAX_DATASET_BYTES.check(info.file_size, file=path, context=key)
-                with archive.open(info) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    shape, fortran, dtype = read_header(fh)
-                    if dtype.hasobject:
-                        raise HwcostError(f"{key} holds Python objects; only numeric arrays "
-                                          "are read", file=path)
+
+                def fits(shape, dtype, stored=info.file_size):
                     need = math.prod(shape) * dtype.itemsize
-                    if need > info.file_size:
-                        raise HwcostError(f"{key} claims shape {shape} ({need:,} bytes) but "
-                                          f"holds {info.file_size:,} bytes: truncated or "
-                                          "damaged", file=path)
-                    data = bytearray(need)          # writable: torch wraps it as is
-                    got = fh.readinto(data)
-                if got != need:
-                    raise HwcostError(f"{key} is truncated", file=path)
-                flat = np.frombuffer(data, dtype=dtype)
-                arrays[key] = flat.reshape(shape, order="F" if fortran else "C")
+                    return (None if need <= stored else f"claims shape {shape} ({need:,} "
+                            f"bytes) but holds {stored:,} bytes: truncated or damaged")
+
+                with archive.open(info) as fh:
+                    arrays[key] = read_npy(fh, fits, file=path, what=key)
             return arrays
     except HwcostError:
         raise

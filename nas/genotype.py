@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from multiplier_lib.errors import HwcostError
+from multiplier_lib.untrusted import refuse_special_file
 from nas.macro import MAX_CELL_NODES, NETWORK_LIMITS
 
 #: The DARTS search space, in DARTS's order (index = position of the op's architecture weight).
@@ -146,8 +147,7 @@ def _cell(cell: str) -> str:
 def load(path: str | Path, *, name: str | None = None) -> Genotype:
     """Read a genotype file (JSON or DARTS text, told apart by content) and validate it."""
     path = Path(path)
-    if path.exists() and not path.is_dir() and not path.is_file():
-        raise HwcostError("is not a regular file (a FIFO or device cannot be read)", file=path)
+    refuse_special_file(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

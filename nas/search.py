@@ -31,7 +31,7 @@ from .genotype import Genotype, dumps_json
 from .ops import approx_conv, plain_conv
 from .runlog import write_csv
 from .search_cnn import SearchCNN
-from .settings import DATASETS, DataSettings, SettingError, check_types, require
+from .settings import DataSettings, SettingError, check_run_settings, check_types, require
 
 CSV_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
               "expected_energy_pj", "alpha_entropy", "beta_entropy", "skip_count", "genotype")
@@ -133,8 +133,7 @@ class SearchConfig(DataSettings):
         if self.multipliers and self.multiplier not in (None, "") and \
                 self.multiplier not in self.multipliers:
             self.multiplier = None
-        require("dataset", self.dataset in DATASETS,
-                f"{self.dataset!r} is unknown; expected one of {', '.join(DATASETS)}")
+        check_run_settings(self)
         require("penalty", self.penalty in ("additive", "fbnet", "target"),
                 f"{self.penalty!r} is unknown; expected additive, fbnet or target")
         require("energy_target", self.penalty != "target" or self.energy_target is not None,
@@ -143,19 +142,9 @@ class SearchConfig(DataSettings):
                 "must be a positive energy in pJ")
         require("energy_weight", self.energy_weight >= 0, "must be >= 0")
         require("order", self.order in ("first", "second"), "must be first or second")
-        require("backend", self.backend in ("auto", "reference", "cpu", "triton"),
-                "must be auto, reference, cpu or triton")
-        require("epochs", self.epochs >= 1, "must be at least 1")
         require("layers", self.layers >= 3, "must be at least 3 (two reduction cells)")
-        require("channels", self.channels >= 1, "must be at least 1")
         require("nodes", 1 <= self.nodes <= MAX_CELL_NODES.value,
                 f"must be 1..{MAX_CELL_NODES.value} ({MAX_CELL_NODES.env} raises the limit)")
-        require("batch_size", self.batch_size >= 1, "must be at least 1")
-        require("synthetic_size", self.synthetic_size >= 2, "must be at least 2")
-        require("input_size", self.input_size is None or 8 <= self.input_size <= 1024,
-                "must be 8..1024")
-        require("max_steps", self.max_steps is None or self.max_steps >= 1,
-                "must be at least 1")
         require("max_skip", self.max_skip >= -1, "must be -1 (off) or more")
         for key in ("w_lr", "w_lr_min", "w_momentum", "w_weight_decay", "w_grad_clip",
                     "alpha_lr", "alpha_weight_decay"):

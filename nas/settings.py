@@ -28,7 +28,7 @@ class DataSettings:
 
 class SettingError(HwcostError):
     """A bad value of one named setting; readers that know where the setting was written
-    (a YAML file's line) re-raise it there with :meth:`HwcostError.located`."""
+    (a YAML file's line) re-raise it at that line."""
 
     def __init__(self, key: str, message: str):
         super().__init__(message)
@@ -72,3 +72,18 @@ def require(key: str, ok: bool, message: str) -> None:
     """Raise a :class:`SettingError` for ``key`` unless ``ok``."""
     if not ok:
         raise SettingError(key, f"{key} {message}")
+
+
+def check_run_settings(cfg: object) -> None:
+    """The ranges and choices every run config shares (data, epochs, network width, batch,
+    step cap, back end); each config's ``validate`` adds its own."""
+    require("dataset", cfg.dataset in DATASETS,
+            f"{cfg.dataset!r} is unknown; expected one of {', '.join(DATASETS)}")
+    require("synthetic_size", cfg.synthetic_size >= 2, "must be at least 2")
+    require("input_size", cfg.input_size is None or 8 <= cfg.input_size <= 1024,
+            "must be 8..1024")
+    for key in ("epochs", "channels", "batch_size"):
+        require(key, getattr(cfg, key) >= 1, "must be at least 1")
+    require("max_steps", cfg.max_steps is None or cfg.max_steps >= 1, "must be at least 1")
+    require("backend", cfg.backend in ("auto", "reference", "cpu", "triton"),
+            "must be auto, reference, cpu or triton")

@@ -117,11 +117,11 @@ def _check_keys(path, node, allowed, what: str, parent=None) -> None:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file (file:line on every mistake), expand its grid."""
     from hwmodel.float_formats import is_float_format
-    from hwmodel.yamlio import load_yaml, plain
+    from hwmodel.yamlio import line_of, load_yaml, plain
     from multiplier_lib.library import MultiplierResolver
     from nas.search import SearchConfig
     from nas.settings import SettingError, check_types
-    from nas.train import TrainConfig, validate_train_config
+    from nas.train import TrainConfig
 
     path = Path(path)
     doc = load_yaml(path)
@@ -207,11 +207,8 @@ def load_sweep(path: str | Path) -> Sweep:
                   plain(doc.get("train") or {}), None if baseline is None else str(baseline),
                   float(res.get("cpus", 1)), float(res.get("gpus", 0)))
     keys = list(grid)
-    n_points = math.prod(len(grid[k]) for k in keys)
-    if n_points > MAX_SWEEP_POINTS.value:
-        from hwmodel.yamlio import line_of
-
-        MAX_SWEEP_POINTS.check(n_points, file=path, line=line_of(doc, "grid"), context="grid")
+    MAX_SWEEP_POINTS.check(math.prod(len(grid[k]) for k in keys), file=path,
+                           line=line_of(doc, "grid"), context="grid")
     sweep.points = [Point(i, dict(zip(keys, combo)))
                     for i, combo in enumerate(itertools.product(*(grid[k] for k in keys)))]
     # every point's settings must build, before anything runs
@@ -220,7 +217,7 @@ def load_sweep(path: str | Path) -> Sweep:
         try:
             search_config(sweep, point).validate()
             section = "train"
-            validate_train_config(train_config(sweep, point))
+            train_config(sweep, point).validate()
         except SettingError as err:
             name, node = _setting_node(doc, err.key, section)
             raise _err(path, node, err.key if name else None,

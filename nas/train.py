@@ -29,7 +29,7 @@ from .data import make_loaders
 from .genotype import Genotype, dumps_json, loads
 from .ops import approx_conv
 from .runlog import write_csv
-from .settings import DATASETS, DataSettings, SettingError, check_types, require
+from .settings import DataSettings, SettingError, check_run_settings, check_types, require
 
 TRAIN_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -56,25 +56,16 @@ class TrainConfig(DataSettings):
     seed: int = 0
     max_steps: int | None = None
 
-
-def validate_train_config(cfg: TrainConfig) -> None:
-    """Ranges and choices of a training config (types: :func:`~nas.settings.check_types`);
-    a bad one raises :class:`~nas.settings.SettingError` naming the setting."""
-    check_types(TrainConfig, asdict(cfg))
-    require("dataset", cfg.dataset in DATASETS,
-            f"{cfg.dataset!r} is unknown; expected one of {', '.join(DATASETS)}")
-    for key in ("epochs", "layers", "channels", "batch_size"):
-        require(key, getattr(cfg, key) >= 1, "must be at least 1")
-    require("synthetic_size", cfg.synthetic_size >= 2, "must be at least 2")
-    require("input_size", cfg.input_size is None or 8 <= cfg.input_size <= 1024,
-            "must be 8..1024")
-    require("max_steps", cfg.max_steps is None or cfg.max_steps >= 1, "must be at least 1")
-    require("cutout", cfg.cutout >= 0, "must be 0 (off) or a length in pixels")
-    require("drop_path", 0 <= cfg.drop_path < 1, "must be in [0, 1)")
-    require("backend", cfg.backend in ("auto", "reference", "cpu", "triton"),
-            "must be auto, reference, cpu or triton")
-    for key in ("lr", "momentum", "weight_decay", "grad_clip", "auxiliary_weight"):
-        require(key, getattr(cfg, key) >= 0, "must be >= 0")
+    def validate(self) -> None:
+        """Types, ranges and choices; a bad one raises :class:`~nas.settings.SettingError`
+        naming the setting."""
+        check_types(TrainConfig, asdict(self))
+        check_run_settings(self)
+        require("layers", self.layers >= 1, "must be at least 1")
+        require("cutout", self.cutout >= 0, "must be 0 (off) or a length in pixels")
+        require("drop_path", 0 <= self.drop_path < 1, "must be in [0, 1)")
+        for key in ("lr", "momentum", "weight_decay", "grad_clip", "auxiliary_weight"):
+            require(key, getattr(self, key) >= 0, "must be >= 0")
 
 
 def build_network(genotype: Genotype, cfg: TrainConfig, n_classes: int) -> AugmentCNN:
@@ -108,7 +99,7 @@ def run_train(genotype: Genotype, cfg: TrainConfig, out: str | Path, resume: boo
     """Train ``genotype``'s evaluation network; under ``torchrun`` with several processes,
     as DistributedDataParallel with the same global batch (:mod:`nas.distributed`)."""
     try:
-        validate_train_config(cfg)
+        cfg.validate()
     except SettingError as err:
         raise HwcostError(f"training settings: {err.message}") from None
     launched = distributed.launched()
