@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -240,17 +240,23 @@ def check_entry(lib: Path, name: str, command: list[str]) -> None:
         assert snapshot(out, lib) == before, "a failed read wrote files"
 
 
+def fuzz_entry(name: str, blob: bytes, command: Callable[[Path], list[str]]) -> None:
+    """One fuzz case: ``blob`` stored as library entry ``name``, then read by
+    ``command(case_folder)``."""
+    with workdir() as tmp:
+        lib = tmp / "lib"
+        lib.mkdir()
+        (lib / f"{name}.npz").write_bytes(blob)
+        check_entry(lib, name, command(tmp))
+
+
 @settings(parent=FUZZ, max_examples=30)
 @given(data=st.data())
 def test_fuzz_library_entry_bytes(entries, data) -> None:
     name = data.draw(st.sampled_from(("bam8u_h2v6", "mul8u_bam26")), label="entry")
     raw = data.draw(mutated_bytes(entries[name]), label="bytes")
-    with workdir() as tmp:
-        lib = tmp / "lib"
-        lib.mkdir()
-        (lib / f"{name}.npz").write_bytes(raw)
-        command = data.draw(st.sampled_from(_read_commands(name, tmp / "out")), label="cmd")
-        check_entry(lib, name, command)
+    fuzz_entry(name, raw, lambda tmp: data.draw(
+        st.sampled_from(_read_commands(name, tmp / "out")), label="cmd"))
 
 
 def _members(raw: bytes) -> dict[str, np.ndarray]:
@@ -290,12 +296,8 @@ def test_fuzz_library_entry_meta(entries, data) -> None:
     members = _members(entries[name])
     meta = json.dumps(json.loads(bytes(members["meta"]).decode()), indent=1)
     members["meta"] = _json_member(data.draw(mutated_text(meta), label="meta"))
-    with workdir() as tmp:
-        lib = tmp / "lib"
-        lib.mkdir()
-        (lib / f"{name}.npz").write_bytes(_pack(members))
-        command = data.draw(st.sampled_from(_read_commands(name, tmp / "out")), label="cmd")
-        check_entry(lib, name, command)
+    fuzz_entry(name, _pack(members), lambda tmp: data.draw(
+        st.sampled_from(_read_commands(name, tmp / "out")), label="cmd"))
 
 
 @settings(parent=FUZZ, max_examples=20)
@@ -304,13 +306,8 @@ def test_fuzz_library_entry_netlist(entries, data) -> None:
     members = _members(entries["bam8u_h2v6"])
     text = _netlist_lines(json.loads(bytes(members["netlist"]).decode()))
     members["netlist"] = _json_member(data.draw(mutated_text(text), label="netlist"))
-    with workdir() as tmp:
-        lib = tmp / "lib"
-        lib.mkdir()
-        (lib / "bam8u_h2v6.npz").write_bytes(_pack(members))
-        command = data.draw(st.sampled_from([["characterize", "bam8u_h2v6"],
-                                             ["multipliers", "show", "bam8u_h2v6"]]))
-        check_entry(lib, "bam8u_h2v6", command)
+    fuzz_entry("bam8u_h2v6", _pack(members), lambda tmp: data.draw(st.sampled_from(
+        [["characterize", "bam8u_h2v6"], ["multipliers", "show", "bam8u_h2v6"]])))
 
 
 @settings(parent=FUZZ, max_examples=15)
@@ -319,12 +316,8 @@ def test_fuzz_library_entry_lut_member(entries, data) -> None:
     name = data.draw(st.sampled_from(("bam8u_h2v6", "mul8u_bam26")), label="entry")
     members: dict = _members(entries[name])
     members["lut"] = data.draw(mutated_bytes(_npy_bytes(members["lut"])), label="lut")
-    with workdir() as tmp:
-        lib = tmp / "lib"
-        lib.mkdir()
-        (lib / f"{name}.npz").write_bytes(_pack(members))
-        command = data.draw(st.sampled_from(_read_commands(name, tmp / "out")), label="cmd")
-        check_entry(lib, name, command)
+    fuzz_entry(name, _pack(members), lambda tmp: data.draw(
+        st.sampled_from(_read_commands(name, tmp / "out")), label="cmd"))
 
 
 @settings(parent=FUZZ, max_examples=3)
@@ -332,12 +325,8 @@ def test_fuzz_library_entry_lut_member(entries, data) -> None:
 def test_fuzz_library_entry_in_estimate(entries, data) -> None:
     """``estimate`` reads entries through the NAS cost model: a few cases, it is slow."""
     raw = data.draw(mutated_bytes(entries["bam8u_h2v6"]), label="bytes")
-    with workdir() as tmp:
-        lib = tmp / "lib"
-        lib.mkdir()
-        (lib / "bam8u_h2v6.npz").write_bytes(raw)
-        check_entry(lib, "bam8u_h2v6", ["estimate", str(GENOTYPE), "--arch", "eyeriss",
-                                        "--multiplier", "bam8u_h2v6"])
+    fuzz_entry("bam8u_h2v6", raw, lambda tmp: ["estimate", str(GENOTYPE), "--arch", "eyeriss",
+                                              "--multiplier", "bam8u_h2v6"])
 
 
 def test_seeds_are_valid(entries, tmp_path: Path) -> None:
