@@ -32,11 +32,15 @@ Semantics implemented:
 * **Validation**: the product of a dim's factors over all levels must equal its bound
   (the error names the dim and both numbers), and spatial factors must fit the level's
   fan-out along X and along Y.
+* **Names** of dimensions and data spaces are the workload's (a problem declaring
+  ``dimensions: [K, P, R]`` is mapped with ``factors: K=4 P=2``).  The mapping may be a
+  template, or the ``mapping`` section of merged input files (:class:`SpecInputs`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping as CMapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +48,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from multiplier_lib.errors import HwcostError
 
-from .arch import DATA_SPACES, Architecture
+from .arch import Architecture
+from .inputs import SpecInputs
 from .mapping import LevelMapping, Loop, Mapping, SpatialStage
 from .model import overflow
 from .workload import Workload
@@ -55,7 +60,6 @@ from .yamlio import (
     format_factors,
     format_permutation,
     line_of,
-    load_yaml,
     name_list,
     parse_factors,
     parse_permutation,
@@ -114,11 +118,20 @@ def _stage(levels: list[LevelMapping], arch: Architecture, idx: int,
     return st
 
 
-def load_mapping(path: str | Path, arch: Architecture, workload: Workload) -> Mapping:
-    """Read a Timeloop mapping for ``workload`` on ``arch`` and validate it."""
-    path = Path(path)
-    err = Located(path)
-    doc = load_yaml(path)
+def load_mapping(source: str | Path | SpecInputs, arch: Architecture, workload: Workload, *,
+                 template_vars: CMapping[str, Any] | None = None) -> Mapping:
+    """Read a Timeloop mapping for ``workload`` on ``arch`` and validate it: a file (a
+    template is rendered with ``template_vars``) or the ``mapping`` section of merged
+    inputs."""
+    inputs = source if isinstance(source, SpecInputs) else \
+        SpecInputs.load([source], template_vars)
+    section = inputs.first("mapping")
+    if section is None:
+        where = inputs.files[0] if inputs.files else Path("mapping")
+        raise HwcostError("expected a list of mapping directives (optionally under "
+                          "'mapping:')", file=where, line=1)
+    err = section.err
+    doc = section.value if section.key is None else {"mapping": section.value}
     directives, root_line = _directives(doc, err)
     targets = _targets(arch)
     dims = list(workload.dim_names)
@@ -285,8 +298,8 @@ def mapping_document(mapping: Mapping, arch: Architecture,
             for d, _ in lm.temporal + lm.spatial:
                 if d not in dims:
                     dims.append(d)
-        spaces = list(DATA_SPACES) + sorted({n for lm in mapping.levels for n in lm.keep}
-                                            - set(DATA_SPACES))
+        # the outermost level keeps every data space (load_mapping checks it)
+        spaces = list(dict.fromkeys(n for lm in mapping.levels for n in sorted(lm.keep)))
     out: list[CommentedMap] = []
     for lv, lm in zip(arch.levels, mapping.levels):
         out.append(CommentedMap(target=lv.name, type="datatype",
@@ -348,8 +361,8 @@ def write_mapping(mapping: Mapping, arch: Architecture, path: str | Path,
 
     ``workload`` (optional) gives the complete dimension and data-space lists, so factors
     name every dim and ``bypass`` lists every other data space; without it the dims seen in
-    the loops and the conv data spaces are used.  :func:`load_mapping` reads the file back
-    equal to ``drop_trivial_loops(mapping)``.
+    the loops and the data spaces some level keeps are used.  :func:`load_mapping` reads
+    the file back equal to ``drop_trivial_loops(mapping)``.
     """
     dump_yaml(mapping_document(mapping, arch, workload), path,
               header=f"Timeloop mapping on architecture '{arch.name}' written by hwcost")

@@ -18,20 +18,28 @@ axes).  Timeloop pairs ``Wstride``/``Wdilation`` with P and R and ``Hstride``/``
 with Q and S; :class:`Layer` applies ``stride[0]``/``dilation[0]`` to the (P, R) axis, so
 ``stride = (Wstride, Hstride)``.  ``K`` is accepted as Timeloop's old name for M, and a
 missing ``N`` defaults to 1 (other missing bounds are errors).
+
+The problem may be one section of several merged input files (:class:`SpecInputs`), a
+template (rendered first), and its bounds and coefficients may be expressions over the
+spec's ``variables`` (``C: 2 * BASE_CHANNELS``), as Timeloop evaluates them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from multiplier_lib.errors import HwcostError
 from multiplier_lib.limits import Limit
 
+from .expressions import Scope
+from .inputs import SpecInputs, spec_scope
 from .workload import DataSpace, Layer, Workload, window_work
-from .yamlio import Located, as_map, dump_yaml, line_of, load_yaml, to_int, value_line
+from .yamlio import Located, as_map, dump_yaml, line_of, to_int, value_line
 
 #: The mapper enumerates the divisors of every bound and tries tilings of them; real layers
 #: stay below 10**5 (a GEMM over a 128k vocabulary), a 10**12 bound is a typo.
@@ -69,16 +77,23 @@ def _is_cnn(shape: Any) -> bool:
     return False
 
 
-def load_problem(path: str | Path) -> Workload:
-    """Read a Timeloop problem file; every mistake is a HwcostError at ``file:line``."""
-    path = Path(path)
-    err = Located(path)
-    doc = load_yaml(path)
-    if not as_map(doc):
-        raise err("expected a mapping with a 'problem' section", line_of(doc, None, 1))
-    prob = doc.get("problem", doc)
+def load_problem(source: str | Path | SpecInputs, *,
+                 template_vars: Mapping[str, Any] | None = None) -> Workload:
+    """Read a Timeloop problem: a file (a template is rendered with ``template_vars``) or
+    the ``problem`` section of merged inputs.  Every mistake is a HwcostError at
+    ``file:line``."""
+    inputs = source if isinstance(source, SpecInputs) else \
+        SpecInputs.load([source], template_vars)
+    section = inputs.first("problem")
+    if section is None:
+        where = inputs.files[0] if inputs.files else Path("problem")
+        raise HwcostError("expected a mapping with a 'problem' section", file=where, line=1)
+    path, err = section.path, section.err
+    prob = section.value            # the problem map (or a whole file in the old layout)
     if not as_map(prob):
-        raise err("'problem' must be a mapping", line_of(doc, "problem"))
+        raise err("'problem' must be a mapping", section.line)
+    doc = prob if section.key is None else {"problem": prob}
+    scope = spec_scope(inputs, no_problem="spec.problem cannot be used inside the problem")
     shape = prob.get("shape")
     instance = prob.get("instance")
     if instance is None and "problem" not in doc and "instance" in doc:
@@ -92,17 +107,19 @@ def load_problem(path: str | Path) -> Workload:
         raise err("'instance' must be a mapping of dimension bounds",
                   line_of(instance, None, where))
     if _is_cnn(shape):
-        return _check_windows(_load_cnn(path, prob, instance, err), err, line_of(instance))
+        return _check_windows(_load_cnn(path, prob, instance, err, scope), err,
+                              line_of(instance))
     if not as_map(shape):
         raise err("'shape' must be a mapping (name, dimensions, data_spaces) or "
                   "'cnn-layer'", line_of(prob, "shape"))
-    return _check_windows(_load_generic(path, shape, instance, err), err,
+    return _check_windows(_load_generic(path, shape, instance, err, scope), err,
                           line_of(shape, "data_spaces", line_of(shape)))
 
 
-def _bound(instance: Any, key: str, err: Located, minimum: int = 1) -> int:
+def _bound(instance: Any, key: str, err: Located, scope: Scope, minimum: int = 1) -> int:
     line = value_line(instance, key)
-    value = to_int(instance[key], f"bound of {key}", lambda m: err(m, line), minimum=minimum)
+    value = to_int(instance[key], f"bound of {key}", lambda m: err(m, line), scope,
+                   minimum=minimum)
     return MAX_DIM_BOUND.check(value, file=err.path, line=line, context=str(key))
 
 
@@ -118,14 +135,14 @@ def _check_windows(workload: Workload, err: Located, line: int | None) -> Worklo
     return workload
 
 
-def _load_cnn(path: Path, prob: Any, instance: Any, err: Located) -> Workload:
+def _load_cnn(path: Path, prob: Any, instance: Any, err: Located, scope: Scope) -> Workload:
     values: dict[str, int] = {}
     for key in instance:
         k = "M" if key == "K" else str(key)
         if k in _CNN_DIMS or k in _CNN_COEFS:
             if k in values:
                 raise err(f"{key}: M given twice (K is an alias of M)", line_of(instance, key))
-            values[k] = _bound(instance, key, err)
+            values[k] = _bound(instance, key, err, scope)
     values.setdefault("N", 1)
     for d in _CNN_DIMS:
         if d not in values:
@@ -139,7 +156,8 @@ def _load_cnn(path: Path, prob: Any, instance: Any, err: Located) -> Workload:
     return layer.workload()
 
 
-def _load_generic(path: Path, shape: Any, instance: Any, err: Located) -> Workload:
+def _load_generic(path: Path, shape: Any, instance: Any, err: Located,
+                  scope: Scope) -> Workload:
     sline = line_of(shape)
     dims_node = shape.get("dimensions")
     if not isinstance(dims_node, list) or not dims_node:
@@ -160,19 +178,21 @@ def _load_generic(path: Path, shape: Any, instance: Any, err: Located) -> Worklo
         if not as_map(c) or c.get("name") is None:
             raise err("a coefficient needs a name (and a default)", cl)
         name = str(c["name"])
-        value = to_int(c.get("default", 1), f"default of {name}", lambda m, cl=cl: err(m, cl))
+        value = to_int(c.get("default", 1), f"default of {name}", lambda m, cl=cl: err(m, cl),
+                       scope)
         coefs[name] = _coef_size(value, name, err, cl)
     for key in instance:
         if str(key) in coefs:
             kl = value_line(instance, key)
-            value = to_int(instance[key], f"coefficient {key}", lambda m, kl=kl: err(m, kl))
+            value = to_int(instance[key], f"coefficient {key}", lambda m, kl=kl: err(m, kl),
+                           scope)
             coefs[str(key)] = _coef_size(value, str(key), err, kl)
 
     bounds: list[tuple[str, int]] = []
     for d in dims:
         if d not in instance:
             raise err(f"missing instance bound for dimension {d}", line_of(instance))
-        bounds.append((d, _bound(instance, d, err)))
+        bounds.append((d, _bound(instance, d, err, scope)))
 
     spaces_key = "data_spaces" if "data_spaces" in shape else "data-spaces"
     snode = shape.get(spaces_key)

@@ -30,17 +30,31 @@ Semantics implemented (and where we chose among possible readings):
   arrangement of a component's instances; with neither, all instances lie along X
   (Timeloop's default).  Spellings ``memory_depth``, ``memory_width``, ``word-bits``,
   ``block-size`` are accepted and stored under the v0.4 names.
-* **Constraint targets**: ``architecture_constraints``, ``constraints`` or
-  ``mapspace_constraints`` with ``targets: [...]`` (or a bare list), in the spec file or in
-  ``extra`` files, each ``{target, type: temporal|spatial|dataspace|bypass|datatype, ...}``.
+* **Constraint targets**: any top-level block whose key contains ``constraints``
+  (``architecture_constraints``, ``mapspace_constraints``...) with ``targets: [...]`` (or a
+  bare list), in any input file (:mod:`hwmodel.inputs` merges them), each ``{target, type:
+  temporal|spatial|dataspace|bypass|datatype, ...}``.  Keys of timeloopfe that change the
+  map space in ways hwcost does not model (``no_reuse``, ``maximize_dims``, ``keep_only``...)
+  are refused by name rather than ignored.
   A target may be a storage level, a container (``PE``) or Timeloop's dummy name
   (``inter_PE_spatial``): the latter two address the fan-out of the level above.
   ``utilization``/``parallelism`` targets are accepted and ignored.  Conflicting factors,
   permutations or splits for one level are errors, as in Timeloop.
-* **Factors** ``"R=3 S=1"`` (also ``R3``, commas, lists, maps); a factor of **0 means "all
-  that remains"** of the dimension and is stored as 0 for the mapper to interpret.  Valid
-  dimensions are the conv dims ``N G C M P Q R S``.  **Permutations** keep Timeloop's order
-  (innermost first).
+* **Factors** ``"R=3 S=1"`` (also ``R3``, commas, lists, maps; ``R<=4`` is a maximum
+  factor); a factor of **0 means "all that remains"** of the dimension and is stored as 0
+  for the mapper to interpret.  **Permutations** keep Timeloop's order (innermost first).
+* **Names come from the problem.**  Dimension and data-space names in constraints
+  (factors, permutations, keep/bypass) are whatever the problem declares: a spec read
+  without a problem accepts any name and records where each was written; the names are
+  checked when spec and problem are paired (:func:`check_problem`, which ``load_arch``
+  runs itself when it is given the problem).  A permutation written as one string
+  (``RSPQ``) is split on the problem's dimension names when the problem is known, into
+  letters otherwise (Timeloop's reading).  ``"*"`` in keep/bypass is every data space.
+* **Expressions**: attribute values, meshes and splits are evaluated as Timeloop's front end
+  evaluates them (:mod:`hwmodel.expressions`): the ``variables`` (from any input file),
+  the attributes of enclosing containers and the node's own, ``spec`` (``spec.problem``
+  needs the problem).  Text that is not an expression (``45nm``) or a bare unknown word
+  (``LPDDR4``) stays a string.
 * **Geometry**: ``datawidth`` defaults to 8 bits, ``block_size`` to 1 and ``width`` to
   ``datawidth * block_size``; DRAM (any class containing ``DRAM``) has ``depth = None``
   (unbounded).  A storage component is any component of a storage class or with a depth;
@@ -65,30 +79,29 @@ from multiplier_lib.limits import Limit
 from multiplier_lib.untrusted import refuse_special_file
 
 from .arch import (
-    DATA_SPACES,
+    ALL_DATA_SPACES,
     Architecture,
     ComputeUnit,
     Container,
     LoopConstraint,
+    Origin,
     StorageLevel,
 )
+from .expressions import ExprError, Scope, View, resolve
+from .inputs import Section, SpecInputs, spec_scope
+from .workload import Workload
 from .yamlio import (
     Located,
     as_map,
     line_of,
-    load_yaml,
     name_list,
     parse_factors,
     parse_permutation,
-    plain,
     tag_of,
     to_float,
     to_int,
     value_line,
 )
-
-#: Dimensions a constraint may name (Timeloop's CNN-layer dims plus groups).
-CONSTRAINT_DIMS = ("N", "G", "C", "M", "P", "Q", "R", "S")
 
 _STORAGE_CLASSES = {
     "sram", "regfile", "smartbuffer_sram", "smartbuffer_rf", "storage", "reg", "register",
@@ -104,8 +117,17 @@ _ATTR_ALIASES = {
     "n-banks": "n_banks", "nbanks": "n_banks",
 }
 _NAME_RE = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*(\d{1,30})\s*\.\.\s*(\d{1,30})\s*\])?\s*$")
-_CONSTRAINT_KEYS = ("architecture_constraints", "constraints", "mapspace_constraints",
-                    "mapspace")
+#: Keys of a loop or dataspace constraint that hwcost reads.
+_LOOP_KEYS = {"factors", "max_factors", "permutation", "split"}
+_SPACE_KEYS = {"keep", "bypass"}
+#: timeloopfe keys that change the map space in ways hwcost does not model: refused by
+#: name (when they say something) rather than silently ignored.
+_UNSUPPORTED_KEYS = frozenset({
+    "no_reuse", "no_link_transfer", "rmw_first_update", "no_coalesce", "maximize_dims",
+    "maximize_dims_capacity", "default_max_factor", "default_min_factor", "remainders",
+    "factors_only", "no_iteration_over_dataspaces", "must_iterate_over_dataspaces",
+    "keep_only", "bypass_only",
+})
 
 #: The model and the mapper handle fan-outs arithmetically, but the mapper's spatial
 #: candidates, multicast sets and reports grow with them; the largest real arrays are
@@ -154,16 +176,19 @@ def resolve_arch_path(name_or_path: str | Path) -> Path:
 
 @dataclass
 class _Ctx:
-    """What enclosing containers/subtrees impose on the nodes that follow."""
+    """What enclosing containers/subtrees impose on the nodes that follow: their evaluated
+    attributes, the scope their expressions see, the instance arrangement."""
 
-    attrs: dict[str, Any] = field(default_factory=dict)
+    attrs: dict[str, Any]
+    scope: Scope
     mesh_x: int = 1
     mesh_y: int = 1
 
-    def child(self, attrs: Mapping[str, Any], mx: int = 1, my: int = 1) -> _Ctx:
+    def child(self, attrs: Mapping[str, Any], mx: int = 1, my: int = 1,
+              scope: Scope | None = None) -> _Ctx:
         merged = dict(self.attrs)
         merged.update(attrs)
-        return _Ctx(merged, self.mesh_x * mx, self.mesh_y * my)
+        return _Ctx(merged, scope or self.scope, self.mesh_x * mx, self.mesh_y * my)
 
 
 @dataclass
@@ -187,18 +212,13 @@ class _Record:
     mesh_y: int
     line: int | None
     is_compute: bool
+    scope: Scope
     keep: frozenset[str] | None = None
     bypass: frozenset[str] = frozenset()
     temporal: LoopConstraint | None = None
     spatial: LoopConstraint | None = None
     containers: list[_Pending] = field(default_factory=list)
-
-
-def _normalise_attrs(raw: Any) -> dict[str, Any]:
-    attrs = plain(raw) if raw is not None else {}
-    if not isinstance(attrs, dict):
-        return {}
-    return {_ATTR_ALIASES.get(k, k): v for k, v in attrs.items()}
+    dataspace_origins: dict[str, Origin] = field(default_factory=dict)
 
 
 def _split_name(text: str, err: Located, line: int | None) -> tuple[str, int]:
@@ -237,71 +257,128 @@ def _technology(value: Any) -> str | None:
 
 
 class _Reader:
-    """Flattens one spec (plus constraint files) into records, then into an Architecture."""
+    """Flattens one spec (plus constraint blocks) into records, then into an Architecture."""
 
-    def __init__(self, path: Path, variables: Mapping[str, Any]):
+    def __init__(self, path: Path, scope: Scope, dims: list[str] | None = None):
         self.path = path
         self.err = Located(path)
-        self.variables = dict(variables)
+        self.scope = scope
+        self.dims = dims                   # the problem's dimensions, when it is known
         self.records: list[_Record] = []
         self.pending: list[_Pending] = []
         self.aliases: dict[str, int] = {}   # container / dummy name -> index of level above
         self.alias_containers: dict[str, _Pending] = {}
         self.after_compute: list[tuple[str, int | None]] = []
 
+    # -- attributes ------------------------------------------------------------------------
+
+    def attributes(self, node: Any, parent: Scope, inherited: Mapping[str, Any],
+                   what: str, line: int | None) -> tuple[dict[str, Any], Scope]:
+        """``node``'s ``attributes`` evaluated, and the scope they make for what follows.
+
+        Each attribute sees its siblings, the attributes of the enclosing containers (by
+        name, and as the map ``attributes``), the variables and ``spec``; names are stored
+        under hwcost's spellings (``memory_depth`` is ``depth``).
+        """
+        raw = node.get("attributes")
+        if raw is None:
+            raw = {}
+        if not as_map(raw):
+            raise self.err(f"attributes of {what} must be a mapping",
+                           line_of(raw, None, value_line(node, "attributes", line)))
+        scope = parent.child({str(k): v for k, v in raw.items()},
+                             fixed={"attributes": View(dict(inherited), "attributes")},
+                             where=what)
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            try:
+                out[_ATTR_ALIASES.get(str(key), str(key))] = resolve(value, scope,
+                                                                     own=str(key))
+            except ExprError as exc:
+                raise self.err(f"{what}: {key}: {exc}", value_line(raw, key, line)) from None
+        return out, scope
+
     # -- constraints ---------------------------------------------------------------------
 
+    def check_keys(self, node: Any, allowed: set[str], err: Located, what: str,
+                   line: int | None) -> None:
+        """Refuse keys hwcost would otherwise ignore: a timeloopfe feature it does not
+        model (by name), or a typo."""
+        for key in node:
+            k = str(key)
+            if k in allowed or k in ("target", "type", "version"):
+                continue
+            kl = value_line(node, key, line)
+            if k in _UNSUPPORTED_KEYS:
+                if node[key] in (None, [], {}, ""):
+                    continue
+                raise err(f"{what} constraint: {k!r} is not supported by hwcost (it "
+                          "models factors, max_factors, permutation, split, keep and "
+                          "bypass)", kl)
+            raise err(f"{what} constraint: unknown key {k!r} (known: "
+                      f"{', '.join(sorted(allowed))})", kl)
+
     def loop_constraint(self, node: Any, err: Located, what: str,
-                        line: int | None = None) -> LoopConstraint:
-        """``node`` as a loop constraint; ``line``: where it sits when it is a bare scalar."""
+                        line: int | None = None, scope: Scope | None = None) -> LoopConstraint:
+        """``node`` as a loop constraint; ``line``: where it sits when it is a bare scalar;
+        ``scope``: what its ``split`` expression may use."""
         line = line_of(node, None, line)
         if not as_map(node):
             raise err(f"{what} constraint must be a mapping", line)
+        self.check_keys(node, _LOOP_KEYS, err, what, line)
 
         def at(key: str):
             return lambda msg: err(msg, value_line(node, key, line))
 
-        factors = parse_factors(node.get("factors"), at("factors"))
-        max_factors = parse_factors(node.get("max_factors"), at("max_factors"))
-        perm = parse_permutation(node.get("permutation"), at("permutation"), CONSTRAINT_DIMS)
-        for key, dims in (("factors", factors), ("max_factors", max_factors),
-                          ("permutation", perm)):
-            for d in dims:
-                if d not in CONSTRAINT_DIMS:
-                    raise err(f"unknown dimension {d!r} in {what} {key} (valid: "
-                              f"{' '.join(CONSTRAINT_DIMS)})", value_line(node, key, line))
+        max_factors: dict[str, int] = {}
+        factors = parse_factors(node.get("factors"), at("factors"), max_factors)
+        for d, f in parse_factors(node.get("max_factors"), at("max_factors")).items():
+            if d in max_factors and max_factors[d] != f:
+                raise err(f"maximum factor of {d} given twice differently",
+                          value_line(node, "max_factors", line))
+            max_factors[d] = f
+        perm = parse_permutation(node.get("permutation"), at("permutation"), self.dims)
         if len(set(perm)) != len(perm):
             raise err(f"dimension repeated in {what} permutation {perm}",
                       value_line(node, "permutation", line))
         split = None
         if node.get("split") is not None:
-            split = to_int(node["split"], "split", at("split"), self.variables, minimum=0)
+            split = to_int(node["split"], "split", at("split"), scope or self.scope,
+                           minimum=0)
+        origins = {key: (str(err.path), value_line(node, key, line))
+                   for key in ("factors", "max_factors", "permutation") if key in node}
+        if "factors" in node and "max_factors" not in node and max_factors:
+            origins["max_factors"] = origins["factors"]
         return LoopConstraint(factors=factors, max_factors=max_factors,
-                              permutation=perm or None, split=split, line=line)
+                              permutation=perm or None, split=split, line=line,
+                              origins=origins)
 
     def dataspaces(self, node: Any, err: Located, line: int | None = None
-                   ) -> tuple[frozenset[str] | None, frozenset[str]]:
+                   ) -> tuple[frozenset[str] | None, frozenset[str], dict[str, Origin]]:
+        """``keep``/``bypass`` of a dataspace constraint and where each was written; the
+        names are the problem's and are checked when spec and problem are paired."""
         line = line_of(node, None, line)
         if not as_map(node):
             raise err("dataspace constraint must be a mapping like {keep: [...], bypass: "
                       "[...]}", line)
+        self.check_keys(node, _SPACE_KEYS, err, "dataspace", line)
         keep = bypass = None
+        origins: dict[str, Origin] = {}
         for key in ("keep", "bypass"):
             value = node.get(key)
             if value is None:
                 continue
             names = name_list(value, key, lambda m, k=key: err(m, value_line(node, k, line)))
-            for n in names:
-                if str(n) not in DATA_SPACES:
-                    raise err(f"unknown data space {n!r} in {key} (known: "
-                              f"{', '.join(DATA_SPACES)})", value_line(node, key, line))
+            origins[key] = (str(err.path), value_line(node, key, line))
             if key == "keep":
                 keep = frozenset(str(n) for n in names)
             else:
                 bypass = frozenset(str(n) for n in names)
-        if keep is not None and bypass is not None and keep & bypass:
-            raise err(f"data space both kept and bypassed: {sorted(keep & bypass)}", line)
-        return keep, bypass or frozenset()
+        if keep is not None and bypass is not None and (
+                keep & bypass or (ALL_DATA_SPACES in keep | bypass and keep and bypass)):
+            both = sorted(keep & bypass) or [ALL_DATA_SPACES]
+            raise err(f"data space both kept and bypassed: {both}", line)
+        return keep, bypass or frozenset(), origins
 
     def merge_loop(self, old: LoopConstraint | None, new: LoopConstraint | None,
                    err: Located, where: str) -> LoopConstraint | None:
@@ -320,6 +397,8 @@ class _Reader:
             raise err(f"split of {where} given twice differently", new.line)
         old.permutation = old.permutation or new.permutation
         old.split = old.split if old.split is not None else new.split
+        for key, origin in new.origins.items():
+            old.origins.setdefault(key, origin)
         return old
 
     @staticmethod
@@ -352,16 +431,18 @@ class _Reader:
         factors: dict[str, int] = {}
         max_factors: dict[str, int] = {}
         for attr, out in (("factors", factors), ("max_factors", max_factors)):
-            dims = {d for p in with_c for d in getattr(p.spatial, attr)}
-            for d in CONSTRAINT_DIMS:
-                if d not in dims:
-                    continue
+            dims = list(dict.fromkeys(d for p in with_c for d in getattr(p.spatial, attr)))
+            for d in dims:
                 vals = [getattr(p.spatial, attr).get(d) for p in with_c]
                 if all(v is not None for v in vals):
                     out[d] = math.prod(vals)
+        origins: dict[str, Origin] = {}
+        for p in with_c:
+            for key, origin in p.spatial.origins.items():
+                origins.setdefault(key, origin)
         return LoopConstraint(factors=factors, max_factors=max_factors,
                               permutation=(x_part + y_part) or None, split=len(x_part),
-                              line=with_c[0].spatial.line)
+                              line=with_c[0].spatial.line, origins=origins)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -384,12 +465,15 @@ class _Reader:
         self.pending = []
 
     def component(self, node: Any, ctx: _Ctx, name: str, line: int | None,
-                  count: int = 1, mesh_from_attrs: bool = False) -> None:
+                  count: int = 1, mesh_from_attrs: bool = False) -> tuple[int, int]:
+        """Record one component; returns its own ``spatial`` mesh (v0.4), which multiplies
+        the instances of every node after it."""
         err = self.err
         if node.get("class") in (None, ""):
             raise err(f"component {name!r} has no class", line)
         cls = str(node["class"])
-        own = _normalise_attrs(node.get("attributes"))
+        own, scope = self.attributes(node, ctx.scope, ctx.attrs, name, line)
+        own_x, own_y = (1, 1) if mesh_from_attrs else self.mesh(node, line, scope)
         attrs = dict(ctx.attrs)
         attrs.update(own)
         kind = _classify(cls, attrs)
@@ -397,7 +481,7 @@ class _Reader:
             # Timeloop's placeholder levels (``inter_PE_spatial`` of class dummy_storage in
             # flattened specs) hold nothing; mappings name them for the fan-out above them
             self.pending.append(_Pending(name, 1, 1, None, line))
-            return
+            return own_x, own_y
         if kind == "unknown":
             raise err(f"component {name!r} of class {cls!r} is neither a storage class "
                       "(missing attribute 'depth') nor a compute class (MAC/multiplier)", line)
@@ -411,52 +495,69 @@ class _Reader:
             amy = attrs.pop("meshY", None)
             ax = lambda m: err(m, line)                  # noqa: E731
             if amx is not None:
-                mx = to_int(amx, f"{name}: meshX", ax, self.variables, minimum=1)
+                mx = to_int(amx, f"{name}: meshX", ax, scope, minimum=1)
                 if inst % mx:
                     raise err(f"{name}: meshX {mx} does not divide its {inst} instances", line)
                 my = inst // mx
             elif amy is not None:
-                my = to_int(amy, f"{name}: meshY", ax, self.variables, minimum=1)
+                my = to_int(amy, f"{name}: meshY", ax, scope, minimum=1)
                 if inst % my:
                     raise err(f"{name}: meshY {my} does not divide its {inst} instances", line)
                 mx = inst // my
             else:
                 mx, my = inst, 1
         else:
+            mx, my = mx * own_x, my * own_y
             attrs.pop("meshX", None)
             attrs.pop("meshY", None)
         MAX_INSTANCES.check(mx * my, file=self.path, line=line, context=name)
         self.flush_pending()
         rec = _Record(name=name, cls=cls, attrs=attrs, node=node, mesh_x=mx, mesh_y=my,
-                      line=line, is_compute=kind == "compute")
+                      line=line, is_compute=kind == "compute", scope=scope)
         cons = node.get("constraints")
         if cons is not None:
             if not as_map(cons):
                 raise err(f"constraints of {name!r} must be a mapping", line_of(cons, None, line))
-            if rec.is_compute and any(k in cons for k in ("temporal", "dataspace")):
+            self.check_group(cons, err, name, line)
+            if rec.is_compute and any(cons.get(k) for k in ("temporal", "dataspace")):
                 raise err(f"compute unit {name!r} cannot carry temporal or dataspace "
                           "constraints", line_of(cons, None, line))
             if rec.is_compute and cons.get("spatial") is not None:
                 # the MAC array's own mesh: constrain the fan-out into it, like a container
-                mx_own, my_own = (1, 1) if mesh_from_attrs else self.mesh(node, line)
                 self.pending.append(_Pending(
-                    name, mx_own, my_own,
+                    name, own_x, own_y,
                     self.loop_constraint(cons["spatial"], err, "spatial",
-                                         value_line(cons, "spatial", line)), line))
+                                         value_line(cons, "spatial", line), scope), line))
                 self.flush_pending()
                 cons = {k: v for k, v in cons.items() if k != "spatial"}
             if cons.get("dataspace") is not None:
-                rec.keep, rec.bypass = self.dataspaces(cons["dataspace"], err,
-                                                       value_line(cons, "dataspace", line))
+                rec.keep, rec.bypass, rec.dataspace_origins = self.dataspaces(
+                    cons["dataspace"], err, value_line(cons, "dataspace", line))
             if cons.get("temporal") is not None:
                 rec.temporal = self.loop_constraint(cons["temporal"], err, "temporal",
-                                                    value_line(cons, "temporal", line))
+                                                    value_line(cons, "temporal", line), scope)
             if cons.get("spatial") is not None:
                 rec.spatial = self.loop_constraint(cons["spatial"], err, "spatial",
-                                                   value_line(cons, "spatial", line))
+                                                   value_line(cons, "spatial", line), scope)
         self.records.append(rec)
+        return own_x, own_y
 
-    def mesh(self, node: Any, line: int | None) -> tuple[int, int]:
+    def check_group(self, cons: Any, err: Located, name: str, line: int | None) -> None:
+        """A node's ``constraints`` map has only the groups hwcost reads."""
+        for key in cons:
+            k = str(key)
+            if k in ("spatial", "temporal", "dataspace", "version"):
+                continue
+            kl = value_line(cons, key, line)
+            if k == "max_overbooked_proportion":
+                if _overbooking(cons[key]):
+                    raise err(f"constraints of {name!r}: max_overbooked_proportion is not "
+                              "supported (hwcost never overbooks a buffer)", kl)
+                continue
+            raise err(f"constraints of {name!r}: unknown group {k!r} (known: spatial, "
+                      "temporal, dataspace)", kl)
+
+    def mesh(self, node: Any, line: int | None, scope: Scope | None = None) -> tuple[int, int]:
         sp = node.get("spatial")
         if sp is None:
             return 1, 1
@@ -469,7 +570,7 @@ class _Reader:
                 out.append(1)
                 continue
             out.append(to_int(sp[key], key, lambda m, k=key: self.err(m, value_line(sp, k)),
-                              self.variables, minimum=1))
+                              scope or self.scope, minimum=1))
         return out[0], out[1]
 
     # -- v0.4 --------------------------------------------------------------------------------
@@ -495,18 +596,24 @@ class _Reader:
                 name = str(node.get("name") or "")
                 if not name:
                     raise self.err("component without a name", line)
-                mx, my = self.mesh(node, line)
+                mx, my = self.component(node, ctx, name, line)
                 ctx = ctx.child({}, mx, my)
-                self.component(node, ctx, name, line)
             elif tag == "!Container":
                 name = str(node.get("name") or "")
-                mx, my = self.mesh(node, line)
-                ctx = ctx.child(_normalise_attrs(node.get("attributes")), mx, my)
+                attrs, scope = self.attributes(node, ctx.scope, ctx.attrs,
+                                               name or "container", line)
+                mx, my = self.mesh(node, line, scope)
+                ctx = ctx.child(attrs, mx, my, scope)
                 cons = node.get("constraints")
                 spatial = None
+                if cons is not None and not as_map(cons):
+                    raise self.err(f"constraints of {name!r} must be a mapping",
+                                   line_of(cons, None, line))
+                if as_map(cons):
+                    self.check_group(cons, self.err, name, line)
                 if as_map(cons) and cons.get("spatial") is not None:
                     spatial = self.loop_constraint(cons["spatial"], self.err, "spatial",
-                                                   value_line(cons, "spatial", line))
+                                                   value_line(cons, "spatial", line), scope)
                 if mx * my > 1 or spatial is not None:
                     self.pending.append(_Pending(name, mx, my, spatial, line))
                 ctx = self.walk4(node.get("nodes"), ctx, value_line(node, "nodes", line))
@@ -530,7 +637,8 @@ class _Reader:
             if tag_of(sub) is not None:
                 raise self.err(f"tag {tag_of(sub)} is not used in v0.3 specs", line)
             name, n = _split_name(sub.get("name", ""), self.err, line)
-            sub_ctx = ctx.child(_normalise_attrs(sub.get("attributes")))
+            attrs, scope = self.attributes(sub, ctx.scope, ctx.attrs, name, line)
+            sub_ctx = ctx.child(attrs, scope=scope)
             if n > 1:
                 self.pending.append(_Pending(name, 1, 1, None, line))
             local = sub.get("local") or []
@@ -547,16 +655,17 @@ class _Reader:
 
     # -- constraint targets ----------------------------------------------------------------
 
-    def apply_targets(self, doc: Any, err: Located) -> None:
-        for key in _CONSTRAINT_KEYS:
-            block = doc.get(key) if as_map(doc) else None
+    def apply_targets(self, sections: Iterable[Section]) -> None:
+        """Apply the targets of every constraint block, in file order."""
+        for sec in sections:
+            block, err, key = sec.value, sec.err, sec.key
             if block is None:
                 continue
             targets = block.get("targets") if as_map(block) else block
             if targets is None:
                 continue
             if not isinstance(targets, list):
-                where = value_line(block, "targets") if as_map(block) else value_line(doc, key)
+                where = value_line(block, "targets", sec.line) if as_map(block) else sec.line
                 raise err(f"{key}: 'targets' must be a list", line_of(targets, None, where))
             for i, t in enumerate(targets):
                 self.apply_target(t, err, line_of(targets, i))
@@ -570,6 +679,11 @@ class _Reader:
         if name is None:
             raise err("constraint without 'target'", line)
         if kind in ("utilization", "parallelism"):
+            return
+        if kind == "max_overbooked_proportion":
+            if _overbooking(t.get("proportion")):
+                raise err("max_overbooked_proportion is not supported (hwcost never "
+                          "overbooks a buffer)", line)
             return
         names = {r.name: i for i, r in enumerate(self.records)}
         if name in names:
@@ -586,12 +700,14 @@ class _Reader:
                                               self.loop_constraint(t, err, "spatial"),
                                               err, name)
             elif kind in ("dataspace", "bypass", "datatype", "bypassing"):
-                keep, bypass = self.dataspaces(t, err)
+                keep, bypass, origins = self.dataspaces(t, err)
                 if keep is not None:
                     if rec.keep is not None and rec.keep != keep:
                         raise err(f"keep of {name!r} given twice differently", line)
                     rec.keep = keep
                 rec.bypass = rec.bypass | bypass
+                for key, origin in origins.items():
+                    rec.dataspace_origins.setdefault(key, origin)
             else:
                 raise err(f"unknown constraint type {t.get('type')!r} (temporal, spatial, "
                           "dataspace, bypass)", line)
@@ -658,10 +774,6 @@ class _Reader:
                     only = lv.containers[0]
                     only.mesh_x, only.mesh_y = lv.fanout_x, lv.fanout_y
                     only.spatial = lv.spatial
-        for lv, r in zip(levels, storage):
-            if not any(lv.may_keep(ds) for ds in DATA_SPACES):
-                raise err(f"level {lv.name!r} keeps no data space (all of "
-                          f"{', '.join(DATA_SPACES)} bypassed)", r.line)
 
         ca = dict(comp_rec.attrs)
         cerr = lambda m: err(m, comp_rec.line)            # noqa: E731
@@ -669,7 +781,7 @@ class _Reader:
         compute = ComputeUnit(
             name=comp_rec.name, component_class=comp_rec.cls, attributes=ca,
             instances=comp_rec.mesh_x * comp_rec.mesh_y,
-            datawidth=to_int(dw, f"{comp_rec.name}: datawidth", cerr, self.variables, 1),
+            datawidth=to_int(dw, f"{comp_rec.name}: datawidth", cerr, comp_rec.scope, 1),
             mesh_x=comp_rec.mesh_x, mesh_y=comp_rec.mesh_y,
             technology=_technology(ca.get("technology")) or arch_tech, line=comp_rec.line)
         return Architecture(name=name, levels=levels, compute=compute, technology=arch_tech,
@@ -684,7 +796,7 @@ class _Reader:
             line = value_line(r.node.get("attributes"), _raw_key(r.node, key), r.line) \
                 if as_map(r.node.get("attributes")) else r.line
             return to_int(a[key], f"{r.name}: {key}", lambda m: self.err(m, line),
-                          self.variables, minimum)
+                          r.scope, minimum)
 
         def real(key: str) -> float | None:
             if a.get(key) is None:
@@ -692,7 +804,7 @@ class _Reader:
             line = value_line(r.node.get("attributes"), _raw_key(r.node, key), r.line) \
                 if as_map(r.node.get("attributes")) else r.line
             return to_float(a[key], f"{r.name}: {key}", lambda m: self.err(m, line),
-                            self.variables)
+                            r.scope)
 
         is_dram = "dram" in r.cls.lower()
         datawidth = num("datawidth", 8)
@@ -722,7 +834,8 @@ class _Reader:
             read_bandwidth=real("read_bandwidth"), write_bandwidth=real("write_bandwidth"),
             shared_bandwidth=real("shared_bandwidth"),
             keep=r.keep, bypass=r.bypass, temporal=r.temporal, spatial=r.spatial,
-            technology=_technology(a.get("technology")) or arch_tech, line=r.line)
+            technology=_technology(a.get("technology")) or arch_tech, line=r.line,
+            dataspace_origins=dict(r.dataspace_origins))
 
 
 def _raw_key(node: Any, key: str) -> str:
@@ -734,53 +847,159 @@ def _raw_key(node: Any, key: str) -> str:
     return key
 
 
+def _overbooking(value: Any) -> bool:
+    """Whether a ``max_overbooked_proportion`` asks for overbooking (anything but 0)."""
+    if as_map(value):
+        value = value.get("proportion")
+    return value not in (None, 0, 0.0, "0", "")
+
+
 # ----------------------------------------------------------------------------- public API
 
-def load_arch(path_or_name: str | Path, extra: Iterable[str | Path] = ()) -> Architecture:
+def load_arch(source: str | Path | SpecInputs, extra: Iterable[str | Path] = (), *,
+              problem: Workload | None = None,
+              template_vars: Mapping[str, Any] | None = None,
+              no_problem: str | None = None) -> Architecture:
     """Read a Timeloop/Accelergy architecture (v0.4 or v0.3) into an :class:`Architecture`.
 
-    ``path_or_name`` is a file or a bundled spec name (``"eyeriss"``); ``extra`` files may
-    hold constraint targets (``architecture_constraints``/``mapspace_constraints``), as
-    Timeloop accepts them in separate files.  Every problem is a :class:`HwcostError`
-    located at ``file:line``.
+    ``source`` is a file, a bundled spec name (``"eyeriss"``) or an already merged
+    :class:`SpecInputs` (several files: architecture, constraints, variables, problem...);
+    ``extra`` files are merged with it (constraint blocks, ``variables``...), as Timeloop
+    accepts them in separate files; templates among them are rendered with
+    ``template_vars``.
+
+    The problem (``problem``, else the ``problem`` section of the inputs, if any) is what
+    ``spec.problem`` refers to in expressions and what the constraints' names are checked
+    against (:func:`check_problem`); without one, any names are accepted and
+    ``spec.problem`` is an error (``no_problem``: its message).  Every problem is a
+    :class:`HwcostError` located at ``file:line``.
     """
-    path = resolve_arch_path(path_or_name)
-    doc = load_yaml(path)
-    err = Located(path)
-    if not as_map(doc) or doc.get("architecture") is None:
-        raise err("no 'architecture' section (expected architecture: {version, nodes} "
-                  "or {version, subtree})", line_of(doc, None, 1))
-    top = doc["architecture"]
+    if isinstance(source, SpecInputs):
+        inputs = source
+        if extra:
+            inputs = inputs.merge(SpecInputs.load(extra, template_vars))
+    else:
+        inputs = SpecInputs.load([resolve_arch_path(source), *extra], template_vars)
+    section = inputs.first("architecture")
+    if section is None:
+        first = inputs.files[0] if inputs.files else Path("architecture")
+        raise HwcostError("no 'architecture' section (expected architecture: {version, "
+                          "nodes} or {version, subtree})", file=first, line=1)
+    path, err = section.path, section.err
+    top = section.value
     if not as_map(top):
-        raise err("'architecture' must be a mapping", line_of(doc, "architecture"))
-    variables = {}
-    for src in (doc.get("variables"), top.get("variables")):
-        if as_map(src):
-            variables.update({str(k): plain(v) for k, v in src.items() if k != "version"})
-    reader = _Reader(path, variables)
+        raise err("'architecture' must be a mapping", section.line)
+    if problem is None and inputs.first("problem") is not None:
+        from .problem_yaml import load_problem
+
+        problem = load_problem(inputs)
+    raw_problem = _problem_map(problem) if problem is not None else None
+    scope = spec_scope(inputs, raw_problem, no_problem)
+    dims = list(problem.dim_names) if problem is not None else None
+    reader = _Reader(path, scope, dims)
     version = str(top.get("version", "")).strip() or None
+    ctx = _Ctx(_root_attributes(inputs, scope), scope)
     if top.get("nodes") is not None:
-        reader.walk4(top["nodes"], _Ctx(), value_line(top, "nodes"))
-        first = next((n for n in top["nodes"] if as_map(n) and tag_of(n) == "!Container"
-                      and n.get("name")), None)
-        name = str(first["name"]) if first is not None else path.stem
+        reader.walk4(top["nodes"], ctx, value_line(top, "nodes"))
+        first_node = next((n for n in top["nodes"] if as_map(n) and tag_of(n) == "!Container"
+                           and n.get("name")), None) if isinstance(top["nodes"], list) else None
+        name = str(first_node["name"]) if first_node is not None else path.stem
         version = version or "0.4"
     elif top.get("subtree") is not None:
-        reader.walk3(top["subtree"], _Ctx(), 1, value_line(top, "subtree"))
+        reader.walk3(top["subtree"], ctx, 1, value_line(top, "subtree"))
         subs = top["subtree"]
         name = _split_name(subs[0].get("name", path.stem), err, line_of(subs))[0] \
             if isinstance(subs, list) and subs and as_map(subs[0]) else path.stem
         version = version or "0.3"
     else:
         raise err("architecture has neither 'nodes' (v0.4) nor 'subtree' (v0.3)",
-                  line_of(doc, "architecture"))
+                  section.line)
     late = [p for p in reader.pending if p.spatial is not None]
     if late:
         raise err(f"container {late[0].name!r} has spatial constraints but comes after the "
                   "compute unit", late[0].line)
-    reader.apply_targets(doc, err)
-    for ex in extra:
-        ex_path = Path(ex)
-        ex_doc = load_yaml(ex_path)
-        reader.apply_targets(ex_doc, Located(ex_path))
-    return reader.build(name, version, line_of(doc, "architecture"))
+    reader.apply_targets(inputs.of("constraints"))
+    arch = reader.build(name, version, section.line)
+    if problem is not None:
+        check_problem(arch, problem)
+    return arch
+
+
+def _root_attributes(inputs: SpecInputs, scope: Scope) -> dict[str, Any]:
+    """The ``variables``, evaluated: Timeloop passes them to the architecture as the
+    attributes of its top level, which every component inherits (``technology``,
+    ``global_cycle_seconds``...)."""
+    variables, origin = inputs.variables()
+    out: dict[str, Any] = {}
+    for name in variables:
+        try:
+            out[name] = scope.value(name)
+        except ExprError as exc:
+            sec = origin[name]
+            raise HwcostError(f"variable {name}: {exc}", file=sec.path,
+                              line=value_line(sec.value, name, sec.line)) from None
+    return out
+
+
+def load_inputs(archs: Iterable[str | Path] = (), files: Iterable[str | Path] = (),
+                problem: str | Path | None = None, mapping: str | Path | None = None,
+                template_vars: Mapping[str, Any] | None = None) -> SpecInputs:
+    """The merged inputs of a command line: ``--arch`` entries (files or bundled spec
+    names), other input files (constraints, variables, mapper, problem... in Timeloop's
+    multi-file layout), ``--problem`` and ``--mapping``; templates are rendered with
+    ``template_vars``.  A section given twice is an error naming both files."""
+    paths = [resolve_arch_path(a) for a in archs]
+    paths += [Path(f) for f in files]
+    paths += [Path(p) for p in (problem, mapping) if p is not None]
+    return SpecInputs.load(paths, template_vars)
+
+
+def _problem_map(workload: Workload) -> dict[str, Any]:
+    """``spec.problem`` for a workload given as an object (not read from a file here)."""
+    return {"shape": {"name": workload.name, "dimensions": list(workload.dim_names),
+                      "data_spaces": [{"name": ds.name} for ds in workload.data_spaces]},
+            "instance": dict(workload.dims)}
+
+
+def check_problem(arch: Architecture, workload: Workload) -> None:
+    """Check that every dimension and data-space name ``arch``'s constraints use is one of
+    ``workload``'s, and that every level keeps some data space of it.
+
+    Specs name the problem's own dimensions and data spaces (``K`` for a problem with
+    ``dimensions: [K, P, R]``), so a spec read without its problem accepts any name; this
+    is the check for when the two meet (the CLI, the mapper's and the model's callers).
+    Raises a :class:`HwcostError` at the file and line where the unknown name was written,
+    naming the valid ones.
+    """
+    dims = list(workload.dim_names)
+    spaces = [ds.name for ds in workload.data_spaces]
+
+    def fail(message: str, origin: Origin | None, fallback: int | None) -> HwcostError:
+        file, line = origin if origin is not None else (arch.source, fallback)
+        return HwcostError(message, file=file or arch.source, line=line or fallback)
+
+    def loops(c: LoopConstraint | None, kind: str, name: str) -> None:
+        if c is None:
+            return
+        for key, names in (("factors", c.factors), ("max_factors", c.max_factors),
+                           ("permutation", c.permutation or [])):
+            label = "factors" if key == "max_factors" and \
+                c.origins.get(key) == c.origins.get("factors") else key   # written X<=4
+            for d in names:
+                if d not in dims:
+                    raise fail(f"unknown dimension {d!r} in the {kind} {label} of {name!r} "
+                               f"(problem {workload.name!r} has dimensions: "
+                               f"{' '.join(dims)})", c.origins.get(key), c.line)
+
+    for lv in arch.levels:
+        loops(lv.temporal, "temporal", lv.name)
+        loops(lv.spatial, "spatial", lv.name)
+        for c in lv.containers:
+            if c.spatial is not lv.spatial:
+                loops(c.spatial, "spatial", c.name)
+        for key, names in (("keep", lv.keep or ()), ("bypass", lv.bypass)):
+            for n in sorted(names):
+                if n != ALL_DATA_SPACES and n not in spaces:
+                    raise fail(f"unknown data space {n!r} in {key} of {lv.name!r} (problem "
+                               f"{workload.name!r} has data spaces: {', '.join(spaces)})",
+                               lv.dataspace_origins.get(key), lv.line)

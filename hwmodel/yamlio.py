@@ -15,10 +15,8 @@ is refused is one :class:`HwcostError` at ``file:line``.
 
 from __future__ import annotations
 
-import ast
 import io
 import math
-import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -37,6 +35,9 @@ from multiplier_lib.errors import HwcostError
 from multiplier_lib.limits import Limit
 from multiplier_lib.untrusted import refuse_special_file
 
+from .expressions import MAX_EXPR_BITS, MAX_EXPR_STEPS, ExprError, Scope  # noqa: F401
+from .expressions import evaluate as _expr_evaluate
+
 #: Tags of Timeloop v0.4 architecture nodes; any other tag is an error.
 KNOWN_TAGS = ("!Container", "!Component", "!Parallel", "!Hierarchical", "!Nothing")
 
@@ -49,12 +50,8 @@ MAX_NODES = Limit("HWCOST_MAX_HW_YAML_NODES", 1_000_000, "YAML nodes (aliases ex
 #: Nesting no hardware description needs (a v0.3 tree of ten levels is about 30 deep);
 #: the readers recurse over the tree, so a deeper one would end in a RecursionError.
 MAX_DEPTH = 100
-#: Integers in expressions beyond this many bits are nonsense for a size or a count, and
-#: ``9**9**9`` must not spend minutes computing one.
-MAX_EXPR_BITS = 256
-#: Operations one expression may take, variable references included (``a: b*b``,
-#: ``b: c*c``... would otherwise be evaluated exponentially often).
-MAX_EXPR_STEPS = 10_000
+#: Expression limits (:data:`MAX_EXPR_BITS`, :data:`MAX_EXPR_STEPS`) live with the
+#: evaluator in :mod:`hwmodel.expressions`.
 
 
 class _StrictConstructor(RoundTripConstructor):
@@ -157,6 +154,8 @@ def _loader() -> YAML:
     yaml = YAML(typ="rt")
     yaml.Constructor = _StrictConstructor
     yaml.Composer = _DepthComposer
+    # quoted strings stay distinguishable: Timeloop never evaluates a quoted value
+    yaml.preserve_quotes = True
     return yaml
 
 
@@ -382,81 +381,23 @@ def plain(obj: Any) -> Any:
     return obj
 
 
-_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow,
-    ast.Mod: operator.mod,
-}
+def evaluate(text: str, variables: Mapping[str, Any] | Scope | None = None) -> Any:
+    """Evaluate an expression of a spec value (``glb_kb * 1024 // 8``, ``max(W, 16)``).
 
-
-class _ExprError(ValueError):
-    """An expression refused for its size, not its syntax; the message says which."""
+    A thin wrapper of :func:`hwmodel.expressions.evaluate` (see there for what is allowed):
+    ``variables`` is a map of raw values or a :class:`Scope`.  Raises ValueError.
+    """
+    return _expr_evaluate(text, variables)
 
 
 def _why(exc: ValueError) -> str:
-    return f" ({exc})" if isinstance(exc, _ExprError) else ""
-
-
-def evaluate(text: str, variables: Mapping[str, Any] | None = None) -> float | int:
-    """Evaluate a small arithmetic expression (numbers, + - * / // ** %, known names).
-
-    Timeloop v0.4 front ends allow ``depth: glb_bytes // 8``; a safe AST walk supports that
-    without ``eval``.  Raises ValueError for anything else.
-    """
-    return _evaluate(text, variables or {}, [MAX_EXPR_STEPS])
-
-
-def _evaluate(text: str, variables: Mapping[str, Any], budget: list[int]) -> float | int:
-    """:func:`evaluate` sharing one step ``budget`` with the variables it expands, and
-    refusing integers past :data:`MAX_EXPR_BITS` before computing them (``9**9**9``)."""
-
-    def ev(node: ast.AST) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise _ExprError("expression too long to evaluate")
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-                and not isinstance(node.value, bool):
-            return _sized(node.value)
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            left, right = ev(node.left), ev(node.right)
-            if isinstance(node.op, ast.Pow) and isinstance(left, int) and \
-                    isinstance(right, int) and abs(left) > 1 and \
-                    right * (abs(left).bit_length() - 1) > MAX_EXPR_BITS:
-                raise _ExprError("number too large")
-            return _sized(_BINOPS[type(node.op)](left, right))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            v = ev(node.operand)
-            return -v if isinstance(node.op, ast.USub) else v
-        if isinstance(node, ast.Name) and node.id in variables:
-            v = variables[node.id]
-            if isinstance(v, str):
-                return _evaluate(v, {k: x for k, x in variables.items() if k != node.id},
-                                 budget)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return _sized(v)
-        raise ValueError(text)
-
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        raise ValueError(text) from None
-    try:
-        return ev(tree)
-    except RecursionError:
-        raise _ExprError("expression nested too deeply") from None
-
-
-def _sized(value: Any) -> Any:
-    """``value`` unless it is an integer of more than :data:`MAX_EXPR_BITS` bits."""
-    if isinstance(value, int) and value.bit_length() > MAX_EXPR_BITS:
-        raise _ExprError("number too large")
-    return value
+    return f" ({exc})" if isinstance(exc, ExprError) and "not an expression" not in str(exc) \
+        else ""
 
 
 def to_int(value: Any, what: str, err: Callable[[str], HwcostError],
-           variables: Mapping[str, Any] | None = None, minimum: int | None = None) -> int:
+           variables: Mapping[str, Any] | Scope | None = None,
+           minimum: int | None = None) -> int:
     """An integer attribute; ``err`` builds the located error for a bad value."""
     v: Any = value
     if isinstance(v, TaggedScalar):
@@ -480,7 +421,7 @@ def to_int(value: Any, what: str, err: Callable[[str], HwcostError],
 
 
 def to_float(value: Any, what: str, err: Callable[[str], HwcostError],
-             variables: Mapping[str, Any] | None = None) -> float:
+             variables: Mapping[str, Any] | Scope | None = None) -> float:
     """A real-valued attribute (bandwidths), same tolerance as :func:`to_int`."""
     v: Any = value.value if isinstance(value, TaggedScalar) else value
     if isinstance(v, str):
@@ -512,13 +453,19 @@ def name_list(value: Any, what: str, err: Callable[[str], HwcostError]) -> list[
 
 # ----------------------------------------------------------------------------- factors
 
-_FACTOR_RE = re.compile(r"([A-Za-z_]+)\s*=?\s*(-?\d+)")
+#: ``NAME=3``, ``NAME<=3``, ``NAME>=3`` (names may contain digits), or ``R3`` (letters, then
+#: the factor: Timeloop's terse form).
+_FACTOR_RE = re.compile(r"([A-Za-z_][A-Za-z_0-9]*)\s*(<=|>=|=)\s*(-?\d+)|([A-Za-z_]+)(-?\d+)")
 
 
-def parse_factors(value: Any, err: Callable[[str], HwcostError]) -> dict[str, int]:
+def parse_factors(value: Any, err: Callable[[str], HwcostError],
+                  max_factors: dict[str, int] | None = None) -> dict[str, int]:
     """Timeloop factors: ``"R=3 S=1"``, ``"R3 S1"``, ``"R=1,S=1"``, ``[R=3, S=1]`` or a map.
 
-    Returns ``{dim: factor}`` in the order written; dimension names are checked by callers.
+    Returns ``{dim: factor}`` in the order written; dimension names are checked by callers
+    (they depend on the problem).  ``X<=4`` (timeloopfe's upper bound) goes into
+    ``max_factors`` where the caller accepts bounds (constraints), and is an error
+    elsewhere; ``X>=4`` (a lower bound) has no counterpart in hwcost and is refused.
     """
     out: dict[str, int] = {}
     if value is None:
@@ -536,13 +483,24 @@ def parse_factors(value: Any, err: Callable[[str], HwcostError]) -> dict[str, in
             if gap.strip(" ,\t"):
                 raise err(f"cannot parse factors {text!r}")
             pos = m.end()
-            if len(m.group(2).lstrip("-")) > 18:
-                raise err(f"factor of {m.group(1)} is too large ({text[:60]!r})")
-            if int(m.group(2)) < 0:
-                raise err(f"factor of {m.group(1)} must not be negative ({text!r})")
-            if m.group(1) in out:
-                raise err(f"dimension {m.group(1)} given twice in factors {text!r}")
-            out[m.group(1)] = int(m.group(2))
+            name, op, digits = (m.group(1), m.group(2), m.group(3)) if m.group(1) else \
+                (m.group(4), "=", m.group(5))
+            if len(digits.lstrip("-")) > 18:
+                raise err(f"factor of {name} is too large ({text[:60]!r})")
+            if int(digits) < 0:
+                raise err(f"factor of {name} must not be negative ({text!r})")
+            if op == ">=":
+                raise err(f"minimum factors ({name}>={digits}) are not supported; give an "
+                          f"exact factor ({name}={digits}) or a maximum ({name}<={digits})")
+            target = out
+            if op == "<=":
+                if max_factors is None:
+                    raise err(f"factor bounds ({name}<={digits}) are not allowed here; give "
+                              f"the factor itself ({name}={digits})")
+                target = max_factors
+            if name in out or name in (max_factors or {}):
+                raise err(f"dimension {name} given twice in factors {text!r}")
+            target[name] = int(digits)
         if text[pos:].strip(" ,\t") or (pos == 0 and text.strip()):
             raise err(f"cannot parse factors {text!r}")
     return out

@@ -208,3 +208,70 @@ def test_unknown_pseudo_target_lists_the_containers(tmp_path, setup):
                        r"'inter_PX_spatial' \(levels: DRAM, buffer, reg; containers: PE, "
                        r"inter_PE_spatial; compute: mac\)"):
         load_mapping(p, arch, w)
+
+
+GEMM_PROBLEM = """\
+problem:
+  shape:
+    name: gemm
+    dimensions: [K, P, R]
+    data_spaces:
+    - {name: A, projection: [[[K]], [[R]]]}
+    - {name: B, projection: [[[R]], [[P]]]}
+    - {name: Z, projection: [[[K]], [[P]]], read_write: true}
+  instance: {K: 8, P: 4, R: 3}
+"""
+
+GEMM_ARCH = ARCH.replace("keep: [Inputs, Outputs], bypass: [Weights]",
+                         "keep: [A, Z], bypass: [B]")
+
+GEMM_MAPPING = """\
+mapping:
+- {target: DRAM, type: temporal, factors: K=2 P=1 R=1, permutation: KPR}
+- {target: buffer, type: temporal, factors: P=4 R=3, permutation: RP}
+- {target: buffer, type: spatial, factors: K=4, permutation: K}
+- {target: buffer, type: datatype, keep: [A], bypass: [Z]}
+- {target: reg, type: temporal, factors: K=1 P=1 R=1}
+- {target: reg, type: bypass, keep: [B, Z], bypass: [A]}
+"""
+
+
+def test_problem_defined_names_in_mappings(tmp_path):
+    """A problem that declares its own dimensions (K P R) and data spaces (A B Z) is
+    mapped and kept/bypassed by those names; the CNN names are not special."""
+    from hwmodel.inputs import SpecInputs
+    from hwmodel.problem_yaml import load_problem
+
+    prob = load_problem(_write(tmp_path, GEMM_PROBLEM, "prob.yaml"))
+    arch = load_arch(_write(tmp_path, GEMM_ARCH, "arch.yaml"), problem=prob)
+    m = load_mapping(_write(tmp_path, GEMM_MAPPING), arch, prob)
+    assert m.levels[0].temporal == [("K", 2)] and m.levels[1].spatial_x == [("K", 4)]
+    assert [sorted(lm.keep) for lm in m.levels] == [["A", "B", "Z"], ["A"], ["B", "Z"]]
+    out = tmp_path / "out.yaml"
+    write_mapping(m, arch, out, prob)
+    assert load_mapping(out, arch, prob) == drop_trivial_loops(m)
+    write_mapping(m, arch, out)                           # names from the mapping itself
+    assert "bypass: [B, Z]" in out.read_text() and load_mapping(out, arch, prob) == m
+    inputs = SpecInputs.load([_write(tmp_path, GEMM_MAPPING, "m2.yaml")])
+    assert load_mapping(inputs, arch, prob) == m
+    for old, new, needle in (
+            ("keep: [A], bypass: [Z]", "keep: [Weights]", "unknown data space 'Weights' in "
+             "keep (workload data spaces: A, B, Z)"),
+            ("factors: K=4, permutation: K", "factors: M=4, permutation: M",
+             "unknown dimension 'M' in factors (workload dimensions: K P R)"),
+            ("factors: K=4, permutation: K", "factors: K<=4", "factor bounds (K<=4) are "
+             "not allowed here")):
+        bad = _write(tmp_path, GEMM_MAPPING.replace(old, new), "bad.yaml")
+        with pytest.raises(HwcostError) as exc:
+            load_mapping(bad, arch, prob)
+        assert needle in str(exc.value) and str(exc.value).startswith(f"{bad}:")
+
+
+def test_mapping_template(tmp_path, setup):
+    arch, workload = setup
+    text = MAPPING.replace("factors: P=4 R=3", "factors: P={{ p }} R=3")
+    m = load_mapping(_write(tmp_path, text, "map.yaml.j2"), arch, workload,
+                     template_vars={"p": 4})
+    assert m == load_mapping(_write(tmp_path, MAPPING), arch, workload)
+    with pytest.raises(HwcostError, match="template variable 'p' is undefined"):
+        load_mapping(_write(tmp_path, text, "map2.j2"), arch, workload)

@@ -138,3 +138,30 @@ def test_problem_errors_are_located(tmp_path, label, old, new, needle, line):
     msg = str(exc.value)
     assert msg.startswith(f"{p}:{line}: "), msg
     assert needle in msg
+
+
+def test_problem_bounds_are_expressions_over_the_variables(tmp_path):
+    """Timeloop evaluates the problem with the spec's variables, from any input file."""
+    from hwmodel.inputs import SpecInputs
+
+    prob = _write(tmp_path, "prob.yaml", CONV1D.replace("P: 16", "P: 4 * BLOCKS"))
+    variables = _write(tmp_path, "vars.yaml", "variables:\n  BLOCKS: HALF * 2\n  HALF: 2\n")
+    w = load_problem(SpecInputs.load([prob, variables]))
+    assert w.bounds["P"] == 16
+    with pytest.raises(HwcostError) as exc:
+        load_problem(prob)
+    assert str(exc.value).startswith(f"{prob}:") and "unknown name 'BLOCKS'" in str(exc.value)
+
+
+def test_problem_template(tmp_path):
+    prob = _write(tmp_path, "prob.yaml.jinja", CONV1D.replace("P: 16", "P: {{ p | default(16) }}"))
+    assert load_problem(prob).bounds["P"] == 16
+    assert load_problem(prob, template_vars={"p": 8}).bounds["P"] == 8
+
+
+def test_problem_among_other_sections(tmp_path):
+    both = _write(tmp_path, "all.yaml", CONV1D + "mapper: {optimization_metrics: [edp]}\n")
+    assert load_problem(both).name == "conv1d"
+    none = _write(tmp_path, "none.yaml", "mapper: {optimization_metrics: [edp]}\n")
+    with pytest.raises(HwcostError, match=rf"^{none}:1: expected a mapping with a 'problem'"):
+        load_problem(none)

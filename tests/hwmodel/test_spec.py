@@ -10,7 +10,8 @@ import pytest
 
 from arch_specs import list_bundled as bundled_names
 from hwmodel.arch import Architecture, LoopConstraint
-from hwmodel.spec import list_bundled, load_arch, resolve_arch_path
+from hwmodel.problem_yaml import load_problem
+from hwmodel.spec import check_problem, list_bundled, load_arch, load_inputs, resolve_arch_path
 from multiplier_lib.errors import HwcostError
 
 V04 = """\
@@ -103,13 +104,15 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def _shape(arch: Architecture) -> dict:
-    """Everything that defines the hardware, without source lines and file names."""
+    """Everything that defines the hardware, without source lines and file names (the
+    lines and files where constraints were written, too)."""
     def lc(c: LoopConstraint | None):
         return None if c is None else (c.factors, c.max_factors, c.permutation, c.split)
     levels = []
     for lv in arch.levels:
         d = dataclasses.asdict(lv)
         d.pop("line")
+        d.pop("dataspace_origins")
         d["temporal"], d["spatial"] = lc(lv.temporal), lc(lv.spatial)
         d["containers"] = [(c.name, c.mesh_x, c.mesh_y, lc(c.spatial)) for c in lv.containers]
         d["block_size"], d["capacity"] = lv.block_size, lv.capacity_words
@@ -229,16 +232,23 @@ BAD = [
     ("missing depth", V04.replace("depth: 16, ", ""), "depth", 23),
     ("no class", V04.replace("    class: regfile\n", ""), "no class", 23),
     ("bad number", V04.replace("{depth: 1024,", "{depth: abc,"), "expected an integer", 14),
-    ("unknown dim", V04.replace("permutation: RSPQ", "permutation: RSPX"),
-     "unknown dimension 'X'", 17),
-    ("keeps nothing", V04.replace("keep: [Weights]", "bypass: [Weights, Inputs, Outputs]"),
-     "keeps no data space", 23),
     ("yaml syntax", V04.replace("    name: reg\n", "    name: reg: x\n"), "YAML syntax", 24),
     ("no compute", V04.replace("class: intmac", "class: regfile")
      .replace("attributes: {datawidth: 8}\n", "attributes: {datawidth: 8, depth: 1}\n"),
      "no compute unit", 1),
-    ("unknown data space", V04.replace("keep: [Weights]", "keep: [Weight]"),
-     "unknown data space", 28),
+    ("unsupported key", V04.replace("keep: [Weights]", "keep: [Weights], no_coalesce: [a]"),
+     "'no_coalesce' is not supported by hwcost", 28),
+    ("typo key", V04.replace("factors: N=1}", "fators: N=1}"), "unknown key 'fators'", 17),
+    ("unknown group", V04.replace("      temporal: {permutation", "      temporall: {permutation"),
+     "unknown group 'temporall'", 17),
+    ("overbooking", V04.replace("      temporal: {perm", "      max_overbooked_proportion: 0.1\n"
+                                "      temporal: {perm"), "max_overbooked_proportion", 17),
+    ("minimum factor", V04.replace("factors: N=1}", "factors: N>=2}"),
+     "minimum factors (N>=2) are not supported", 17),
+    ("bad expression", V04.replace("{depth: 1024,", "{depth: GLB * 2,"),
+     "buffer: depth: unknown name 'GLB'", 14),
+    ("circular", V04.replace("{depth: 1024,", "{depth: w2 * 2, w2: depth,"),
+     "in a circle", 14),
     ("after compute", V04 + """\
   - !Component
     name: late
@@ -258,6 +268,13 @@ def test_errors_are_located(tmp_path, label, text, needle, line):
     assert needle in msg
 
 
+CNN = """\
+problem:
+  shape: cnn-layer
+  instance: {C: 4, M: 4, R: 3, S: 3, P: 8, Q: 8, N: 1}
+"""
+
+
 def test_error_in_extra_file_names_that_file(tmp_path):
     spec = _write(tmp_path, "a.yaml", V04)
     cons = _write(tmp_path, "c.yaml", """\
@@ -269,12 +286,44 @@ architecture_constraints:
   - target: nowhere
     type: temporal
 """)
+    problem = load_problem(_write(tmp_path, "p.yaml", CNN))
+    cons.write_text(cons.read_text().replace("  - target: nowhere\n    type: temporal\n", ""))
     with pytest.raises(HwcostError) as exc:
-        load_arch(spec, extra=[cons])
-    assert str(exc.value).startswith(f"{cons}:5: ") and "'Z'" in str(exc.value)
+        load_arch(spec, extra=[cons], problem=problem)
+    assert str(exc.value).startswith(f"{cons}:5: unknown dimension 'Z' in the spatial "
+                                     "factors of 'buffer' (problem"), exc.value
     cons.write_text("constraints:\n  targets:\n  - target: nowhere\n    type: temporal\n")
     with pytest.raises(HwcostError, match=r"c\.yaml:3: .*nowhere"):
         load_arch(spec, extra=[cons])
+
+
+NAMES_BAD = [
+    ("unknown dim", V04.replace("permutation: RSPQ", "permutation: RSPX"), "a.yaml", 17,
+     "unknown dimension 'X' in the temporal permutation of 'buffer' (problem 'p' has "
+     "dimensions: N G C M P Q R S)"),
+    ("unknown data space", V04.replace("keep: [Weights]", "keep: [Weight]"), "a.yaml", 28,
+     "unknown data space 'Weight' in keep of 'reg' (problem 'p' has data spaces: Weights, "
+     "Inputs, Outputs)"),
+    ("container dim", V04.replace("factors: R=1 S=1", "factors: R=1 T=1"), "a.yaml", 22,
+     "unknown dimension 'T' in the spatial factors of 'buffer'"),
+]
+
+
+@pytest.mark.parametrize("label,text,file,line,needle", NAMES_BAD, ids=[b[0] for b in NAMES_BAD])
+def test_names_are_checked_against_the_problem(tmp_path, label, text, file, line, needle):
+    """Without a problem any name is accepted; paired with one, an unknown name is an error
+    at the line that wrote it, listing the valid names."""
+    arch_file = _write(tmp_path, "a.yaml", text)
+    prob_file = _write(tmp_path, "p.yaml", CNN)
+    arch = load_arch(arch_file)                     # names are the problem's: not known yet
+    with pytest.raises(HwcostError) as exc:
+        check_problem(arch, load_problem(prob_file))
+    msg = str(exc.value)
+    assert msg.startswith(f"{tmp_path / file}:{line}: "), msg
+    assert needle in msg, msg
+    with pytest.raises(HwcostError) as exc2:         # the same when the reader has it
+        load_arch(load_inputs([arch_file], [prob_file]))
+    assert str(exc2.value) == msg
 
 
 def test_missing_file_and_unknown_name(tmp_path):
@@ -316,3 +365,138 @@ architecture:
     assert buf.spatial.factors == {"N": 1}
     assert (buf.datawidth, buf.width, buf.block_size) == (8, 8, 1)   # documented defaults
     assert a.name == "mesh" and a.technology == "45nm"
+
+
+GEMM = """\
+problem:
+  shape:
+    name: gemm
+    dimensions: [K, P, R]
+    data_spaces:
+    - {name: A, projection: [[[K]], [[R]]]}
+    - {name: B, projection: [[[R]], [[P]]]}
+    - {name: Z, projection: [[[K]], [[P]]], read_write: true}
+  instance: {K: 16, P: 8, R: 4}
+"""
+
+GEMM_ARCH = """\
+variables:
+  INPUT_WEIGHT_DATAWIDTH: 8
+  PSUM_DATAWIDTH: 2 * INPUT_WEIGHT_DATAWIDTH
+  technology: "22nm"
+architecture:
+  version: 0.4
+  nodes:
+  - !Container
+    name: chip
+    attributes: {datawidth: INPUT_WEIGHT_DATAWIDTH}
+  - !Component
+    name: DRAM
+    class: DRAM
+    attributes: {type: LPDDR4, width: 64}
+  - !Component
+    name: buf
+    class: SRAM
+    attributes:
+      depth: 2 ** 10
+      width: max(INPUT_WEIGHT_DATAWIDTH, 16) * 4
+      datawidth: datawidth * 2
+    constraints:
+      dataspace: {keep: ['*']}
+      temporal: {factors: [K=2, R<=2], permutation: [P, K, R]}
+  - !Container
+    name: PE
+    spatial: {meshX: spec.problem.instance.R}
+    constraints:
+      spatial: {factors: K=1 P=1, permutation: RKP, split: len(spec.problem.instance)}
+  - !Component
+    name: acc
+    class: regfile
+    attributes: {depth: 16, width: PSUM_DATAWIDTH, datawidth: PSUM_DATAWIDTH}
+    constraints:
+      dataspace: {keep: [Z], bypass: [A, B]}
+  - !Component
+    name: mac
+    class: intmac
+    attributes: {multiplier_width: INPUT_WEIGHT_DATAWIDTH, datawidth: 16}
+"""
+
+
+def test_problem_defined_names_and_timeloop_expressions(tmp_path):
+    """The issue's case: a problem declaring ``dimensions: [K, P, R]`` and data spaces
+    A, B, Z, constrained by name; attributes, meshes and splits as Timeloop evaluates them."""
+    arch_file = _write(tmp_path, "arch.yaml", GEMM_ARCH)
+    prob_file = _write(tmp_path, "prob.yaml", GEMM)
+    arch = load_arch(load_inputs([arch_file], [prob_file]))
+    buf, acc = arch.level("buf"), arch.level("acc")
+    assert buf.temporal.factors == {"K": 2} and buf.temporal.max_factors == {"R": 2}
+    assert buf.temporal.permutation == ["P", "K", "R"]
+    assert buf.keep == {"*"} and all(buf.may_keep(ds) for ds in "ABZ")
+    assert (buf.depth, buf.width, buf.datawidth, buf.block_size) == (1024, 64, 16, 4)
+    assert buf.fanout_x == 4                                     # meshX: spec.problem...R
+    assert buf.spatial.permutation == ["R", "K", "P"] and buf.spatial.split == 3
+    assert (acc.width, acc.datawidth) == (16, 16) and acc.keep == {"Z"}
+    assert not acc.may_keep("A") and acc.may_keep("Z")
+    assert arch.technology == "22nm" and acc.attributes["technology"] == "22nm"
+    assert arch.compute.attributes["multiplier_width"] == 8
+    dram = arch.level("DRAM")
+    assert dram.datawidth == 8 and dram.attributes["type"] == "LPDDR4"
+
+
+def test_multi_letter_dimension_names(tmp_path):
+    prob = _write(tmp_path, "prob.yaml", GEMM.replace("K", "K1").replace("P", "P2").replace(
+        "R]", "R3]").replace("[[R]]", "[[R3]]").replace("R: 4", "R3: 4"))
+    arch_text = GEMM_ARCH.replace("[K=2, R<=2], permutation: [P, K, R]",
+                                  "[K1=2], permutation: P2K1R3").replace(
+        "K=1 P=1, permutation: RKP", "K1=1 P2=1, permutation: [R3, K1, P2]").replace(
+        "instance.R}", "instance.R3}")
+    arch = load_arch(load_inputs([_write(tmp_path, "a.yaml", arch_text)], [prob]))
+    assert arch.level("buf").temporal.permutation == ["P2", "K1", "R3"]
+    assert arch.level("buf").temporal.factors == {"K1": 2}
+
+
+def test_spec_problem_needs_the_problem(tmp_path):
+    arch_file = _write(tmp_path, "arch.yaml", GEMM_ARCH)
+    with pytest.raises(HwcostError) as exc:
+        load_arch(arch_file)
+    msg = str(exc.value)
+    assert msg.startswith(f"{arch_file}:27: meshX: expected an integer, got "
+                          "'spec.problem.instance.R' (spec.problem is not available"), msg
+    with pytest.raises(HwcostError, match="not available in estimate"):
+        load_arch(arch_file, no_problem="spec.problem is not available in estimate")
+
+
+def test_problem_object_stands_in_for_a_problem_file(tmp_path):
+    arch_file = _write(tmp_path, "arch.yaml", GEMM_ARCH)
+    workload = load_problem(_write(tmp_path, "prob.yaml", GEMM))
+    arch = load_arch(arch_file, problem=workload)
+    assert arch.level("buf").fanout_x == 4 and arch.level("buf").spatial.split == 3
+    with pytest.raises(HwcostError, match=r"unknown dimension 'K' .*\(problem 'conv'"):
+        load_arch(arch_file, problem=load_problem(_write(tmp_path, "c.yaml", CNN.replace(
+            "cnn-layer", "cnn-layer\n  name: conv").replace("R: 3", "R: 4"))))
+
+
+def test_bad_variable_is_located_in_its_file(tmp_path):
+    arch_file = _write(tmp_path, "arch.yaml", GEMM_ARCH)
+    var_file = _write(tmp_path, "vars.yaml", "variables:\n  X: 1 / 0\n")
+    with pytest.raises(HwcostError, match=rf"^{var_file}:2: variable X: division by zero"):
+        load_arch(arch_file, extra=[var_file, _write(tmp_path, "p.yaml", GEMM)])
+
+
+@pytest.mark.parametrize("keep_nothing", ["keep: []", "bypass: ['*']",
+                                          "bypass: [Weights, Inputs, Outputs]"])
+def test_a_level_that_keeps_nothing_is_legal(tmp_path, keep_nothing):
+    """Timeloop designs carry such levels (the exercises' eyeriss_like ``DummyBuffer``, a
+    register bypassed by a dataflow): loops may sit there, no data does.  The level must
+    load, pass the problem's name checks, and map with no access at it."""
+    from hwmodel.mapper import Mapper
+    from hwmodel.workload import Layer
+
+    arch = load_arch(_write(tmp_path, "a.yaml", V04.replace("keep: [Weights]", keep_nothing)))
+    workload = Layer("conv", "conv", C=4, M=4, P=4, Q=4).workload()
+    check_problem(arch, workload)
+    found = Mapper(arch, effort="fast").map(workload)
+    reg = arch.names.index("reg")
+    assert found.mapping.levels[reg].keep == frozenset()
+    stats = found.result.levels[reg]
+    assert not stats.dataspaces and stats.words_used == 0 and stats.energy_pj == 0.0
