@@ -13,7 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The data spaces of Timeloop's CNN layer.  Only a default for code that builds CNN
+#: workloads: a spec names whatever data spaces its problem declares, and the names are
+#: checked against the problem when the two are paired (:func:`hwmodel.spec.check_problem`).
 DATA_SPACES = ("Weights", "Inputs", "Outputs")
+#: In a keep/bypass list, every data space of the problem (timeloopfe's ``"*"``).
+ALL_DATA_SPACES = "*"
+
+#: Where something was written: (file, line); either may be unknown.
+Origin = tuple[str | None, int | None]
 
 
 @dataclass
@@ -31,6 +39,9 @@ class LoopConstraint:
     permutation: list[str] | None = None
     split: int | None = None
     line: int | None = None
+    #: where ``factors``, ``max_factors`` and ``permutation`` were written (their names are
+    #: the problem's and are checked when spec and problem are paired)
+    origins: dict[str, Origin] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +86,8 @@ class StorageLevel:
     line: int | None = None
     #: the containers that make up the fan-out, outermost first (empty: one plain fan-out)
     containers: list[Container] = field(default_factory=list)
+    #: where ``keep`` and ``bypass`` were written (checked against the problem's names)
+    dataspace_origins: dict[str, Origin] = field(default_factory=dict)
 
     @property
     def cluster_size(self) -> int:
@@ -99,9 +112,9 @@ class StorageLevel:
         return self.fanout_x * self.fanout_y
 
     def may_keep(self, data_space: str) -> bool:
-        if data_space in self.bypass:
+        if data_space in self.bypass or ALL_DATA_SPACES in self.bypass:
             return False
-        return self.keep is None or data_space in self.keep
+        return self.keep is None or data_space in self.keep or ALL_DATA_SPACES in self.keep
 
 
 @dataclass

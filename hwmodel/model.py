@@ -155,15 +155,53 @@ def transfers(ds: DataSpace, tile: dict[str, int], loops_above: list[tuple[str, 
             total += events * full          # only irrelevant loops inside: no halo credit
             continue
         # the innermost loop moves the tile: a sliding window keeps what overlaps
-        overlap = 1
-        step = tile.get(dim_k, 1)
-        for axis_terms, axis in zip(ds.projection, axes):
-            value_shift = sum(c * step for c, d in axis_terms if d == dim_k)
-            overlap *= _axis_overlap(axis, value_shift)
-            if overlap == 0:
-                break
-        total += events * (full - overlap)
+        total += events * (full - sliding_overlap(ds, tile, dim_k, axes))
     return total
+
+
+def sliding_overlap(ds: DataSpace, tile: dict[str, int], dim: str,
+                    axes: list[tuple[tuple[int, int], ...]] | None = None) -> int:
+    """Words of ``ds`` a tile shares with itself moved one step of its extent along
+    ``dim`` (what a sliding window keeps when ``dim`` is the innermost loop above it)."""
+    axes = _axes(ds, tile) if axes is None else axes
+    overlap = 1
+    step = tile.get(dim, 1)
+    for axis_terms, axis in zip(ds.projection, axes):
+        value_shift = sum(c * step for c, d in axis_terms if d == dim)
+        overlap *= _axis_overlap(axis, value_shift)
+        if overlap == 0:
+            break
+    return overlap
+
+
+def mac_transfers(ds: DataSpace, loops: list[tuple[str, int]], compute_iters: int,
+                  hold: bool) -> int:
+    """Operands of ``ds`` one MAC receives over the run (``loops``: every temporal loop,
+    outermost first).
+
+    Timeloop's nest analysis (``nest-analysis.cpp``) bottoms out at the innermost loop of
+    the whole nest.  When it is temporal, every compute accesses every operand (one per
+    compute, ``compute_iters``).  When it is spatial (a fan-out straight into the MACs),
+    the temporal loops above count deltas of each MAC's operand between consecutive cycles:
+    an operand the innermost temporal loops do not change is fetched once and *held*
+    (``hold``), i.e. the MAC is a keeper with a one-word tile.  Timeloop's
+    ``interface2024`` exercise (``buffer: for M8`` innermost above an 8-MAC fan-out over M)
+    reads its Inputs once per 8 cycles; every design whose innermost loop is temporal
+    reads once per compute.  (Kept in one place: the search prices the MACs through it.)"""
+    if not hold:
+        return compute_iters
+    return transfers(ds, {}, loops)
+
+
+def innermost_is_spatial(mapping: Mapping) -> bool:
+    """Whether the innermost non-trivial loop of the nest is a spatial one (each level's
+    temporal loops sit above its spatial loops; loops of bound 1 are no loops)."""
+    for lm in reversed(mapping.levels):
+        if any(f > 1 for _d, f in lm.spatial):
+            return True
+        if any(f > 1 for _d, f in lm.temporal):
+            return False
+    return False
 
 
 def distinct_children(ds: DataSpace, unit: dict[str, int], loops: list[tuple[str, int]]) -> int:
@@ -329,6 +367,7 @@ def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=No
         temporal_above.append(list(loops))
         loops = loops + mapping.levels[i].temporal
     all_temporal = loops
+    hold = innermost_is_spatial(mapping)
     utilized = [1] * (n + 1)
     for i in range(n):
         lm = mapping.levels[i]
@@ -364,7 +403,7 @@ def evaluate(arch: Architecture, workload: Workload, mapping: Mapping, energy=No
             # what one instance of level i sends down, before multicast / after reduction
             if child is None:
                 child_tile = {d: 1 for d in bounds}
-                child_transfers = compute_iters
+                child_transfers = mac_transfers(ds, all_temporal, compute_iters, hold)
                 span_levels = range(i, n)
             else:
                 child_tile = tiles[child]

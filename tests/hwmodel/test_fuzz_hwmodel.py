@@ -40,14 +40,18 @@ SPECS = ROOT / "arch_specs"
 WHOLE_FILE = (r"file not found", r"cannot read", r"is a directory", r"not UTF-8",
               r"exceeds the limit", r"no valid mapping")
 
+#: a small CNN layer: the bundled specs constrain the CNN dimensions by name (N, C, M...),
+#: which a problem must have, as in Timeloop (written into each case's folder)
+SMALL_CNN = "problem:\n  shape: cnn-layer\n  instance: {C: 4, M: 8, R: 3, S: 3, P: 8, Q: 8, N: 1}\n"
+
 #: (spec file, problem that the mapper maps onto it quickly)
 V04_SPECS = [
     (TL / "conv1d_3level.yaml", TL / "conv1d_oc.yaml"),
-    (SPECS / "eyeriss.yaml", TL / "conv1d_oc.yaml"),
-    (SPECS / "simba.yaml", TL / "conv1d_oc.yaml"),
-    (SPECS / "systolic.yaml", TL / "conv1d_oc.yaml"),
-    (SPECS / "edge.yaml", TL / "conv1d_oc.yaml"),
-    (REF / "06_eyeriss" / "arch.yaml", TL / "conv1d_oc.yaml"),
+    (SPECS / "eyeriss.yaml", SMALL_CNN),
+    (SPECS / "simba.yaml", SMALL_CNN),
+    (SPECS / "systolic.yaml", SMALL_CNN),
+    (SPECS / "edge.yaml", SMALL_CNN),
+    (REF / "06_eyeriss" / "arch.yaml", SMALL_CNN),
 ]
 
 V03_SPEC = """\
@@ -244,8 +248,11 @@ def _prefilled_out(folder: Path) -> Path:
     return out
 
 
-def _map_case(arch: Path, problem: Path, mutated: Path) -> None:
-    """``hwcost map`` with ``--out``: clean outcome, and ``--out`` untouched on failure."""
+def _map_case(arch: Path, problem: Path | str, mutated: Path) -> None:
+    """``hwcost map`` with ``--out``: clean outcome, and ``--out`` untouched on failure
+    (``problem``: a file, or the text of one to write next to the mutant)."""
+    if isinstance(problem, str):
+        problem = _write(mutated.parent, "small_cnn.yaml", problem)
     out = _prefilled_out(mutated.parent)
     before = snapshot(out)
     outcome = run_cli(["map", "--arch", str(arch), "--problem", str(problem),
@@ -283,7 +290,7 @@ def _api_outcome(fn: Callable[[], object], label: Sequence[str]) -> Outcome:
                          ids=[f"{a.parent.name}_{a.stem}" for a, _p in V04_SPECS])
 @settings(parent=FUZZ, max_examples=SPEC_CASES)
 @given(data=st.data())
-def test_fuzz_v04_spec(spec: Path, problem: Path, data: st.DataObject,
+def test_fuzz_v04_spec(spec: Path, problem: Path | str, data: st.DataObject,
                        tmp_path_factory: pytest.TempPathFactory) -> None:
     """Mutated v0.4 specs: the spec reader, energy estimators and mapper see nonsense."""
     text = data.draw(mutated_text(spec.read_text()))
@@ -319,22 +326,26 @@ def test_fuzz_inline_constraints(data: st.DataObject,
     """Constraint targets in the spec file itself (``architecture_constraints``)."""
     text = V03_SPEC + data.draw(mutated_text(CONSTRAINTS))
     mutated = _write(_case_dir(tmp_path_factory), "arch_cons.yaml", text)
-    _map_case(mutated, TL / "conv1d_oc.yaml", mutated)
+    _map_case(mutated, SMALL_CNN, mutated)
 
 
 @settings(parent=FUZZ, max_examples=SPEC_CASES)
 @given(data=st.data())
 def test_fuzz_constraint_file(data: st.DataObject,
                               tmp_path_factory: pytest.TempPathFactory) -> None:
-    """A separate constraint file (``load_arch(spec, extra=[file])``; no CLI option)."""
+    """A separate constraint file, merged with the spec as Timeloop merges its inputs
+    (``hwcost map spec.yaml cons.yaml``), and through the API (``load_arch(extra=...)``)."""
     from hwmodel.spec import load_arch
 
     folder = _case_dir(tmp_path_factory)
     spec = _write(folder, "arch.yaml", V03_SPEC)
+    problem = _write(folder, "small_cnn.yaml", SMALL_CNN)
     mutated = _write(folder, "cons.yaml", data.draw(mutated_text(CONSTRAINTS)))
     outcome = _api_outcome(lambda: load_arch(spec, extra=[mutated]),
                            ["load_arch", str(spec), str(mutated)])
     _check(outcome, mutated)
+    _check(run_cli(["map", str(spec), str(mutated), "--problem", str(problem),
+                    "--objective", "delay"]), mutated, [spec, problem])
 
 
 # ------------------------------------------------------------------------------ problems
@@ -496,8 +507,10 @@ RETYPE_SEEDS = [
 def _retype_args(kind: str, label: str, path: Path) -> list[str]:
     """A small run reading ``path`` as its ``kind`` file, the other inputs valid."""
     if kind == "arch":
-        return ["map", "--arch", str(path), "--problem", str(TL / "conv1d_oc.yaml"),
-                "--objective", "delay"]
+        # the conv1d design has no constraints; the others constrain the CNN dimensions
+        problem = TL / "conv1d_oc.yaml" if "conv1d_3level" in label else \
+            _write(path.parent, "small_cnn.yaml", SMALL_CNN)
+        return ["map", "--arch", str(path), "--problem", str(problem), "--objective", "delay"]
     if kind == "problem":
         return ["map", "--arch", str(TL / "conv1d_3level.yaml"), "--problem", str(path),
                 "--objective", "delay"]
@@ -523,6 +536,126 @@ def test_fuzz_wrong_types(kind: str, seed: str, data: st.DataObject,
     mutated = _write(_case_dir(tmp_path_factory), f"{kind}.yaml", mutant)
     args = _retype_args(kind, request.node.callspec.id, mutated)
     _check(run_cli(args), mutated, [Path(a) for a in args if a.endswith(".yaml")])
+
+
+# ------------------------------------------------------------- templates, expressions, files
+
+#: a Jinja2 template of the conv1d design: variables, defaults, if/else, a loop, ~
+TEMPLATE = """\
+variables:
+  WORD: {{ word_bits | default(8) }}
+  RF_WORDS: {{ rf_words }}
+{%- for name in ["GB_ROWS"] %}
+  {{ name ~ "" }}: 8192
+{%- endfor %}
+architecture:
+  version: 0.4
+  nodes:
+  - !Container
+    name: System
+    attributes: {technology: "45nm"}
+  - !Component
+    name: MainMemory
+    class: DRAM
+    attributes: {type: "LPDDR4", width: 256, datawidth: WORD}
+  - !Component
+    name: GlobalBuffer
+    class: SRAM
+    attributes: {depth: GB_ROWS, width: 256, datawidth: WORD}
+  - !Component
+    name: RegisterFile
+    class: regfile
+    attributes:
+      depth: RF_WORDS
+      width: max(WORD, 8)
+      datawidth: WORD
+  - !Component
+    name: MACC
+{%- if fp %}
+    class: fpmac
+{%- else %}
+    class: intmac
+{%- endif %}
+    attributes: {datawidth: WORD}
+"""
+
+#: the other sections Timeloop users put in separate files
+EXTRA_SECTIONS = """\
+variables:
+  version: 0.4
+  HALF: RF_WORDS // 2
+mapspace_constraints:
+  targets:
+  - {target: RegisterFile, type: temporal, factors: K<=HALF, permutation: [R, K, P]}
+  - {target: GlobalBuffer, type: bypass, keep: [Inputs, Outputs, Weights]}
+mapper:
+  version: 0.4
+  optimization_metrics: [delay, energy]
+  algorithm: random_pruned
+"""
+
+#: pieces random expressions are made of: names the spec defines, functions, spec views
+EXPR_TOKENS = ("RF_WORDS", "WORD", "HALF", "spec.problem.instance.K", "spec.variables.WORD",
+               "len(spec.problem.instance)", "spec.problem.shape.dimensions", "max(", "min(",
+               "ceil(", "log2(", "sqrt(", "int(", "round(", "factorial(", "pow(", "(", ")",
+               ",", "+", "-", "*", "/", "//", "%", "**", "<<", " if ", " else ", " and ",
+               " not ", "<", "==", "[0]", "['K']", ".x", "0", "1", "2", "16", "9", "1e300",
+               "'a'", "nope", "__class__", ".__dict__", "lambda", "[", "]")
+
+
+@settings(parent=FUZZ, max_examples=SPEC_CASES)
+@given(data=st.data())
+def test_fuzz_template(data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Mutated Jinja2 templates, rendered in the sandbox before the spec reader sees them."""
+    mutated = _write(_case_dir(tmp_path_factory), "arch.yaml.jinja2",
+                     data.draw(mutated_text(TEMPLATE)))
+    outcome = run_cli(["map", "--arch", str(mutated), "--problem", str(TL / "conv1d_oc.yaml"),
+                       "--var", "rf_words=64", "--var", "fp=false", "--objective", "delay"])
+    _check(outcome, mutated)
+
+
+@settings(parent=FUZZ, max_examples=SPEC_CASES)
+@given(data=st.data())
+def test_fuzz_vars_file(data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Mutated ``--vars`` files: any value a template then prints into the spec."""
+    folder = _case_dir(tmp_path_factory)
+    template = _write(folder, "arch.yaml.j2", TEMPLATE)
+    mutated = _write(folder, "vars.yaml", data.draw(mutated_text(
+        "rf_words: 64\nword_bits: 8\nfp: false\n")))
+    outcome = run_cli(["map", "--arch", str(template), "--problem",
+                       str(TL / "conv1d_oc.yaml"), "--vars", str(mutated),
+                       "--objective", "delay"])
+    _check(outcome, mutated, [template])
+
+
+@settings(parent=FUZZ, max_examples=SPEC_CASES)
+@given(data=st.data())
+def test_fuzz_extra_sections(data: st.DataObject,
+                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A mutated file of variables, constraints and mapper settings merged with the spec,
+    as ``timeloop-mapper arch.yaml constraints.yaml mapper.yaml prob.yaml`` reads them."""
+    folder = _case_dir(tmp_path_factory)
+    template = _write(folder, "arch.yaml.j2", TEMPLATE)
+    mutated = _write(folder, "extra.yaml", data.draw(mutated_text(EXTRA_SECTIONS)))
+    outcome = run_cli(["map", str(template), str(mutated), str(TL / "conv1d_oc.yaml"),
+                       "--var", "rf_words=64"])
+    _check(outcome, mutated, [template])
+
+
+@settings(parent=FUZZ, max_examples=TEXT_CASES * 2)
+@given(tokens=st.lists(st.sampled_from(EXPR_TOKENS), min_size=1, max_size=12))
+def test_fuzz_expressions(tokens: list[str], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Random expressions where Timeloop evaluates them: a variable, an attribute and a
+    split, all over ``spec`` and the variables."""
+    expr = "".join(tokens).replace("'", "''")
+    folder = _case_dir(tmp_path_factory)
+    template = _write(folder, "arch.yaml.j2", TEMPLATE)
+    mutated = _write(folder, "extra.yaml", EXTRA_SECTIONS.replace(
+        "HALF: RF_WORDS // 2", f"HALF: '{expr}'\n  DEPTH: {expr or 1}").replace(
+        "factors: K<=HALF,", f"split: '{expr}',"))
+    outcome = run_cli(["map", str(template), str(mutated), str(TL / "conv1d_oc.yaml"),
+                       "--var", "rf_words=64", "--objective", "delay"])
+    _check(outcome, mutated, [template])
 
 
 # ------------------------------------------------------------------------------ hostile
@@ -647,6 +780,39 @@ HOSTILE = [
     ("ert_nan_energy", "ert", ERT.replace("energy: 512.0", "energy: .nan", 1), "finite"),
     ("ert_binary", "ert", b"ERT:\n  tables: \xff\xfe\n", "not UTF-8"),
     ("ert_empty", "ert", "", "not an ERT"),
+    # templates (a spec with Jinja markup is rendered first) and expressions
+    ("template_class_walk", "arch", "{{ ''.__class__.__mro__[1].__subclasses__() }}\n"
+     + ARCH, "unsafe"),
+    ("template_nested_loops", "arch", "{% for i in range(100000) %}{% for j in range(100000)"
+     " %}{% endfor %}{% endfor %}\n" + ARCH, "HWCOST_MAX_TEMPLATE_STEPS"),
+    ("template_string_doubling", "arch", "{% set ns = namespace(s='x') %}{% for i in "
+     "range(80) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}\n" + ARCH, "would build"),
+    ("template_format_width", "arch", "{{ '{:>9999999999}'.format(1) }}\n" + ARCH,
+     "unsafe"),
+    ("template_output_size", "arch", "# {{ 'x' * 900000 }}{{ 'y' * 900000 }}\n" + ARCH,
+     "rendered template: file size"),
+    ("template_include_outside", "arch", "{% include '../../../../etc/passwd' %}\n" + ARCH,
+     "only files of their own folder"),
+    ("template_self_include", "arch", "{% include 'arch.yaml' %}\n" + ARCH,
+     "recursion too deep"),
+    ("template_undefined", "arch", "# {{ nope }}\n" + ARCH, "'nope' is undefined"),
+    ("expr_pow_function", "arch", ARCH.replace("depth: 64,", "depth: 'pow(9, 9**9)',"),
+     "number too large"),
+    ("expr_factorial", "arch", ARCH.replace("depth: 64,", "depth: 'factorial(10**6)',"),
+     "too large to compute"),
+    ("expr_dunder", "arch", ARCH.replace("depth: 64,", "depth: '().__class__',"),
+     "not available"),
+    ("expr_string_repeat", "arch", ARCH.replace("depth: 64,", "depth: '\"x\" * 10**9',"),
+     "longer than"),
+    ("expr_deep_parens", "arch", ARCH.replace("depth: 64,", "depth: '" + "(" * 5000 + "1"
+                                              + ")" * 5000 + "',"), "expected an integer"),
+    ("expr_spec_circle", "arch", "variables:\n  a: spec.variables.b\n  b: spec.variables.a\n"
+     + ARCH, "in a circle"),
+    ("expr_spec_doubling", "arch", "variables:\n" + "".join(
+        f"  v{i}: spec.variables.v{i + 1} + spec.variables.v{i + 1}\n" for i in range(60))
+     + "  v60: 1\n" + ARCH.replace("depth: 64,", "depth: v0,"), "too long"),
+    ("spec_sparse", "arch", ARCH + "sparse_optimizations:\n  targets:\n  - target: x\n",
+     "sparse_optimizations are not supported"),
 ]
 
 
@@ -656,7 +822,11 @@ def _hostile_args(kind: str, path: Path) -> list[str]:
              "mapping": TL / "conv1d_oc_3level.map.yaml", "ert": REF / "06_eyeriss" / "ert.yaml"}
     files[kind] = path
     if kind in ("arch", "problem"):
-        arch = "eyeriss" if kind == "problem" else files["arch"]
+        # a CNN layer is mapped onto a bundled design (whose constraints name the CNN
+        # dimensions), any other problem onto a design without constraints
+        cnn = kind == "problem" and path.is_file() and "cnn-layer" in path.read_text(
+            errors="replace")
+        arch = "eyeriss" if cnn else files["arch"]
         return ["map", "--arch", str(arch), "--problem", str(files["problem"])]
     return ["evaluate-mapping", "--arch", str(files["arch"]), "--problem",
             str(files["problem"]), "--mapping", str(files["mapping"]), "--ert",
