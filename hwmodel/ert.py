@@ -175,3 +175,64 @@ def index_by_short_name(tables: list[ErtTable], path: str | Path | None = None
                               f"'{key}' with different energies", file=path, line=t.line)
         out.setdefault(key, t)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+def ert_table_name(component: str, instances: int) -> str:
+    """Timeloop's flattened name, e.g. ``system_top_level.shared_glb[1..1]``; :func:`short_name`
+    gives the component's own name back, which is how hwcost matches it when read."""
+    return f"system_top_level.{component}[1..{max(1, int(instances))}]"
+
+
+def ert_document(arch: Any, table: Any) -> dict[str, Any]:
+    """The Accelergy ERT (``ERT: {version: '0.4', tables: [...]}``) of an energy table.
+
+    Why this layout: it is what Accelergy writes for Timeloop and what :func:`load_ert_tables`
+    reads, so a written ERT can be given back with ``--ert`` (or to Timeloop).  Storage
+    actions are per row access (the table's per-word figures times the block size), ``leak``
+    per instance and cycle where the table has one.  The compute unit's ``compute`` is its
+    **exact** MAC (an approximate multiplier is applied on top by hwcost when the ERT is read,
+    as for any ERT); ``multiply`` and ``add`` carry its split, which hwcost uses on reading.
+    """
+    tables = []
+    for lv in arch.levels:
+        acts = table.entries[lv.name]
+        actions = [{"name": a, "arguments": {},
+                    "energy": acts[a].energy_pj * table.block_size(lv.name)}
+                   for a in ("read", "write", "update") if a in acts]
+        if "leak" in acts:
+            actions.append({"name": "leak", "arguments": {}, "energy": acts["leak"].energy_pj})
+        tables.append({"name": ert_table_name(lv.name, lv.instances), "actions": actions})
+    cu = arch.compute
+    exact = table.exact_compute or table.entries[cu.name]
+    tables.append({"name": ert_table_name(cu.name, cu.instances), "actions": [
+        {"name": a, "arguments": {}, "energy": exact[k].energy_pj}
+        for a, k in (("compute", "mac"), ("multiply", "multiply"), ("add", "add"))]})
+    return {"ERT": {"version": "0.4", "tables": tables}}
+
+
+def write_ert(path: str | Path, arch: Any, table: Any, header: str = "") -> Path:
+    """Write the ERT of ``table`` (an :class:`~hwmodel.energy.EnergyTable` of ``arch``) to
+    ``path`` atomically; ``header`` lines become YAML comments (provenance)."""
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    from multiplier_lib.atomic import atomic_write_text
+
+    yaml = YAML()
+    yaml.default_flow_style = False
+    buf = StringIO()
+    for line in header.splitlines():
+        buf.write(f"# {line}\n")
+    yaml.dump(ert_document(arch, table), buf)
+    path = Path(path)
+    try:
+        atomic_write_text(path, buf.getvalue())
+    except OSError as exc:
+        raise HwcostError(f"cannot write the ERT: {exc.strerror or exc}", file=path) from None
+    return path

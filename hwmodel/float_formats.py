@@ -45,5 +45,9 @@ def float_variant(arch: Architecture, name: str) -> Architecture:
     cu = out.compute
     cu.component_class = "fpmac"
     cu.datawidth = fmt.bits
-    cu.attributes = {**cu.attributes, "datawidth": fmt.bits, "format": fmt.name}
+    # the integer unit's multiplier_width/adder_width describe the integer datapath; an FP MAC
+    # is described by its format alone (and hwmodel.estimators reads multiplier_width first)
+    cu.attributes = {**{k: v for k, v in cu.attributes.items()
+                        if k not in ("multiplier_width", "adder_width")},
+                     "datawidth": fmt.bits, "format": fmt.name}
     return out
