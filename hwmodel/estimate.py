@@ -17,7 +17,7 @@ from pathlib import Path
 from multiplier_lib import Multiplier
 
 from .arch import Architecture
-from .energy import EnergyTable, build_energy_table
+from .energy import EnergyTable, build_energy_table, write_energy_ert
 from .mapper import Mapper
 from .mapping import Mapping
 from .model import EvalResult, access_energy
@@ -39,6 +39,9 @@ class LayerEstimate:
     mapping_obj: Mapping | None = None
     #: the mapper's warning when the mapping leaves most of a fillable fan-out idle
     underused: str | None = None
+    #: how good the mapping is known to be (MapResult.evidence()); None for layers that
+    #: multiply nothing
+    evidence: dict | None = None
 
     @property
     def arithmetic_pj(self) -> float:
@@ -60,7 +63,8 @@ class LayerEstimate:
                 "multiply_pj": self.multiply_pj, "add_pj": self.add_pj,
                 **{f"{lv}_pj": self.level_pj.get(lv, 0.0) for lv in levels},
                 "energy_pj": self.energy_pj, "cycles": self.cycles,
-                "utilization": self.utilization, "underused": self.underused}
+                "utilization": self.utilization, "underused": self.underused,
+                "mapper": self.evidence}
 
 
 @dataclass
@@ -71,6 +75,8 @@ class NetworkEstimate:
     layers: list[LayerEstimate]
     level_names: list[str]
     energy_sources: dict[str, dict[str, dict]] = field(default_factory=dict)
+    #: which estimators priced the components an ERT did not: "builtin" or "accelergy"
+    estimators: str = "builtin"
 
     def total(self, attr: str) -> float:
         return sum(getattr(le, attr) for le in self.layers)
@@ -128,12 +134,21 @@ class NetworkEstimator:
 
     def __init__(self, arch: Architecture, objective: str = "energy",
                  ert: str | Path | None = None,
-                 resolve_multiplier=None, effort: str = "thorough"):
+                 resolve_multiplier=None, effort: str = "balanced",
+                 estimators: str = "builtin", write_ert: str | Path | None = None,
+                 work_budget: int | None = None):
+        """``estimators`` prices what ``ert`` does not: ``"builtin"`` (hwcost's own) or
+        ``"accelergy"`` (hwcomponents, :mod:`hwmodel.accelergy_estimators`); ``write_ert``
+        writes the ERT of the exact design's energies (``--write-ert``)."""
         self.arch = arch
         self.objective = objective
         self.ert = ert
-        self.base_energy = build_energy_table(arch, None, ert)
-        self.mapper = Mapper(arch, self.base_energy, objective, effort=effort)
+        self.estimators = estimators
+        self.base_energy = build_energy_table(arch, None, ert, backend=estimators)
+        if write_ert is not None:
+            write_energy_ert(write_ert, arch, self.base_energy)
+        self.mapper = Mapper(arch, self.base_energy, objective, effort=effort,
+                             work_budget=work_budget)
         self._tables: dict[str, EnergyTable] = {}
         if resolve_multiplier is None:   # per-layer multipliers still need resolving
             from multiplier_lib.library import MultiplierResolver
@@ -144,7 +159,8 @@ class NetworkEstimator:
     def table_for(self, multiplier: Multiplier | None) -> EnergyTable:
         key = "" if multiplier is None else multiplier.name
         if key not in self._tables:
-            self._tables[key] = build_energy_table(self.arch, multiplier, self.ert)
+            self._tables[key] = build_energy_table(self.arch, multiplier, self.ert,
+                                                   backend=self.estimators)
         return self._tables[key]
 
     def estimate(self, layers: list[Layer], multiplier: Multiplier | None,
@@ -165,7 +181,7 @@ class NetworkEstimator:
                           for a, ae in acts.items()}
                    for comp, acts in table.entries.items()}
         return NetworkEstimate(self.arch.name, table.multiplier or "exact (built-in)",
-                               self.objective, rows, names, sources)
+                               self.objective, rows, names, sources, self.estimators)
 
     def _layer(self, layer: Layer, table: EnergyTable, mult: Multiplier | None) -> LayerEstimate:
         mname = mult.name if mult is not None else "exact (built-in)"
@@ -181,7 +197,7 @@ class NetworkEstimator:
             return LayerEstimate(layer, mname, layer.macs, found.mapping.short(
                 [lv.name for lv in self.arch.levels]), res.cycles, res.utilization,
                 table.multiply() * res.computes, table.add() * res.computes, level_pj, res,
-                found.mapping, found.underused)
+                found.mapping, found.underused, found.evidence())
         # pooling / element-wise: outermost-level traffic and adds on the MAC array
         elements_out = layer.N * layer.groups * layer.M * layer.P * layer.Q
         if layer.kind == "pool":
@@ -201,16 +217,21 @@ class NetworkEstimator:
 
 
 def estimate_float(arch: Architecture, layers: list[Layer], fmt: str,
-                   objective: str = "energy", effort: str = "thorough") -> NetworkEstimate:
+                   objective: str = "energy", effort: str = "balanced",
+                   estimators: str = "builtin",
+                   work_budget: int | None = None) -> NetworkEstimate:
     """The network run in a float format (``fp32``, ``fp16``, ``bf16``) on ``arch`` built for
     float words (:func:`hwmodel.float_formats.float_variant`): remapped for the wider words,
-    priced with the FP MAC.  Per-layer multipliers do not apply: the whole network is float."""
+    priced with the FP MAC.  Per-layer multipliers do not apply: the whole network is float.
+    With ``estimators="accelergy"`` the memories are hwcomponents' figures; hwcomponents has
+    no floating-point MAC, so the FP MAC stays the built-in one (its source says so)."""
     import dataclasses
 
     from .float_formats import float_variant
 
     variant = float_variant(arch, fmt)
-    estimator = NetworkEstimator(variant, objective, None, effort=effort)
+    estimator = NetworkEstimator(variant, objective, None, effort=effort, estimators=estimators,
+                                 work_budget=work_budget)
     result = estimator.estimate([dataclasses.replace(layer, multiplier=None)
                                  for layer in layers], None)
     name = fmt.lower()

@@ -1,30 +1,25 @@
-"""The mapper: find a good mapping of a workload onto an architecture, fast and deterministically.
+"""The constructive mapper: a good mapping fast, in the order a hardware designer reasons.
 
-Two regimes, chosen by the size of the map space:
+1. spatial: fill each fan-out with the dims that divide it best (a beam over the fan-out
+   stages from the outside in, the most parallel plans kept);
+2. temporal, innermost level first: the *maximal* tiles that fit the level's capacity (no
+   dim could grow without overflowing), ranked by reuse (MACs per word held), a small beam
+   kept per level, the remainder going to the outermost level;
+3. loop orders: per level, one candidate order per data space that makes that data space
+   stationary (its irrelevant loops innermost);
+4. effort ``thorough``: seeded random tilings of the best plan and a hill climb that moves
+   one prime factor of one dimension between two levels while the objective falls;
+5. a local search that re-tries each level's order and each optional bypass.
 
-* **Exhaustive** when every way of splitting every dimension over the levels' temporal and
-  spatial slots, times every loop order and bypass choice, is small (small problems, the
-  tutorial designs): the result is optimal by construction.
-* **Pruned search** otherwise, in the order a hardware designer would reason:
-  1. spatial: fill each fan-out with the dims that divide it best (the few most utilizing
-     choices per level are kept);
-  2. temporal, innermost level first: the *maximal* tiles that fit the level's capacity
-     (no dim could grow without overflowing), ranked by reuse (MACs per word held), a small
-     beam kept per level, the remainder going to the outermost level;
-  3. loop orders: per level, one candidate order per data space that makes that data space
-     stationary (its irrelevant loops innermost);
-  4. a local search that re-tries each level's order and each optional bypass on the best
-     mapping until nothing improves.
-
-Constraints from the spec (fixed factors, permutations, spatial dims and splits, keep and
-bypass) are honoured in both regimes.  Results are cached by (architecture, workload shape,
-objective).  The search is deterministic: the "thorough" effort's random tilings use a fixed seed.
+It gives no guarantee; :class:`hwmodel.mapper.Mapper` uses its answer as the first incumbent
+of the branch and bound (:mod:`hwmodel.search`), which prunes against it and proves or
+bounds the result.  Constraints from the spec (fixed factors, permutations, spatial dims and
+splits, keep and bypass) are honoured.  Deterministic: the random tilings use a fixed seed.
 
 Its work is bounded whatever the input: divisors and prime factors cost O(sqrt n), a fan-out
 slot considers at most :data:`SLOT_CANDIDATES` loops and a level's tiling search at most
-about :data:`TILE_TRIALS` capacity checks once it has a tile (both far above what real
-designs need, so their mappings do not change); the readers limit the rest (dimensions,
-bounds, levels, instances).
+about :data:`TILE_TRIALS` capacity checks once it has a tile; the readers limit the rest
+(dimensions, bounds, levels, instances).
 """
 
 from __future__ import annotations
@@ -35,20 +30,12 @@ import random
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from multiplier_lib.errors import HwcostError
-
 from .arch import Architecture, LoopConstraint
 from .mapping import LevelMapping, Mapping, SpatialStage
 from .model import EvalResult, MappingError, evaluate
+from .objectives import Objective, better
 from .workload import Workload, footprint
 
-OBJECTIVES = ("energy", "delay", "edp")
-#: "thorough" adds seeded random tilings and a factor-moving hill climb to the constructive
-#: search (a few hundred evaluations, ~0.1-0.4 s a layer); "fast" stops after the
-#: constructive search and its order/bypass local search, for callers that price hundreds
-#: of layer shapes and need relative costs (the NAS energy table)
-EFFORTS = ("thorough", "fast")
-EXHAUSTIVE_LIMIT = 2_000
 #: capacity checks one level's maximal-tile search may spend once it has found a tile; real
 #: layers need a few hundred (ResNet/VGG/AlexNet layers on the bundled designs: < 2,000),
 #: but five dims with hundreds of divisors each (bounds like 8,648,640) make the tree of
@@ -64,30 +51,6 @@ SPATIAL_BEAM = 48       # partial spatial plans kept per fan-out slot
 MOVE_BUDGET = 40       # evaluations each factor-moving hill climb may spend
 RANDOM_TILINGS = 30     # seeded random tilings tried per spatial plan (two plans)
 RANDOM_SEED = 20241   # fixed: the mapper is deterministic
-STATIONARITY = ("Weights", "Inputs", "Outputs", None)
-
-
-@dataclass
-class MapResult:
-    mapping: Mapping
-    result: EvalResult
-    evaluated: int
-    exhaustive: bool
-    #: MACs the most parallel legal spatial split would use (constraints and divisibility
-    #: respected, capacities not); ``result.macs_utilized`` far below it deserves a warning
-    spatial_bound: int = 0
-
-    @property
-    def underused(self) -> str | None:
-        """A one-line warning when the mapping leaves most of a fillable fan-out idle."""
-        if self.result is None or not self.spatial_bound:
-            return None
-        used = self.result.macs_utilized
-        if used * 2 >= self.spatial_bound:
-            return None
-        return (f"the best mapping found uses {used} MACs in parallel although a legal "
-                f"spatial split uses {self.spatial_bound}: the parallel mappings do not fit "
-                "the buffers or cost more energy")
 
 
 @dataclass(frozen=True)
@@ -103,12 +66,8 @@ class Slot:
     constraint: LoopConstraint | None = field(default=None, compare=False, hash=False)
 
 
-def score(result: EvalResult, objective: str) -> float:
-    if objective == "energy":
-        return result.energy_pj + 1e-9 * result.cycles
-    if objective == "delay":
-        return result.cycles + 1e-12 * result.energy_pj
-    return result.edp
+def _value(result: EvalResult, objective: Objective) -> tuple[float, ...]:
+    return objective.value(result.energy_pj, result.cycles)
 
 
 @lru_cache(maxsize=4096)
@@ -121,16 +80,6 @@ def _divisors(n: int) -> list[int]:
     """Divisors of ``n``, ascending, in O(sqrt n) (a bound of 10**7 must not take seconds
     per call: the search asks for them in its inner loops)."""
     return list(_divisor_tuple(n))
-
-
-def _ordered_factorizations(n: int, slots: int) -> list[tuple[int, ...]]:
-    if slots == 1:
-        return [(n,)]
-    out = []
-    for d in _divisors(n):
-        for rest in _ordered_factorizations(n // d, slots - 1):
-            out.append((d, *rest))
-    return out
 
 
 def _fixed(constraint: LoopConstraint | None, dim: str, remaining: int) -> int | None:
@@ -162,80 +111,46 @@ def _spatial_dims(constraint: LoopConstraint | None, dims: list[str]) -> tuple[l
 
 def _order(dims: list[str], workload: Workload, stationary: str | None,
            constraint: LoopConstraint | None) -> list[str]:
-    """Outermost-first loop order: a constraint's permutation, else ``stationary`` ds's
-    irrelevant dims innermost."""
-    if constraint is not None and constraint.permutation:
-        inner_first = [d for d in constraint.permutation if d in dims]
-        rest = [d for d in dims if d not in inner_first]
-        return list(reversed(inner_first)) + rest[::-1] if rest else list(reversed(inner_first))
+    """Outermost-first loop order: a constraint's permutation (innermost first, as
+    Timeloop writes it) innermost, the other dims outside it with ``stationary``'s
+    irrelevant dims inner (that data space stays put while they iterate)."""
+    inner_first = ([d for d in constraint.permutation if d in dims]
+                   if constraint is not None and constraint.permutation else [])
+    rest = [d for d in dims if d not in inner_first]
     names = [ds.name for ds in workload.data_spaces]
-    if stationary is None or stationary not in names:
-        return list(dims)            # a problem without that data space: no preference
-    ds = workload.data_space(stationary)
-    relevant = [d for d in dims if ds.relevant(d)]
-    irrelevant = [d for d in dims if not ds.relevant(d)]
-    return relevant + irrelevant
+    if stationary is not None and stationary in names:
+        ds = workload.data_space(stationary)
+        rest = [d for d in rest if ds.relevant(d)] + [d for d in rest if not ds.relevant(d)]
+    return rest + inner_first[::-1]
 
 
-class Mapper:
-    """Maps workloads onto one architecture with one energy table; caches by shape."""
+class HeuristicMapper:
+    """The constructive search: fast, good, without a guarantee (the branch and bound of
+    :mod:`hwmodel.search` starts from its answer)."""
 
-    def __init__(self, arch: Architecture, energy=None, objective: str = "energy",
-                 exhaustive_limit: int = EXHAUSTIVE_LIMIT, effort: str = "thorough"):
-        if objective not in OBJECTIVES:
-            raise HwcostError(f"unknown objective {objective!r}; expected one of "
-                              f"{', '.join(OBJECTIVES)}")
-        if effort not in EFFORTS:
-            raise HwcostError(f"unknown mapper effort {effort!r}; expected one of "
-                              f"{', '.join(EFFORTS)}")
+    def __init__(self, arch: Architecture, energy, objective: Objective, effort: str,
+                 spatial_options: int = SPATIAL_OPTIONS):
         self.effort = effort
+        #: spatial plans whose tilings are built; fewer when a branch and bound follows,
+        #: since it searches the spatial plans itself
+        self.spatial_options = spatial_options
         self.arch = arch
         self.energy = energy
         self.objective = objective
-        self.exhaustive_limit = exhaustive_limit
-        self._cache: dict[tuple, MapResult] = {}
+        self.spatial_bound = 1
 
-    # ------------------------------------------------------------------ public
-    def map(self, workload: Workload) -> MapResult:
-        key = workload.key()
-        if key not in self._cache:
-            self._cache[key] = self._search(workload)
-        cached = self._cache[key]
-        if cached.result is None:
-            raise MappingError(f"no valid mapping of {workload.name} "
-                               f"({_shape(workload)}) fits {self.arch.name}")
-        return cached
-
-    # ------------------------------------------------------------------ helpers
-    def _keep_options(self, workload: Workload,
-                      explore: bool = False) -> list[list[frozenset[str]]]:
-        """Per level, the data-space sets it may keep: the spec's choice where it makes one;
-        otherwise everything allowed first and, when ``explore``, every subset of it."""
+    def _keep_options(self, workload: Workload) -> list[frozenset[str]]:
+        """Per level, the data spaces it keeps in the constructive search: the spec's
+        choice where it makes one, otherwise everything allowed (the local search then
+        tries bypassing each)."""
         names = [ds.name for ds in workload.data_spaces]
         options = []
         for i, lv in enumerate(self.arch.levels):
-            allowed = frozenset(d for d in names if lv.may_keep(d))
             if i == 0:
-                options.append([frozenset(names)])
-            elif lv.keep is not None:
-                options.append([frozenset(d for d in names if d in lv.keep)])
-            elif explore:
-                subsets = [frozenset(c) for k in range(len(allowed), -1, -1)
-                           for c in itertools.combinations(sorted(allowed), k)]
-                options.append(subsets)
+                options.append(frozenset(names))
             else:
-                options.append([allowed])
+                options.append(frozenset(d for d in names if lv.may_keep(d)))
         return options
-
-    def _keep_count(self, workload: Workload) -> int:
-        """How many keep choices :meth:`_keep_options` would list with ``explore`` (2**k per
-        free level), without listing them: 30 data spaces are 2**30 subsets."""
-        names = [ds.name for ds in workload.data_spaces]
-        count = 1
-        for i, lv in enumerate(self.arch.levels):
-            if i > 0 and lv.keep is None:
-                count *= 2 ** sum(1 for d in names if lv.may_keep(d))
-        return count
 
     def _evaluate(self, workload: Workload, mapping: Mapping) -> EvalResult | None:
         key = _mapping_key(mapping)
@@ -249,32 +164,28 @@ class Mapper:
         self._seen[key] = res
         return res
 
-    def _search(self, workload: Workload) -> MapResult:
+    def search(self, workload: Workload) -> tuple[Mapping, EvalResult] | None:
+        """The best mapping the constructive search finds, or None (none found is no
+        proof that none exists)."""
         self._evals = 0
         self._seen: dict[tuple, EvalResult | None] = {}
-        keep = [opts[0] for opts in self._keep_options(workload)]
-        space = self._space_size(workload)
+        keep = self._keep_options(workload)
         plans = self._spatial_plans(workload)
-        bound = self._spatial_bound
-        if space <= self.exhaustive_limit:
-            best = self._exhaustive(workload)
-            return MapResult(best[0], best[1], self._evals, True, bound) if best else \
-                MapResult(None, None, self._evals, True)  # type: ignore[arg-type]
+        self.spatial_bound = self._spatial_bound
         best = None
         for plan in plans:
             for temporal in self._temporal_plans(workload, plan, keep):
-                for stationary in ("Weights", "Inputs", "Outputs", None):
+                for stationary in _stationarity(workload):
                     mapping = self._assemble(workload, plan, temporal, keep,
                                              [stationary] * len(self.arch.levels))
                     res = self._evaluate(workload, mapping)
-                    if res is not None and (best is None or score(res, self.objective)
-                                            < score(best[1], self.objective)):
+                    if res is not None and (best is None or better(
+                            _value(res, self.objective), _value(best[1], self.objective))):
                         best = (mapping, res, plan, temporal, [stationary] * len(keep))
         if best is None:
-            return MapResult(None, None, self._evals, False)  # type: ignore[arg-type]
+            return None
         if self.effort == "fast":
-            mapping, res = self._local_search(workload, *best, keep)
-            return MapResult(mapping, res, self._evals, False, bound)
+            return self._local_search(workload, *best, keep)
         # seeded random tilings of the best spatial plans, as a second opinion for the
         # hill climb (the constructive beam ranks tiles by reuse, not by energy)
         starts = [best]
@@ -282,12 +193,12 @@ class Mapper:
         for plan in plans[:1]:
             sampled = []
             for temporal in self._random_temporals(workload, plan, keep, rng, RANDOM_TILINGS):
-                st = [rng.choice(STATIONARITY) for _ in keep]
+                st = [rng.choice(_stationarity(workload)) for _ in keep]
                 mapping = self._assemble(workload, plan, temporal, keep, st)
                 res = self._evaluate(workload, mapping)
                 if res is not None:
                     sampled.append((mapping, res, plan, temporal, st))
-            sampled.sort(key=lambda b: score(b[1], self.objective))
+            sampled.sort(key=lambda b: _value(b[1], self.objective))
             starts += sampled[:1]
         climbed = []
         for _m, res, plan, temporal, stationary in starts:
@@ -295,12 +206,10 @@ class Mapper:
                                                       stationary, res)
             mapping = self._assemble(workload, plan, temporal, keep, stationary)
             res = self._evaluate(workload, mapping)
-            climbed.append((score(res, self.objective), mapping, res, plan, temporal,
+            climbed.append((_value(res, self.objective), mapping, res, plan, temporal,
                             stationary))
         _s, mapping, res, plan, temporal, stationary = min(climbed, key=lambda c: c[0])
-        mapping, res = self._local_search(workload, mapping, res, plan, temporal, stationary,
-                                          keep)
-        return MapResult(mapping, res, self._evals, False, bound)
+        return self._local_search(workload, mapping, res, plan, temporal, stationary, keep)
 
     # ------------------------------------------------------------------ slots
     def _fanouts(self) -> list[Slot]:
@@ -352,96 +261,6 @@ class Mapper:
             target.extend(loops)
         lm.stages = [stages[k] for k in sorted(stages)]
         return lm
-
-    # ------------------------------------------------------------------ exhaustive
-    def _dim_choices(self, workload: Workload) -> dict[str, list[tuple[int, ...]]]:
-        slots = self._slots()
-        dims = list(workload.dim_names)
-        choices = {}
-        for d, bound in workload.dims:
-            ok = []
-            for fac in _ordered_factorizations(bound, len(slots)):
-                if self._factors_allowed(d, fac, slots, dims):
-                    ok.append(fac)
-            choices[d] = ok
-        return choices
-
-    def _factors_allowed(self, dim: str, fac: tuple[int, ...], slots: list[Slot],
-                         dims) -> bool:
-        for sl, f in zip(slots, fac):
-            if sl.kind == "t":
-                c = self.arch.levels[sl.level].temporal
-                if c is not None:
-                    if dim in c.factors and c.factors[dim] not in (0, f):
-                        return False
-                    if dim in c.max_factors and f > c.max_factors[dim]:
-                        return False
-            else:
-                if f > sl.limit:
-                    return False
-                if f > 1 and dim not in _axis_dims(sl, dims):
-                    return False
-                c = sl.constraint
-                if c is not None and f > 1:
-                    if dim in c.factors and c.factors[dim] not in (0, f):
-                        return False
-                    if dim in c.max_factors and f > c.max_factors[dim]:
-                        return False
-        return True
-
-    def _space_size(self, workload: Workload) -> int:
-        """Exact number of mappings the exhaustive regime would evaluate (capped)."""
-        k = len(self._slots())
-        upper = math.prod(_count_factorizations(b, k) for _, b in workload.dims)
-        if upper > self.exhaustive_limit:
-            return upper  # unconstrained count already too large: skip the exact count
-        choices = self._dim_choices(workload)
-        combos = math.prod(len(v) for v in choices.values())
-        keeps = self._keep_count(workload)
-        if combos * keeps > self.exhaustive_limit:
-            return combos * keeps
-        slots = self._slots()
-        total = 0
-        for combo in itertools.product(*choices.values()):
-            per_level = [0] * len(self.arch.levels)
-            for split in combo:
-                for sl, f in zip(slots, split):
-                    if sl.kind == "t" and f > 1:
-                        per_level[sl.level] += 1
-            total += math.prod(math.factorial(k) for k in per_level)
-            if total * keeps > self.exhaustive_limit:
-                break
-        return total * keeps
-
-    def _exhaustive(self, workload: Workload):
-        slots = self._slots()
-        choices = self._dim_choices(workload)
-        dims = list(workload.dim_names)
-        keep_opts = self._keep_options(workload, explore=True)
-        best = None
-        for combo in itertools.product(*(choices[d] for d in dims)):
-            temporal: list[dict[str, int]] = [{} for _ in self.arch.levels]
-            spatial: dict[Slot, dict[str, int]] = {}
-            for d, split in zip(dims, combo):
-                for sl, f in zip(slots, split):
-                    if f <= 1:
-                        continue
-                    if sl.kind == "t":
-                        temporal[sl.level][d] = f
-                    else:
-                        spatial.setdefault(sl, {})[d] = f
-            for keep in itertools.product(*keep_opts):
-                for orders in itertools.product(*(itertools.permutations(t)
-                                                  for t in temporal)):
-                    mapping = Mapping([
-                        self._level_mapping(i, [(d, temporal[i][d]) for d in orders[i]],
-                                            spatial, keep[i])
-                        for i in range(len(self.arch.levels))])
-                    res = self._evaluate(workload, mapping)
-                    if res is not None and (best is None or score(res, self.objective)
-                                            < score(best[1], self.objective)):
-                        best = (mapping, res)
-        return best
 
     # ------------------------------------------------------------------ pruned search
     def _slot_candidates(self, sl: Slot, remaining: dict[str, int],
@@ -515,7 +334,7 @@ class Mapper:
             grown.sort(key=lambda b: (-b[2], _plan_key(b[0])))
             beams = _dedupe_plans(grown)[:SPATIAL_BEAM]
         self._spatial_bound = max((b[2] for b in beams), default=1)
-        return [b[0] for b in beams[:SPATIAL_OPTIONS]] or [{}]
+        return [b[0] for b in beams[:self.spatial_options]] or [{}]
 
     def _temporal_plans(self, workload: Workload, plan, keep) -> list[list[dict[str, int]]]:
         """Beam over levels, innermost first: per level the maximal tiles that fit."""
@@ -584,8 +403,16 @@ class Mapper:
 
         trials = [0]
 
+        known: dict[tuple, bool] = {}
+
         def fits(fac: dict[str, int]) -> bool:
-            trials[0] += 1
+            trials[0] += 1          # repeats count too: TILE_TRIALS bounds the walk
+            key = tuple(sorted(fac.items()))
+            if key not in known:
+                known[key] = _fits(fac)
+            return known[key]
+
+        def _fits(fac: dict[str, int]) -> bool:
             tile = {d: base[d] * fac.get(d, 1) for d in base}
             if cap is not None and sum(footprint(ds, tile) for ds in kept) > cap:
                 return False
@@ -696,7 +523,7 @@ class Mapper:
         evaluations is spent.  The constructive search picks tiles by reuse alone; this
         corrects it where energies per level disagree with reuse (a register file whose
         fills are free, a DRAM whose partial-sum round trips are not)."""
-        best_score = score(res, self.objective)
+        best_score = _value(res, self.objective)
         temporal = [dict(t) for t in temporal]
         stationary = list(stationary)
         n = len(self.arch.levels)
@@ -716,16 +543,16 @@ class Mapper:
                             trial = [dict(t) for t in temporal]
                             trial[i][d] = f_i // p
                             trial[j][d] = trial[j].get(d, 1) * p
-                            for st in (stationary[j], *(x for x in ("Weights", "Inputs",
-                                                                     "Outputs", None)
+                            for st in (stationary[j], *(x for x in _stationarity(workload)
                                                         if x != stationary[j])):
                                 budget -= 1
                                 trial_st = [*stationary[:j], st, *stationary[j + 1:]]
                                 r = self._evaluate(workload, self._assemble(
                                     workload, plan, trial, keep, trial_st))
-                                if r is not None and score(r, self.objective) < best_score:
+                                if r is not None and better(_value(r, self.objective),
+                                                            best_score):
                                     temporal, stationary = trial, trial_st
-                                    best_score = score(r, self.objective)
+                                    best_score = _value(r, self.objective)
                                     improved = True
                                     break
                                 if st == stationary[j] and r is None:
@@ -746,10 +573,11 @@ class Mapper:
         keep = list(keep)
         keep_opts = self._keep_options(workload)
 
-        def better(trial_keep, trial_st) -> bool:
+        def improves(trial_keep, trial_st) -> bool:
             m = self._assemble(workload, plan, temporal, trial_keep, trial_st)
             r = self._evaluate(workload, m)
-            if r is not None and score(r, self.objective) < score(best[1], self.objective):
+            if r is not None and better(_value(r, self.objective),
+                                        _value(best[1], self.objective)):
                 best[:] = [m, r]
                 return True
             return False
@@ -758,26 +586,23 @@ class Mapper:
         while improved:
             improved = False
             for i in range(len(self.arch.levels)):
-                for st in ("Weights", "Inputs", "Outputs", None):
+                for st in _stationarity(workload):
                     trial_st = [*stationary[:i], st, *stationary[i + 1:]]
-                    if st != stationary[i] and better(keep, trial_st):
+                    if st != stationary[i] and improves(keep, trial_st):
                         stationary, improved = trial_st, True
                 if i == 0 or self.arch.levels[i].keep is not None:
                     continue
-                for ds in keep_opts[i][0]:
+                for ds in keep_opts[i]:
                     trial_keep = list(keep)
                     trial_keep[i] = keep[i] - {ds} if ds in keep[i] else keep[i] | {ds}
-                    if better(trial_keep, stationary):
+                    if improves(trial_keep, stationary):
                         keep, improved = trial_keep, True
         return best[0], best[1]
 
 
-def _count_factorizations(n: int, slots: int) -> int:
-    """Ordered factorizations of n into ``slots`` factors: prod over primes C(e+slots-1, e)."""
-    count = 1
-    for e in _prime_exponents(n).values():
-        count *= math.comb(e + slots - 1, e)
-    return count
+def _stationarity(workload: Workload) -> list[str | None]:
+    """The data spaces a level's loop order can make stationary, and no preference."""
+    return [ds.name for ds in workload.data_spaces] + [None]
 
 
 @lru_cache(maxsize=4096)
@@ -848,7 +673,3 @@ def _dedupe(beams):
             seen.add(key)
             out.append(b)
     return out
-
-
-def _shape(workload: Workload) -> str:
-    return " ".join(f"{d}={b}" for d, b in workload.dims)
