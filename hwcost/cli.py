@@ -56,6 +56,7 @@ def cli() -> None:
     Examples:
       hwcost estimate examples/darts_v2.json --arch eyeriss --multiplier mul8u_NGR.v
       hwcost map --arch eyeriss --problem layer.yaml
+      hwcost map arch.yaml.jinja2 constraints.yaml mapper.yaml prob.yaml --var PES=16
       hwcost multipliers list
       hwcost characterize mul8u_NGR.v exact8u trunc8u_k6 --out report/
     """

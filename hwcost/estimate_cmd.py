@@ -11,7 +11,17 @@ from pathlib import Path
 
 import click
 
-from .options import library_option, open_library
+from .options import (
+    ARCH_HELP,
+    budget_option,
+    effort_option,
+    estimator_options,
+    library_option,
+    open_library,
+    template_options,
+    template_vars,
+    warn_unused_vars,
+)
 from .tables import render
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -19,13 +29,13 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 
 @click.command()
 @click.argument("genotype", type=_FILE)
-@click.option("--arch", required=True, help="Architecture spec: bundled name (eyeriss, simba, "
-              "systolic, edge) or YAML path.")
+@click.option("--arch", "archs", multiple=True, required=True, help=ARCH_HELP)
 @click.option("--multiplier", "multipliers", multiple=True,
               help="Multiplier for the MACs, or a float baseline fp32/fp16/bf16 (repeat to "
               "compare; savings are against the first).")
-@click.option("--objective", type=click.Choice(["energy", "delay", "edp"]), default="energy",
-              show_default=True)
+@click.option("--objective", default=None,
+              help="energy, delay, edp, or a priority list like delay,energy. Default: the "
+                   "inputs' mapper optimization_metrics, else energy.")
 @click.option("--ert", type=_FILE, help="Accelergy ERT.yaml to use instead of estimators.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
@@ -38,11 +48,18 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--channels", type=int, help="Initial channels (DARTS: 36).")
 @click.option("--input", "input_size", help="Input size, e.g. 32x32 (DARTS: 32x32).")
 @click.option("--classes", type=int, help="Classifier outputs (CIFAR-10: 10).")
+@effort_option("balanced")
+@budget_option
+@estimator_options
+@template_options
 @library_option
-def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective: str,
-             ert: Path | None, fmt: str, by: str, plot: Path | None,
+def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...],
+             objective: str | None, ert: Path | None, fmt: str, by: str, plot: Path | None,
              export_timeloop: Path | None, layers: int | None, channels: int | None,
-             input_size: str | None, classes: int | None, library_dir: Path | None) -> None:
+             input_size: str | None, classes: int | None, effort: str, budget: int | None,
+             estimators: str,
+             write_ert: Path | None, var_items: tuple[str, ...],
+             vars_file: Path | None, library_dir: Path | None) -> None:
     """Energy, cycles and utilization of a DARTS network on an accelerator.
 
     Every layer of the evaluation network is mapped onto the architecture (best mapping by
@@ -61,7 +78,8 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
     """
     from hwmodel.estimate import NetworkEstimator, estimate_float
     from hwmodel.float_formats import is_float_format
-    from hwmodel.spec import load_arch
+    from hwmodel.mapper_section import mapper_objective
+    from hwmodel.spec import check_problem, load_arch, load_inputs
     from multiplier_lib.errors import HwcostError
     from multiplier_lib.library import resolve
     from nas.cellgraph import NetworkConfig, list_layers
@@ -89,7 +107,25 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
             cache[name] = resolve(name, library)
         return cache[name]
 
-    spec = load_arch(arch)
+    tvars = template_vars(var_items, vars_file)
+    spec_inputs = load_inputs(archs, template_vars=tvars)
+    warn_unused_vars(tvars, spec_inputs.rendered)
+    section = spec_inputs.first("problem") or spec_inputs.first("mapping")
+    if section is not None:
+        raise HwcostError(f"hwcost estimate takes its layers from the genotype; a "
+                          f"'{section.kind}' section is for map/evaluate-mapping",
+                          file=section.path, line=section.line)
+    spec = load_arch(spec_inputs, no_problem="spec.problem is not available in hwcost "
+                     "estimate: every layer of the network is a different problem")
+    seen_shapes: set = set()
+    for layer in net_layers:
+        wl = layer.workload()
+        if wl.key() not in seen_shapes:
+            seen_shapes.add(wl.key())
+            check_problem(spec, wl)
+    if objective is None:
+        from_mapper = mapper_objective(spec_inputs)
+        objective = from_mapper.objective if from_mapper else "energy"
     names = list(multipliers) or [geno.multiplier or "exact8u"]
     floats = [n for n in names if is_float_format(n)]
     if floats and ert is not None:
@@ -97,9 +133,12 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
                           "MAC and float words; --ert prices the integer design's actions, "
                           "so the two cannot be combined")
     mults = {n: get(n) for n in names if not is_float_format(n)}   # unknown names fail here
-    estimator = NetworkEstimator(spec, objective, ert, resolve_multiplier=get)
-    results = [estimate_float(spec, net_layers, n, objective) if is_float_format(n)
-               else estimator.estimate(net_layers, mults[n]) for n in names]
+    estimator = NetworkEstimator(spec, objective, ert, resolve_multiplier=get, effort=effort,
+                                 estimators=estimators, write_ert=write_ert,
+                                 work_budget=budget)
+    results = [estimate_float(spec, net_layers, n, objective, effort, estimators, budget)
+               if is_float_format(n) else estimator.estimate(net_layers, mults[n])
+               for n in names]
     seconds = time.perf_counter() - start
     base = results[0]
 
@@ -108,13 +147,12 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
     if plot is not None:
         _plot(plot, base)
 
-    underused = [le for le in base.layers if le.underused]
-    for le in underused:
-        click.echo(f"warning: {le.layer.name}: {le.underused}", err=True)
+    _warn_underused(base.layers)
     if fmt == "json":
         click.echo(json.dumps({
             "inputs": {"genotype": str(genotype), "arch": spec.name, "arch_source": spec.source,
-                       "objective": objective, "ert": None if ert is None else str(ert),
+                       "objective": objective, "effort": effort, "estimators": estimators,
+                       "ert": None if ert is None else str(ert),
                        "multipliers": names, "network": vars(config)},
             "energy_sources": base.energy_sources,
             "layers": [le.row(base.level_names) for le in base.layers],
@@ -124,6 +162,7 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
     rows = ([le.row(base.level_names) for le in base.layers] if by == "layer"
             else base.by_group())
     if fmt == "csv":
+        rows = [_flat(r) for r in rows]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -156,6 +195,7 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
                + ", ".join(f"{lv} {v / 1e6:.4g}" for lv, v in tot["levels_pj"].items())
                + f"); {tot['macs']:,} MACs, {tot['cycles']:.4g} cycles, MAC-weighted "
                f"utilization {tot['utilization']:.2f}; {seconds:.2f} s")
+    click.echo(_mapper_summary(base, effort))
     if len(results) > 1:
         click.echo("")
         b_ar = base.total("arithmetic_pj")
@@ -168,6 +208,36 @@ def estimate(genotype: Path, arch: str, multipliers: tuple[str, ...], objective:
                          f"{(1 - tot_e / b_tot) * 100:.1f}%" if b_tot else "-"])
         click.echo(render(["multiplier", "multiply_uJ", "arithmetic_uJ", "total_uJ",
                            "arith_saving", "total_saving"], comp))
+
+
+def _flat(row: dict) -> dict:
+    """A table row for CSV: the mapper's evidence as two columns."""
+    out = {k: v for k, v in row.items() if k != "mapper"}
+    if "mapper" in row:
+        ev = row["mapper"] or {}
+        gaps = ev.get("gap") or {}
+        out["mapper_optimal"] = ev.get("optimal")
+        out["mapper_gap"] = next(iter(gaps.values()), None) if gaps else None
+    return out
+
+
+def _mapper_summary(est, effort: str) -> str:
+    """One line on how good the mappings are known to be, over the distinct shapes."""
+    seen: dict = {}
+    for le in est.layers:
+        if le.evidence is not None:
+            seen.setdefault(le.layer.workload().key(), le.evidence)
+    if not seen:
+        return f"mapper ({effort}): no layer to map"
+    optimal = sum(1 for ev in seen.values() if ev["optimal"])
+    gaps = [next(iter(ev["gap"].values())) for ev in seen.values()
+            if not ev["optimal"] and ev.get("gap")]
+    text = (f"mapper ({effort}): {len(seen)} distinct layer shapes, {optimal} proven "
+            "optimal")
+    if gaps:
+        text += (f", the others within {max(gaps) * 100:.1f} % of optimal at most "
+                 f"(mean {100 * sum(gaps) / len(gaps):.1f} %) by their lower bounds")
+    return text
 
 
 def _export_timeloop(folder: Path, spec, est) -> None:
@@ -216,3 +286,15 @@ def _plot(path: Path, est) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _warn_underused(layers) -> None:
+    """One warning per layer shape (a network repeats shapes dozens of times), naming the
+    first layer and how many share it."""
+    groups: dict[tuple, list] = {}
+    for le in layers:
+        if le.underused:
+            groups.setdefault((le.layer.shape_text(), le.underused), []).append(le.layer.name)
+    for (_shape, text), names in groups.items():
+        more = f" (and {len(names) - 1} more of its shape)" if len(names) > 1 else ""
+        click.echo(f"warning: {names[0]}{more}: {text}", err=True)

@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
 
 from ..errors import NetlistError
@@ -140,6 +139,8 @@ class Netlist:
             if not self.is_primary(net) and net not in driver:
                 raise NetlistError(f"output O[{k}] reads net {self.net_names[net]}, "
                                    "which is never driven")
+        import networkx as nx  # deferred: commands that never parse a netlist skip it
+
         graph = nx.DiGraph()
         graph.add_nodes_from(range(len(self.gates)))
         index = {id(g): n for n, g in enumerate(self.gates)}

@@ -106,11 +106,12 @@ def test_estimate_table_csv_plot_and_export(tmp_path):
     one = run("evaluate-mapping", "--arch", "eyeriss", "--problem", problems[0], "--mapping",
               maps[0], "--format", "json")
     assert one.exit_code == 0, one.output
-    csv_out = run("estimate", geno, "--arch", "eyeriss", "--format", "csv").output
+    csv_out = run("estimate", geno, "--arch", "eyeriss", "--format", "csv").stdout
     header = csv_out.splitlines()[0].split(",")
     assert header[:4] == ["name", "type", "shape", "macs"]
+    assert {"mapper_optimal", "mapper_gap"} <= set(header)
     groups = run("estimate", geno, "--arch", "eyeriss", "--format", "csv", "--by", "group")
-    lines = groups.output.splitlines()
+    lines = groups.stdout.splitlines()
     assert lines[0].startswith("name,layers,macs") and lines[-1].startswith("classifier,")
 
 
@@ -224,3 +225,200 @@ def test_float_baseline_with_an_ert_and_unknown_names_are_one_line_errors(tmp_pa
     res = CliRunner().invoke(cli, ["estimate", str(geno), "--arch", "edge", "--multiplier",
                                    "fp64"])
     assert res.exit_code != 0 and "fp64" in res.output and "Traceback" not in res.output
+
+
+# ----------------------------------------------------------------------------- Timeloop inputs
+
+ARCH_J2 = """\
+variables:
+  WORD: {{ word_bits | default(8) }}
+  RF_WORDS: {{ rf_words }}
+architecture:
+  version: 0.4
+  nodes:
+  - !Container
+    name: System
+    attributes: {technology: "45nm"}
+  - !Component
+    name: MainMemory
+    class: DRAM
+    attributes: {type: "LPDDR4", width: 256, datawidth: WORD}
+  - !Component
+    name: GlobalBuffer
+    class: SRAM
+    attributes: {depth: 8192, width: 256, datawidth: WORD}
+  - !Component
+    name: RegisterFile
+    class: regfile
+    attributes:
+      depth: RF_WORDS
+      width: max(WORD, 8)
+      datawidth: WORD
+  - !Component
+    name: MACC
+    class: {{ mac_class | default("intmac") }}
+    attributes: {datawidth: WORD}
+"""
+
+CONSTRAINTS = """\
+mapspace_constraints:
+  targets:
+  - {target: RegisterFile, type: bypass, keep: [A, Z], bypass: [B]}
+  - {target: GlobalBuffer, type: temporal, factors: K<=4, permutation: [R, P, K]}
+"""
+
+GEMM = """\
+problem:
+  shape:
+    name: gemm
+    dimensions: [K, P, R]
+    data_spaces:
+    - {name: A, projection: [[[K]], [[R]]]}
+    - {name: B, projection: [[[R]], [[P]]]}
+    - {name: Z, projection: [[[K]], [[P]]], read_write: true}
+  instance: {K: 8, P: 4, R: 3}
+"""
+
+GEMM_MAP = """\
+mapping:
+- {target: MainMemory, type: temporal, factors: K=2 P=1 R=1, permutation: KPR}
+- {target: GlobalBuffer, type: temporal, factors: K=4 P=4 R=1, permutation: PKR}
+- {target: RegisterFile, type: temporal, factors: K=1 P=1 R=3, permutation: RKP}
+"""
+
+
+@pytest.fixture()
+def gemm(tmp_path: Path) -> dict[str, Path]:
+    files = {"arch": "arch.yaml.j2", "cons": "constraints.yaml", "prob": "prob.yaml",
+             "map": "map.yaml", "mapper": "mapper.yaml", "vars": "vars.yaml"}
+    texts = {"arch": ARCH_J2, "cons": CONSTRAINTS, "prob": GEMM, "map": GEMM_MAP,
+             "mapper": "mapper:\n  version: 0.4\n  optimization_metrics: [edp]\n"
+                       "  algorithm: random_pruned\n",
+             "vars": "rf_words: 64\nword_bits: 8\n"}
+    out = {}
+    for key, name in files.items():
+        out[key] = tmp_path / name
+        out[key].write_text(texts[key])
+    return out
+
+
+def test_evaluate_mapping_from_timeloop_style_inputs(gemm):
+    """Several files merged by top-level key, a template rendered with --vars and --var;
+    a problem with its own dimension and data-space names."""
+    res = run("evaluate-mapping", gemm["arch"], gemm["cons"], gemm["prob"], gemm["map"],
+              "--vars", gemm["vars"], "--var", "rf_words=32", "--format", "json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["computes"] == 96 and data["problem"] == "gemm"
+    assert data["inputs"] == [str(gemm[k]) for k in ("arch", "cons", "prob", "map")]
+    assert data["rendered_templates"] == [str(gemm["arch"])]
+    rf = next(lv for lv in data["levels"] if lv["name"] == "RegisterFile")
+    assert sorted(rf["dataspaces"]) == ["A", "Z"]         # B bypasses it (constraints file)
+    assert rf["dataspaces"]["A"]["reads"] == 96
+    table = run("evaluate-mapping", "--arch", gemm["arch"], "--arch", gemm["cons"],
+                "--problem", gemm["prob"], "--mapping", gemm["map"], "--vars", gemm["vars"])
+    assert table.exit_code == 0, table.output
+    assert table.output.startswith("mapping: MainMemory[K2] GlobalBuffer[K4 P4] "
+                                   "RegisterFile[R3]\n"), table.output
+    assert "computes 96" in table.output
+
+
+def test_map_takes_the_objective_from_the_mapper_section(gemm, monkeypatch):
+    res = run("map", gemm["arch"], gemm["cons"], gemm["prob"], gemm["mapper"], "--vars",
+              gemm["vars"], "--format", "json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["objective"] == "edp"
+    assert data["objective_source"] == f"mapper optimization_metrics, {gemm['mapper']}:3"
+    table = run("map", gemm["arch"], gemm["cons"], gemm["prob"], gemm["mapper"], "--vars",
+                gemm["vars"], "--objective", "delay")
+    assert table.exit_code == 0, table.output
+    assert "objective: delay (--objective)\n" in table.output
+    import hwmodel.mapper as mapper_module
+
+    seen = []
+
+    class Spy(mapper_module.Mapper):
+        def __init__(self, arch, energy=None, objective="energy", *args, **kwargs):
+            seen.append(objective)
+            super().__init__(arch, energy, "energy", *args, **kwargs)
+
+    monkeypatch.setattr(mapper_module, "Mapper", Spy)
+    gemm["mapper"].write_text("mapper:\n  optimization_metrics: [delay, energy]\n")
+    res = run("map", gemm["arch"], gemm["cons"], gemm["prob"], gemm["mapper"], "--vars",
+              gemm["vars"])
+    assert res.exit_code == 0, res.output
+    run("map", gemm["arch"], gemm["cons"], gemm["prob"], "--vars", gemm["vars"],
+        "--objective", "edp,energy")
+    assert seen == ["delay,energy", "edp,energy"]      # passed through as written
+    assert "objective: delay,energy (mapper optimization_metrics" in res.output
+
+
+def test_estimate_takes_several_arch_files_and_template_vars(gemm, tmp_path):
+    cons = tmp_path / "cnn_cons.yaml"
+    cons.write_text("mapspace_constraints:\n  targets:\n"
+                    "  - {target: RegisterFile, type: bypass, bypass: [Inputs]}\n")
+    geno = EXAMPLES / "small_genotype.json"
+    res = run("estimate", geno, "--arch", gemm["arch"], "--arch", cons, "--arch",
+              gemm["mapper"], "--var", "rf_words=64", "--format", "json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["inputs"]["objective"] == "edp"
+    assert data["layers"]
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("undefined", "{arch}:3: template variable 'rf_words' is undefined"),
+    ("bad var", "--var 'rf_words': expected NAME=VALUE"),
+    ("no problem", "no problem given: add --problem FILE"),
+    ("no mapping", "no mapping given: add --mapping FILE"),
+    ("unknown dim", "{cons}:4: unknown dimension 'X' in the temporal factors of "
+     "'GlobalBuffer' (problem 'gemm' has dimensions: K P R)"),
+    ("unknown space", "{cons}:3: unknown data space 'Weights' in keep of 'RegisterFile' "
+     "(problem 'gemm' has data spaces: A, B, Z)"),
+    ("problem twice", "{prob2}:1: problem given twice: here and in {prob}:1"),
+    ("mapping to map", "{map}:1: hwcost map does not read a 'mapping' section"),
+    ("problem to estimate", "{prob}:1: hwcost estimate takes its layers from the genotype"),
+    ("bad metric", "{mapper}:2: mapper optimization_metrics: metric 'last_level_accesses'"),
+    ("unknown section", "{junk}:1: unknown top-level section 'architectur'"),
+])
+def test_input_mistakes_are_one_located_line(gemm, tmp_path, case, needle):
+    g = {k: str(v) for k, v in gemm.items()}
+    (tmp_path / "prob2.yaml").write_text(GEMM)
+    (tmp_path / "junk.yaml").write_text("architectur: {}\n")
+    g.update(prob2=str(tmp_path / "prob2.yaml"), junk=str(tmp_path / "junk.yaml"))
+    base = [g["arch"], g["cons"], "--vars", g["vars"]]
+    args = {
+        "undefined": ["map", g["arch"], g["prob"]],
+        "bad var": ["map", *base, g["prob"], "--var", "rf_words"],
+        "no problem": ["map", *base],
+        "no mapping": ["evaluate-mapping", *base, g["prob"]],
+        "unknown dim": ["map", *base, g["prob"]],
+        "unknown space": ["map", *base, g["prob"]],
+        "problem twice": ["map", *base, g["prob"], g["prob2"]],
+        "mapping to map": ["map", *base, g["prob"], g["map"]],
+        "problem to estimate": ["estimate", EXAMPLES / "small_genotype.json", "--arch",
+                                g["arch"], "--arch", g["prob"], "--vars", g["vars"]],
+        "bad metric": ["map", *base, g["prob"], g["mapper"]],
+        "unknown section": ["map", *base, g["prob"], g["junk"]],
+    }[case]
+    if case == "unknown dim":
+        gemm["cons"].write_text(CONSTRAINTS.replace("K<=4", "X<=4"))
+    if case == "unknown space":
+        gemm["cons"].write_text(CONSTRAINTS.replace("keep: [A, Z]", "keep: [Weights]"))
+    if case == "bad metric":
+        gemm["mapper"].write_text("mapper:\n  optimization_metrics: [last_level_accesses]\n")
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    assert res.exit_code != 0, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("Error")]
+    assert lines == [f"Error: {needle.format(**g)}"] or needle.format(**g) in lines[0], \
+        res.output
+    assert "Traceback" not in res.output
+
+
+def test_unused_template_vars_are_a_warning():
+    res = CliRunner().invoke(cli, ["evaluate-mapping", "--arch", str(TL / "conv1d_3level.yaml"),
+                                   "--problem", str(TL / "conv1d_oc.yaml"), "--mapping",
+                                   str(TL / "conv1d_oc_3level.map.yaml"), "--var", "x=1"])
+    assert res.exit_code == 0
+    assert "warning: --var/--vars given but no input is a template" in res.output

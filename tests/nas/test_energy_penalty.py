@@ -81,7 +81,7 @@ def test_cheaper_multiplier_never_costs_more(table):
 
 def test_entry_matches_independent_estimate(arch, table):
     """Normal edge 5 (node 4 from node 2) summed over the normal cells 0 by hand."""
-    est = NetworkEstimator(arch, "energy", None, resolve)
+    est = NetworkEstimator(arch, "energy", None, resolve, effort="fast")
     # tiny network: cell 0 normal (C=4, 8x8), cells 1 and 2 reduce (C=8, 16)
     e = table.edges.index((4, 2))
     for m in MULTS:
@@ -107,7 +107,7 @@ def test_fixed_plus_chosen_ops_equals_derived_network(arch, table):
                 ("sep_conv_3x3", 4), ("dil_conv_5x5", 0)],
         reduce_concat=[2, 3, 4, 5])
     layers = list_layers(genotype, NetworkConfig(**TINY))
-    est = NetworkEstimator(arch, "energy", None, resolve)
+    est = NetworkEstimator(arch, "energy", None, resolve, effort="fast")
     want = est.estimate(layers, resolve("exact8u")).total("energy_pj")
     got = table.fixed_pj
     for cell in ("normal", "reduce"):
