@@ -136,13 +136,16 @@ class NetworkEstimator:
                  ert: str | Path | None = None,
                  resolve_multiplier=None, effort: str = "balanced",
                  estimators: str = "builtin", write_ert: str | Path | None = None,
-                 work_budget: int | None = None):
+                 work_budget: int | None = None, jobs: int | None = None):
         """``estimators`` prices what ``ert`` does not: ``"builtin"`` (hwcost's own) or
         ``"accelergy"`` (hwcomponents, :mod:`hwmodel.accelergy_estimators`); ``write_ert``
-        writes the ERT of the exact design's energies (``--write-ert``)."""
+        writes the ERT of the exact design's energies (``--write-ert``); ``jobs`` processes
+        map the distinct layer shapes (default: the CPUs available, see
+        :mod:`hwmodel.parallel_map`)."""
         self.arch = arch
         self.objective = objective
         self.ert = ert
+        self.jobs = jobs
         self.estimators = estimators
         self.base_energy = build_energy_table(arch, None, ert, backend=estimators)
         if write_ert is not None:
@@ -166,6 +169,8 @@ class NetworkEstimator:
     def estimate(self, layers: list[Layer], multiplier: Multiplier | None,
                  progress=None) -> NetworkEstimate:
         names = [lv.name for lv in self.arch.levels]
+        self.mapper.map_many([layer.workload() for layer in layers
+                              if layer.kind in ("conv", "fc")], self.jobs)
         rows = []
         for layer in layers:
             mult = multiplier

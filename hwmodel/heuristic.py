@@ -27,14 +27,15 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .arch import Architecture, LoopConstraint
+from .arch import ALL_DATA_SPACES, Architecture, LoopConstraint
 from .mapping import LevelMapping, Mapping, SpatialStage
 from .model import EvalResult, MappingError, evaluate
 from .objectives import Objective, better
-from .workload import Workload, footprint
+from .workload import Workload, compiled_footprint, footprint
 
 #: capacity checks one level's maximal-tile search may spend once it has found a tile; real
 #: layers need a few hundred (ResNet/VGG/AlexNet layers on the bundled designs: < 2,000),
@@ -138,6 +139,8 @@ class HeuristicMapper:
         self.energy = energy
         self.objective = objective
         self.spatial_bound = 1
+        self._fp_key: tuple | None = None
+        self._fp: dict[str, Callable] = {}
 
     def _keep_options(self, workload: Workload) -> list[frozenset[str]]:
         """Per level, the data spaces it keeps in the constructive search: the spec's
@@ -174,23 +177,32 @@ class HeuristicMapper:
         self.spatial_bound = self._spatial_bound
         best = None
         for plan in plans:
-            for temporal in self._temporal_plans(workload, plan, keep):
-                for stationary in _stationarity(workload):
-                    mapping = self._assemble(workload, plan, temporal, keep,
-                                             [stationary] * len(self.arch.levels))
-                    res = self._evaluate(workload, mapping)
-                    if res is not None and (best is None or better(
-                            _value(res, self.objective), _value(best[1], self.objective))):
-                        best = (mapping, res, plan, temporal, [stationary] * len(keep))
+            found = False
+            for plan_keep in (keep, self._fitting_keep(workload, plan, keep)):
+                if found or plan_keep is None:
+                    break       # the fitted keeps only where keeping everything fails
+                for temporal in self._temporal_plans(workload, plan, plan_keep):
+                    for stationary in _stationarity(workload):
+                        mapping = self._assemble(workload, plan, temporal, plan_keep,
+                                                 [stationary] * len(self.arch.levels))
+                        res = self._evaluate(workload, mapping)
+                        if res is None:
+                            continue
+                        found = True
+                        if best is None or better(_value(res, self.objective),
+                                                  _value(best[1], self.objective)):
+                            best = (mapping, res, plan, temporal, [stationary] * len(keep),
+                                    plan_keep)
         if best is None:
             return None
+        *best, keep = best
         if self.effort == "fast":
             return self._local_search(workload, *best, keep)
         # seeded random tilings of the best spatial plans, as a second opinion for the
         # hill climb (the constructive beam ranks tiles by reuse, not by energy)
         starts = [best]
         rng = random.Random(RANDOM_SEED)
-        for plan in plans[:1]:
+        for plan in [best[2]]:
             sampled = []
             for temporal in self._random_temporals(workload, plan, keep, rng, RANDOM_TILINGS):
                 st = [rng.choice(_stationarity(workload)) for _ in keep]
@@ -210,6 +222,39 @@ class HeuristicMapper:
                             stationary))
         _s, mapping, res, plan, temporal, stationary = min(climbed, key=lambda c: c[0])
         return self._local_search(workload, mapping, res, plan, temporal, stationary, keep)
+
+    def _fitting_keep(self, workload: Workload, plan,
+                      keep: list[frozenset[str]]) -> list[frozenset[str]] | None:
+        """Keeps for ``plan`` when keeping everything allowed overflows a level even at the
+        smallest tiles (a 16-word buffer above 12 PEs, say): per level, the data spaces the
+        spec forces, then the others smallest first while the plan's smallest tile (its
+        fan-out below the level) fits.  None when that changes nothing.  The local search
+        may then keep or bypass each data space again."""
+        n = len(self.arch.levels)
+        below = {d: 1 for d in workload.bounds}
+        spatial_at: list[dict[str, int]] = [dict() for _ in range(n)]
+        for sl, choice in plan.items():
+            for d, f in choice.items():
+                spatial_at[sl.level][d] = spatial_at[sl.level].get(d, 1) * f
+        fitted = list(keep)
+        for i in reversed(range(1, n)):
+            for d, f in spatial_at[i].items():
+                below[d] *= f
+            lv = self.arch.levels[i]
+            cap = lv.capacity_words
+            if cap is None:
+                continue
+            words = {ds.name: footprint(ds, below) for ds in workload.data_spaces
+                     if ds.name in keep[i]}
+            chosen = {name for name in words if lv.keep is not None and (
+                name in lv.keep or ALL_DATA_SPACES in lv.keep)}
+            used = sum(words[name] for name in chosen)
+            for name in sorted(words, key=lambda nm: (words[nm], nm)):
+                if name not in chosen and used + words[name] <= cap:
+                    chosen.add(name)
+                    used += words[name]
+            fitted[i] = frozenset(chosen)
+        return None if fitted == list(keep) else fitted
 
     # ------------------------------------------------------------------ slots
     def _fanouts(self) -> list[Slot]:
@@ -388,6 +433,15 @@ class HeuristicMapper:
                 checks.append((cap, kept, dict(grow)))
         return checks
 
+    def _footprints(self, workload: Workload, order: tuple[str, ...]) -> dict[str, Callable]:
+        """Compiled footprints of the workload's data spaces over tiles in ``order``, kept
+        for the whole search of the workload (their memos are shared)."""
+        key = (workload.key(), order)
+        if self._fp_key != key:
+            self._fp_key = key
+            self._fp = {ds.name: compiled_footprint(ds, order) for ds in workload.data_spaces}
+        return self._fp
+
     def _maximal_tiles(self, workload: Workload, lv, keep_i, base, remaining, outer=()):
         cap = lv.capacity_words
         dims = [d for d, r in remaining.items() if r > 1]
@@ -412,13 +466,20 @@ class HeuristicMapper:
                 known[key] = _fits(fac)
             return known[key]
 
+        # the checks run on tile tuples (in ``order``) with compiled footprints
+        order = tuple(base)
+        fps = self._footprints(workload, order)
+        kept_fps = [fps[ds.name] for ds in kept]
+        outer_fps = [(cap_j, [fps[ds.name] for ds in kept_j],
+                      tuple(grow.get(d, 1) for d in order)) for cap_j, kept_j, grow in outer]
+
         def _fits(fac: dict[str, int]) -> bool:
-            tile = {d: base[d] * fac.get(d, 1) for d in base}
-            if cap is not None and sum(footprint(ds, tile) for ds in kept) > cap:
+            tile = tuple(base[d] * fac.get(d, 1) for d in order)
+            if cap is not None and sum(fp(tile) for fp in kept_fps) > cap:
                 return False
-            for cap_j, kept_j, grow in outer:
-                tile_j = {d: t * grow.get(d, 1) for d, t in tile.items()}
-                if sum(footprint(ds, tile_j) for ds in kept_j) > cap_j:
+            for cap_j, fps_j, grow in outer_fps:
+                tile_j = tuple(t * g for t, g in zip(tile, grow))
+                if sum(fp(tile_j) for fp in fps_j) > cap_j:
                     return False
             return True
 

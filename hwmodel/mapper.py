@@ -162,14 +162,26 @@ class Mapper:
     def map(self, workload: Workload) -> MapResult:
         key = workload.key()
         if key not in self._cache:
-            try:
-                self._cache[key] = self._map(workload)
-            except MappingError as exc:
-                self._cache[key] = exc
+            self._cache[key] = self._map_or_error(workload)
         found = self._cache[key]
         if isinstance(found, MappingError):
             raise found
         return found
+
+    def map_many(self, workloads: list[Workload], jobs: int | None = None) -> None:
+        """Map every distinct shape of ``workloads`` not mapped yet, on up to ``jobs``
+        processes (:mod:`hwmodel.parallel_map`); :meth:`map` then answers from the cache."""
+        from .parallel_map import map_all
+
+        todo = list({w.key(): w for w in workloads if w.key() not in self._cache}.values())
+        for w, found in zip(todo, map_all(self._map_or_error, todo, jobs)):
+            self._cache[w.key()] = found
+
+    def _map_or_error(self, workload: Workload) -> MapResult | MappingError:
+        try:
+            return self._map(workload)
+        except MappingError as exc:
+            return exc
 
     # ------------------------------------------------------------------ steps
     def _map(self, workload: Workload) -> MapResult:

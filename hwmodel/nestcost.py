@@ -8,7 +8,7 @@ multicast spread between a keeper and its parent (:func:`~hwmodel.model.distinct
 over the fan-out stages in between), each instance's partition, and the per-word energy of
 an action in whole rows (:func:`~hwmodel.model.access_energy`).  This module holds the
 pieces that depend only on the spatial plan and the energy table, computed once per plan.
-``tests/hwmodel/test_search.py`` checks the search's prices against ``evaluate``.
+``tests/hwmodel/test_branch_and_bound.py`` checks the search's prices against ``evaluate``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ bound is the sum of
   cheapest level that can be it; the keepers the spec forces receive their partitions;
 * the MAC energy, and leakage at the compute-bound cycle count.
 
-The same closed forms price a leaf exactly (whole rows; ``tests/hwmodel/test_search.py``
+The same closed forms price a leaf exactly (whole rows; ``tests/hwmodel/test_branch_and_bound.py``
 checks them against :func:`hwmodel.model.evaluate` and every bound against the best leaf
 below it).  Nodes are expanded best bound first, each expansion diving greedily to a leaf so
 that good mappings are found early (the pruning needs them).  With a node budget the search
@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 
 from .mapping import Mapping
 from .mapspace import LoopOrder, MapSpace, OrderSpaceTooLarge, SpatialPlan
-from .model import sliding_overlap
+from .model import distinct_children, sliding_overlap
 from .nestcost import NestCost, PlanCost, tiles_of
 from .objectives import Objective, better, cannot_beat
-from .workload import footprint
+from .workload import compiled_footprint, footprint
 
 #: orders enumerated jointly at a leaf when bandwidth limits make cycles depend on them
 JOINT_ORDER_LIMIT = 4096
@@ -122,21 +122,22 @@ class _Plan:
         self.plan = plan
         self.pc = pc
         self.budget = budget
-        self.part = [[cost.partition(pc, k, c) for c in range(n)]
-                     for k in range(len(space.data_spaces))]
+        # (every plan of every layer builds these, so each is computed in one pass)
+        extents = [tuple(space.bounds[d] // pc.spatial_above[c].get(d, 1) for d in space.dims)
+                   for c in range(n)]
+        self.part = [[fp(extents[c]) for c in range(n)] for fp in search.footprints]
         #: a lower bound of the words keeper ``c`` receives per sweep of the relevant loops:
         #: the partition, where the footprint is a product of independent axes (every
         #: dimension on one axis, as in convolutions); where a dimension spans several axes
         #: the footprint's bounding box outgrows the tiles it is made of, so only 1
         self.sweep = [[self.part[k][c] if search.axis_disjoint[k] else 1 for c in range(n)]
                       for k in range(len(space.data_spaces))]
-        self.spread_mac = [[cost.spread(pc, k, lv, n, None) for lv in range(n)]
-                           for k in range(len(space.data_spaces))]
+        self.spread_mac = [_spreads_to_macs(ds, pc, n, space.bounds)
+                           for ds in space.data_spaces]
         #: a lower bound of the distinct child tiles one parent access serves between
         #: levels p and c, whatever the child's tile: only loops of dims that lie on
         #: single-dim axes of the data space count (each of their steps moves to new words)
-        self.spread_lb = [[[_spread_lb(ds, pc, p, c) for c in range(n + 1)] for p in range(n)]
-                          for ds in space.data_spaces]
+        self.spread_lb = [_spread_lbs(moving, pc, n) for moving in search.moving]
         self.mac_hold = [math.prod(f for d, f in pc.temporal_total.items()
                                    if d in cost.relevant[k])
                          for k in range(len(space.data_spaces))]
@@ -195,7 +196,13 @@ class BranchAndBound:
         #: the smallest bound of a node whose children were thinned (None: none was)
         self.cut_bound: tuple[float, ...] | None = None
         self.ds_index = {name: k for k, name in enumerate(space.ds_names)}
-        self.footprints = [_compiled_footprint(ds, space.dims) for ds in space.data_spaces]
+        self.footprints = [compiled_footprint(ds, space.dims) for ds in space.data_spaces]
+        #: (level, read, write, shared bandwidth) of the levels with a bandwidth limit
+        self._limited = [(i, lv.read_bandwidth, lv.write_bandwidth, lv.shared_bandwidth)
+                         for i, lv in enumerate(space.arch.levels)
+                         if lv.read_bandwidth or lv.write_bandwidth or lv.shared_bandwidth]
+        #: per data space, the dims whose every step moves its tile to new words
+        self.moving = [_moving_dims(ds) for ds in space.data_spaces]
 
     # ------------------------------------------------------------------ driver
     def run(self, floor: tuple[float, ...] | None = None) -> Outcome:
@@ -452,12 +459,14 @@ class BranchAndBound:
         may = [] if last else [k for k, name in enumerate(space.ds_names)
                                if self.may_keep[k][nxt]]
         specs = []
-        for combo in itertools.product(*per_dim):
-            tile = tuple(t for _f, t in combo)
+        footprints = self.footprints
+        # the tiles walk in step with the choices (one product each: no tuple per combo)
+        tiles = itertools.product(*[[t for _f, t in choices] for choices in per_dim])
+        for combo, tile in zip(itertools.product(*per_dim), tiles):
             if last:
                 specs.append(((0, 0.0, 0.0), combo))
                 continue
-            words = [fp(tile) for fp in self.footprints]
+            words = [fp(tile) for fp in footprints]
             if cap is not None and sum(words[k] for k in forced) > cap:
                 continue
             held = sum(words[k] for k in may)
@@ -936,11 +945,11 @@ class BranchAndBound:
         cycles = float(compute)
         if not compute:
             return cycles
-        for lv, (reads, writes) in zip(self.space.arch.levels, acc):
+        for i, read_bw, write_bw, shared_bw in self._limited:
+            reads, writes = acc[i]
             slow = 1.0
-            for bw, demand in ((lv.read_bandwidth, reads / compute),
-                               (lv.write_bandwidth, writes / compute),
-                               (lv.shared_bandwidth, (reads + writes) / compute)):
+            for bw, demand in ((read_bw, reads / compute), (write_bw, writes / compute),
+                               (shared_bw, (reads + writes) / compute)):
                 if bw and demand > bw:
                     slow = min(slow, bw / demand)
             cycles = max(cycles, float(math.ceil(compute / slow)))
@@ -969,43 +978,45 @@ def _parallelism(plan: SpatialPlan) -> int:
     return math.prod(f for x, y in plan.loops for _d, f in x + y)
 
 
-def _compiled_footprint(ds, dims: tuple[str, ...]):
-    """:func:`hwmodel.workload.footprint` of ``ds`` as a function of a tile tuple (in
-    ``dims`` order): the mapper screens thousands of candidate tiles per node."""
-    from .workload import points
-
-    index = {d: k for k, d in enumerate(dims)}
-    singles = [index[axis[0][1]] for axis in ds.projection if len(axis) == 1]
-    multis = [tuple((c, index[d]) for c, d in axis if c) for axis in ds.projection
-              if len(axis) > 1]
-
-    def fp(tile: tuple[int, ...]) -> int:
-        total = 1
-        for k in singles:
-            total *= tile[k]
-        for axis in multis:
-            total *= points(tuple((c, tile[k]) for c, k in axis if tile[k] > 1))
-        return total
-
-    return fp
-
-
-def _spread_lb(ds, pc: PlanCost, parent: int, child: int) -> int:
-    """Distinct tiles of ``ds`` among the children of the fan-out stages of levels
-    ``parent..child-1``, at least: loops of dims that appear only on single-dim axes of
-    ``ds`` each move its tile to new words, whatever the tile's extent."""
-    if child <= parent:
-        return 1
+def _moving_dims(ds) -> frozenset[str]:
+    """Dims that appear only on single-dim axes of ``ds``: each of their loops moves its
+    tile to new words, whatever the tile's extent."""
     single = {axis[0][1] for axis in ds.projection if len(axis) == 1}
     multi = {d for axis in ds.projection if len(axis) > 1 for _c, d in axis}
-    moving = single - multi
+    return frozenset(single - multi)
+
+
+def _spread_lbs(moving: frozenset[str], pc: PlanCost, n: int) -> list[list[int]]:
+    """``[parent][child]``: distinct tiles of a data space among the children of the
+    fan-out stages of levels ``parent..child-1``, at least (1 where ``child <= parent``):
+    the product of the loops of its :func:`_moving_dims` on those stages."""
+    per_level = [math.prod(f for loops in pc.stage_loops[lv] for d, f in loops if d in moving)
+                 for lv in range(n)]
+    table = []
+    for parent in range(n):
+        row, acc = [1] * (n + 1), 1
+        for child in range(parent + 1, n + 1):
+            acc *= per_level[child - 1]
+            row[child] = acc
+        table.append(row)
+    return table
+
+
+def _spreads_to_macs(ds, pc: PlanCost, n: int, bounds: dict[str, int]) -> list[int]:
+    """Per level ``lv``, :meth:`NestCost.spread` from ``lv`` to the MACs, all levels in one
+    pass: the stages are walked innermost first, so level ``lv``'s figure extends level
+    ``lv + 1``'s."""
+    unit = {d: 1 for d in bounds}
     total = 1
-    for level in range(parent, child):
-        for loops in pc.stage_loops[level]:
-            for d, f in loops:
-                if d in moving:
-                    total *= f
-    return total
+    out = [1] * n
+    for lv in range(n - 1, -1, -1):
+        for loops in reversed(pc.stage_loops[lv]):
+            if loops:
+                total *= distinct_children(ds, unit, loops)
+                for d, f in loops:
+                    unit[d] = unit.get(d, 1) * f
+        out[lv] = total
+    return out
 
 
 def _thinned(per_dim: list[list], limit: int) -> list[list]:

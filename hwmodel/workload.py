@@ -193,6 +193,44 @@ def footprint(ds: DataSpace, tile: dict[str, int]) -> int:
     return total
 
 
+#: tiles remembered per data space and compiled footprint (a few MB at most)
+_FOOTPRINT_MEMO = 65_536
+
+
+def compiled_footprint(ds, dims: tuple[str, ...]):
+    """:func:`footprint` of ``ds`` as a function of a tile tuple (in ``dims`` order): the
+    mappers screen thousands of candidate tiles per layer."""
+    index = {d: k for k, d in enumerate(dims)}
+    singles = [index[axis[0][1]] for axis in ds.projection if len(axis) == 1]
+    multis = [tuple((c, index[d]) for c, d in axis if c) for axis in ds.projection
+              if len(axis) > 1]
+
+    if not multis:
+        def fp(tile: tuple[int, ...]) -> int:
+            total = 1
+            for k in singles:
+                total *= tile[k]
+            return total
+
+        return fp
+    # sliding windows: the same tiles recur across nodes and plans, so remember them
+    memo: dict[tuple[int, ...], int] = {}
+
+    def fp_window(tile: tuple[int, ...]) -> int:
+        total = memo.get(tile)
+        if total is None:
+            total = 1
+            for k in singles:
+                total *= tile[k]
+            for axis in multis:
+                total *= points(tuple((c, tile[k]) for c, k in axis if tile[k] > 1))
+            if len(memo) < _FOOTPRINT_MEMO:
+                memo[tile] = total
+        return total
+
+    return fp_window
+
+
 def conv_data_spaces(stride: tuple[int, int] = (1, 1),
                      dilation: tuple[int, int] = (1, 1)) -> tuple[DataSpace, ...]:
     """Weights[G,C,M,R,S], Inputs[N,G,C,H,W], Outputs[N,G,M,P,Q] of a (grouped) conv."""

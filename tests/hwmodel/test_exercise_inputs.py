@@ -11,6 +11,7 @@ read against Timeloop's own processed input and published results.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -278,3 +279,30 @@ def test_dudu_files_given_separately_evaluate_the_mapping():
     buffer = data["levels"][0]["dataspaces"]
     assert data["computes"] == 16 and sorted(buffer) == ["A", "B", "Z"]
     assert buffer["A"]["reads"] == buffer["B"]["reads"] == 16
+
+
+# ----------------------------------------------------------------------------- v0.3 Eyeriss specs
+
+ISPASS = EXERCISES / "ispass2020_timeloop_accelergy"
+
+
+@pytest.mark.skipif(not (ISPASS / "case.yaml").is_file(), reason="case not present")
+@pytest.mark.parametrize("spec", ["eyeriss_like-int16.yaml", "eyeriss_like-float32.yaml"])
+def test_v03_eyeriss_specs_map_the_vgg_layer(spec):
+    """The issue's 'no valid mapping ... fits system' on the exercise's two v0.3 Eyeriss
+    specs (DummyBuffer per column, 168 PEs): the mapper answers with a valid, parallel
+    mapping that the model prices as the mapper said."""
+    from hwmodel.energy import build_energy_table
+    from hwmodel.mapper import Mapper
+    from hwmodel.model import evaluate
+
+    arch = load_arch(ISPASS / "arch" / spec)
+    workload = load_problem(SpecInputs.load([ISPASS / "ref-output/intmac/inputs/input.yaml"]))
+    assert workload.bounds["C"] == 128 and workload.bounds["P"] == 56
+    energy = build_energy_table(arch)
+    found = Mapper(arch, energy, effort="balanced").map(workload)
+    again = evaluate(arch, workload, found.mapping, energy)
+    assert again.energy_pj == pytest.approx(found.result.energy_pj)
+    assert again.computes == math.prod(workload.bounds.values())
+    # the PE array in use (the issue's search found only the all-at-DRAM mapping: 1 MAC)
+    assert found.result.macs_utilized >= 168 // 2 and found.underused is None

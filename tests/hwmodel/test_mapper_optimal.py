@@ -235,6 +235,7 @@ def _assignment(mapping: Mapping) -> tuple:
                  for lm in mapping.levels)
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not HEAVY_CASES, reason="set HWCOST_ORACLE_CASES=N for N more seeds")
 @pytest.mark.parametrize("block", range(0, max(HEAVY_CASES, 1), 50))
 def test_mapper_optimum_heavy(block: int):
