@@ -44,6 +44,8 @@ def template_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def template_vars(var_items: tuple[str, ...], vars_file: Path | None) -> dict[str, Any]:
     """The template variables of ``--vars`` then ``--var`` (the latter win)."""
+    if not var_items and vars_file is None:
+        return {}          # (and Jinja2 stays unimported)
     from hwmodel.templates import load_vars, parse_var
 
     out = load_vars(vars_file) if vars_file is not None else {}

@@ -35,7 +35,7 @@ from typing import Any
 from multiplier_lib.errors import HwcostError
 
 from .expressions import Scope, View
-from .templates import is_template, render
+from .template_names import is_template
 from .yamlio import Located, line_of, load_yaml_text, plain, read_text
 
 #: Sections of which a specification has at most one.
@@ -110,6 +110,8 @@ class SpecInputs:
     def add_file(self, path: Path, template_vars: Mapping[str, Any] | None = None) -> None:
         text = read_text(path)
         if is_template(path, text):
+            from .templates import render
+
             text = render(path, template_vars, text)
             self.rendered.append(path)
         doc = load_yaml_text(text, path)

@@ -44,10 +44,9 @@ from multiplier_lib.errors import HwcostError
 from multiplier_lib.limits import Limit
 
 from .template_includes import MAX_INCLUDE_DEPTH, IncludeRefused, Includes  # noqa: F401
+from .template_names import TEMPLATE_SUFFIXES, is_template  # noqa: F401
 from .yamlio import MAX_FILE_BYTES, line_of, load_yaml, plain, read_text
 
-#: File name endings that mark a template (``top.yaml.jinja2``, ``arch.j2``).
-TEMPLATE_SUFFIXES = (".jinja", ".jinja2", ".j2")
 #: Loop iterations and calls one rendering may make; real Timeloop templates make tens.
 MAX_TEMPLATE_STEPS = Limit("HWCOST_MAX_TEMPLATE_STEPS", 100_000,
                            "template steps (loop iterations and calls)")
@@ -72,14 +71,6 @@ _UNDEFINED_RE = re.compile(r"^'([A-Za-z_][A-Za-z_0-9]*)' is undefined$")
 
 class _Refused(Exception):
     """A template operation refused for its cost; the message says which."""
-
-
-def is_template(path: str | Path, text: str | None = None) -> bool:
-    """Whether ``path`` is rendered with Jinja2 before it is parsed: its name ends in a
-    template suffix, or its text holds Jinja markup (Timeloop renders every input file)."""
-    if str(path).lower().endswith(TEMPLATE_SUFFIXES):
-        return True
-    return text is not None and ("{{" in text or "{%" in text or "{#" in text)
 
 
 # ----------------------------------------------------------------------------- variables
