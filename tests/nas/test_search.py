@@ -11,7 +11,11 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from hwcost.cli import cli
+from hwmodel.energy import build_energy_table
+from hwmodel.float_formats import float_variant
+from hwmodel.spec import load_arch
 from multiplier_lib.errors import HwcostError
+from multiplier_lib.library import MultiplierResolver
 from nas import checkpoint
 from nas import search as search_mod
 from nas.genotype import load
@@ -200,7 +204,14 @@ def test_fp32_search_runs_in_float_and_is_priced_as_fp32(tmp_path):
                                    str(tmp_path / "int")], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     int8 = json.loads((tmp_path / "int" / "estimate.json").read_text())
-    assert fp32["arithmetic_pj"] > 5 * int8["arithmetic_pj"]
+    # each run is priced with its own MAC: macs x the MAC energy of its energy table, plus the
+    # adds of pooling and element-wise layers (under 5 % here)
+    arch = load_arch("edge")
+    fp_mac = build_energy_table(float_variant(arch, "fp32"), None).mac()
+    int_mac = build_energy_table(arch, MultiplierResolver()("exact8u")).mac()
+    assert fp_mac > 3 * int_mac
+    for est, mac in ((fp32, fp_mac), (int8, int_mac)):
+        assert est["macs"] * mac <= est["arithmetic_pj"] <= 1.05 * est["macs"] * mac
     res = CliRunner().invoke(cli, [*args, "--multipliers", "exact8u,fp32", "--out",
                                    str(tmp_path / "mixed")])
     assert res.exit_code == 1
