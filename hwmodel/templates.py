@@ -319,6 +319,36 @@ _PLAIN_FILTERS = ("abs", "attr", "capitalize", "count", "d", "default", "dictsor
 
 # ----------------------------------------------------------------------------- rendering
 
+_RAW_OR_COMMENT = re.compile(r"{%-?\s*raw\s*-?%}.*?{%-?\s*endraw\s*-?%}|{#.*?#}", re.S)
+
+
+def keep_comment_lines(source: str) -> str:
+    """``source`` with the line breaks of its multi-line Jinja comments put back after them.
+
+    Jinja drops a comment whole, line breaks included, so every line below a five-line
+    header comment would come out five lines up, and an error found in the rendered YAML
+    would name the wrong template line.  Each such comment that ends its line is followed by
+    as many blank lines as it spanned (blank lines are nothing to YAML).  Comments with
+    whitespace control (``{#-``, ``-#}``) trim line breaks on purpose and are left alone, as
+    are comments followed by text on their last line; ``{% raw %}`` blocks are not touched."""
+    out: list[str] = []
+    pos = 0
+    for m in _RAW_OR_COMMENT.finditer(source):
+        body = m.group(0)
+        breaks = body.count("\n")
+        if (not body.startswith("{#") or not breaks or body.startswith("{#-")
+                or body.endswith("-#}")):
+            continue
+        end = source.find("\n", m.end())
+        end = len(source) if end < 0 else end
+        if source[m.end():end].strip():
+            continue
+        out.append(source[pos:end] + "\n" * breaks)
+        pos = end
+    out.append(source[pos:])
+    return "".join(out)
+
+
 def render(path: str | Path, variables: Mapping[str, Any] | None = None,
            text: str | None = None, *, root: Path | None = None, depth: int = 0) -> str:
     """The text of template ``path`` rendered with ``variables`` (``text``: its content,
@@ -339,7 +369,7 @@ def render(path: str | Path, variables: Mapping[str, Any] | None = None,
     limit = MAX_RENDERED_BYTES.value
     try:
         source = text if text is not None else read_text(path, "template")
-        code = env.compile(source, path.name, str(path))
+        code = env.compile(keep_comment_lines(source), path.name, str(path))
         template = env.template_class.from_code(env, code, env.make_globals(None), None)
         for chunk in template.generate(dict(variables or {})):
             size += len(chunk)

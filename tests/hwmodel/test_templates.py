@@ -255,3 +255,55 @@ def test_error_in_an_included_yaml_file_names_that_file(tmp_path):
     p = _t(tmp_path, "x: {{ include('bad.yaml', 'a') }}\n", "t.j2")
     with pytest.raises(HwcostError, match=rf"^{bad}:2: YAML syntax error"):
         render(p, {})
+
+
+# ----------------------------------------------------------------------------- line numbers
+
+def _random_template(rng) -> tuple[str, dict[str, int]]:
+    """YAML keys (``k0: 0``, ...) among multi-line comments, one-line comments, comments
+    after text, ``{% if %}`` blocks and trimmed comments before nothing of interest; returns
+    the template and, per key, its 1-based line in the template."""
+    lines: list[str] = []
+    keys: dict[str, int] = {}
+    for i in range(rng.randrange(3, 12)):
+        kind = rng.choice(["comment", "short", "if", "plain", "plain"])
+        if kind == "comment":
+            body = "\n".join(f"  note {j}" for j in range(rng.randrange(1, 5)))
+            lines.extend(("{# header\n" + body + " #}").split("\n"))
+        elif kind == "short":
+            lines.append("{# one line #}")
+        elif kind == "if":
+            lines.append("{% if flag %}")
+            keys[f"c{i}"] = len(lines) + 1
+            lines.append(f"c{i}: {i}")
+            lines.append("{% endif %}")
+            continue
+        keys[f"k{i}"] = len(lines) + 1
+        tail = rng.choice(["", "  {# a\n   b #}", "  # yaml comment"])
+        lines.extend(f"k{i}: {i}{tail}".split("\n"))
+    return "\n".join(lines) + "\n", keys
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_rendered_lines_are_the_template_lines(tmp_path, seed):
+    """An error found in the rendered YAML names the template's line: multi-line comments
+    keep their line breaks (Jinja drops them), blocks keep theirs (no trim_blocks)."""
+    import random
+
+    from ruamel.yaml import YAML
+
+    text, keys = _random_template(random.Random(seed))
+    rendered = render(_t(tmp_path, text), {"flag": True})
+    doc = YAML().load(rendered)
+    for key, line in keys.items():
+        assert doc.lc.key(key)[0] + 1 == line, (key, text, rendered)
+
+
+def test_trimmed_comments_and_raw_blocks_render_as_jinja_renders_them(tmp_path):
+    import jinja2
+
+    # trimmed on purpose; literal inside raw; text after the comment on its last line
+    text = ("{#- trimmed\n  comment -#}\na: 1\n{% raw %}{# not\n a comment #}{% endraw %}\n"
+            "b: 2 {# then\n text #} c\nd: 3\n")
+    plain = jinja2.Environment(keep_trailing_newline=True).from_string(text).render()
+    assert render(_t(tmp_path, text), {}) == plain
