@@ -64,7 +64,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -305,41 +306,42 @@ def _hint_cacti(name: str, why: str) -> str:
     return why
 
 
+@contextmanager
+def _hwcomponents_errors(name: str, frozen: tuple[tuple[str, Any], ...], what: str,
+                         no_model: str) -> Iterator[None]:
+    """hwcomponents' failures as one line each: no model of the class (:class:`NoModel`,
+    the caller falls back), a model that refuses the attributes (``no_model``), or one that
+    fails on them (``what``, with the attributes and a CACTI hint)."""
+    from hwcomponents._model_wrapper import EstimatorError
+
+    try:
+        yield
+    except EstimatorError as exc:
+        if "not supported by any models" in str(exc):
+            raise NoModel(name) from None
+        raise HwcostError(f"{no_model}: {_reason(exc)}") from None
+    except (RuntimeError, ValueError, AssertionError) as exc:
+        raise HwcostError(f"{what} ({', '.join(f'{k}={v}' for k, v in frozen)}): "
+                          f"{_hint_cacti(name, _reason(exc))}") from None
+
+
 @lru_cache(maxsize=4096)
 def _action_cost(name: str, frozen: tuple[tuple[str, Any], ...], action: str,
                  frozen_args: tuple[tuple[str, Any], ...] = ()) -> HwcAnswer:
     hwc = hwcomponents_module()
-    from hwcomponents._model_wrapper import EstimatorError
-
-    try:
+    with _hwcomponents_errors(name, frozen, f"hwcomponents cannot price {name}.{action}",
+                              f"hwcomponents cannot price {name}.{action}"):
         est = hwc.get_action_cost(name, dict(frozen), action, dict(frozen_args),
                                   _return_estimation_object=True)
-    except EstimatorError as exc:
-        if "not supported by any models" in str(exc):
-            raise NoModel(name) from None
-        raise HwcostError(f"hwcomponents cannot price {name}.{action}: {_reason(exc)}") from None
-    except (RuntimeError, ValueError, AssertionError) as exc:
-        raise HwcostError(f"hwcomponents cannot price {name}.{action} "
-                          f"({', '.join(f'{k}={v}' for k, v in frozen)}): "
-                          f"{_hint_cacti(name, _reason(exc))}") from None
     return HwcAnswer(float(est.value.energy) * 1e12, str(est.model_name))
 
 
 @lru_cache(maxsize=1024)
 def _model(name: str, frozen: tuple[tuple[str, Any], ...], action: str) -> Any:
     hwc = hwcomponents_module()
-    from hwcomponents._model_wrapper import EstimatorError
-
-    try:
+    with _hwcomponents_errors(name, frozen, f"hwcomponents cannot build {name}",
+                              f"hwcomponents has no usable {name}"):
         return hwc.get_model(name, dict(frozen), required_actions=[action])
-    except EstimatorError as exc:
-        if "not supported by any models" in str(exc):
-            raise NoModel(name) from None
-        raise HwcostError(f"hwcomponents has no usable {name}: {_reason(exc)}") from None
-    except (RuntimeError, ValueError, AssertionError) as exc:
-        raise HwcostError(f"hwcomponents cannot build {name} "
-                          f"({', '.join(f'{k}={v}' for k, v in frozen)}): "
-                          f"{_hint_cacti(name, _reason(exc))}") from None
 
 
 def action_cost(name: str, attrs: dict[str, Any], action: str,

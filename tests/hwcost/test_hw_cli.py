@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from timeloop_texts import gemm_problem
 
 from hwcost.cli import cli
 from hwmodel.estimators import parse_technology, technology_scale
@@ -267,17 +268,7 @@ mapspace_constraints:
   - {target: GlobalBuffer, type: temporal, factors: K<=4, permutation: [R, P, K]}
 """
 
-GEMM = """\
-problem:
-  shape:
-    name: gemm
-    dimensions: [K, P, R]
-    data_spaces:
-    - {name: A, projection: [[[K]], [[R]]]}
-    - {name: B, projection: [[[R]], [[P]]]}
-    - {name: Z, projection: [[[K]], [[P]]], read_write: true}
-  instance: {K: 8, P: 4, R: 3}
-"""
+GEMM = gemm_problem(8, 4, 3)
 
 GEMM_MAP = """\
 mapping:

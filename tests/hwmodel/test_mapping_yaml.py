@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from timeloop_texts import gemm_problem
 
 from hwmodel.mapping import LevelMapping, Mapping
 from hwmodel.mapping_yaml import drop_trivial_loops, load_mapping, write_mapping
@@ -210,17 +211,7 @@ def test_unknown_pseudo_target_lists_the_containers(tmp_path, setup):
         load_mapping(p, arch, w)
 
 
-GEMM_PROBLEM = """\
-problem:
-  shape:
-    name: gemm
-    dimensions: [K, P, R]
-    data_spaces:
-    - {name: A, projection: [[[K]], [[R]]]}
-    - {name: B, projection: [[[R]], [[P]]]}
-    - {name: Z, projection: [[[K]], [[P]]], read_write: true}
-  instance: {K: 8, P: 4, R: 3}
-"""
+GEMM_PROBLEM = gemm_problem(8, 4, 3)
 
 GEMM_ARCH = ARCH.replace("keep: [Inputs, Outputs], bypass: [Weights]",
                          "keep: [A, Z], bypass: [B]")

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from timeloop_texts import gemm_problem
 
 from arch_specs import list_bundled as bundled_names
 from hwmodel.arch import Architecture, LoopConstraint
@@ -367,17 +368,7 @@ architecture:
     assert a.name == "mesh" and a.technology == "45nm"
 
 
-GEMM = """\
-problem:
-  shape:
-    name: gemm
-    dimensions: [K, P, R]
-    data_spaces:
-    - {name: A, projection: [[[K]], [[R]]]}
-    - {name: B, projection: [[[R]], [[P]]]}
-    - {name: Z, projection: [[[K]], [[P]]], read_write: true}
-  instance: {K: 16, P: 8, R: 4}
-"""
+GEMM = gemm_problem(16, 8, 4)
 
 GEMM_ARCH = """\
 variables:
