@@ -726,17 +726,9 @@ def naive_superset(arch: Architecture, wl: Workload) -> Iterator[Mapping]:
     subsets = [frozenset(c) for k in range(len(names) + 1)
                for c in itertools.combinations(names, k)]
 
-    def splits(n: int, k: int):
-        if k == 1:
-            yield (n,)
-            return
-        for d in range(1, n + 1):
-            if n % d == 0:
-                for rest in splits(n // d, k - 1):
-                    yield (d, *rest)
-
     stages = [fanout_stages(lv) for lv in arch.levels]
-    for combo in itertools.product(*(list(splits(b, len(slots))) for _, b in wl.dims)):
+    for combo in itertools.product(*(ordered_factorizations(b, len(slots))
+                                     for _, b in wl.dims)):
         temporal = [[(d, f[k]) for d, f in zip(wl.dim_names, combo) if f[k] > 1]
                     for k, sl in enumerate(slots) if sl.axis == "t"]
         axis: dict[tuple[int, int, str], list] = {}
