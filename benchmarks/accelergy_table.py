@@ -8,6 +8,7 @@ build-cacti``)::
     python benchmarks/accelergy_table.py --grid     # writes hwmodel/data/cacti_sram_grid.json
     python benchmarks/accelergy_table.py --heldout  # writes hwmodel/data/accelergy_heldout.json
     python benchmarks/accelergy_table.py --check    # compares the built-in estimators only
+    python benchmarks/accelergy_table.py --markdown # the README's fidelity table
 
 Every row is what ``--estimators accelergy`` gives for one component (the same queries,
 :mod:`hwmodel.accelergy_estimators`): SRAM and ``smartbuffer_SRAM`` over depths, widths and
@@ -388,6 +389,24 @@ def _report(name: str, table: dict[str, Any]) -> None:
           f"{min(r['ratio'] for r in cmp):.3f}-{max(r['ratio'] for r in cmp):.3f}")
 
 
+def markdown_summary(table: dict[str, Any]) -> str:
+    """The README's fidelity table: per component class and action, the ratio range over all
+    rows and the row furthest from hwcomponents, with both figures."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in compare(table):
+        groups.setdefault((r["component"], r["action"]), []).append(r)
+    lines = ["| component | action | rows | built-in / Accelergy | furthest row | built-in pJ "
+             "| Accelergy pJ | ratio |", "|---|---|---:|---:|---|---:|---:|---:|"]
+    for (cls, action), rows in sorted(groups.items()):
+        worst = max(rows, key=lambda r: abs(math.log(r["ratio"])))
+        attrs = ", ".join(f"{k} {v}" for k, v in worst["attributes"].items())
+        lines.append(
+            f"| `{cls}` | {action} | {len(rows)} | {min(r['ratio'] for r in rows):.3f}-"
+            f"{max(r['ratio'] for r in rows):.3f} | {attrs}, {worst['technology_nm']:g} nm | "
+            f"{worst['builtin_pj']:.4g} | {worst['energy_pj']:.4g} | {worst['ratio']:.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=TABLE)
@@ -398,7 +417,12 @@ def main(argv: list[str] | None = None) -> int:
                              "instead")
     parser.add_argument("--check", action="store_true",
                         help="only compare the built-in estimators with the checked-in tables")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the README's fidelity table of the checked-in table")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_summary(json.loads(args.out.read_text())))
+        return 0
     if args.check:
         pass
     elif args.grid or args.heldout:

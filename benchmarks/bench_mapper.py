@@ -1,18 +1,24 @@
 """Mapper speed and quality on the DARTS_V2 evaluation network, against baselines run here.
 
 For every distinct conv/FC layer shape of DARTS_V2 (20 cells, 36 channels, CIFAR-10) on a
-bundled architecture it prints the mapper's time and energy, and those of a random-sampling
-mapper (Timeloop's default search strategy: uniformly sampled factorizations and loop orders,
-best of N valid ones) given the same per-access energies.  Then the wall time of the whole
-``hwcost estimate``-equivalent pipeline.  Then, if ZigZag (PyPI ``zigzag-dse``, KU Leuven's
-DSE framework; an optional benchmark dependency, see ``zigzag_bridge.py``) is installed, one
-table per design (default: the Eyeriss-like ``eyeriss`` and the TPU-like ``systolic``) with
+bundled architecture it prints hwcost's mapper at its default effort (time, energy and the
+evidence it gives: "opt" when proven optimal, else the gap to its lower bound) and a
+random-sampling mapper (Timeloop's default search strategy: uniformly sampled factorizations
+and loop orders, best of N valid ones) given the same per-access energies.  Then the wall
+time of the whole ``hwcost estimate``-equivalent pipeline, and the mapper's mean and slowest
+layer time on every bundled design.  Then, if ZigZag (PyPI
+``zigzag-dse``, KU Leuven's DSE framework; see ``zigzag_bridge.py``) is installed, one table
+per design (default: the Eyeriss-like ``eyeriss`` and the TPU-like ``systolic``) with
 hwcost's mapper and ZigZag's mapper (its spatial-mapping generator and LOMA temporal search)
-side by side on the same layers, hardware and per-access energies.  Without ZigZag the script
-says so and how to install it.
+side by side.  Then, if AccelForge (PyPI ``accelforge``, Python >= 3.12, the Timeloop group's
+optimal mapper; see ``accelforge_bridge.py``) is installed, hwcost's mapper against
+AccelForge's on small layers (AccelForge takes minutes per real layer): AccelForge's own
+energy of its best mapping, that mapping priced by hwcost's model (the like-for-like
+figure), and both mappers' times.  Missing optional tools are reported, not fatal.
 
 Run: ``python benchmarks/bench_mapper.py [--arch eyeriss] [--samples 2000] [--layers 6]
-[--no-zigzag] [--zigzag-archs eyeriss,systolic] [--zigzag-lpf 6] [--show-mappings]``
+[--no-designs] [--no-zigzag] [--zigzag-archs eyeriss,systolic] [--zigzag-lpf 6] [--show-mappings]
+[--no-accelforge] [--accelforge-archs edge,eyeriss] [--accelforge-timeout 600]``
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import statistics
 import time
 from pathlib import Path
 
+import accelforge_bridge as af
 import zigzag_bridge as zz
 
 from hwmodel.energy import build_energy_table
@@ -32,6 +39,7 @@ from hwmodel.mapper import Mapper
 from hwmodel.mapping import LevelMapping, Mapping
 from hwmodel.model import MappingError, evaluate
 from hwmodel.spec import load_arch
+from hwmodel.workload import Layer
 from multiplier_lib import generate
 from nas.cellgraph import NetworkConfig, list_layers
 from nas.genotype import load
@@ -140,6 +148,75 @@ def zigzag_tables(shapes: list, designs: list[str], settings: zz.ZigZagSettings,
                   f"{sum(zz_t):.1f} s, hwcost total {sum(hw_t):.2f} s")
 
 
+#: small layers: AccelForge's optimal mapper takes minutes per real layer (48 s to 37 min
+#: measured on DARTS-sized and VGG layers)
+ACCELFORGE_LAYERS = (
+    Layer("conv3x3", "conv", C=8, M=8, P=4, Q=4, R=3, S=3),
+    Layer("pointwise", "conv", C=16, M=16, P=8, Q=8),
+    Layer("depthwise", "conv", C=1, M=1, P=8, Q=8, R=3, S=3, groups=8),
+)
+
+
+def accelforge_tables(designs: list[str], timeout_s: float, show_mappings: bool) -> None:
+    """Per design: hwcost's mapper against AccelForge's on small layers, same energies."""
+    settings = af.AccelForgeSettings()
+    print(f"\nAccelForge settings: {settings.describe()}")
+    for name in designs:
+        arch = load_arch(name)
+        energy = build_energy_table(arch)
+        print(f"\n{name}: hwcost (default effort) vs AccelForge, energy objective. "
+              "'AF own' is AccelForge's estimate of its best mapping in its own model; "
+              "'AF@hwcost' is that mapping priced by hwcost's model (the like-for-like "
+              "figure; hwcost's mapping can be priced only by hwcost)")
+        print(f"{'layer':24} {'hwcost pJ':>12} {'evidence':>10} {'AF own pJ':>12} "
+              f"{'AF@hwcost pJ':>13} {'hw/AF@hw':>9} {'hwcost s':>9} {'AF map s':>9} "
+              f"{'t AF/hw':>8}")
+        for layer in ACCELFORGE_LAYERS:
+            wl = layer.workload()
+            t0 = time.perf_counter()
+            found = Mapper(arch, energy).map(wl)
+            t_hw = time.perf_counter() - t0
+            res = af.run_accelforge(arch, wl, energy, "energy", timeout_s, settings)
+            ev = "opt" if found.optimal else f"gap {100 * (found.gap or 0):.0f}%"
+            if res is None:
+                print(f"{layer.shape_text():24} {found.result.energy_pj:12.0f} {ev:>10} "
+                      "AccelForge gave no answer (see above)")
+                continue
+            priced = res.hwcost
+            ratio = found.result.energy_pj / priced.energy_pj if priced else float("nan")
+            af_own = res.energy_pj if res.energy_pj is not None else float("nan")
+            print(f"{layer.shape_text():24} {found.result.energy_pj:12.0f} {ev:>10} "
+                  f"{af_own:12.0f} "
+                  f"{priced.energy_pj if priced else float('nan'):13.0f} {ratio:9.4f} "
+                  f"{t_hw:9.2f} {res.map_s:9.1f} {res.map_s / t_hw:7.0f}x")
+            if show_mappings:
+                print(f"    hwcost: {found.mapping.short(arch.names)}")
+                print(f"    AccelForge: {res.tree()}"
+                      + (f"; as Timeloop levels {res.mapping.short(arch.names)}"
+                         if res.mapping else ""))
+
+
+def design_times(layers: list[Layer]) -> None:
+    """Every bundled design, every distinct DARTS_V2 shape, the mapper at its default
+    effort (what ``hwcost map`` runs): the slowest layer is what a user waits for."""
+    designs = sorted(p.stem for p in (ROOT / "arch_specs").glob("*.yaml"))
+    print(f"\nmapper at its default effort on every bundled design ({len(layers)} DARTS_V2 "
+          "shapes each)")
+    print(f"{'design':10} {'mean ms':>8} {'max ms':>8}  {'slowest shape':44} {'optimal':>8}")
+    for design in designs:
+        arch = load_arch(design)
+        energy = build_energy_table(arch)
+        times, proven = [], 0
+        for layer in layers:
+            t0 = time.perf_counter()
+            found = Mapper(arch, energy).map(layer.workload())
+            times.append((time.perf_counter() - t0, layer.shape_text()))
+            proven += found.optimal
+        worst = max(times)
+        print(f"{design:10} {1000 * statistics.mean(t for t, _ in times):8.1f} "
+              f"{1000 * worst[0]:8.1f}  {worst[1]:44} {proven:>4}/{len(layers)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="eyeriss",
@@ -147,6 +224,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--layers", type=int, default=None,
                         help="only the first N distinct conv/FC shapes (default: all 19)")
+    parser.add_argument("--no-designs", action="store_true",
+                        help="skip the per-design time table")
     parser.add_argument("--no-zigzag", action="store_true", help="skip the ZigZag tables")
     parser.add_argument("--zigzag-archs", default="eyeriss,systolic",
                         help="designs of the ZigZag tables, comma separated")
@@ -157,7 +236,14 @@ def main() -> None:
                         default=zz.ZigZagSettings.spatial_mappings,
                         help="spatial mappings ZigZag generates per layer (default %(default)s)")
     parser.add_argument("--show-mappings", action="store_true",
-                        help="print each tool's chosen mapping under the ZigZag tables' rows")
+                        help="print each tool's chosen mapping under the comparison rows")
+    parser.add_argument("--no-accelforge", action="store_true",
+                        help="skip the AccelForge tables")
+    parser.add_argument("--accelforge-archs", default="edge,eyeriss",
+                        help="designs of the AccelForge tables, comma separated")
+    parser.add_argument("--accelforge-timeout", type=float, default=600,
+                        help="seconds AccelForge may take per layer (it has no anytime "
+                        "answer; default %(default)s)")
     args = parser.parse_args()
 
     geno = load(ROOT / "examples" / "darts_v2.json")
@@ -174,8 +260,8 @@ def main() -> None:
 
     print(f"DARTS_V2 on {args.arch}: {len(layers)} layers, {n_all} distinct conv/FC "
           f"shapes{limited}; random baseline: best of {args.samples} samples")
-    header = (f"{'layer shape':44} {'ours ms':>8} {'ours pJ/MAC':>11} {'random ms':>10} "
-              f"{'random pJ/MAC':>13} {'energy ratio':>12} {'speed-up':>8}")
+    header = (f"{'layer shape':44} {'ours ms':>8} {'ours pJ/MAC':>11} {'evidence':>9} "
+              f"{'random ms':>10} {'random pJ/MAC':>13} {'energy ratio':>12} {'t rnd/ours':>10}")
     print(header)
     ours_t, rand_t, ratios = [], [], []
     for layer in chosen:
@@ -190,14 +276,15 @@ def main() -> None:
         ours_e = found.result.energy_pj / wl.computes
         rand_e = rand.energy_pj / wl.computes if rand is not None else float("nan")
         ratios.append(ours_e / rand_e)
+        evidence = "opt" if found.optimal else f"gap {100 * (found.gap or 0):.0f}%"
         print(f"{layer.shape_text():44} {1000 * (t1 - t0):8.1f} {ours_e:11.3f} "
-              f"{1000 * (t2 - t1):10.1f} {rand_e:13.3f} {ours_e / rand_e:12.3f} "
-              f"{(t2 - t1) / (t1 - t0):7.0f}x")
+              f"{evidence:>9} {1000 * (t2 - t1):10.1f} {rand_e:13.3f} {ours_e / rand_e:12.3f} "
+              f"{(t2 - t1) / (t1 - t0):9.2f}x")
     finite = [r for r in ratios if not math.isnan(r)]
     geo = statistics.geometric_mean(finite) if finite else float("nan")
-    print(f"{'mean / geomean':44} {1000 * statistics.mean(ours_t):8.1f} {'':11} "
+    print(f"{'mean / geomean':44} {1000 * statistics.mean(ours_t):8.1f} {'':11} {'':9} "
           f"{1000 * statistics.mean(rand_t):10.1f} {'':13} {geo:12.3f} "
-          f"{statistics.mean(rand_t) / statistics.mean(ours_t):7.0f}x")
+          f"{statistics.mean(rand_t) / statistics.mean(ours_t):9.2f}x")
 
     t0 = time.perf_counter()
     est = NetworkEstimator(arch).estimate(layers, generate("exact8u"))
@@ -205,18 +292,30 @@ def main() -> None:
     print(f"\nwhole DARTS_V2 estimate on {args.arch} (map {n_all} shapes, price "
           f"{len(layers)} layers): {wall:.2f} s, {est.total('energy_pj') / 1e6:.1f} uJ")
 
+    if args.no_designs:
+        print("\nper-design times skipped (--no-designs)")
+    else:
+        design_times(list(shapes.values()))
+
     if args.no_zigzag:
         print("\nZigZag comparison skipped (--no-zigzag)")
-        return
-    missing = zz.zigzag_missing()
-    if missing:
+    elif (missing := zz.zigzag_missing()):
         print(f"\n{missing}\n(no ZigZag comparison; it is an optional benchmark dependency, "
               "not a dependency of hwcost)")
-        return
-    settings = zz.ZigZagSettings(lpf_limit=args.zigzag_lpf,
-                                 spatial_mappings=args.zigzag_spatial)
-    designs = [d.strip() for d in args.zigzag_archs.split(",") if d.strip()]
-    zigzag_tables(chosen, designs, settings, args.show_mappings)
+    else:
+        settings = zz.ZigZagSettings(lpf_limit=args.zigzag_lpf,
+                                     spatial_mappings=args.zigzag_spatial)
+        designs = [d.strip() for d in args.zigzag_archs.split(",") if d.strip()]
+        zigzag_tables(chosen, designs, settings, args.show_mappings)
+
+    if args.no_accelforge:
+        print("\nAccelForge comparison skipped (--no-accelforge)")
+    elif (missing := af.accelforge_missing()):
+        print(f"\n{missing}\n(no AccelForge comparison; it is an optional benchmark "
+              "dependency, not a dependency of hwcost)")
+    else:
+        designs = [d.strip() for d in args.accelforge_archs.split(",") if d.strip()]
+        accelforge_tables(designs, args.accelforge_timeout, args.show_mappings)
 
 
 if __name__ == "__main__":
