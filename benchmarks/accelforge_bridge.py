@@ -87,7 +87,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwmodel.arch import Architecture, Container, LoopConstraint
+from spatial_axes import axis_dims
+
+from hwmodel.arch import Architecture, Container
 from hwmodel.energy import EnergyTable
 from hwmodel.mapping import LevelMapping, Mapping, SpatialStage
 from hwmodel.model import EvalResult, MappingError, evaluate
@@ -170,25 +172,6 @@ def _set_expr(names: list[str]) -> str:
     return " | ".join(names) if names else "Nothing"
 
 
-def _axis_dims(constraint: LoopConstraint | None, dims: list[str],
-               both_axes: bool) -> tuple[list[str], list[str]]:
-    """Dims allowed along X and Y of one fan-out stage, as hwcost's mapper reads a spatial
-    constraint (``permutation`` split at ``split``; a one-axis mesh takes any of them);
-    dims the constraint fixes to 1 are left out."""
-    if constraint is not None:
-        dims = [d for d in dims if constraint.factors.get(d) != 1]
-    if constraint is None or constraint.permutation is None:
-        return list(dims), list(dims)
-    perm = list(constraint.permutation)
-    split = constraint.split if constraint.split is not None else len(perm)
-    xs = [d for d in perm[:split] if d in dims]
-    ys = [d for d in perm[split:] if d in dims]
-    if not both_axes:
-        union = xs + [d for d in ys if d not in xs]
-        return union, union
-    return xs, ys
-
-
 def _stages(lv) -> list[Container]:
     if lv.fanout <= 1:
         return []
@@ -210,7 +193,7 @@ def _fixed_extent(arch: Architecture, i: int, dim: str) -> int | None:
             return None
         extent *= f
         for st in _stages(lv):
-            xs, ys = _axis_dims(st.spatial, [dim], st.mesh_x > 1 and st.mesh_y > 1)
+            xs, ys = axis_dims(st.spatial, [dim], st.mesh_x > 1 and st.mesh_y > 1)
             if not (xs or ys):
                 continue
             f = st.spatial.factors.get(dim) if st.spatial is not None else None
@@ -351,7 +334,7 @@ def translate(arch: Architecture, workload: Workload | Layer, energy: EnergyTabl
             cname = fresh(_ident(st.name, "C"))
             containers[cname] = (i, k if lv.containers else -1)
             both = st.mesh_x > 1 and st.mesh_y > 1
-            xs, ys = _axis_dims(st.spatial, list(rv_of), both)
+            xs, ys = axis_dims(st.spatial, list(rv_of), both)
             dims_spatial = []
             for axis, size, allowed in (("X", st.mesh_x, xs), ("Y", st.mesh_y, ys)):
                 if size <= 1:
@@ -435,7 +418,7 @@ def constraint_violations(arch: Architecture, workload: Workload, mapping: Mappi
                  [(st.x, st.y) for st in lm.stages])
         for k, st in enumerate(stages):
             x, y = loops[k] if k < len(loops) else ([], [])
-            xs, ys = _axis_dims(st.spatial, dims, st.mesh_x > 1 and st.mesh_y > 1)
+            xs, ys = axis_dims(st.spatial, dims, st.mesh_x > 1 and st.mesh_y > 1)
             for axis, lp, allowed in (("X", x, xs), ("Y", y, ys)):
                 bad = sorted({d for d, f in lp if f > 1 and d not in allowed})
                 if bad:

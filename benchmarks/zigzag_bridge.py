@@ -42,7 +42,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwmodel.arch import Architecture, LoopConstraint, StorageLevel
+from spatial_axes import axis_dims
+
+from hwmodel.arch import Architecture, StorageLevel
 from hwmodel.energy import EnergyTable
 from hwmodel.workload import Layer
 
@@ -154,24 +156,6 @@ class ZigZagResult:
 
 # ---------------------------------------------------------------------------- hardware
 
-def _axis_dims(constraint: LoopConstraint | None, both_axes: bool) -> tuple[list[str], list[str]]:
-    """Dims allowed along X and Y of one fan-out stage, as hwcost's mapper reads a spatial
-    constraint (``permutation`` split at ``split``; a one-axis mesh takes any of them);
-    dims the constraint fixes to 1 are left out."""
-    dims = list(DIM_TO_ZZ)
-    if constraint is not None:
-        dims = [d for d in dims if constraint.factors.get(d) != 1]
-    if constraint is None or constraint.permutation is None:
-        return dims, dims
-    perm = list(constraint.permutation)
-    split = constraint.split if constraint.split is not None else len(perm)
-    xs = [d for d in perm[:split] if d in dims]
-    ys = [d for d in perm[split:] if d in dims]
-    if not both_axes:
-        union = xs + [d for d in ys if d not in xs]
-        return union, union
-    return xs, ys
-
 
 def oa_dimensions(arch: Architecture) -> tuple[list[OADim], list[str]]:
     """The operational-array dimensions: every fan-out axis larger than 1, outermost first."""
@@ -185,7 +169,7 @@ def oa_dimensions(arch: Architecture) -> tuple[list[OADim], list[str]]:
         if math.prod(mx * my for _, mx, my, _ in stages) != lv.fanout:
             raise ZigZagUnsupported(f"{lv.name}: fan-out stages do not multiply to its fan-out")
         for name, mx, my, cons in stages:
-            xs, ys = _axis_dims(cons, mx > 1 and my > 1)
+            xs, ys = axis_dims(cons, list(DIM_TO_ZZ), mx > 1 and my > 1)
             fixed = {d: f for d, f in (cons.factors.items() if cons else []) if f != 1}
             if fixed:
                 notes.append(f"spatial factors fixed by {name}'s constraint ({fixed}) are not "
