@@ -26,8 +26,7 @@ _INPUTS = click.argument("inputs", nargs=-1, type=_FILE)
 
 def _load(archs: tuple[str, ...], inputs: tuple[Path, ...], problem: Path | None,
           mapping: Path | None, ert: Path | None, multiplier: str | None,
-          library_dir: Path | None, tvars: dict, estimators: str = "builtin",
-          write_ert: Path | None = None):
+          library_dir: Path | None, tvars: dict, estimators: str = "builtin"):
     """Spec inputs merged from every file given, the problem, the architecture paired
     with it (names checked), and the energy table."""
     from hwmodel.energy import build_energy_table
@@ -55,11 +54,15 @@ def _load(archs: tuple[str, ...], inputs: tuple[Path, ...], problem: Path | None
     spec = load_arch(spec_inputs, problem=workload)
     mult = resolve(multiplier, open_library(library_dir)) if multiplier else None
     energy = build_energy_table(spec, mult, ert, backend=estimators)
+    return spec_inputs, spec, workload, energy
+
+
+def _write_ert(write_ert: Path | None, spec, energy) -> None:
+    """``--write-ert``, once the command has succeeded: a failed run writes nothing."""
     if write_ert is not None:
         from hwmodel.energy import write_energy_ert
 
         write_energy_ert(write_ert, spec, energy)
-    return spec_inputs, spec, workload, energy
 
 
 def _sources(spec_inputs) -> dict:
@@ -139,8 +142,7 @@ def evaluate_mapping(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: 
 
     tvars = template_vars(var_items, vars_file)
     spec_inputs, spec, workload, energy = _load(archs, inputs, problem, mapping_path, ert,
-                                                multiplier, library_dir, tvars, estimators,
-                                                write_ert)
+                                                multiplier, library_dir, tvars, estimators)
     section = spec_inputs.first("mapping")
     if section is None:
         if mapping_path is not None:   # --mapping names a file without one
@@ -153,6 +155,7 @@ def evaluate_mapping(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: 
         result = evaluate(spec, workload, mapping, energy)
     except MappingError as exc:        # load_mapping validates; this is the safety net
         raise exc if exc.file else exc.located(section.path) from None
+    _write_ert(write_ert, spec, energy)
     print_result(spec, result, mapping.short(spec.names), fmt, energy,
                  {"arch": spec.name, "problem": workload.name, **_sources(spec_inputs),
                   "multiplier": energy.multiplier}, workload, mapping)
@@ -202,8 +205,7 @@ def map_cmd(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: Path | No
 
     tvars = template_vars(var_items, vars_file)
     spec_inputs, spec, workload, energy = _load(archs, inputs, problem, None, ert,
-                                                multiplier, library_dir, tvars, estimators,
-                                                write_ert)
+                                                multiplier, library_dir, tvars, estimators)
     section = spec_inputs.first("mapping")
     if section is not None:
         raise HwcostError("hwcost map does not read a 'mapping' section (Timeloop's mapper "
@@ -229,6 +231,7 @@ def map_cmd(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: Path | No
         problem_file = spec_inputs.first("problem").path
         raise exc if exc.file else exc.located(problem_file) from None
     seconds = time.perf_counter() - start
+    _write_ert(write_ert, spec, energy)
     if out_path is not None:
         from hwmodel.mapping_yaml import write_mapping
 

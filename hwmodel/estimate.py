@@ -148,8 +148,8 @@ class NetworkEstimator:
         self.jobs = jobs
         self.estimators = estimators
         self.base_energy = build_energy_table(arch, None, ert, backend=estimators)
-        if write_ert is not None:
-            write_energy_ert(write_ert, arch, self.base_energy)
+        #: written once the first network is priced: a failed run writes nothing
+        self._write_ert = write_ert
         self.mapper = Mapper(arch, self.base_energy, objective, effort=effort,
                              work_budget=work_budget)
         self._tables: dict[str, EnergyTable] = {}
@@ -181,6 +181,9 @@ class NetworkEstimator:
             rows.append(self._layer(layer, table, mult))
             if progress is not None:
                 progress()
+        if self._write_ert is not None:
+            write_energy_ert(self._write_ert, self.arch, self.base_energy)
+            self._write_ert = None
         table = self.table_for(multiplier)
         sources = {comp: {a: {"energy_pj": ae.energy_pj, "source": ae.source}
                           for a, ae in acts.items()}

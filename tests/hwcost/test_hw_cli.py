@@ -413,3 +413,43 @@ def test_unused_template_vars_are_a_warning():
                                    str(TL / "conv1d_oc_3level.map.yaml"), "--var", "x=1"])
     assert res.exit_code == 0
     assert "warning: --var/--vars given but no input is a template" in res.output
+
+
+# ----------------------------------------------------------------------------- --write-ert
+
+def test_written_ert_reads_back_to_the_same_energies(tmp_path):
+    ert = tmp_path / "built.ert.yaml"
+    args = ["evaluate-mapping", "--arch", TL / "conv1d_3level.yaml", "--problem",
+            TL / "conv1d_oc.yaml", "--mapping", TL / "conv1d_oc_3level.map.yaml",
+            "--format", "json"]
+    first = run(*args, "--write-ert", ert)
+    assert first.exit_code == 0, first.output
+    assert ert.is_file()
+    again = run(*args, "--ert", ert)
+    assert again.exit_code == 0, again.output
+    a, b = json.loads(first.output), json.loads(again.output)
+    assert b["energy_pj"] == pytest.approx(a["energy_pj"], rel=1e-9)
+    assert all(src["source"].startswith("ERT") for acts in b["energy_sources"].values()
+               for src in acts.values() if src["energy_pj"])
+
+
+@pytest.mark.parametrize("args", [
+    ["evaluate-mapping", "--arch", TL / "conv1d_3level.yaml", "--problem", TL / "conv1d_oc.yaml",
+     "--mapping", TL / "bad_capacity.map.yaml"],
+    ["map", "--arch", TL / "conv1d_3level.yaml", "--problem", TL / "conv1d_oc.yaml",
+     TL / "conv1d_oc_3level.map.yaml"],
+])
+def test_a_failed_command_writes_no_ert(tmp_path, args):
+    ert = tmp_path / "never.ert.yaml"
+    res = run(*args, "--write-ert", ert)
+    assert res.exit_code == 1 and res.output.startswith("Error: ")
+    assert not ert.exists()
+
+
+def test_estimate_writes_the_ert_of_its_design(tmp_path):
+    ert = tmp_path / "edge.ert.yaml"
+    res = run("estimate", EXAMPLES / "small_genotype.json", "--arch", "edge",
+              "--effort", "fast", "--write-ert", ert, "--format", "json")
+    assert res.exit_code == 0, res.output
+    text = ert.read_text()
+    assert "global_buffer" in text and "ERT:" in text
