@@ -111,8 +111,17 @@ class StorageLevel:
     def fanout(self) -> int:
         return self.fanout_x * self.fanout_y
 
+    def must_keep(self, data_space: str) -> bool:
+        """Whether the spec's ``keep`` list names ``data_space`` (``*``: every one) and its
+        ``bypass`` list does not."""
+        return (self.keep is not None and (data_space in self.keep or ALL_DATA_SPACES in self.keep)
+                and not self.must_bypass(data_space))
+
+    def must_bypass(self, data_space: str) -> bool:
+        return data_space in self.bypass or ALL_DATA_SPACES in self.bypass
+
     def may_keep(self, data_space: str) -> bool:
-        if data_space in self.bypass or ALL_DATA_SPACES in self.bypass:
+        if self.must_bypass(data_space):
             return False
         return self.keep is None or data_space in self.keep or ALL_DATA_SPACES in self.keep
 

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .arch import ALL_DATA_SPACES, Architecture, LoopConstraint
+from .arch import Architecture, LoopConstraint
 from .mapping import LevelMapping, Mapping, SpatialStage
 from .model import EvalResult, MappingError, evaluate
 from .objectives import Objective, better
@@ -246,8 +246,7 @@ class HeuristicMapper:
                 continue
             words = {ds.name: footprint(ds, below) for ds in workload.data_spaces
                      if ds.name in keep[i]}
-            chosen = {name for name in words if lv.keep is not None and (
-                name in lv.keep or ALL_DATA_SPACES in lv.keep)}
+            chosen = {name for name in words if lv.must_keep(name)}
             used = sum(words[name] for name in chosen)
             for name in sorted(words, key=lambda nm: (words[nm], nm)):
                 if name not in chosen and used + words[name] <= cap:

@@ -129,9 +129,8 @@ class MapSpace:
             if i == 0:
                 options.append([frozenset(names)])
                 continue
-            must = frozenset(d for d in names if lv.keep is not None and d in lv.keep
-                             and d not in lv.bypass)
-            free = sorted(d for d in names if d not in must and d not in lv.bypass)
+            must = frozenset(d for d in names if lv.must_keep(d))
+            free = sorted(d for d in names if d not in must and not lv.must_bypass(d))
             if 2 ** len(free) > MAX_KEEP_OPTIONS:
                 self.cut = True
                 everything = must | frozenset(free)

@@ -323,3 +323,21 @@ def test_no_mapping_is_proved_with_the_constraint_that_forbids_it():
                                                                       "P": 4}))
     text = str(err.value)
     assert "RF must keep" in text and "capacity 4" in text and "RF temporal R=3" in text
+
+
+@pytest.mark.parametrize("bypass", [frozenset({"*"}), frozenset({W, I, O})])
+def test_a_level_bypassing_everything_keeps_nothing_in_any_search(bypass):
+    """``bypass: ['*']`` is every data space, in the map space the branch and bound walks
+    as in the constructive search; before, the map space read '*' as no name at all."""
+    from hwmodel.mapspace import MapSpace
+
+    buf = level("Buffer", 64)
+    buf.bypass = bypass
+    arch = Architecture("three", [level("DRAM"), buf, level("RF", 16)],
+                        ComputeUnit("mac", "intmac", {}, 1))
+    wl = conv1d({"K": 4, "P": 8, "R": 3})
+    assert MapSpace(arch, wl).keep_options[1] == [frozenset()]
+    for effort in ("fast", "exhaustive"):
+        found = Mapper(arch, FlatEnergy({"DRAM": 100.0, "Buffer": 1.0, "RF": 0.5}),
+                       effort=effort).map(wl)
+        assert found.mapping.levels[1].keep == frozenset()
