@@ -76,6 +76,7 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
     A float baseline (fp32, fp16, bf16) runs the network on the same design built for float
     words (every memory keeps its rows and holds words of the format's width) with an FP MAC.
     """
+    from hwmodel.energy import write_energy_ert
     from hwmodel.estimate import NetworkEstimator, estimate_float
     from hwmodel.float_formats import is_float_format
     from hwmodel.mapper_section import mapper_objective
@@ -134,8 +135,7 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
                           "so the two cannot be combined")
     mults = {n: get(n) for n in names if not is_float_format(n)}   # unknown names fail here
     estimator = NetworkEstimator(spec, objective, ert, resolve_multiplier=get, effort=effort,
-                                 estimators=estimators, write_ert=write_ert,
-                                 work_budget=budget)
+                                 estimators=estimators, work_budget=budget)
     results = [estimate_float(spec, net_layers, n, objective, effort, estimators, budget)
                if is_float_format(n) else estimator.estimate(net_layers, mults[n])
                for n in names]
@@ -146,6 +146,8 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
         _export_timeloop(export_timeloop, spec, base)
     if plot is not None:
         _plot(plot, base)
+    if write_ert is not None:      # the design's exact energies, once the run has succeeded
+        write_energy_ert(write_ert, spec, estimator.base_energy)
 
     _warn_underused(base.layers)
     if fmt == "json":

@@ -212,6 +212,9 @@ def map_cmd(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: Path | No
                           "takes it as constraints): give constraints under a key such as "
                           "mapspace_constraints, or evaluate the mapping with "
                           "evaluate-mapping", file=section.path, line=section.line)
+    if objective is not None and not objective.strip():
+        raise HwcostError("--objective is empty: give energy, delay, edp or a list such as "
+                          "delay,energy")
     given = objective is not None
     from_mapper = None if given else mapper_objective(spec_inputs)
     objective = objective or (from_mapper.objective if from_mapper else "energy")
@@ -231,11 +234,11 @@ def map_cmd(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: Path | No
         problem_file = spec_inputs.first("problem").path
         raise exc if exc.file else exc.located(problem_file) from None
     seconds = time.perf_counter() - start
-    _write_ert(write_ert, spec, energy)
     if out_path is not None:
         from hwmodel.mapping_yaml import write_mapping
 
         write_mapping(found.mapping, spec, out_path, workload)
+    _write_ert(write_ert, spec, energy)
     print_result(spec, found.result, found.mapping.short(spec.names), fmt, energy,
                  {"arch": spec.name, "problem": workload.name, **_sources(spec_inputs),
                   "objective": objective, "objective_source": source,

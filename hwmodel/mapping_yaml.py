@@ -70,7 +70,9 @@ from .yamlio import (
 _DATATYPE = ("datatype", "bypass", "dataspace", "bypassing")
 
 
-def _directives(doc: Any, err: Located) -> tuple[list[Any], int | None]:
+def _directives(doc: Any, err: Located, line: int = 1) -> tuple[list[Any], int | None]:
+    """The directive list of ``doc``; ``line``: where to point when it has none and ``doc``
+    carries no line of its own (a section value re-wrapped under its key)."""
     node = doc
     for _ in range(3):
         if isinstance(node, list):
@@ -83,7 +85,7 @@ def _directives(doc: Any, err: Located) -> tuple[list[Any], int | None]:
             else:
                 break
     raise err("expected a list of mapping directives (optionally under 'mapping:')",
-              line_of(doc, None, 1))
+              line_of(doc, None, line))
 
 
 def _containers(arch: Architecture, idx: int) -> list[str]:
@@ -132,7 +134,7 @@ def load_mapping(source: str | Path | SpecInputs, arch: Architecture, workload: 
                           "'mapping:')", file=where, line=1)
     err = section.err
     doc = section.value if section.key is None else {"mapping": section.value}
-    directives, root_line = _directives(doc, err)
+    directives, root_line = _directives(doc, err, section.line or 1)
     targets = _targets(arch)
     dims = list(workload.dim_names)
     ds_names = [ds.name for ds in workload.data_spaces]

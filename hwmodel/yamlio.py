@@ -307,7 +307,12 @@ def dump_yaml(data: Any, path: str | Path, header: str | None = None) -> None:
     if header:
         buf.write("".join(f"# {ln}\n" if ln else "#\n" for ln in header.splitlines()))
     yaml.dump(data, buf)
-    atomic_write_text(path, buf.getvalue())
+    try:
+        atomic_write_text(path, buf.getvalue())
+    except OSError as exc:         # a missing folder, a file where a folder should be, ...
+        hint = (" (a folder on its path is a file)"
+                if isinstance(exc, FileExistsError | NotADirectoryError) else "")
+        raise HwcostError(f"cannot write: {exc.strerror or exc}{hint}", file=path) from None
 
 
 # ----------------------------------------------------------------------------- locations

@@ -453,3 +453,35 @@ def test_estimate_writes_the_ert_of_its_design(tmp_path):
     assert res.exit_code == 0, res.output
     text = ert.read_text()
     assert "global_buffer" in text and "ERT:" in text
+
+
+def test_estimate_with_only_float_formats_still_writes_its_ert(tmp_path):
+    ert = tmp_path / "fp.ert.yaml"
+    res = run("estimate", EXAMPLES / "small_genotype.json", "--arch", "edge", "--effort", "fast",
+              "--multiplier", "fp16", "--write-ert", ert)
+    assert res.exit_code == 0, res.output
+    assert "global_buffer" in ert.read_text()
+
+
+def test_mapping_section_without_directives_names_its_line(tmp_path):
+    bad = tmp_path / "map.yaml"
+    bad.write_text("# a comment\n\nmapping: {foo: 1}\n")
+    res = run("evaluate-mapping", "--arch", TL / "conv1d_3level.yaml", "--problem",
+              TL / "conv1d_oc.yaml", "--mapping", bad)
+    assert res.exit_code == 1
+    assert res.output == f"Error: {bad}:3: expected a list of mapping directives (optionally " \
+                         "under 'mapping:')\n"
+
+
+def test_out_and_objective_mistakes_are_one_line(tmp_path):
+    (tmp_path / "afile").write_text("")
+    base = ["map", "--arch", TL / "conv1d_3level.yaml", "--problem", TL / "conv1d_oc.yaml",
+            "--effort", "fast"]
+    ert = tmp_path / "e.yaml"
+    res = run(*base, "--out", tmp_path / "afile" / "m.yaml", "--write-ert", ert)
+    assert res.exit_code == 1 and res.output.count("\n") == 1
+    assert "afile/m.yaml: cannot write" in res.output and "a folder on its path is a file" \
+        in res.output
+    assert not ert.exists()               # nothing written by a failed run
+    res = run(*base, "--objective", "")
+    assert res.exit_code == 1 and res.output.startswith("Error: --objective is empty")
