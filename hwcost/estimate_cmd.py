@@ -13,6 +13,7 @@ import click
 
 from .options import (
     ARCH_HELP,
+    FILE,
     budget_option,
     effort_option,
     estimator_options,
@@ -24,11 +25,9 @@ from .options import (
 )
 from .tables import render
 
-_FILE = click.Path(dir_okay=False, path_type=Path)
-
 
 @click.command()
-@click.argument("genotype", type=_FILE)
+@click.argument("genotype", type=FILE)
 @click.option("--arch", "archs", multiple=True, required=True, help=ARCH_HELP)
 @click.option("--multiplier", "multipliers", multiple=True,
               help="Multiplier for the MACs, or a float baseline fp32/fp16/bf16 (repeat to "
@@ -36,12 +35,12 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--objective", default=None,
               help="energy, delay, edp, or a priority list like delay,energy. Default: the "
                    "inputs' mapper optimization_metrics, else energy.")
-@click.option("--ert", type=_FILE, help="Accelergy ERT.yaml to use instead of estimators.")
+@click.option("--ert", type=FILE, help="Accelergy ERT.yaml to use instead of estimators.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--by", type=click.Choice(["layer", "group"]), default="layer",
               show_default=True, help="Rows per layer, or per stem/cell/classifier group.")
-@click.option("--plot", type=_FILE, help="Write a stacked energy breakdown per group (PNG).")
+@click.option("--plot", type=FILE, help="Write a stacked energy breakdown per group (PNG).")
 @click.option("--export-timeloop", type=click.Path(file_okay=False, path_type=Path),
               help="Write every distinct layer as Timeloop problem + mapping YAML.")
 @click.option("--layers", type=int, help="Cells of the evaluation network (DARTS: 20).")

@@ -9,6 +9,7 @@ import click
 
 from .options import (
     ARCH_HELP,
+    FILE,
     budget_option,
     effort_option,
     estimator_options,
@@ -20,8 +21,7 @@ from .options import (
 )
 from .tables import render
 
-_FILE = click.Path(dir_okay=False, path_type=Path)
-_INPUTS = click.argument("inputs", nargs=-1, type=_FILE)
+_INPUTS = click.argument("inputs", nargs=-1, type=FILE)
 
 
 def _load(archs: tuple[str, ...], inputs: tuple[Path, ...], problem: Path | None,
@@ -108,11 +108,11 @@ def print_result(spec, result, mapping_text: str, fmt: str, energy, extra: dict,
 @click.command("evaluate-mapping")
 @_INPUTS
 @click.option("--arch", "archs", multiple=True, help=ARCH_HELP)
-@click.option("--problem", type=_FILE,
+@click.option("--problem", type=FILE,
               help="Timeloop problem YAML (or give a file with a 'problem' section).")
-@click.option("--mapping", "mapping_path", type=_FILE,
+@click.option("--mapping", "mapping_path", type=FILE,
               help="Timeloop mapping YAML (or give a file with a 'mapping' section).")
-@click.option("--ert", type=_FILE, help="Accelergy ERT.yaml to use instead of estimators.")
+@click.option("--ert", type=FILE, help="Accelergy ERT.yaml to use instead of estimators.")
 @click.option("--multiplier", help="Multiplier of the MAC (name or path; default exact).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "timeloop"]),
               default="table", show_default=True,
@@ -164,17 +164,17 @@ def evaluate_mapping(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: 
 @click.command("map")
 @_INPUTS
 @click.option("--arch", "archs", multiple=True, help=ARCH_HELP)
-@click.option("--problem", type=_FILE,
+@click.option("--problem", type=FILE,
               help="Timeloop problem YAML (or give a file with a 'problem' section).")
 @click.option("--objective", default=None,
               help="energy, delay, edp, or a priority list like delay,energy (Timeloop's "
                    "optimization_metrics). Default: the inputs' mapper section, else energy.")
-@click.option("--ert", type=_FILE, help="Accelergy ERT.yaml to use instead of estimators.")
+@click.option("--ert", type=FILE, help="Accelergy ERT.yaml to use instead of estimators.")
 @click.option("--multiplier", help="Multiplier of the MAC (name or path; default exact).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "timeloop"]),
               default="table", show_default=True,
               help="timeloop: the layout of Timeloop's timeloop-model.stats.txt.")
-@click.option("--out", "out_path", type=_FILE, help="Also write the best mapping as YAML.")
+@click.option("--out", "out_path", type=FILE, help="Also write the best mapping as YAML.")
 @effort_option("thorough")
 @budget_option
 @estimator_options

@@ -21,7 +21,8 @@ def open_library(library_dir: Path | None) -> Library:
     return Library(library_dir)
 
 
-_FILE = click.Path(dir_okay=False, path_type=Path)
+#: an input or output file option (a folder is refused by click)
+FILE = click.Path(dir_okay=False, path_type=Path)
 
 #: ``--arch`` of the hardware commands: repeatable, Timeloop's multi-file input.
 ARCH_HELP = ("Architecture spec: a bundled name (eyeriss, simba, systolic, edge) or a YAML "
@@ -34,7 +35,7 @@ def template_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--var NAME=VALUE`` (repeatable) and ``--vars FILE``: the variables Jinja2
     templates among the inputs are rendered with (Timeloop's ``jinja_parse_data``)."""
     command = click.option(
-        "--vars", "vars_file", type=_FILE,
+        "--vars", "vars_file", type=FILE,
         help="YAML file of template variables (NAME: VALUE); --var overrides it.")(command)
     return click.option(
         "--var", "var_items", multiple=True, metavar="NAME=VALUE",
@@ -66,7 +67,7 @@ def estimator_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--estimators`` (who prices the components an ``--ert`` does not) and
     ``--write-ert`` (the table used, as an Accelergy ERT another run can read back)."""
     command = click.option(
-        "--write-ert", "write_ert", type=_FILE,
+        "--write-ert", "write_ert", type=FILE,
         help="Also write the energy reference table used, as an Accelergy ERT.yaml.")(command)
     return click.option(
         "--estimators", type=click.Choice(["builtin", "accelergy"]), default="builtin",

@@ -201,11 +201,11 @@ def ert_document(arch: Any, table: Any) -> dict[str, Any]:
     tables = []
     for lv in arch.levels:
         acts = table.entries[lv.name]
-        actions = [{"name": a, "arguments": {},
-                    "energy": acts[a].energy_pj * table.block_size(lv.name)}
+        actions = [{"name": a, "arguments": {}, "energy": table.per_vector(lv.name, a)}
                    for a in ("read", "write", "update") if a in acts]
         if "leak" in acts:
-            actions.append({"name": "leak", "arguments": {}, "energy": acts["leak"].energy_pj})
+            actions.append({"name": "leak", "arguments": {},
+                            "energy": table.leak_per_cycle(lv.name)})
         tables.append({"name": ert_table_name(lv.name, lv.instances), "actions": actions})
     cu = arch.compute
     exact = table.exact_compute or table.entries[cu.name]

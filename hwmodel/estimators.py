@@ -367,10 +367,6 @@ ALADDIN_40_TO_45 = 1.0 / 0.8689770303
 REGISTER_PJ_PER_BIT = 0.009 * ALADDIN_40_TO_45
 ADDER_PJ_PER_BIT = 0.21 / 32 * ALADDIN_40_TO_45
 
-#: Classes whose hwcomponents model (SmartBufferSRAM) adds an address generator.
-ADDRESS_GENERATED = ("smartbuffer", "regfile", "rf", "buffer", "storage", "memory", "buffet",
-                     "cache")
-
 
 def address_generator_pj(depth: float) -> float:
     """pJ of a smart buffer's address generation per access at 45 nm: an address register
@@ -499,12 +495,6 @@ def exact_multiplier_pj(a_bits: int, b_bits: int | None = None) -> float:
     scale: proportional to the number of partial-product bits, ``a b``."""
     b = a_bits if b_bits is None else b_bits
     return MULTIPLIER_PJ_8x8 * a_bits * b / 64.0
-
-
-def exact_multiplier_energy_pj(bits: int, signed: bool = False) -> float:
-    """45 nm energy of an exact ``bits x bits`` multiplier (signedness does not change the
-    Aladdin figure; kept as an argument for callers that pass it)."""
-    return exact_multiplier_pj(bits, bits)
 
 
 def mac_widths(attributes: dict[str, Any], default_width: int = 8,

@@ -453,10 +453,11 @@ def _parse(text: str) -> ast.Expression:
     try:
         return ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        raise ExprError(f"not an expression: {_short(text)}") from None
+        raise ExprError(f"not an expression: {short_repr(text)}") from None
 
 
-def _short(text: str, limit: int = 40) -> str:
+def short_repr(text: str, limit: int = 40) -> str:
+    """``repr`` of a value for a message, cut to ``limit`` characters."""
     return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 

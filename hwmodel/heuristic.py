@@ -33,6 +33,7 @@ from functools import lru_cache
 
 from .arch import Architecture, LoopConstraint
 from .mapping import LevelMapping, Mapping, SpatialStage
+from .mapspace import divisors
 from .model import EvalResult, MappingError, evaluate
 from .objectives import Objective, better
 from .workload import Workload, compiled_footprint, footprint
@@ -71,16 +72,9 @@ def _value(result: EvalResult, objective: Objective) -> tuple[float, ...]:
     return objective.value(result.energy_pj, result.cycles)
 
 
-@lru_cache(maxsize=4096)
-def _divisor_tuple(n: int) -> tuple[int, ...]:
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return tuple(small + [n // d for d in reversed(small) if d * d != n])
-
-
 def _divisors(n: int) -> list[int]:
-    """Divisors of ``n``, ascending, in O(sqrt n) (a bound of 10**7 must not take seconds
-    per call: the search asks for them in its inner loops)."""
-    return list(_divisor_tuple(n))
+    """Divisors of ``n``, ascending (:func:`hwmodel.mapspace.divisors`, cached)."""
+    return list(divisors(n))
 
 
 def _fixed(constraint: LoopConstraint | None, dim: str, remaining: int) -> int | None:
@@ -232,10 +226,7 @@ class HeuristicMapper:
         may then keep or bypass each data space again."""
         n = len(self.arch.levels)
         below = {d: 1 for d in workload.bounds}
-        spatial_at: list[dict[str, int]] = [dict() for _ in range(n)]
-        for sl, choice in plan.items():
-            for d, f in choice.items():
-                spatial_at[sl.level][d] = spatial_at[sl.level].get(d, 1) * f
+        spatial_at = _spatial_at(plan, n)
         fitted = list(keep)
         for i in reversed(range(1, n)):
             for d, f in spatial_at[i].items():
@@ -384,10 +375,7 @@ class HeuristicMapper:
         """Beam over levels, innermost first: per level the maximal tiles that fit."""
         n = len(self.arch.levels)
         bounds = workload.bounds
-        spatial_at: list[dict[str, int]] = [dict() for _ in range(n)]
-        for sl, choice in plan.items():
-            for d, f in choice.items():
-                spatial_at[sl.level][d] = spatial_at[sl.level].get(d, 1) * f
+        spatial_at = _spatial_at(plan, n)
         # state: (factors per level for levels > current, tile below, remaining per dim)
         beams: list[tuple[list[dict[str, int]], dict[str, int], dict[str, int]]] = []
         remaining0 = dict(bounds)
@@ -535,10 +523,7 @@ class HeuristicMapper:
         """Up to ``count`` tilings that fit every level: each prime factor of what the
         spatial plan leaves of a dimension goes to a random level (pinned factors stay)."""
         n = len(self.arch.levels)
-        spatial_at: list[dict[str, int]] = [dict() for _ in range(n)]
-        for sl, choice in plan.items():
-            for d, f in choice.items():
-                spatial_at[sl.level][d] = spatial_at[sl.level].get(d, 1) * f
+        spatial_at = _spatial_at(plan, n)
         remaining = dict(workload.bounds)
         pinned: list[dict[str, int]] = [dict() for _ in range(n)]
         for i in range(n):
@@ -596,7 +581,7 @@ class HeuristicMapper:
                     f_i = temporal[i].get(d, 1)
                     if f_i <= 1 or _pinned(self.arch.levels[i], d):
                         continue
-                    for p in _primes(f_i):
+                    for p in distinct_primes(f_i):
                         for j in range(n):
                             if j == i or _pinned(self.arch.levels[j], d) or budget <= 0:
                                 continue
@@ -660,6 +645,15 @@ class HeuristicMapper:
         return best[0], best[1]
 
 
+def _spatial_at(plan: dict, n: int) -> list[dict[str, int]]:
+    """Per level, the product of the spatial factors ``plan`` puts on its slots."""
+    spatial_at: list[dict[str, int]] = [dict() for _ in range(n)]
+    for sl, choice in plan.items():
+        for d, f in choice.items():
+            spatial_at[sl.level][d] = spatial_at[sl.level].get(d, 1) * f
+    return spatial_at
+
+
 def _stationarity(workload: Workload) -> list[str | None]:
     """The data spaces a level's loop order can make stationary, and no preference."""
     return [ds.name for ds in workload.data_spaces] + [None]
@@ -697,7 +691,7 @@ def _prime_factors(n: int) -> list[int]:
     return [p for p, e in sorted(_prime_exponents(n).items()) for _ in range(e)]
 
 
-def _primes(n: int) -> list[int]:
+def distinct_primes(n: int) -> list[int]:
     """Distinct prime factors: 12 -> [2, 3]."""
     return sorted(set(_prime_factors(n)))
 

@@ -40,7 +40,6 @@ from .yamlio import Located, line_of, load_yaml_text, plain, read_text
 
 #: Sections of which a specification has at most one.
 SINGLE = ("architecture", "problem", "mapper", "mapping")
-_IGNORED = ("components", "globals")
 _KNOWN = ("architecture", "problem", "variables", "mapper", "mapping", "<...>constraints",
           "mapspace", "components", "compound_components", "globals",
           "sparse_optimizations", "version")

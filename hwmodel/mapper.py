@@ -35,8 +35,8 @@ from multiplier_lib.errors import HwcostError
 from .arch import Architecture
 from .heuristic import SPATIAL_OPTIONS, HeuristicMapper
 from .mapping import Mapping
-from .mapspace import MapSpace, SpatialPlan
-from .model import EvalResult, MappingError, evaluate
+from .mapspace import MapSpace, SpatialPlan, divisors
+from .model import EvalResult, MappingError, evaluate, level_tiles
 from .objectives import METRICS, Objective, better, parse_objective
 from .search import BranchAndBound, Leaf
 from .workload import Workload, footprint
@@ -190,6 +190,7 @@ class Mapper:
         check_problem(self.arch, workload)     # names the spec's constraints use exist
         space = MapSpace(self.arch, workload)
         best = self._first_mapping(space)
+        floor = self._compulsory(space)        # a bound of every metric, whatever happens
         heuristic = HeuristicMapper(self.arch, self.energy, self.objective,
                                     "fast" if self.effort in ("fast", "balanced")
                                     else "thorough",
@@ -202,10 +203,10 @@ class Mapper:
                 best = leaf
         spatial_bound = heuristic.spatial_bound
         if self.effort == "fast":
-            return self._result(workload, best, False, self._compulsory(space), "constructive",
-                                0, 0, spatial_bound)
+            return self._result(workload, best, False, floor, "constructive", 0, 0,
+                                spatial_bound)
         bnb = BranchAndBound(space, self.energy, self.objective, self.work_budget, best)
-        outcome = bnb.run(self._compulsory(space))
+        outcome = bnb.run(floor)
         best = outcome.best or best
         optimal = outcome.complete and outcome.exact_orders
         bound = None
@@ -215,7 +216,7 @@ class Mapper:
             how = ("branch and bound, work budget reached" if not outcome.complete else
                    "branch and bound; loop orders chosen coordinate-wise")
             # both are bounds of every metric: the larger of each is the tighter
-            bound = self._compulsory(space)
+            bound = floor
             if outcome.bound is not None:
                 bound = tuple(max(a, b) for a, b in zip(bound, outcome.bound))
         spatial_bound = max(spatial_bound, max((p.pc.utilized[-1] for p in bnb.plans),
@@ -294,7 +295,7 @@ class Mapper:
                     break
                 c = self.arch.levels[i].temporal
                 cap = c.max_factors.get(d) if c is not None else None
-                f = left if cap is None else max(x for x in _divisors(left) if x <= cap)
+                f = left if cap is None else max(x for x in divisors(left) if x <= cap)
                 factors[i][d] = factors[i].get(d, 1) * f
                 left //= f
             if left != 1:
@@ -306,7 +307,7 @@ class Mapper:
                                              if factors[i].get(d, 1) > 1))[0].order
                   for i in range(space.n)]
         mapping = space.build(plan, factors, orders, keeps)
-        tiles = _tiles(mapping, workload)
+        tiles = level_tiles(mapping, workload.bounds)
         for i, lv in enumerate(self.arch.levels):
             cap = lv.capacity_words
             if cap is None:
@@ -378,18 +379,6 @@ class Mapper:
                 e += workload.size(ds) * energy.per_word(outer, action)
         cycles = math.ceil(workload.computes / max(1, self.arch.compute.instances))
         return self.objective.value(e, float(cycles))
-
-
-def _tiles(mapping: Mapping, workload: Workload) -> list[dict[str, int]]:
-    from .model import level_tiles
-
-    return level_tiles(mapping, workload.bounds)
-
-
-def _divisors(n: int) -> list[int]:
-    from .mapspace import divisors
-
-    return list(divisors(n))
 
 
 def _fixed_text(space: MapSpace) -> str:

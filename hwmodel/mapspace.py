@@ -281,27 +281,6 @@ class MapSpace:
                 acc[d] = acc.get(d, 1) * f
         return out
 
-    def size_bound(self, limit: int) -> int:
-        """An upper bound of the number of (plan, factors, keeps) assignments, capped just
-        above ``limit`` (loop orders are chosen per level, not enumerated): per spatial
-        plan, per dimension, the ordered factorizations of what it leaves over the free
-        levels; times the keep choices."""
-        keeps = math.prod(len(opts) for opts in self.keep_options)
-        free = {d: max(1, len(self.free_levels(d))) for d in self.bounds}
-        total = 0
-        for plan in self.spatial_plans():
-            budget = self.temporal_budget(self.spatial_by_level(plan))
-            if budget is None:
-                continue
-            count = keeps
-            for d, left in budget.items():
-                count *= _count_factorizations(left, free[d])
-            total += count
-            if total > limit:
-                return limit + 1
-        return total
-
-    # ------------------------------------------------------------------ temporal factors
     def temporal_budget(self, plan_spatial: list[dict[str, int]]) -> dict[str, int] | None:
         """Per dimension, what the temporal loops must multiply to, fixed factors set aside
         (None when the fixed factors cannot be honoured under this spatial plan)."""
@@ -415,23 +394,6 @@ class MapSpace:
                         stage.constraint, x + y, self.bounds):
                     out.append(f"{stage.name or name} spatial factors break its constraint")
         return out
-
-
-def _count_factorizations(n: int, slots: int) -> int:
-    """Ordered factorizations of ``n`` into ``slots`` factors: prod over its primes of
-    C(e + slots - 1, e)."""
-    count = 1
-    p = 2
-    while p * p <= n:
-        e = 0
-        while n % p == 0:
-            n //= p
-            e += 1
-        count *= math.comb(e + slots - 1, e)
-        p += 1
-    if n > 1:
-        count *= slots
-    return count
 
 
 @lru_cache(maxsize=4096)

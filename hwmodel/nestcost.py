@@ -20,7 +20,6 @@ from .arch import Architecture
 from .mapping import Loop
 from .mapspace import MapSpace, SpatialPlan
 from .model import distinct_children
-from .workload import footprint
 
 
 class EnergyView:
@@ -99,14 +98,6 @@ class NestCost:
                         stage_loops)
 
     # ------------------------------------------------------------------ per-term counts
-    def extents(self, pc: PlanCost, c: int) -> dict[str, int]:
-        """Per-instance extent of every dim at level ``c`` over the whole run."""
-        return {d: b // pc.spatial_above[c].get(d, 1) for d, b in self.space.bounds.items()}
-
-    def partition(self, pc: PlanCost, k: int, c: int) -> int:
-        """Distinct words of data space ``k`` one instance of level ``c`` ever holds."""
-        return footprint(self.data_spaces[k], self.extents(pc, c))
-
     def spread(self, pc: PlanCost, k: int, parent: int, child: int,
                child_tile: dict[str, int] | None) -> int:
         """Distinct child tiles one parent access serves, over the fan-out stages between

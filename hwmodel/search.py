@@ -36,6 +36,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .heuristic import distinct_primes
 from .mapping import Mapping
 from .mapspace import LoopOrder, MapSpace, OrderSpaceTooLarge, SpatialPlan
 from .model import distinct_children, sliding_overlap
@@ -337,7 +338,8 @@ class BranchAndBound:
             free = [i for i in range(n) if d not in space.fixed_temporal[i]]
             for i in free:
                 f_i = factors[i].get(d, 1)
-                steps = _primes(f_i) + ([f_i] if f_i > 1 and f_i not in _primes(f_i) else [])
+                primes = distinct_primes(f_i)
+                steps = primes + ([f_i] if f_i > 1 and f_i not in primes else [])
                 for p in steps:          # one prime factor, or the whole factor at once
                     for j in free:
                         if j == i:
@@ -1033,20 +1035,6 @@ def _thinned(per_dim: list[list], limit: int) -> list[list]:
         step = (len(c) - 1) / (keep - 1)
         lists[k] = [c[round(j * step)] for j in range(keep)]
     return lists
-
-
-def _primes(n: int) -> list[int]:
-    """Distinct prime factors of ``n``: 12 -> [2, 3]."""
-    out, p = [], 2
-    while p * p <= n:
-        if n % p == 0:
-            out.append(p)
-            while n % p == 0:
-                n //= p
-        p += 1
-    if n > 1:
-        out.append(n)
-    return out
 
 
 def _rank_key(how: str, usage: float, reuse: float, tile: tuple[int, ...]) -> tuple:

@@ -45,7 +45,7 @@ from multiplier_lib.limits import Limit
 
 from .template_includes import MAX_INCLUDE_DEPTH, IncludeRefused, Includes  # noqa: F401
 from .template_names import TEMPLATE_SUFFIXES, is_template  # noqa: F401
-from .yamlio import MAX_FILE_BYTES, line_of, load_yaml, plain, read_text
+from .yamlio import MAX_FILE_BYTES, _one_line, line_of, load_yaml, plain, read_text
 
 #: Loop iterations and calls one rendering may make; real Timeloop templates make tens.
 MAX_TEMPLATE_STEPS = Limit("HWCOST_MAX_TEMPLATE_STEPS", 100_000,
@@ -424,8 +424,3 @@ def _template_position(exc: BaseException, main: str,
             file, line = name, tb.tb_lineno
         tb = tb.tb_next
     return file, line
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."

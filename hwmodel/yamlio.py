@@ -35,7 +35,7 @@ from multiplier_lib.errors import HwcostError
 from multiplier_lib.limits import Limit
 from multiplier_lib.untrusted import refuse_special_file
 
-from .expressions import MAX_EXPR_BITS, MAX_EXPR_STEPS, ExprError, Scope  # noqa: F401
+from .expressions import MAX_EXPR_BITS, MAX_EXPR_STEPS, ExprError, Scope, short_repr  # noqa: F401
 from .expressions import evaluate as _expr_evaluate
 
 #: Tags of Timeloop v0.4 architecture nodes; any other tag is an error.
@@ -78,7 +78,7 @@ def _guarded(kind: str, construct: Callable[[Any, Any], Any]) -> Callable[[Any, 
             return construct(constructor, node)
         except (ValueError, OverflowError) as exc:
             reason = "too many digits" if "digits" in str(exc) else _one_line(str(exc))
-            raise HwcostError(f"bad {kind} {_short(str(node.value))}: {reason}",
+            raise HwcostError(f"bad {kind} {short_repr(str(node.value))}: {reason}",
                               line=node.start_mark.line + 1) from None
 
     return guarded
@@ -123,13 +123,8 @@ for _kind in ("int", "float", "timestamp"):
 def _one_line(text: str, limit: int = 200) -> str:
     """ruamel's messages span lines (with the offending source) and quote whole subtrees
     (a duplicate key's value); the CLI prints one short line."""
-    text = " ".join(text.split())
+    text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _short(value: str, limit: int = 40) -> str:
-    """``repr`` of a value for a message, cut to ``limit`` characters."""
-    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
 
 
 class _DepthComposer(Composer):
@@ -412,7 +407,7 @@ def to_int(value: Any, what: str, err: Callable[[str], HwcostError],
             v = evaluate(v, variables)
         except (ValueError, ZeroDivisionError, OverflowError) as exc:
             why = _why(exc) if isinstance(exc, ValueError) else ""
-            raise err(f"{what}: expected an integer, got {_short(str(value))}{why}") from None
+            raise err(f"{what}: expected an integer, got {short_repr(str(value))}{why}") from None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise err(f"{what}: expected an integer, got {value!r}")
     if isinstance(v, float):
@@ -434,7 +429,7 @@ def to_float(value: Any, what: str, err: Callable[[str], HwcostError],
             v = evaluate(v, variables)
         except (ValueError, ZeroDivisionError, OverflowError) as exc:
             why = _why(exc) if isinstance(exc, ValueError) else ""
-            raise err(f"{what}: expected a number, got {_short(str(value))}{why}") from None
+            raise err(f"{what}: expected a number, got {short_repr(str(value))}{why}") from None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise err(f"{what}: expected a number, got {value!r}")
     try:
@@ -453,7 +448,7 @@ def name_list(value: Any, what: str, err: Callable[[str], HwcostError]) -> list[
         return [value]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [str(v) for v in value]
-    raise err(f"{what}: expected a name or a list of names, got {_short(str(plain(value)))}")
+    raise err(f"{what}: expected a name or a list of names, got {short_repr(str(plain(value)))}")
 
 
 # ----------------------------------------------------------------------------- factors
