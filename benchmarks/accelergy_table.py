@@ -370,7 +370,7 @@ def _grid_json(grid: dict[str, Any]) -> str:
 
 
 def _write(path: Path, table: dict[str, Any], text: str | None = None) -> None:
-    from multiplier_lib.atomic import atomic_write_text
+    from core.atomic import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, (text or json.dumps(table, indent=1)) + "\n")

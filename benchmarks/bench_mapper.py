@@ -33,6 +33,8 @@ from pathlib import Path
 import accelforge_bridge as af
 import zigzag_bridge as zz
 
+from darts.cellgraph import NetworkConfig, list_layers
+from darts.genotype import load
 from hwmodel.energy import build_energy_table
 from hwmodel.estimate import NetworkEstimator
 from hwmodel.mapper import Mapper
@@ -41,8 +43,6 @@ from hwmodel.model import MappingError, evaluate
 from hwmodel.spec import load_arch
 from hwmodel.workload import Layer
 from multiplier_lib import generate
-from nas.cellgraph import NetworkConfig, list_layers
-from nas.genotype import load
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -44,9 +44,9 @@ def characterize(specs: tuple[str, ...], out: Path | None, fmt: str, acts_hist: 
       hwcost characterize mul8u_NGR.v --format json
       hwcost characterize mul8u_NGR drum8u_k4 --out report/ --acts-hist acts.npy
     """
+    from core.errors import HwcostError
     from multiplier_lib.characterize import OperandStats
     from multiplier_lib.characterize import characterize as run
-    from multiplier_lib.errors import HwcostError
     from multiplier_lib.library import resolve
 
     if joint_hist is not None and (acts_hist is not None or weights_hist is not None):

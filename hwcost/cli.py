@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 from . import __version__
 

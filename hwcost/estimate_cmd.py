@@ -75,15 +75,15 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
     A float baseline (fp32, fp16, bf16) runs the network on the same design built for float
     words (every memory keeps its rows and holds words of the format's width) with an FP MAC.
     """
+    from core.errors import HwcostError
+    from darts.cellgraph import NetworkConfig, list_layers
+    from darts.genotype import load
     from hwmodel.energy import write_energy_ert
     from hwmodel.estimate import NetworkEstimator, estimate_float
     from hwmodel.float_formats import is_float_format
     from hwmodel.mapper_section import mapper_objective
     from hwmodel.spec import check_problem, load_arch, load_inputs
-    from multiplier_lib.errors import HwcostError
     from multiplier_lib.library import resolve
-    from nas.cellgraph import NetworkConfig, list_layers
-    from nas.genotype import load
 
     start = time.perf_counter()
     size = None
@@ -265,7 +265,7 @@ def _plot(path: Path, est) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from multiplier_lib.atomic import atomic_write_bytes
+    from core.atomic import atomic_write_bytes
 
     groups = est.by_group()
     labels = [g["name"] for g in groups]

@@ -29,10 +29,10 @@ def _load(archs: tuple[str, ...], inputs: tuple[Path, ...], problem: Path | None
           library_dir: Path | None, tvars: dict, estimators: str = "builtin"):
     """Spec inputs merged from every file given, the problem, the architecture paired
     with it (names checked), and the energy table."""
+    from core.errors import HwcostError
     from hwmodel.energy import build_energy_table
     from hwmodel.problem_yaml import load_problem
     from hwmodel.spec import load_arch, load_inputs
-    from multiplier_lib.errors import HwcostError
     from multiplier_lib.library import resolve
 
     spec_inputs = load_inputs(archs, inputs, problem, mapping, tvars)
@@ -136,9 +136,9 @@ def evaluate_mapping(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: 
           --problem examples/timeloop/conv1d_oc.yaml \\
           --mapping examples/timeloop/conv1d_oc_3level.map.yaml
     """
+    from core.errors import HwcostError
     from hwmodel.mapping_yaml import load_mapping
     from hwmodel.model import MappingError, evaluate
-    from multiplier_lib.errors import HwcostError
 
     tvars = template_vars(var_items, vars_file)
     spec_inputs, spec, workload, energy = _load(archs, inputs, problem, mapping_path, ert,
@@ -198,10 +198,10 @@ def map_cmd(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: Path | No
     """
     import time
 
+    from core.errors import HwcostError
     from hwmodel.mapper import Mapper
     from hwmodel.mapper_section import mapper_objective
     from hwmodel.model import MappingError
-    from multiplier_lib.errors import HwcostError
 
     tvars = template_vars(var_items, vars_file)
     spec_inputs, spec, workload, energy = _load(archs, inputs, problem, None, ert,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 from .options import library_option, open_library
 from .tables import render

@@ -60,10 +60,10 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
           --channels 4 --max-steps 4 --out runs/demo-train
       hwcost train genotype.json --dataset cifar10 --auxiliary --cutout 16 --out runs/train
     """
+    from core.atomic import atomic_write_text
+    from darts.genotype import load
     from hwmodel.float_formats import is_float_format
-    from multiplier_lib.atomic import atomic_write_text
     from multiplier_lib.library import MultiplierResolver
-    from nas.genotype import load
     from nas.train import TrainConfig, network_energy, run_train
 
     library = None if library_dir is None else str(library_dir)

@@ -71,7 +71,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 from .arch import ComputeUnit, StorageLevel
 from .ert import write_ert

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 from multiplier_lib.multiplier import Multiplier
 
 from .arch import Architecture, ComputeUnit, StorageLevel

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 from .yamlio import load_yaml_text, read_text
 
@@ -222,7 +222,7 @@ def write_ert(path: str | Path, arch: Any, table: Any, header: str = "") -> Path
 
     from ruamel.yaml import YAML
 
-    from multiplier_lib.atomic import atomic_write_text
+    from core.atomic import atomic_write_text
 
     yaml = YAML()
     yaml.default_flow_style = False

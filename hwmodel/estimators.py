@@ -93,11 +93,11 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from core.errors import HwcostError
+from core.units import power_mw_to_energy_pj
 from multiplier_lib.characterize import characterize
-from multiplier_lib.errors import HwcostError
 from multiplier_lib.hardware import exact_reference_energy_pj
 from multiplier_lib.multiplier import Multiplier
-from multiplier_lib.units import power_mw_to_energy_pj
 
 # --------------------------------------------------------------------------------------------
 # technology scaling

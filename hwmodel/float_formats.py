@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 from .arch import Architecture
 from .estimators import FLOAT_FORMATS

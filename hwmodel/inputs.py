@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 from .expressions import Scope, View
 from .template_names import is_template

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 from .arch import Architecture
 from .heuristic import SPATIAL_OPTIONS, HeuristicMapper

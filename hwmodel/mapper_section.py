@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 from .inputs import SpecInputs
 from .yamlio import value_line

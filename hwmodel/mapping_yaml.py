@@ -46,7 +46,7 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 from .arch import Architecture
 from .inputs import SpecInputs

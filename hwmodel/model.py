@@ -39,7 +39,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 from .arch import Architecture, StorageLevel
 from .mapping import Mapping

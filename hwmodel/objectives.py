@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 METRICS = ("energy", "delay", "edp")
 #: spellings Timeloop's mapper configuration uses for the same metrics

@@ -33,8 +33,8 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from multiplier_lib.errors import HwcostError
-from multiplier_lib.limits import Limit
+from core.errors import HwcostError
+from core.limits import Limit
 
 from .expressions import Scope
 from .inputs import SpecInputs, spec_scope

@@ -74,9 +74,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multiplier_lib.errors import HwcostError
-from multiplier_lib.limits import Limit
-from multiplier_lib.untrusted import refuse_special_file
+from core.errors import HwcostError
+from core.limits import Limit
+from core.untrusted import refuse_special_file
 
 from .arch import (
     ALL_DATA_SPACES,

@@ -40,8 +40,8 @@ from jinja2.visitor import NodeTransformer
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from multiplier_lib.errors import HwcostError
-from multiplier_lib.limits import Limit
+from core.errors import HwcostError
+from core.limits import Limit
 
 from .template_includes import MAX_INCLUDE_DEPTH, IncludeRefused, Includes  # noqa: F401
 from .template_names import TEMPLATE_SUFFIXES, is_template  # noqa: F401

@@ -30,10 +30,10 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
-from multiplier_lib.atomic import atomic_write_text
-from multiplier_lib.errors import HwcostError
-from multiplier_lib.limits import Limit
-from multiplier_lib.untrusted import refuse_special_file
+from core.atomic import atomic_write_text
+from core.errors import HwcostError
+from core.limits import Limit
+from core.untrusted import refuse_special_file
 
 from .expressions import MAX_EXPR_BITS, MAX_EXPR_STEPS, ExprError, Scope, short_repr  # noqa: F401
 from .expressions import evaluate as _expr_evaluate

@@ -1,7 +1,9 @@
 """Approximate multipliers: truth tables, gate netlists, importers, generators, metrics."""
 
+from core.errors import HwcostError
+
 from .characterize import OperandStats, characterize
-from .errors import HwcostError, ImportFailed, NetlistError, UnknownMultiplier
+from .errors import ImportFailed, NetlistError, UnknownMultiplier
 from .generators import generate
 from .importers import import_file
 from .library import Library, resolve

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, atomic_write_bytes, atomic_write_text
-from .errors import HwcostError
+from core.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from core.errors import HwcostError
+
 from .multiplier import Multiplier
 from .netlist import CELLS, CONST0, CONST1, Netlist
 

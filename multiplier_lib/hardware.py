@@ -10,7 +10,7 @@ The model, in the spirit of an Accelergy primitive-component estimator:
   per-cell switching energy (fJ per output transition: internal energy plus a typical
   45 nm fan-out load at 1.1 V), multiplied by :data:`ENERGY_CALIBRATION`.
 * **Leakage** energy per operation is the summed cell leakage (nW) over one reference cycle
-  (:data:`~multiplier_lib.units.REFERENCE_FREQ_GHZ`).
+  (:data:`~core.units.REFERENCE_FREQ_GHZ`).
 
 The two calibration factors were fitted once so that hwcost's generated exact 8x8 array
 multiplier (``exact8u``) lands on the published EvoApprox exact multiplier ``mul8u_1JFF``
@@ -27,9 +27,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from core.units import REFERENCE_FREQ_GHZ
+
 from .multiplier import Multiplier
 from .netlist import Netlist
-from .units import REFERENCE_FREQ_GHZ
 
 #: cell kind -> (area um^2, switching energy fJ per output toggle, leakage nW).
 CELL_COSTS: dict[str, tuple[float, float, float]] = {

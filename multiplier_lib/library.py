@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 from platformdirs import user_data_dir
 
-from .atomic import atomic_path
-from .errors import HwcostError, UnknownMultiplier
-from .limits import Limit
+from core.atomic import atomic_path
+from core.errors import HwcostError
+from core.limits import Limit
+from core.untrusted import ArrayCheck, read_npy, regular_file_size
+
+from .errors import UnknownMultiplier
 from .multiplier import MAX_BITS, Multiplier, raw_to_product
 from .netlist import Netlist
-from .untrusted import ArrayCheck, read_npy, regular_file_size
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 #: Names become file names; 100 characters stays far below every filesystem's 255 bytes.

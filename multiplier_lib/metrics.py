@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HwcostError
+from core.errors import HwcostError
+from core.untrusted import read_npy_file
+
 from .multiplier import Multiplier
-from .untrusted import read_npy_file
 
 
 @dataclass(frozen=True)

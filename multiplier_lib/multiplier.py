@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HwcostError
+from core.errors import HwcostError
+
 from .netlist import Netlist
 
 MAX_BITS = 8

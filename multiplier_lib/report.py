@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write_bytes, atomic_write_text
-from .errors import HwcostError
+from core.atomic import atomic_write_bytes, atomic_write_text
+from core.errors import HwcostError
+from core.units import power_mw_to_energy_pj
+
 from .multiplier import Multiplier
 from .plots import ascending_code_order, heatmap_png, histogram_png, pareto_png
-from .units import power_mw_to_energy_pj
 
 __all__ = [
     "ascending_code_order", "format_value", "kind_label", "pareto_front", "safe_stem",

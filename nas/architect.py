@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``arch_loss(val_loss, expected_energy)`` -> the loss the architecture step minimises

@@ -1,6 +1,6 @@
 """The DARTS evaluation network of a genotype, with per-edge multipliers, in PyTorch.
 
-It is the network :mod:`nas.cellgraph` describes as hardware layers (same stem, cells,
+It is the network :mod:`darts.cellgraph` describes as hardware layers (same stem, cells,
 preprocessing, ops, classifier; ``tests/nas/test_models.py`` checks parameters and MACs
 against it), plus what only training needs: DARTS's auxiliary head after the second
 reduction cell (dropped at inference, so the cost model leaves it out) and drop-path.
@@ -20,9 +20,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from multiplier_lib.errors import HwcostError
-from nas.genotype import Genotype, validate
-from nas.macro import plan_network
+from core.errors import HwcostError
+from darts.genotype import Genotype, validate
+from darts.macro import plan_network
 from nas.ops import OPS, ConvFactory, DropPath, FactorizedReduce, Identity, StdConv, plain_conv
 
 
@@ -123,7 +123,7 @@ class AugmentCNN(nn.Module):
         edge_convs = {cell: [conv_for(m) for m in genotype.edge_multipliers(cell)]
                       for cell in ("normal", "reduce")}
 
-        #: the macro layout this network is built from (shared with :mod:`nas.cellgraph`)
+        #: the macro layout this network is built from (shared with :mod:`darts.cellgraph`)
         self.plan = plan_network(
             channels=C, layers=n_layers, input_size=input_size, in_channels=in_channels,
             stem_multiplier=stem_multiplier, classes=n_classes,

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from multiplier_lib.atomic import atomic_write_bytes
-from multiplier_lib.errors import HwcostError
-from multiplier_lib.untrusted import refuse_special_file
+from core.atomic import atomic_write_bytes
+from core.errors import HwcostError
+from core.untrusted import refuse_special_file
 
 MAGIC = b"HWCOSTCKPT1\n"
 

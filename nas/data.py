@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 from nas.settings import DATASETS
 
 #: datasets read from the user's files by :mod:`nas.data_files` (``--data-dir`` names the

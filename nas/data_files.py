@@ -20,10 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from multiplier_lib.errors import HwcostError
-from multiplier_lib.limits import Limit
-from multiplier_lib.untrusted import read_npy
-from nas.macro import MAX_CLASSES
+from core.errors import HwcostError
+from core.limits import Limit
+from core.untrusted import read_npy
+from darts.macro import MAX_CLASSES
 
 #: a data set file is read whole into memory (CIFAR-10 is 180 MB)
 MAX_DATASET_BYTES = Limit("HWCOST_MAX_DATASET_BYTES", 8 * 2**30, "bytes of one data array")
@@ -98,7 +98,7 @@ def _npz_labels(arr: np.ndarray, path: Path, key: str, n: int) -> torch.Tensor:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """The four arrays, each header checked against the bytes really stored before anything
-    is allocated (:func:`~multiplier_lib.untrusted.read_npy`): a damaged or hostile header (a
+    is allocated (:func:`~core.untrusted.read_npy`): a damaged or hostile header (a
     shape of 10**12) must not reserve memory."""
     try:
         with zipfile.ZipFile(path) as archive:

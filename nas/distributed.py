@@ -26,7 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 
 def launched() -> bool:

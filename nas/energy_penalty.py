@@ -11,7 +11,7 @@ differentiable tensor expression:
                           * sum_mult softmax(beta)[edge, mult] * E[type, edge, op, mult]
 
 The search network's macro layout (stem, reduction cells, channels, sizes, preprocessing) is
-the :class:`~nas.macro.NetworkPlan` the supernet is built from, with every intermediate node
+the :class:`~darts.macro.NetworkPlan` the supernet is built from, with every intermediate node
 concatenated; intermediate node ``i`` reads every earlier state ``j < i + 2`` (edges numbered
 in that order, 14 for 4 nodes), and edges reading the cell inputs (``j < 2``) of a reduction
 cell have stride 2.  All cells of one type share their alphas, so ``E`` sums an edge's energy
@@ -41,15 +41,15 @@ from typing import Any
 
 import torch
 
+from core.atomic import atomic_write_text
+from core.errors import HwcostError
+from darts.genotype import PRIMITIVES
+from darts.macro import NetworkPlan, plan_network
+from darts.op_specs import op_block
 from hwmodel.arch import Architecture
 from hwmodel.estimate import NetworkEstimator
 from hwmodel.workload import Layer
-from multiplier_lib.atomic import atomic_write_text
-from multiplier_lib.errors import HwcostError
 from multiplier_lib.multiplier import Multiplier
-from nas.genotype import PRIMITIVES
-from nas.macro import NetworkPlan, plan_network
-from nas.ops_spec import op_block
 
 FORMAT = "hwcost-op-energy-table"
 FORMAT_VERSION = 1

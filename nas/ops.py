@@ -2,7 +2,7 @@
 
 The same op definitions serve the supernet (:mod:`nas.search_cnn`, ``affine=False``) and the
 evaluation network (:mod:`nas.augment_cnn`, ``affine=True``).  They describe exactly the
-blocks that :mod:`nas.ops_spec` lists as hardware layers (same convs, same order, same
+blocks that :mod:`darts.op_specs` lists as hardware layers (same convs, same order, same
 shapes), so parameter and MAC counts of the two agree; ``tests/nas/test_models.py`` checks it.
 
 Convolutions are not built directly but through a :data:`ConvFactory`, so one op definition
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 if TYPE_CHECKING:
     from multiplier_lib.multiplier import Multiplier

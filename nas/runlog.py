@@ -7,7 +7,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from multiplier_lib.atomic import atomic_write_text
+from core.atomic import atomic_write_text
 
 
 def write_csv(path: Path, rows: list[dict], fields: Sequence[str]) -> None:

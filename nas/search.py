@@ -19,15 +19,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from multiplier_lib.atomic import atomic_write_text
-from multiplier_lib.errors import HwcostError
+from core.atomic import atomic_write_text
+from core.errors import HwcostError
+from darts.genotype import Genotype, dumps_json
 from multiplier_lib.library import MultiplierResolver
 
 from . import checkpoint
 from .architect import Architect
 from .data import make_loaders
 from .energy_penalty import build_energy_table, energy_penalty, expected_energy
-from .genotype import Genotype, dumps_json
 from .ops import approx_conv, plain_conv
 from .runlog import write_csv
 from .search_cnn import SearchCNN
@@ -128,7 +128,7 @@ class SearchConfig(DataSettings):
 
     def validate(self) -> None:
         """Ranges and choices; a bad one raises :class:`~nas.settings.SettingError`."""
-        from .macro import MAX_CELL_NODES
+        from darts.macro import MAX_CELL_NODES
 
         if self.multipliers and self.multiplier not in (None, "") and \
                 self.multiplier not in self.multipliers:
@@ -204,7 +204,7 @@ def cap_skips(genotype: Genotype, model: SearchCNN, max_skip: int) -> Genotype:
     skips = [i for i, (op, _) in enumerate(genotype.normal) if op == "skip_connect"]
     if max_skip < 0 or len(skips) <= max_skip:
         return genotype
-    from .genotype import PRIMITIVES
+    from darts.genotype import PRIMITIVES
 
     weights = F.softmax(model.alpha_normal.detach(), dim=-1)
     order = _kept_edge_rows(genotype, model)
@@ -357,12 +357,11 @@ def summarize_search(cfg: SearchConfig, out: str | Path, genotype: Genotype) -> 
     arithmetic / memory), MACs, cycles; written to ``out/estimate.json`` (atomically)."""
     import json
 
+    from core.atomic import atomic_write_text
+    from darts.cellgraph import NetworkConfig, list_layers
     from hwmodel.estimate import NetworkEstimator, estimate_float
     from hwmodel.float_formats import is_float_format
     from hwmodel.spec import load_arch
-    from multiplier_lib.atomic import atomic_write_text
-
-    from .cellgraph import NetworkConfig, list_layers
 
     out = Path(out)
     spec = load_arch(cfg.arch)

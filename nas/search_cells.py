@@ -34,8 +34,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from multiplier_lib.errors import HwcostError
-from nas.genotype import PRIMITIVES
+from core.errors import HwcostError
+from darts.genotype import PRIMITIVES
 from nas.ops import OPS, ConvFactory, FactorizedReduce, StdConv, has_conv, n_candidates, plain_conv
 
 

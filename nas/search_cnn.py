@@ -5,7 +5,7 @@ vs :meth:`SearchCNN.weights`) because DARTS trains them with different optimizer
 different data splits:
 
 * ``alpha_normal`` / ``alpha_reduce``: one row per edge (:func:`~nas.search_cells.edge_index`
-  order), one column per op of :data:`~nas.genotype.PRIMITIVES`;
+  order), one column per op of :data:`~darts.genotype.PRIMITIVES`;
 * with ``multipliers``: ``beta_normal`` / ``beta_reduce``, one row per edge and one column
   per candidate multiplier, mixing each multiplying op's per-candidate outputs with
   ``softmax(beta)``.
@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from multiplier_lib.errors import HwcostError
-from nas.genotype import PRIMITIVES, Genotype
-from nas.macro import plan_network
+from core.errors import HwcostError
+from darts.genotype import PRIMITIVES, Genotype
+from darts.macro import plan_network
 from nas.ops import OPS, ConvFactory, approx_conv, has_conv, n_candidates, plain_conv
 from nas.search_cells import SearchCell, edge_index, n_edges
 
@@ -51,7 +51,7 @@ class SearchCNN(nn.Module):
     """DARTS's CIFAR search network: stem, ``n_layers`` search cells, GAP, classifier.
 
     The macro layout (reduction cells at ``n_layers // 3`` and ``2 * n_layers // 3``, channel
-    doubling, preprocessing) is :func:`nas.macro.plan_network`'s, the evaluation network's
+    doubling, preprocessing) is :func:`darts.macro.plan_network`'s, the evaluation network's
     too, so a derived genotype drops into :class:`~nas.augment_cnn.AugmentCNN` unchanged;
     ``input_size`` only sizes the plan (and refuses sizes DARTS cannot halve).
     ``multiplier_conv`` maps the list of candidate multiplier names to *one* candidate conv

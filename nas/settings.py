@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 #: the data sets ``--dataset`` accepts (here, torch-free, so ``hwcost --help`` stays fast)
 DATASETS = ("cifar10", "cifar100", "svhn", "synthetic", "folder", "npz")

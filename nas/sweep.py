@@ -45,9 +45,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from multiplier_lib.atomic import atomic_write_bytes, atomic_write_text
-from multiplier_lib.errors import HwcostError
-from multiplier_lib.limits import Limit
+from core.atomic import atomic_write_bytes, atomic_write_text
+from core.errors import HwcostError
+from core.limits import Limit
 from nas.settings import DataSettings
 
 TOP_KEYS = ("data", "grid", "search", "train", "baseline", "resources")
@@ -300,12 +300,12 @@ def _grid_columns(point: Point) -> dict:
 def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> dict:
     import torch
 
+    from darts.cellgraph import NetworkConfig, list_layers
+    from darts.genotype import dumps_json
     from hwmodel.estimate import NetworkEstimator, estimate_float
     from hwmodel.spec import load_arch
     from multiplier_lib.library import MultiplierResolver
     from nas import checkpoint
-    from nas.cellgraph import NetworkConfig, list_layers
-    from nas.genotype import dumps_json
     from nas.search import run_search
     from nas.train import evaluate_checkpoint, run_train
 

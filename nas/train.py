@@ -17,16 +17,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from core.errors import HwcostError
+from darts.genotype import Genotype, dumps_json, loads
 from multiplier_lib.emulate import set_multiplier
 from multiplier_lib.emulate.layers import FLOAT_FORMATS
 from multiplier_lib.emulate.quant import set_range_sync
-from multiplier_lib.errors import HwcostError
 from multiplier_lib.library import MultiplierResolver
 
 from . import checkpoint, distributed
 from .augment_cnn import AugmentCNN
 from .data import make_loaders
-from .genotype import Genotype, dumps_json, loads
 from .ops import approx_conv
 from .runlog import write_csv
 from .settings import DataSettings, SettingError, check_run_settings, check_types, require
@@ -231,11 +231,11 @@ def network_energy(genotype: Genotype, layers: int, channels: int, arch: str,
     (per-edge) multipliers, or ``multiplier`` replacing them all, or a float format."""
     from dataclasses import replace
 
+    from darts.cellgraph import NetworkConfig, list_layers
     from hwmodel.estimate import NetworkEstimator, estimate_float
     from hwmodel.float_formats import is_float_format
     from hwmodel.spec import load_arch
     from multiplier_lib.library import MultiplierResolver
-    from nas.cellgraph import NetworkConfig, list_layers
 
     if is_float_format(multiplier):   # the whole network in float, on the float design
         config = NetworkConfig.from_genotype(genotype, layers=layers, channels=channels)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from multiplier_lib import limits
-from multiplier_lib.errors import HwcostError
-from multiplier_lib.limits import Limit, all_limits
+from core import limits
+from core.errors import HwcostError
+from core.limits import Limit, all_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 

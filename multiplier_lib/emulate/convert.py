@@ -15,7 +15,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from ..errors import HwcostError
+from core.errors import HwcostError
+
 from ..multiplier import Multiplier
 from .layers import ApproxConv2d, ApproxLinear
 

@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import HwcostError
+from core.errors import HwcostError
+
 from ..multiplier import Multiplier, operand_values
 from .backends import block_conv2d_lut
 from .backends import get as get_backend

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import HwcostError
+from core.errors import HwcostError
 
 OBSERVERS = ("minmax", "moving_average", "percentile")
 

@@ -14,11 +14,13 @@ import math
 import re
 from pathlib import Path
 
-from ..errors import HwcostError, ImportFailed
+from core.errors import HwcostError
+from core.limits import Limit
+from core.untrusted import read_bounded, regular_file_size
+
+from ..errors import ImportFailed
 from ..library import name_problem
-from ..limits import Limit
 from ..multiplier import Multiplier, raw_to_product
-from ..untrusted import read_bounded, regular_file_size
 from .c_model import c_model_lut, evaluate_c_model
 from .header import parse_published, parse_signedness
 from .lut_files import BIN_BYTES, read_bin, read_npy

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.limits import Limit
+
 from ..errors import ImportFailed
-from ..limits import Limit
 from ..multiplier import MAX_BITS, raw_to_product
 
 #: What the child evaluating a model may write to any one file (``RLIMIT_FSIZE``): its

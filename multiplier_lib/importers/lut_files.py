@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.untrusted import read_npy_file
+
 from ..errors import ImportFailed
 from ..multiplier import MAX_BITS, raw_to_product
-from ..untrusted import read_npy_file
 
 BIN_BYTES = 256 * 256 * 2
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.limits import Limit
+
 from ..errors import NetlistError
-from ..limits import Limit
 from .cells import CELLS
 
 CONST0 = 0

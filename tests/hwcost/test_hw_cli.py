@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 from timeloop_texts import gemm_problem
 
+from darts.cellgraph import NetworkConfig, list_layers, mac_count
+from darts.genotype import load
 from hwcost.cli import cli
 from hwmodel.estimators import parse_technology, technology_scale
 from hwmodel.spec import load_arch
-from nas.cellgraph import NetworkConfig, list_layers, mac_count
-from nas.genotype import load
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TL = EXAMPLES / "timeloop"

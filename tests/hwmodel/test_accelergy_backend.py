@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from core.errors import HwcostError
 from hwmodel import accelergy_estimators as acc
 from hwmodel.energy import build_energy_table, write_energy_ert
 from hwmodel.ert import load_ert_tables
@@ -21,7 +22,6 @@ from hwmodel.estimators import multiplier_energy
 from hwmodel.float_formats import float_variant
 from hwmodel.spec import list_bundled, load_arch
 from multiplier_lib import generate
-from multiplier_lib.errors import HwcostError
 
 ROOT = Path(__file__).resolve().parents[2]
 HAVE_HWC = acc.available()

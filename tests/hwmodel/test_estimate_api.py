@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from darts.cellgraph import NetworkConfig, list_layers
+from darts.genotype import load
 from hwmodel.estimate import NetworkEstimator
 from hwmodel.spec import load_arch
 from multiplier_lib.library import resolve
-from nas.cellgraph import NetworkConfig, list_layers
-from nas.genotype import load
 
 
 def test_groups_add_up_to_the_totals_and_keep_network_order():

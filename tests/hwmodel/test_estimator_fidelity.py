@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from core.errors import HwcostError
 from hwmodel.arch import Architecture, ComputeUnit, StorageLevel
 from hwmodel.energy import build_energy_table
 from hwmodel.estimators import (
@@ -41,7 +42,6 @@ from hwmodel.estimators import (
     sram_grid,
 )
 from multiplier_lib import generate
-from multiplier_lib.errors import HwcostError
 
 TOLERANCE = 1.25
 MISS_TOLERANCE = 1.45

@@ -20,12 +20,12 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
+from core.errors import HwcostError
 from hwcost.cli import cli
 from hwmodel.inputs import SpecInputs
 from hwmodel.mapper_section import mapper_objective
 from hwmodel.problem_yaml import load_problem
 from hwmodel.spec import load_arch, load_inputs
-from multiplier_lib.errors import HwcostError
 
 HERE = Path(__file__).resolve().parent
 EXERCISES = HERE / "exercises"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import HwcostError
 from hwmodel.estimate import NetworkEstimator, estimate_float
 from hwmodel.estimators import FLOAT_FORMATS
 from hwmodel.float_formats import float_variant, is_float_format
 from hwmodel.spec import load_arch
 from hwmodel.workload import Layer
-from multiplier_lib.errors import HwcostError
 
 CONV = Layer("conv", "conv", N=1, C=16, M=32, P=8, Q=8, R=3, S=3, multiplier="drum8u_k4")
 

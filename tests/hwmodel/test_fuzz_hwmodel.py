@@ -273,7 +273,7 @@ def _evaluate_case(arch: Path, problem: Path, mapping: Path, ert: Path | None,
 def _api_outcome(fn: Callable[[], object], label: Sequence[str]) -> Outcome:
     """Run a reader's API like the CLI would (HwcostError -> one ``Error:`` line, exit 1),
     for inputs the CLI has no option for (separate constraint files)."""
-    from multiplier_lib.errors import HwcostError
+    from core.errors import HwcostError
 
     try:
         fn()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import HwcostError
 from hwmodel.inputs import SpecInputs, section_kind
 from hwmodel.mapper_section import mapper_objective
-from multiplier_lib.errors import HwcostError
 
 
 def _w(tmp_path: Path, name: str, text: str) -> Path:

@@ -176,7 +176,7 @@ def test_deterministic_cached_and_clear_error_when_nothing_fits():
 
 
 def test_unknown_objective():
-    from multiplier_lib.errors import HwcostError
+    from core.errors import HwcostError
 
     with pytest.raises(HwcostError, match="objective"):
         Mapper(Architecture("a", [level("DRAM")], ComputeUnit("m", "intmac", {}, 1)),

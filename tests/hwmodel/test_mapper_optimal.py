@@ -50,11 +50,11 @@ from mapspace_oracle import (
     walk_fast,
 )
 
+from core.errors import HwcostError
 from hwmodel.arch import Architecture, ComputeUnit, Container, LoopConstraint, StorageLevel
 from hwmodel.mapping import LevelMapping, Mapping, SpatialStage
 from hwmodel.model import MappingError, evaluate
 from hwmodel.workload import DataSpace, Workload
-from multiplier_lib.errors import HwcostError
 
 OBJECTIVES = ("energy", "delay", "edp", "delay,energy")
 DEFAULT_CASES = 150

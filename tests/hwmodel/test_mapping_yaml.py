@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from timeloop_texts import gemm_problem
 
+from core.errors import HwcostError
 from hwmodel.mapping import LevelMapping, Mapping
 from hwmodel.mapping_yaml import drop_trivial_loops, load_mapping, write_mapping
 from hwmodel.spec import load_arch
 from hwmodel.workload import Layer
-from multiplier_lib.errors import HwcostError
 
 ARCH = """\
 architecture:

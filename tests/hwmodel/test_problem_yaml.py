@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import HwcostError
 from hwmodel.problem_yaml import load_problem, write_problem
 from hwmodel.workload import Layer, Workload
-from multiplier_lib.errors import HwcostError
 
 CONV1D = """\
 problem:

@@ -10,10 +10,10 @@ import pytest
 from timeloop_texts import gemm_problem
 
 from arch_specs import list_bundled as bundled_names
+from core.errors import HwcostError
 from hwmodel.arch import Architecture, LoopConstraint
 from hwmodel.problem_yaml import load_problem
 from hwmodel.spec import check_problem, list_bundled, load_arch, load_inputs, resolve_arch_path
-from multiplier_lib.errors import HwcostError
 
 V04 = """\
 architecture:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import HwcostError
 from hwmodel.templates import (
     MAX_TEMPLATE_STEPS,
     is_template,
@@ -16,7 +17,6 @@ from hwmodel.templates import (
     parse_var,
     render,
 )
-from multiplier_lib.errors import HwcostError
 
 
 def _t(tmp_path: Path, text: str, name: str = "t.yaml.jinja2") -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 from multiplier_lib.export import write_bin, write_npy, write_verilog
 from multiplier_lib.importers import import_file
 from multiplier_lib.multiplier import Multiplier

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.errors import HwcostError
 from multiplier_lib import report as report_mod
-from multiplier_lib.errors import HwcostError
 from multiplier_lib.multiplier import Multiplier, operand_values
 from multiplier_lib.plots import ascending_code_order, heatmap_png, histogram_png
 from multiplier_lib.report import (

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 from nas import data
 from nas.data import (
     _SOURCES,

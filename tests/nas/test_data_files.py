@@ -11,9 +11,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from core.errors import HwcostError
 from hwcost.cli import cli
 from hwcost.options import DATASETS as CLI_DATASETS
-from multiplier_lib.errors import HwcostError
 from nas.data import DATASETS, make_loaders
 from nas.data_files import channel_stats, load_folder, load_npz, load_svhn
 

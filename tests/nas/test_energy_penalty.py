@@ -8,11 +8,13 @@ import math
 import pytest
 import torch
 
+from core.errors import HwcostError
+from darts.cellgraph import NetworkConfig, list_layers
+from darts.genotype import PRIMITIVES, Genotype
+from darts.op_specs import op_block
 from hwmodel.estimate import NetworkEstimator
 from hwmodel.spec import load_arch
-from multiplier_lib.errors import HwcostError
 from multiplier_lib.library import resolve
-from nas.cellgraph import NetworkConfig, list_layers
 from nas.energy_penalty import (
     OpEnergyTable,
     build_energy_table,
@@ -20,8 +22,6 @@ from nas.energy_penalty import (
     expected_energy,
     search_edges,
 )
-from nas.genotype import PRIMITIVES, Genotype
-from nas.ops_spec import op_block
 
 MULTS = ["exact8u", "trunc8u_k8"]
 TINY = {"layers": 3, "channels": 4, "input_size": 8}

@@ -14,7 +14,7 @@ from fuzzkit import FUZZ, assert_clean, deadline, mutated_bytes, mutated_text, r
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 from nas import checkpoint
 from nas.data import load_cifar
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.errors import HwcostError
+from darts.cellgraph import NetworkConfig, build_graph, list_layers, mac_count, parameter_count
+from darts.genotype import Genotype
+from darts.macro import plan_network
 from hwmodel.estimate import NetworkEstimator
 from hwmodel.spec import load_arch
-from multiplier_lib.errors import HwcostError
 from multiplier_lib.library import resolve
 from nas.augment_cnn import AugmentCNN
-from nas.cellgraph import NetworkConfig, build_graph, list_layers, mac_count, parameter_count
 from nas.energy_penalty import build_energy_table, fixed_layers, search_layers
-from nas.genotype import Genotype
-from nas.macro import plan_network
 from nas.search_cnn import SearchCNN
 
 # 5 cells (reductions at 1 and 3), 8 channels, 16x16 input, 7 classes, 4 search nodes

@@ -10,11 +10,11 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
+from core.errors import HwcostError  # noqa: E402
+from darts.cellgraph import NetworkConfig, mac_count, parameter_count  # noqa: E402
+from darts.genotype import PRIMITIVES, Genotype, load, validate  # noqa: E402
 from multiplier_lib.emulate.layers import ApproxConv2d  # noqa: E402
-from multiplier_lib.errors import HwcostError  # noqa: E402
 from nas.augment_cnn import AugmentCNN  # noqa: E402
-from nas.cellgraph import NetworkConfig, mac_count, parameter_count  # noqa: E402
-from nas.genotype import PRIMITIVES, Genotype, load, validate  # noqa: E402
 from nas.ops import (  # noqa: E402
     OPS,
     BlockBatchNorm2d,
@@ -52,7 +52,7 @@ def _params(module: nn.Module, skip: str | None = None) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Evaluation network against the paper and against nas.cellgraph
+# Evaluation network against the paper and against darts.cellgraph
 
 
 def test_darts_v2_has_the_papers_3_3m_parameters(darts_v2):

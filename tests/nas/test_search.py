@@ -10,15 +10,15 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
+from core.errors import HwcostError
+from darts.genotype import load
 from hwcost.cli import cli
 from hwmodel.energy import build_energy_table
 from hwmodel.float_formats import float_variant
 from hwmodel.spec import load_arch
-from multiplier_lib.errors import HwcostError
 from multiplier_lib.library import MultiplierResolver
 from nas import checkpoint
 from nas import search as search_mod
-from nas.genotype import load
 from nas.search import SearchConfig, run_search
 
 

@@ -17,10 +17,10 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from core.errors import HwcostError  # noqa: E402
+from darts.genotype import PRIMITIVES  # noqa: E402
 from multiplier_lib.emulate.layers import ApproxConv2d  # noqa: E402
-from multiplier_lib.errors import HwcostError  # noqa: E402
 from nas import checkpoint  # noqa: E402
-from nas.genotype import PRIMITIVES  # noqa: E402
 from nas.ops import (  # noqa: E402
     OPS,
     BlockBatchNorm2d,

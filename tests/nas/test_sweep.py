@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from core.errors import HwcostError
 from hwcost.cli import cli
-from multiplier_lib.errors import HwcostError
 from nas.sweep import Point, load_sweep, pareto_front, run_point, run_sweep
 
 SMALL = """\

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from core.errors import HwcostError
+from darts.genotype import load
 from hwcost.cli import cli
-from multiplier_lib.errors import HwcostError
 from nas import checkpoint
-from nas.genotype import load
 from nas.train import TrainConfig, evaluate_checkpoint, run_train
 
 GENO = Path(__file__).resolve().parents[2] / "examples" / "small_genotype.json"

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import torch
 
-from ...errors import HwcostError
+from core.errors import HwcostError
 
 BACKENDS = ("reference", "cpu", "triton")
 

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import torch
 
-from ...errors import HwcostError
+from core.errors import HwcostError
 
 _CSRC = Path(__file__).resolve().parent.parent / "csrc"
 _SOURCES = ("lut_kernels.cpp",)

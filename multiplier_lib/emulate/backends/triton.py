@@ -27,7 +27,7 @@ from types import ModuleType
 
 import torch
 
-from ...errors import HwcostError
+from core.errors import HwcostError
 
 _INSTALL_HINT = "the triton backend needs the triton package: pip install -e '.[gpu]'"
 _DEVICE_HINT = "the triton backend needs a CUDA device, or TRITON_INTERPRET=1 for testing"

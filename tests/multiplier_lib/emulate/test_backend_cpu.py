@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import HwcostError
 from multiplier_lib.emulate.backends import block_conv2d_lut, cpu, get
 from multiplier_lib.emulate.backends import reference as ref
-from multiplier_lib.errors import HwcostError
 
 if not cpu.is_available():
     if shutil.which("c++") or shutil.which("g++"):

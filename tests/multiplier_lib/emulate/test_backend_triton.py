@@ -25,9 +25,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.errors import HwcostError
 from multiplier_lib.emulate.backends import reference
 from multiplier_lib.emulate.backends import triton as tb
-from multiplier_lib.errors import HwcostError
 
 LUT_SHAPES = [(256, 256), (256, 16), (16, 16)]
 
@@ -207,7 +207,7 @@ def _run_fresh(script: str) -> str:
 
 _CALL = """
     from multiplier_lib.emulate.backends import triton as tb
-    from multiplier_lib.errors import HwcostError
+    from core.errors import HwcostError
     x = torch.zeros((1, 1, 3, 3), dtype=torch.uint8)
     print("AVAILABLE", tb.is_available())
     try:

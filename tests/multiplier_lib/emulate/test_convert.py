@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from core.errors import HwcostError
 from multiplier_lib.emulate import (
     ApproxConv2d,
     ApproxLinear,
@@ -14,7 +15,6 @@ from multiplier_lib.emulate import (
     calibrate,
     set_multiplier,
 )
-from multiplier_lib.errors import HwcostError
 
 
 def small_net() -> nn.Module:

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from core.errors import HwcostError
 from multiplier_lib import Multiplier, exact_lut, generate
 from multiplier_lib.emulate import ApproxConv2d, ApproxLinear, gradient_tables
-from multiplier_lib.errors import HwcostError
 
 
 @st.composite

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.errors import HwcostError
 from multiplier_lib.emulate.quant import Domain, FakeQuantize, Observer, qparams, qparams_np
-from multiplier_lib.errors import HwcostError
 
 
 def test_domains_and_codes():

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from multiplier_lib.errors import HwcostError
+from core.errors import HwcostError
 
 _REGISTRY: dict[str, Limit] = {}
 

@@ -1,7 +1,7 @@
 """The DARTS ops and building blocks as :class:`~hwmodel.workload.Layer` lists.
 
 This is the one place that knows what an op *is* in hardware terms, so the network builder
-(:mod:`nas.cellgraph`) and, later, per-op cost tables for the search share one definition.
+(:mod:`darts.cellgraph`) and, later, per-op cost tables for the search share one definition.
 The blocks follow the DARTS evaluation code (CIFAR network):
 
 * ``sep_conv_kxk``: (ReLU, depthwise kxk stride s, pointwise 1x1, BN) then (ReLU, depthwise
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.errors import HwcostError
 from hwmodel.workload import Layer
-from multiplier_lib.errors import HwcostError
 
 #: op -> (family, kernel, dilation) for every DARTS primitive.
 OP_SPECS: dict[str, tuple[str, int, int]] = {

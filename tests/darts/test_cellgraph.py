@@ -8,10 +8,10 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from multiplier_lib.errors import HwcostError
-from nas.cellgraph import NetworkConfig, build_graph, list_layers, mac_count, parameter_count
-from nas.genotype import Genotype, load, validate
-from nas.ops_spec import factorized_reduce
+from core.errors import HwcostError
+from darts.cellgraph import NetworkConfig, build_graph, list_layers, mac_count, parameter_count
+from darts.genotype import Genotype, load, validate
+from darts.op_specs import factorized_reduce
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -3,7 +3,7 @@
 Four things are built from the same macro layout: the search supernet
 (:class:`~nas.search_cnn.SearchCNN`), the evaluation network
 (:class:`~nas.augment_cnn.AugmentCNN`), the hardware layer graph of a genotype
-(:mod:`nas.cellgraph`) and the per-op energy table of the search
+(:mod:`darts.cellgraph`) and the per-op energy table of the search
 (:mod:`nas.energy_penalty`).  If each re-derived where the reduction cells sit, when channels
 double, how the preprocessing shifts channels from cell to cell and when input 0 needs a
 FactorizedReduce, a change to one would silently price a network other than the one trained.
@@ -33,10 +33,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.errors import HwcostError
+from core.limits import Limit
+from darts.op_specs import Block, add_layer, factorized_reduce, out_side, relu_conv_bn
 from hwmodel.workload import Layer
-from multiplier_lib.errors import HwcostError
-from multiplier_lib.limits import Limit
-from nas.ops_spec import Block, add_layer, factorized_reduce, out_side, relu_conv_bn
 
 CELL_TYPES = ("normal", "reduce")
 

@@ -3,9 +3,9 @@
 The cost model needs every layer a genotype implies, with exact shapes, so this module
 expands the DARTS CIFAR evaluation network (auxiliary head excluded: it is dropped at
 inference) into hardware layers.  The macro layout (stem, which cells reduce, channels,
-sizes, each cell's preprocessing) is the :class:`~nas.macro.NetworkPlan` that
+sizes, each cell's preprocessing) is the :class:`~darts.macro.NetworkPlan` that
 :class:`~nas.augment_cnn.AugmentCNN` is built from too; this module adds the genotype's ops
-(:func:`~nas.ops_spec.op_block`, stride 2 on edges reading the cell inputs of a reduction
+(:func:`~darts.op_specs.op_block`, stride 2 on edges reading the cell inputs of a reduction
 cell), one two-input add per node and the concatenation of the ``concat`` nodes.
 
 Graph nodes (ids such as ``stem``, ``cell4.normal.pre0``, ``cell4.normal.edge5``,
@@ -22,11 +22,11 @@ from dataclasses import dataclass, replace
 
 import networkx as nx
 
+from core.errors import HwcostError
+from darts.genotype import Genotype, validate
+from darts.macro import NetworkPlan, plan_network
+from darts.op_specs import Block, op_block
 from hwmodel.workload import Layer
-from multiplier_lib.errors import HwcostError
-from nas.genotype import Genotype, validate
-from nas.macro import NetworkPlan, plan_network
-from nas.ops_spec import Block, op_block
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from multiplier_lib.errors import HwcostError
-from multiplier_lib.untrusted import refuse_special_file
-from nas.macro import MAX_CELL_NODES, NETWORK_LIMITS
+from core.errors import HwcostError
+from core.untrusted import refuse_special_file
+from darts.macro import MAX_CELL_NODES, NETWORK_LIMITS
 
 #: The DARTS search space, in DARTS's order (index = position of the op's architecture weight).
 PRIMITIVES = [

@@ -11,7 +11,7 @@ once and the same way:
   the data must be exactly what the header promises, so a cut or padded file is refused
   rather than silently misread.
 
-Problems become :class:`~multiplier_lib.errors.HwcostError` naming the file.
+Problems become :class:`~core.errors.HwcostError` naming the file.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import HwcostError
+from core.errors import HwcostError
 
 #: ``check(shape, dtype)`` -> a problem to report, or None if the array is acceptable
 ArrayCheck = Callable[[tuple[int, ...], np.dtype], "str | None"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from multiplier_lib.errors import HwcostError
-from nas.genotype import PRIMITIVES, Genotype, dumps_json, load, loads, to_text, validate
+from core.errors import HwcostError
+from darts.genotype import PRIMITIVES, Genotype, dumps_json, load, loads, to_text, validate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
