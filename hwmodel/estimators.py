@@ -93,6 +93,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from core.arithmetic import FLOAT_FORMATS, float_format
 from core.errors import HwcostError
 from core.units import power_mw_to_energy_pj
 from multiplier_lib.characterize import characterize
@@ -459,26 +460,7 @@ class RegisterEstimator(Estimator):
 # arithmetic
 # --------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class FloatFormat:
-    """A float format's width and its 45 nm multiply and add energies."""
-
-    name: str
-    bits: int
-    multiply_pj: float
-    add_pj: float
-    source: str
-
-
-#: Horowitz (ISSCC 2014) 45 nm: FP32 multiply 3.7 pJ, add 0.9 pJ; FP16 1.1 and 0.4.  bfloat16
-#: is not in Horowitz's table: its multiply is FP16's scaled by the significand width squared
-#: (8 bits against 11, as array multipliers scale), its add taken as FP16's.
-FLOAT_FORMATS: dict[str, FloatFormat] = {
-    "fp32": FloatFormat("fp32", 32, 3.7, 0.9, "Horowitz 45 nm FP32"),
-    "fp16": FloatFormat("fp16", 16, 1.1, 0.4, "Horowitz 45 nm FP16"),
-    "bf16": FloatFormat("bf16", 16, 1.1 * (8 / 11) ** 2, 0.4,
-                        "Horowitz FP16 scaled by significand width squared (8/11)^2"),
-}
+# FloatFormat and FLOAT_FORMATS (Horowitz 45 nm) live in core.arithmetic
 #: Horowitz 45 nm floating point (multiply, add) per width, for FP MACs named by width only.
 FP_ENERGY_PJ: dict[int, tuple[float, float]] = {
     f.bits: (f.multiply_pj, f.add_pj) for f in (FLOAT_FORMATS["fp16"], FLOAT_FORMATS["fp32"])}
@@ -618,7 +600,7 @@ class MACEstimator(Estimator):
                                   f"multiplier of the floating-point unit ({component_class})")
             fmt_name = str(attributes.get("format") or "").lower()
             if fmt_name:
-                fmt = FLOAT_FORMATS.get(fmt_name)
+                fmt = float_format(fmt_name)
                 if fmt is None:
                     raise HwcostError(f"{component_class}: unknown float format {fmt_name!r}; "
                                       f"expected one of {', '.join(FLOAT_FORMATS)}")

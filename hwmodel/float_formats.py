@@ -10,30 +10,22 @@ design from an integer spec, so the mapper and the model price it the usual way:
   and the mapper re-tiles for it; a row narrower than one word is widened to one word (its
   per-access energy follows the estimator's width law);
 * the compute unit becomes an FP MAC of the format (Horowitz 45 nm energies, see
-  :data:`hwmodel.estimators.FLOAT_FORMATS`), scaled to the spec's technology like any MAC.
+  :data:`core.arithmetic.FLOAT_FORMATS`), scaled to the spec's technology like any MAC.
 """
 
 from __future__ import annotations
 
 import copy
 
-from core.errors import HwcostError
+from core.arithmetic import FloatFormat, require_float_format
 
 from .arch import Architecture
-from .estimators import FLOAT_FORMATS
 
 
-def is_float_format(name: str | None) -> bool:
-    """Whether ``name`` names a float baseline rather than a multiplier."""
-    return isinstance(name, str) and name.lower() in FLOAT_FORMATS
-
-
-def float_variant(arch: Architecture, name: str) -> Architecture:
-    """``arch`` built for ``name`` words (``fp32``, ``fp16``, ``bf16``) with an FP MAC."""
-    fmt = FLOAT_FORMATS.get(name.lower())
-    if fmt is None:
-        raise HwcostError(f"unknown float format {name!r}; expected one of "
-                          f"{', '.join(FLOAT_FORMATS)}")
+def float_variant(arch: Architecture, fmt: FloatFormat | str) -> Architecture:
+    """``arch`` built for ``fmt`` words (``fp32``, ``fp16``, ``bf16``) with an FP MAC."""
+    if not isinstance(fmt, FloatFormat):
+        fmt = require_float_format(fmt)
     out = copy.deepcopy(arch)
     out.name = f"{arch.name} ({fmt.name})"
     for lv in out.levels:

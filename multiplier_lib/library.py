@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from platformdirs import user_data_dir
 
+from core.arithmetic import Arithmetic, resolve_arithmetic
 from core.atomic import atomic_path
 from core.errors import HwcostError
 from core.limits import Limit
@@ -302,3 +303,8 @@ class MultiplierResolver:
         if spec not in self._cache:
             self._cache[spec] = resolve(spec, self.library)
         return self._cache[spec]
+
+    def arithmetic(self, spec: str | Multiplier | Arithmetic) -> Arithmetic:
+        """``spec`` as a typed arithmetic: a float format by name, anything else a
+        multiplier of this run's library (the one place a name becomes an arithmetic)."""
+        return resolve_arithmetic(spec, self)

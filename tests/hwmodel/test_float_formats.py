@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.arithmetic import FLOAT_FORMATS
 from core.errors import HwcostError
 from hwmodel.estimate import NetworkEstimator, estimate_float
-from hwmodel.estimators import FLOAT_FORMATS
 from hwmodel.float_formats import float_variant, is_float_format
 from hwmodel.spec import load_arch
 from hwmodel.workload import Layer
