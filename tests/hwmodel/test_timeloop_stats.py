@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_timeloop_reference import CASES, load_case
+from timeloop_cases import CASES, load_case
 
 from hwmodel.model import evaluate
 from hwmodel.timeloop_stats import format_stats

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
-from test_timeloop_reference import CASES, load_case
+from timeloop_cases import CASES, load_case
 from timeloop_stats_reader import (
     directives_from_text,
     parse_stats,

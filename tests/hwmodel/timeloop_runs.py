@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ruamel.yaml import YAML
+from timeloop_cases import load_case
 from timeloop_stats_reader import read_mapping, read_stats
 
 from hwmodel.arch import Architecture
@@ -50,8 +51,6 @@ class Run:
 
 
 def _fixture(case: str, metrics: str, note: str = "") -> Run:
-    from test_timeloop_reference import load_case
-
     arch, workload, mapping, energy, expected = load_case(case)
     summary = expected["summary"]
     total = summary["fj_per_compute"]["Total"] * summary["computes"] / 1000
