@@ -29,11 +29,10 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from .arch import Architecture, LoopConstraint
 from .mapping import LevelMapping, Mapping, SpatialStage
-from .mapspace import divisors
+from .mapspace import distinct_primes, divisors, prime_factors
 from .model import EvalResult, MappingError, evaluate
 from .objectives import Objective, better
 from .workload import Workload, compiled_footprint, footprint
@@ -541,7 +540,7 @@ class HeuristicMapper:
                 break
             temporal = [dict(p) for p in pinned]
             for d, r in remaining.items():
-                for p in _prime_factors(r):
+                for p in prime_factors(r):
                     free = [i for i in range(n) if not _pinned(self.arch.levels[i], d)]
                     i = rng.choice(free or [0])
                     temporal[i][d] = temporal[i].get(d, 1) * p
@@ -659,22 +658,6 @@ def _stationarity(workload: Workload) -> list[str | None]:
     return [ds.name for ds in workload.data_spaces] + [None]
 
 
-@lru_cache(maxsize=4096)
-def _prime_exponents(n: int) -> dict[int, int]:
-    """``{p: e}`` with ``n = prod p**e``, by trial division up to sqrt(n) (a large prime
-    bound must not be divided by every integer below it)."""
-    out: dict[int, int] = {}
-    p = 2
-    while p * p <= n:
-        while n % p == 0:
-            out[p] = out.get(p, 0) + 1
-            n //= p
-        p += 1
-    if n > 1:
-        out[n] = out.get(n, 0) + 1
-    return out
-
-
 def _reuse(workload: Workload, tile: dict[str, int]) -> float:
     words = sum(footprint(ds, tile) for ds in workload.data_spaces)
     return math.prod(tile.values()) / max(1, words)
@@ -684,16 +667,6 @@ def _pinned(level, dim: str) -> bool:
     """Whether the level's temporal constraint fixes the factor of ``dim``."""
     c = level.temporal
     return c is not None and dim in c.factors
-
-
-def _prime_factors(n: int) -> list[int]:
-    """With multiplicity: 12 -> [2, 2, 3]."""
-    return [p for p, e in sorted(_prime_exponents(n).items()) for _ in range(e)]
-
-
-def distinct_primes(n: int) -> list[int]:
-    """Distinct prime factors: 12 -> [2, 3]."""
-    return sorted(set(_prime_factors(n)))
 
 
 def _mapping_key(mapping: Mapping) -> tuple:

@@ -9,7 +9,8 @@ Three steps, each with a job:
    which level, how many words and which constraints force them.  If they do, that mapping
    is valid, so the mapper always has an answer.  (Where a constraint pins a dimension at
    the outermost level, an outer fan-out may do better than the construction; then a
-   search decides before anything is declared impossible.)
+   search decides before anything is declared impossible.)  The constructions, which
+   search nothing, are :mod:`hwmodel.feasibility`'s.
 2. **A constructive search** (:mod:`hwmodel.heuristic`) finds a good mapping in a few
    hundred evaluations.
 3. **Branch and bound** (:mod:`hwmodel.search`) over the whole map space
@@ -27,19 +28,19 @@ deterministic: budgets count work, not time.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from core.errors import HwcostError
 
 from .arch import Architecture
+from .feasibility import compulsory_bound, smallest_is_minimal, smallest_mapping
 from .heuristic import SPATIAL_OPTIONS, HeuristicMapper
 from .mapping import Mapping
-from .mapspace import MapSpace, SpatialPlan, divisors
-from .model import EvalResult, MappingError, evaluate, level_tiles
+from .mapspace import MapSpace
+from .model import EvalResult, MappingError, evaluate
 from .objectives import METRICS, Objective, better, parse_objective
 from .search import BranchAndBound, Leaf
-from .workload import Workload, footprint
+from .workload import Workload
 
 OBJECTIVES = METRICS
 EFFORTS = ("fast", "balanced", "thorough", "exhaustive")
@@ -190,7 +191,7 @@ class Mapper:
         check_problem(self.arch, workload)     # names the spec's constraints use exist
         space = MapSpace(self.arch, workload)
         best = self._first_mapping(space)
-        floor = self._compulsory(space)        # a bound of every metric, whatever happens
+        floor = compulsory_bound(space, self.energy, self.objective)  # whatever happens
         heuristic = HeuristicMapper(self.arch, self.energy, self.objective,
                                     "fast" if self.effort in ("fast", "balanced")
                                     else "thorough",
@@ -243,17 +244,16 @@ class Mapper:
     def _first_mapping(self, space: MapSpace) -> Leaf:
         """A valid mapping to start from, or the proof that none exists.
 
-        The smallest-tile mapping (:meth:`_smallest_mapping`) is valid whenever any
-        mapping is, provided every dimension with factors to place may place them at the
-        outermost level (whose tile is the whole problem anyway).  Where a constraint fixes
-        a dimension there, an outer fan-out may absorb factors the construction pushes
-        inwards; then an unbudgeted search (pruned by capacities alone until it finds a
-        mapping) decides: it finds one or proves that none fits."""
-        workload = space.workload
+        The smallest-tile mapping (:func:`hwmodel.feasibility.smallest_mapping`) is valid
+        whenever any mapping is, provided every dimension with factors to place may place
+        them at the outermost level (whose tile is the whole problem anyway).  Where a
+        constraint fixes a dimension there, an outer fan-out may absorb factors the
+        construction pushes inwards; then an unbudgeted search (pruned by capacities alone
+        until it finds a mapping) decides: it finds one or proves that none fits."""
         try:
-            return self._leaf(workload, self._smallest_mapping(space))
+            return self._leaf(space.workload, smallest_mapping(space))
         except MappingError as exc:
-            if self._smallest_is_minimal(space):
+            if smallest_is_minimal(space):
                 raise
             reason = exc
         search = BranchAndBound(space, self.energy, self.objective, None, None,
@@ -262,150 +262,3 @@ class Mapper:
         if outcome.best is None:
             raise reason
         return outcome.best
-
-    def _smallest_is_minimal(self, space: MapSpace) -> bool:
-        """Whether no mapping has smaller tiles than :meth:`_smallest_mapping`'s: every
-        dimension whose free factors exceed 1 may put them all at level 0."""
-        budget = space.temporal_budget(space.spatial_by_level(self._forced_plan(space)))
-        if budget is None:
-            return True
-        c = self.arch.levels[0].temporal
-        return all(left == 1 or (d not in space.fixed_temporal[0] and
-                                 (c is None or d not in c.max_factors))
-                   for d, left in budget.items())
-
-    def _smallest_mapping(self, space: MapSpace) -> Mapping:
-        """The mapping with the smallest tiles the constraints allow, or the proof that
-        no mapping fits (a located :class:`MappingError`)."""
-        workload = space.workload
-        plan = self._forced_plan(space)
-        spatial = space.spatial_by_level(plan)
-        budget = space.temporal_budget(spatial)
-        if budget is None:
-            raise MappingError(f"no valid mapping of {workload.name} ({_shape(workload)}) "
-                               f"on {self.arch.name}: the fixed factors of the constraints "
-                               f"({_fixed_text(space)}) do not divide the problem's bounds")
-        factors: list[dict[str, int]] = [{} for _ in range(space.n)]
-        for i in range(space.n):
-            for d, f in space.fixed_temporal[i].items():
-                factors[i][d] = f
-        for d, left in budget.items():
-            for i in space.free_levels(d):
-                if left == 1:
-                    break
-                c = self.arch.levels[i].temporal
-                cap = c.max_factors.get(d) if c is not None else None
-                f = left if cap is None else max(x for x in divisors(left) if x <= cap)
-                factors[i][d] = factors[i].get(d, 1) * f
-                left //= f
-            if left != 1:
-                raise MappingError(f"no valid mapping of {workload.name} ({_shape(workload)})"
-                                   f" on {self.arch.name}: the temporal constraints leave "
-                                   f"{d}={left} with no level allowed to take it")
-        keeps = [frozenset(space.keep_options[0][0])] + list(space.forced_keep[1:])
-        orders = [space.loop_orders(i, tuple(d for d in space.dims
-                                             if factors[i].get(d, 1) > 1))[0].order
-                  for i in range(space.n)]
-        mapping = space.build(plan, factors, orders, keeps)
-        tiles = level_tiles(mapping, workload.bounds)
-        for i, lv in enumerate(self.arch.levels):
-            cap = lv.capacity_words
-            if cap is None:
-                continue
-            used = {ds.name: footprint(ds, tiles[i]) for ds in workload.data_spaces
-                    if ds.name in keeps[i]}
-            if sum(used.values()) > cap:
-                held = ", ".join(f"{k} {v}" for k, v in used.items())
-                forced = _forcing(space, plan, i)
-                raise MappingError(
-                    f"no valid mapping of {workload.name} ({_shape(workload)}) on "
-                    f"{self.arch.name}: {lv.name} must keep {', '.join(sorted(used))} and "
-                    f"even the smallest tiles the constraints allow need "
-                    f"{sum(used.values())} words ({held}), capacity {cap}"
-                    + (f"; forced by {forced}" if forced else ""))
-        return mapping
-
-    def _forced_plan(self, space: MapSpace) -> SpatialPlan:
-        """The spatial plan with only the loops the constraints demand."""
-        remaining = dict(space.bounds)
-        loops = []
-        for stage in space.stages:
-            c = stage.constraint
-            x: list[tuple[str, int]] = []
-            y: list[tuple[str, int]] = []
-            if c is not None:
-                for d, f in c.factors.items():
-                    if d not in remaining or f == 1:
-                        continue
-                    want = space.bounds[d] if f == 0 else f
-                    if want == 1:
-                        continue
-                    xs, ys = space.stage_dims(stage, "x"), space.stage_dims(stage, "y")
-                    if stage.mesh_x > 1 and d in xs and want <= stage.mesh_x:
-                        x.append((d, want))
-                    elif stage.mesh_y > 1 and d in ys and want <= stage.mesh_y:
-                        y.append((d, want))
-                    else:
-                        raise MappingError(
-                            f"no valid mapping of {space.workload.name} "
-                            f"({_shape(space.workload)}) on {self.arch.name}: the spatial "
-                            f"constraint of {stage.name or self.arch.levels[stage.level].name}"
-                            f" demands {d}={want}, which its {stage.mesh_x}x{stage.mesh_y} "
-                            "mesh cannot take")
-                    if remaining[d] % want:
-                        raise MappingError(
-                            f"no valid mapping of {space.workload.name} "
-                            f"({_shape(space.workload)}): a spatial constraint demands "
-                            f"{d}={want}, which does not divide {remaining[d]}")
-                    remaining[d] //= want
-            if math.prod(f for _d, f in x) > stage.mesh_x or \
-                    math.prod(f for _d, f in y) > stage.mesh_y:
-                raise MappingError(f"no valid mapping of {space.workload.name}: the spatial "
-                                   f"constraints of {stage.name} overfill its mesh")
-            loops.append((tuple(x), tuple(y)))
-        return SpatialPlan(tuple(loops))
-
-    def _compulsory(self, space: MapSpace) -> tuple[float, ...]:
-        """A bound valid for every mapping: the MACs, every word read from (outputs written
-        to) the outermost level once, and the cycles of all MACs busy."""
-        energy = self.energy
-        workload = space.workload
-        e = 0.0
-        if energy is not None:
-            e = energy.mac() * workload.computes
-            outer = self.arch.levels[0].name
-            for ds in workload.data_spaces:
-                action = "update" if ds.read_write else "read"
-                e += workload.size(ds) * energy.per_word(outer, action)
-        cycles = math.ceil(workload.computes / max(1, self.arch.compute.instances))
-        return self.objective.value(e, float(cycles))
-
-
-def _fixed_text(space: MapSpace) -> str:
-    parts = []
-    for i, fixed in enumerate(space.fixed_temporal):
-        for d, f in fixed.items():
-            parts.append(f"{space.arch.levels[i].name} {d}={f}")
-    return ", ".join(parts) or "none"
-
-
-def _forcing(space: MapSpace, plan: SpatialPlan, level: int) -> str:
-    """The constraints that put factors at or below ``level`` (what makes its tile big)."""
-    parts = []
-    for i in range(level, space.n):
-        lv = space.arch.levels[i]
-        for d, f in space.fixed_temporal[i].items():
-            if f != 1:
-                where = f" (line {lv.temporal.line})" if lv.temporal and lv.temporal.line else ""
-                parts.append(f"{lv.name} temporal {d}={f}{where}")
-    for k, stage in enumerate(space.stages):
-        if stage.level < level:
-            continue
-        x, y = plan.loops[k]
-        for d, f in x + y:
-            parts.append(f"{stage.name or space.arch.levels[stage.level].name} spatial {d}={f}")
-    return ", ".join(parts)
-
-
-def _shape(workload: Workload) -> str:
-    return " ".join(f"{d}={b}" for d, b in workload.dims)

@@ -403,6 +403,32 @@ def divisors(n: int) -> tuple[int, ...]:
     return tuple(small + [n // d for d in reversed(small) if d * d != n])
 
 
+@lru_cache(maxsize=4096)
+def prime_exponents(n: int) -> dict[int, int]:
+    """``{p: e}`` with ``n = prod p**e``, by trial division up to sqrt(n) (a large prime
+    bound must not be divided by every integer below it)."""
+    out: dict[int, int] = {}
+    p = 2
+    while p * p <= n:
+        while n % p == 0:
+            out[p] = out.get(p, 0) + 1
+            n //= p
+        p += 1
+    if n > 1:
+        out[n] = out.get(n, 0) + 1
+    return out
+
+
+def prime_factors(n: int) -> list[int]:
+    """With multiplicity: 12 -> [2, 2, 3]."""
+    return [p for p, e in sorted(prime_exponents(n).items()) for _ in range(e)]
+
+
+def distinct_primes(n: int) -> list[int]:
+    """Distinct prime factors: 12 -> [2, 3]."""
+    return sorted(set(prime_factors(n)))
+
+
 @lru_cache(maxsize=8192)
 def _loop_orders(dims: tuple[str, ...], perm: tuple[str, ...],
                  data_spaces: tuple[DataSpace, ...]) -> list[LoopOrder]:

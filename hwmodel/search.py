@@ -36,9 +36,8 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .heuristic import distinct_primes
 from .mapping import Mapping
-from .mapspace import LoopOrder, MapSpace, OrderSpaceTooLarge, SpatialPlan
+from .mapspace import LoopOrder, MapSpace, OrderSpaceTooLarge, SpatialPlan, distinct_primes
 from .model import distinct_children, sliding_overlap
 from .nestcost import NestCost, PlanCost, tiles_of
 from .objectives import Objective, better, cannot_beat
