@@ -35,14 +35,13 @@ import zigzag_bridge as zz
 
 from darts.cellgraph import NetworkConfig, list_layers
 from darts.genotype import load
+from hwmodel.costing import CostContext, price
 from hwmodel.energy import build_energy_table
-from hwmodel.estimate import NetworkEstimator
 from hwmodel.mapper import Mapper
 from hwmodel.mapping import LevelMapping, Mapping
 from hwmodel.model import MappingError, evaluate
 from hwmodel.spec import load_arch
 from hwmodel.workload import Layer
-from multiplier_lib import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -287,7 +286,7 @@ def main() -> None:
           f"{statistics.mean(rand_t) / statistics.mean(ours_t):9.2f}x")
 
     t0 = time.perf_counter()
-    est = NetworkEstimator(arch).estimate(layers, generate("exact8u"))
+    est = price(layers, "exact8u", CostContext(arch))
     wall = time.perf_counter() - t0
     print(f"\nwhole DARTS_V2 estimate on {args.arch} (map {n_all} shapes, price "
           f"{len(layers)} layers): {wall:.2f} s, {est.total('energy_pj') / 1e6:.1f} uJ")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import time
@@ -18,7 +17,6 @@ from .options import (
     effort_option,
     estimator_options,
     library_option,
-    open_library,
     template_options,
     template_vars,
     warn_unused_vars,
@@ -78,12 +76,11 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
     from core.errors import HwcostError
     from darts.cellgraph import NetworkConfig, list_layers
     from darts.genotype import load
-    from hwmodel.energy import write_energy_ert
-    from hwmodel.estimate import NetworkEstimator, estimate_float
-    from hwmodel.float_formats import is_float_format
+    from darts.pricing import price_network
+    from hwmodel.costing import CostContext, write_context_ert
     from hwmodel.mapper_section import mapper_objective
     from hwmodel.spec import check_problem, load_arch, load_inputs
-    from multiplier_lib.library import resolve
+    from multiplier_lib.library import MultiplierResolver
 
     start = time.perf_counter()
     size = None
@@ -96,17 +93,10 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
     geno = load(genotype)
     config = NetworkConfig.from_genotype(geno, layers=layers, channels=channels,
                                          input_size=size, classes=classes)
-    # --multiplier replaces the genotype's network-wide multiplier; per-edge ones still hold
-    net_layers = list_layers(dataclasses.replace(geno, multiplier=None) if multipliers
-                             else geno, config)
-    library = open_library(library_dir)
-    cache: dict[str, object] = {}
-
-    def get(name: str):
-        if name not in cache:
-            cache[name] = resolve(name, library)
-        return cache[name]
-
+    resolver = MultiplierResolver(library_dir)
+    # --multiplier replaces every multiplier of the network, per-edge ones included (what
+    # hwcost train --multiplier trains); without it the genotype is priced as it is
+    arithmetics = [resolver.arithmetic(n) for n in multipliers] or [None]
     tvars = template_vars(var_items, vars_file)
     spec_inputs = load_inputs(archs, template_vars=tvars)
     warn_unused_vars(tvars, spec_inputs.rendered)
@@ -118,7 +108,7 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
     spec = load_arch(spec_inputs, no_problem="spec.problem is not available in hwcost "
                      "estimate: every layer of the network is a different problem")
     seen_shapes: set = set()
-    for layer in net_layers:
+    for layer in list_layers(geno, config):
         wl = layer.workload()
         if wl.key() not in seen_shapes:
             seen_shapes.add(wl.key())
@@ -126,18 +116,12 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
     if objective is None:
         from_mapper = mapper_objective(spec_inputs)
         objective = from_mapper.objective if from_mapper else "energy"
-    names = list(multipliers) or [geno.multiplier or "exact8u"]
-    floats = [n for n in names if is_float_format(n)]
-    if floats and ert is not None:
-        raise HwcostError(f"--multiplier {floats[0]}: a float baseline is priced with the FP "
-                          "MAC and float words; --ert prices the integer design's actions, "
-                          "so the two cannot be combined")
-    mults = {n: get(n) for n in names if not is_float_format(n)}   # unknown names fail here
-    estimator = NetworkEstimator(spec, objective, ert, resolve_multiplier=get, effort=effort,
-                                 estimators=estimators, work_budget=budget)
-    results = [estimate_float(spec, net_layers, n, objective, effort, estimators, budget)
-               if is_float_format(n) else estimator.estimate(net_layers, mults[n])
-               for n in names]
+    context = CostContext(spec, objective=objective, ert=ert, estimators=estimators,
+                          effort=effort, work_budget=budget, resolve=resolver.arithmetic)
+    for a in arithmetics:      # a float baseline with --ert fails here, before any mapping
+        context.design_of(a)
+    results = [price_network(geno, config, context, a) for a in arithmetics]
+    names = [r.multiplier for r in results]
     seconds = time.perf_counter() - start
     base = results[0]
 
@@ -146,7 +130,7 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
     if plot is not None:
         _plot(plot, base)
     if write_ert is not None:      # the design's exact energies, once the run has succeeded
-        write_energy_ert(write_ert, spec, estimator.base_energy)
+        write_context_ert(write_ert, context)
 
     _warn_underused(base.layers)
     if fmt == "json":
@@ -183,7 +167,7 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
         table = [[r["name"], r["layers"], r["macs"], r["multiply_pj"], r["add_pj"],
                   *(r[c] for c in level_cols), r["energy_pj"], r["cycles"], r["utilization"]]
                  for r in rows]
-    click.echo(f"{genotype} on {spec.name} ({len(net_layers)} layers, "
+    click.echo(f"{genotype} on {spec.name} ({len(base.layers)} layers, "
                f"{config.layers} cells, {config.channels} channels, "
                f"{config.input_size}x{config.input_size} input), objective {objective}, "
                f"multiplier {base.multiplier}")

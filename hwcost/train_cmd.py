@@ -62,9 +62,10 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
     """
     from core.atomic import atomic_write_text
     from darts.genotype import load
-    from hwmodel.float_formats import is_float_format
+    from hwmodel.costing import CostContext
     from multiplier_lib.library import MultiplierResolver
-    from nas.train import TrainConfig, network_energy, run_train
+    from nas.checkpoint import load as load_ckpt
+    from nas.train import TrainConfig, network_energy, run_train, trained_network
 
     library = None if library_dir is None else str(library_dir)
     resolve = MultiplierResolver(library)
@@ -72,8 +73,7 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
     names = {multiplier} if multiplier else {
         m for cell in ("normal", "reduce") for m in geno.edge_multipliers(cell) if m}
     for name in sorted(names):      # unknown names fail here, before any training
-        if not is_float_format(name):    # fp32 etc.: train in float
-            resolve(name)
+        resolve.arithmetic(name)
     cfg = TrainConfig(dataset=dataset, data_dir=data_dir, download=download, epochs=epochs,
                       input_size=input_size, library=library,
                       layers=layers, channels=channels, batch_size=batch_size,
@@ -93,7 +93,9 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
         bar.close()
     if int(os.environ.get("RANK", "0")) != 0:   # torchrun: process 0 reports
         return
-    energy = network_energy(geno, layers, channels, arch, multiplier, library)
+    context = CostContext.for_spec(arch, resolve=resolve.arithmetic)
+    network = trained_network(geno, cfg, load_ckpt(out / "checkpoint.pt")["n_classes"])
+    energy = network_energy(geno, network, context, multiplier)
     summary = {**last, "energy_pj": energy, "arch": arch}
     atomic_write_text(out / "result.json", json.dumps(summary, indent=2))
     click.echo(f"test accuracy {last['test_acc']:.4f} after {last['epoch'] + 1} epochs; "
@@ -120,19 +122,25 @@ def evaluate(checkpoint_path: Path, multipliers: tuple[str, ...], arch: str,
       hwcost evaluate runs/train/checkpoint.pt --multiplier exact8u \\
           --multiplier trunc8u_k6c --multiplier drum8u_k4
     """
+    from hwmodel.costing import CostContext
+    from multiplier_lib.library import MultiplierResolver
     from nas.checkpoint import load as load_ckpt
-    from nas.train import evaluate_checkpoint, network_energy
+    from nas.train import evaluate_checkpoint, network_energy, trained_network
 
     library = None if library_dir is None else str(library_dir)
     results = evaluate_checkpoint(checkpoint_path, list(multipliers) or None, backend,
                                   library)
-    cfg = load_ckpt(checkpoint_path)["config"]
+    state = load_ckpt(checkpoint_path)
+    cfg = state["config"]
     library = library or cfg.get("library")
+    context = CostContext.for_spec(arch, resolve=MultiplierResolver(library).arithmetic)
     rows = []
     for r in results:
-        name = None if r["multiplier"] == "as trained" else r["multiplier"]
-        energy = network_energy(r["genotype"], cfg["layers"], cfg["channels"], arch, name,
-                                library)
+        # "as trained": the multiplier the run forced on every layer, else the genotype's own
+        name = cfg.get("multiplier") if r["multiplier"] == "as trained" else r["multiplier"]
+        energy = network_energy(r["genotype"], trained_network(r["genotype"], cfg,
+                                                               state["n_classes"]),
+                                context, name)
         rows.append({"multiplier": r["multiplier"], "test_acc": r["test_acc"],
                      "test_loss": r["test_loss"], "energy_pj": energy})
     if fmt == "json":

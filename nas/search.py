@@ -19,15 +19,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from core.arithmetic import Arithmetic, FloatFormat
 from core.atomic import atomic_write_text
 from core.errors import HwcostError
 from darts.genotype import Genotype, dumps_json
+from darts.op_energy import build_op_energy_table
+from hwmodel.costing import CostContext
 from multiplier_lib.library import MultiplierResolver
 
 from . import checkpoint
 from .architect import Architect
 from .data import make_loaders
-from .energy_penalty import build_energy_table, energy_penalty, expected_energy
+from .energy_penalty import energy_penalty, expected_energy
 from .ops import approx_conv, plain_conv
 from .runlog import write_csv
 from .search_cnn import SearchCNN
@@ -74,8 +77,6 @@ class SearchConfig(DataSettings):
         comma-separated string.  Types and ranges are checked and every multiplier is
         resolved here, in the config's library, so a bad setting or an unknown multiplier
         fails before the search starts, at ``source:line_of(key)``."""
-        from hwmodel.float_formats import is_float_format
-
         clean = {str(key).replace("-", "_"): value for key, value in settings.items()}
         if isinstance(clean.get("multipliers"), str):
             clean["multipliers"] = [m.strip() for m in clean["multipliers"].split(",")
@@ -88,12 +89,11 @@ class SearchConfig(DataSettings):
                 clean.setdefault("multiplier", None)
             resolve = MultiplierResolver(clean.get("library"))
             for name in clean.get("multipliers") or []:
-                if is_float_format(name):
+                if isinstance(_resolve_setting(resolve, "multipliers", name), FloatFormat):
                     raise SettingError("multipliers", f"multipliers: {name} cannot be searched "
                                        "per edge with LUT multipliers; search it alone with "
                                        f"--multiplier {name}")
-                _resolve_setting(resolve, "multipliers", name)
-            if clean.get("multiplier") and not is_float_format(clean["multiplier"]):
+            if clean.get("multiplier"):
                 _resolve_setting(resolve, "multiplier", clean["multiplier"])
             cfg = cls(**clean)
             cfg.validate()
@@ -151,9 +151,9 @@ class SearchConfig(DataSettings):
             require(key, getattr(self, key) >= 0, "must be >= 0")
 
 
-def _resolve_setting(resolve: MultiplierResolver, key: str, name: str) -> None:
+def _resolve_setting(resolve: MultiplierResolver, key: str, name: str) -> Arithmetic:
     try:
-        resolve(name)
+        return resolve.arithmetic(name)
     except HwcostError as err:
         raise SettingError(key, f"{key}: {err.message}") from None
 
@@ -257,10 +257,11 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
     resolver = MultiplierResolver(cfg.library)
     model = _model(cfg, w_loader.num_classes, resolver)
     mults = cfg.multipliers or [cfg.multiplier or "exact8u"]
-    table = build_energy_table(cfg.arch, mults, resolve_multiplier=resolver,
-                               layers=cfg.layers, channels=cfg.channels,
-                               input_size=int(w_loader.images.shape[-1]),
-                               n_nodes=cfg.nodes, classes=w_loader.num_classes)
+    # relative op costs over hundreds of shapes: the constructive mapper suffices here
+    context = CostContext.for_spec(cfg.arch, effort="fast", resolve=resolver.arithmetic)
+    table = build_op_energy_table(context, mults, layers=cfg.layers, channels=cfg.channels,
+                                  input_size=int(w_loader.images.shape[-1]),
+                                  n_nodes=cfg.nodes, classes=w_loader.num_classes)
 
     def expected() -> torch.Tensor:
         return expected_energy(table, model.alpha_normal, model.alpha_reduce,
@@ -348,6 +349,11 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
     geno = cap_skips(model.genotype(), model, cfg.max_skip)
     if not cfg.multipliers and cfg.multiplier:
         geno = geno.with_multiplier(cfg.multiplier)
+    elif cfg.multipliers:
+        # the layers no beta chooses for (stem, preprocessing, classifier) ran with the first
+        # multiplier in the search and its energy table: the genotype says so, so that every
+        # later price of it (estimate, train, sweep) agrees with the search's
+        geno = replace(geno, multiplier=cfg.multipliers[0])
     atomic_write_text(out / "genotype.json", dumps_json(geno))
     return geno
 
@@ -357,24 +363,15 @@ def summarize_search(cfg: SearchConfig, out: str | Path, genotype: Genotype) -> 
     arithmetic / memory), MACs, cycles; written to ``out/estimate.json`` (atomically)."""
     import json
 
-    from core.atomic import atomic_write_text
-    from darts.cellgraph import NetworkConfig, list_layers
-    from hwmodel.estimate import NetworkEstimator, estimate_float
-    from hwmodel.float_formats import is_float_format
-    from hwmodel.spec import load_arch
+    from darts.cellgraph import NetworkConfig
+    from darts.pricing import price_network
+    from hwmodel.costing import CostContext
 
     out = Path(out)
-    spec = load_arch(cfg.arch)
+    context = CostContext.for_spec(cfg.arch, resolve=MultiplierResolver(cfg.library).arithmetic)
     net = NetworkConfig.from_genotype(genotype)
-    layers = list_layers(genotype, net)
-    first = genotype.multiplier or (cfg.multipliers or ["exact8u"])[0]
-    if is_float_format(first):   # searched in float: priced on the float design
-        est = estimate_float(spec, layers, first)
-    else:
-        resolve = MultiplierResolver(cfg.library)
-        est = NetworkEstimator(spec, resolve_multiplier=resolve).estimate(layers,
-                                                                           resolve(first))
-    summary = {"genotype": str(out / "genotype.json"), "arch": spec.name,
+    est = price_network(genotype, net, context)
+    summary = {"genotype": str(out / "genotype.json"), "arch": context.arch.name,
                "network": vars(net), "energy_pj": est.total("energy_pj"),
                "arithmetic_pj": est.total("arithmetic_pj"),
                "memory_pj": est.total("memory_pj"), "macs": est.macs,

@@ -116,7 +116,7 @@ def _check_keys(path, node, allowed, what: str, parent=None) -> None:
 
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file (file:line on every mistake), expand its grid."""
-    from hwmodel.float_formats import is_float_format
+    from core.arithmetic import FloatFormat, float_format
     from hwmodel.yamlio import line_of, load_yaml, plain
     from multiplier_lib.library import MultiplierResolver
     from nas.search import SearchConfig
@@ -172,13 +172,13 @@ def load_sweep(path: str | Path) -> Sweep:
             raise _err(path, mult_node, i, "a grid.multipliers entry is a name or a list of "
                                            "names")
         for name in names:
-            if is_float_format(name):
-                raise _err(path, mult_node, i, f"{name} is a float baseline, not a multiplier "
-                                               "to search with; set 'baseline: fp32' instead")
             try:
-                resolve(name)
+                arith = resolve.arithmetic(name)
             except HwcostError as err:
                 raise _err(path, mult_node, i, err.message) from None
+            if isinstance(arith, FloatFormat):
+                raise _err(path, mult_node, i, f"{name} is a float baseline, not a multiplier "
+                                               "to search with; set 'baseline: fp32' instead")
         grid["multipliers"][i] = list(names)
     for key, kind, what in (("energy_weight", (int, float), "numbers"),
                             ("energy_target", (int, float), "numbers"),
@@ -196,7 +196,7 @@ def load_sweep(path: str | Path) -> Sweep:
         except HwcostError as err:
             raise _err(path, grid_node["arch"], i, f"grid.arch: {err}") from None
     baseline = doc.get("baseline", "fp32")
-    if baseline is not None and not is_float_format(str(baseline)):
+    if baseline is not None and float_format(str(baseline)) is None:
         raise _err(path, doc, "baseline", "baseline must be fp32, fp16, bf16 or null")
     res = plain(doc.get("resources") or {})
     for key in RESOURCE_KEYS:
@@ -300,14 +300,13 @@ def _grid_columns(point: Point) -> dict:
 def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> dict:
     import torch
 
-    from darts.cellgraph import NetworkConfig, list_layers
     from darts.genotype import dumps_json
-    from hwmodel.estimate import NetworkEstimator, estimate_float
-    from hwmodel.spec import load_arch
+    from darts.pricing import price_network
+    from hwmodel.costing import CostContext
     from multiplier_lib.library import MultiplierResolver
     from nas import checkpoint
     from nas.search import run_search
-    from nas.train import evaluate_checkpoint, run_train
+    from nas.train import evaluate_checkpoint, run_train, trained_network
 
     if threads:
         torch.set_num_threads(max(1, int(threads)))
@@ -325,13 +324,10 @@ def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> 
     params = sum(int(t.numel()) for k, t in state["model"].items()
                  if hasattr(t, "numel") and not k.endswith(("running_mean", "running_var",
                                                             "num_batches_tracked")))
-    arch = load_arch(scfg.arch)
-    config = NetworkConfig.from_genotype(genotype, layers=tcfg.layers, channels=tcfg.channels,
-                                         classes=state["n_classes"])
-    layers = list_layers(genotype, config)
-    resolve = MultiplierResolver(tcfg.library)
-    est = NetworkEstimator(arch, resolve_multiplier=resolve).estimate(
-        layers, resolve(genotype.multiplier or "exact8u"))
+    context = CostContext.for_spec(scfg.arch,
+                                   resolve=MultiplierResolver(tcfg.library).arithmetic)
+    network = trained_network(genotype, tcfg, state["n_classes"])
+    est = price_network(genotype, network, context, tcfg.multiplier)
     row = {"test_acc": float(last["test_acc"]),
            "energy_uj": est.total("energy_pj") / 1e6,
            "arithmetic_uj": est.total("arithmetic_pj") / 1e6,
@@ -341,7 +337,7 @@ def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> 
            "baseline": sweep.baseline}
     if sweep.baseline:
         base = evaluate_checkpoint(train_dir / "checkpoint.pt", [sweep.baseline])[0]
-        fl = estimate_float(arch, layers, sweep.baseline)
+        fl = price_network(genotype, network, context, sweep.baseline)
         row.update(baseline_acc=float(base["test_acc"]),
                    baseline_energy_uj=fl.total("energy_pj") / 1e6)
     return row

@@ -13,14 +13,15 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
+from core.arithmetic import FloatFormat
 from core.errors import HwcostError
 from darts.genotype import Genotype, dumps_json, loads
 from multiplier_lib.emulate import set_multiplier
-from multiplier_lib.emulate.layers import FLOAT_FORMATS
 from multiplier_lib.emulate.quant import set_range_sync
 from multiplier_lib.library import MultiplierResolver
 
@@ -30,6 +31,10 @@ from .data import make_loaders
 from .ops import approx_conv
 from .runlog import write_csv
 from .settings import DataSettings, SettingError, check_run_settings, check_types, require
+
+if TYPE_CHECKING:
+    from darts.cellgraph import NetworkConfig
+    from hwmodel.costing import CostContext
 
 TRAIN_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -218,34 +223,32 @@ def evaluate_checkpoint(path: str | Path, multipliers: list[str] | None = None,
     results = []
     for name in multipliers or [None]:
         if name is not None:   # float formats by name, multipliers from the run's library
-            set_multiplier(model, name if name.lower() in FLOAT_FORMATS else resolver(name))
+            arith = resolver.arithmetic(name)
+            set_multiplier(model, arith.name if isinstance(arith, FloatFormat)
+                           else arith.multiplier)
         loss, acc = accuracy(model, test)
         results.append({"multiplier": name or "as trained", "test_loss": loss,
                         "test_acc": acc, "genotype": genotype})
     return results
 
 
-def network_energy(genotype: Genotype, layers: int, channels: int, arch: str,
-                   multiplier: str | None, library: str | None = None) -> float:
-    """Energy per image (pJ) of ``genotype``'s evaluation network on ``arch``: with its own
-    (per-edge) multipliers, or ``multiplier`` replacing them all, or a float format."""
-    from dataclasses import replace
+def trained_network(genotype: Genotype, cfg: TrainConfig | dict, n_classes: int
+                    ) -> NetworkConfig:
+    """The evaluation network a training run builds (its cells, channels, classes and image
+    size), as the hardware model prices it; ``cfg`` a :class:`TrainConfig` or its dict (as a
+    checkpoint stores it)."""
+    from darts.cellgraph import NetworkConfig
 
-    from darts.cellgraph import NetworkConfig, list_layers
-    from hwmodel.estimate import NetworkEstimator, estimate_float
-    from hwmodel.float_formats import is_float_format
-    from hwmodel.spec import load_arch
-    from multiplier_lib.library import MultiplierResolver
+    get = cfg.get if isinstance(cfg, dict) else lambda key: getattr(cfg, key)
+    return NetworkConfig.from_genotype(genotype, layers=get("layers"), channels=get("channels"),
+                                       input_size=get("input_size"), classes=n_classes)
 
-    if is_float_format(multiplier):   # the whole network in float, on the float design
-        config = NetworkConfig.from_genotype(genotype, layers=layers, channels=channels)
-        return estimate_float(load_arch(arch), list_layers(genotype, config),
-                              multiplier).total("energy_pj")
-    if multiplier is not None:
-        genotype = replace(genotype, multiplier=multiplier, normal_multipliers=None,
-                           reduce_multipliers=None)
-    config = NetworkConfig.from_genotype(genotype, layers=layers, channels=channels)
-    resolve = MultiplierResolver(library)
-    est = NetworkEstimator(load_arch(arch), resolve_multiplier=resolve)
-    base = resolve(genotype.multiplier or "exact8u")
-    return est.estimate(list_layers(genotype, config), base).total("energy_pj")
+
+def network_energy(genotype: Genotype, network: NetworkConfig, context: CostContext,
+                   multiplier: str | None = None) -> float:
+    """Energy per image (pJ) of ``genotype``'s evaluation network in ``context``: with its own
+    (per-edge) multipliers, or ``multiplier`` (a multiplier or a float format) replacing them
+    all, as :func:`darts.pricing.price_network` prices every network of the toolkit."""
+    from darts.pricing import price_network
+
+    return price_network(genotype, network, context, multiplier).total("energy_pj")

@@ -194,25 +194,25 @@ def test_cacti_runs_after_the_rebuild():
 
 
 @needs_hwc
-def test_network_estimator_prices_with_hwcomponents_and_writes_its_ert(tmp_path):
-    from hwmodel.estimate import NetworkEstimator, estimate_float
+def test_costing_prices_with_hwcomponents_and_writes_its_ert(tmp_path):
+    from hwmodel.costing import CostContext, price, write_context_ert
     from hwmodel.workload import Layer
 
     arch = load_arch("eyeriss")
     layers = [Layer("conv", "conv", C=16, M=16, P=8, Q=8, R=3, S=3),
               Layer("pool", "pool", C=16, M=16, P=4, Q=4, R=2, S=2, stride=(2, 2))]
     ert = tmp_path / "used.ERT.yaml"
-    est = NetworkEstimator(arch, estimators="accelergy", write_ert=ert, effort="fast")
-    result = est.estimate(layers, generate("trunc8u_k6c"))
+    context = CostContext(arch, estimators="accelergy", effort="fast")
+    result = price(layers, generate("trunc8u_k6c"), context)
+    write_context_ert(ert, context)
     assert result.estimators == "accelergy"
     assert result.energy_sources["shared_glb"]["read"]["source"].startswith("hwcomponents:")
     assert "trunc8u_k6c" in result.energy_sources["mac"]["multiply"]["source"]
     assert ert.exists()
     # the same mapping priced from the written ERT gives the same memory energy
-    again = NetworkEstimator(arch, ert=ert, effort="fast").estimate(layers,
-                                                                   generate("trunc8u_k6c"))
+    again = price(layers, generate("trunc8u_k6c"), CostContext(arch, ert=ert, effort="fast"))
     assert again.total("energy_pj") == pytest.approx(result.total("energy_pj"), rel=1e-6)
-    fl = estimate_float(arch, layers[:1], "fp16", effort="fast", estimators="accelergy")
+    fl = price(layers[:1], "fp16", context)
     assert fl.energy_sources["mac"]["mac"]["source"].startswith("hwcost-mac")
     assert fl.energy_sources["shared_glb"]["read"]["source"].startswith("hwcomponents:")
 

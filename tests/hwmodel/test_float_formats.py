@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.arithmetic import FLOAT_FORMATS
+from core.arithmetic import FLOAT_FORMATS, float_format
 from core.errors import HwcostError
-from hwmodel.estimate import NetworkEstimator, estimate_float
-from hwmodel.float_formats import float_variant, is_float_format
+from hwmodel.costing import CostContext, price
+from hwmodel.float_formats import float_variant
 from hwmodel.spec import load_arch
 from hwmodel.workload import Layer
 
@@ -28,30 +28,41 @@ def test_variant_holds_float_words_in_the_same_rows_and_leaves_the_spec_alone():
     assert arch.compute.component_class != "fpmac"
     with pytest.raises(HwcostError, match="unknown float format 'fp8'"):
         float_variant(arch, "fp8")
-    assert is_float_format("FP32") and is_float_format("bf16") and not is_float_format("exact8u")
+    assert float_format("FP32") is FLOAT_FORMATS["fp32"] and float_format("bf16") is not None
+    assert float_format("exact8u") is None and float_format(None) is None
+    assert float_variant(arch, FLOAT_FORMATS["fp16"]).compute.attributes["format"] == "fp16"
 
 
 @pytest.mark.parametrize("fmt", ["fp32", "fp16", "bf16"])
 def test_float_estimate_prices_every_mac_with_the_fp_unit(fmt):
-    arch = load_arch("eyeriss")
-    est = estimate_float(arch, [CONV], fmt, effort="fast")
+    est = price([CONV], fmt, CostContext.for_spec("eyeriss", effort="fast"), "override")
     f = FLOAT_FORMATS[fmt]
     (le,) = est.layers
-    # eyeriss is a 45 nm spec: Horowitz's figures apply unscaled; per-layer multipliers of
-    # the genotype do not apply to a float network
+    # eyeriss is a 45 nm spec: Horowitz's figures apply unscaled; "override" replaces the
+    # layer's own multiplier (drum8u_k4): the whole network runs in float
     assert le.multiplier == fmt and est.multiplier == fmt
     assert le.multiply_pj == pytest.approx(CONV.macs * f.multiply_pj)
     assert le.add_pj == pytest.approx(CONV.macs * f.add_pj)
 
 
 def test_float_words_cost_more_memory_than_int8_and_bf16_multiplies_cheapest():
-    arch = load_arch("eyeriss")
-    int8 = NetworkEstimator(arch, effort="fast").estimate([CONV], None)
-    fp32 = estimate_float(arch, [CONV], "fp32", effort="fast")
-    fp16 = estimate_float(arch, [CONV], "fp16", effort="fast")
-    bf16 = estimate_float(arch, [CONV], "bf16", effort="fast")
+    context = CostContext.for_spec("eyeriss", effort="fast")
+    int8 = price([CONV], None, context, "override")
+    fp32, fp16, bf16 = (price([CONV], f, context, "override") for f in ("fp32", "fp16", "bf16"))
     assert fp32.total("memory_pj") > fp16.total("memory_pj") > int8.total("memory_pj")
     assert bf16.total("memory_pj") == pytest.approx(fp16.total("memory_pj"))
     assert (bf16.total("multiply_pj") < fp16.total("multiply_pj")
             < fp32.total("multiply_pj"))
     assert FLOAT_FORMATS["bf16"].multiply_pj == pytest.approx(1.1 * 64 / 121)
+
+
+def test_a_layer_keeps_its_own_multiplier_unless_overridden():
+    """per_edge="keep" leaves drum8u_k4 on the layer (integer design), "override" runs it in
+    fp32 on the float design: the two are different designs, not a relabelling."""
+    context = CostContext.for_spec("eyeriss", effort="fast")
+    kept = price([CONV], "fp32", context)
+    forced = price([CONV], "fp32", context, "override")
+    assert kept.layers[0].multiplier == "drum8u_k4" and forced.layers[0].multiplier == "fp32"
+    assert forced.total("memory_pj") > kept.total("memory_pj")
+    assert kept.total("energy_pj") == pytest.approx(
+        price([CONV], "drum8u_k4", context, "override").total("energy_pj"), rel=1e-12)

@@ -10,8 +10,8 @@ import pytest
 
 from hwmodel import parallel_map
 from hwmodel.arch import Architecture, ComputeUnit, LoopConstraint, StorageLevel
+from hwmodel.costing import CostContext, price
 from hwmodel.energy import build_energy_table
-from hwmodel.estimate import NetworkEstimator
 from hwmodel.mapper import Mapper
 from hwmodel.model import MappingError
 from hwmodel.spec import load_arch
@@ -113,7 +113,7 @@ def test_a_shape_without_mapping_fails_only_itself(forking):
 
 def test_network_estimate_is_the_same_on_one_or_two_jobs(forking):
     arch = load_arch("eyeriss")
-    one = NetworkEstimator(arch, jobs=1).estimate(LAYERS, None)
-    two = NetworkEstimator(arch, jobs=2).estimate(LAYERS, None)
+    one = price(LAYERS, None, CostContext(arch, jobs=1))
+    two = price(LAYERS, None, CostContext(arch, jobs=2))
     assert [r.energy_pj for r in one.layers] == [r.energy_pj for r in two.layers]
     assert [r.mapping for r in one.layers] == [r.mapping for r in two.layers]

@@ -10,11 +10,9 @@ from core.errors import HwcostError
 from darts.cellgraph import NetworkConfig, build_graph, list_layers, mac_count, parameter_count
 from darts.genotype import Genotype
 from darts.macro import plan_network
-from hwmodel.estimate import NetworkEstimator
-from hwmodel.spec import load_arch
-from multiplier_lib.library import resolve
+from darts.op_energy import build_op_energy_table, fixed_layers, search_layers
+from hwmodel.costing import CostContext, price
 from nas.augment_cnn import AugmentCNN
-from nas.energy_penalty import build_energy_table, fixed_layers, search_layers
 from nas.search_cnn import SearchCNN
 
 # 5 cells (reductions at 1 and 3), 8 channels, 16x16 input, 7 classes, 4 search nodes
@@ -119,19 +117,20 @@ def test_energy_table_prices_the_search_layers():
     """Energy is additive over layers, so the fixed part plus every table entry (first
     multiplier) is the estimate of the whole supernet's layer list, and the fixed part plus
     a genotype's entries is the estimate of its evaluation network at the search size."""
-    arch = load_arch("eyeriss")
-    est = NetworkEstimator(arch, "energy", None, resolve, effort="fast")
-    table = build_energy_table(arch, ["exact8u"], n_nodes=4, estimator=est,
-                               **{k: NET[k] for k in ("channels", "layers", "input_size",
-                                                      "classes")})
+    context = CostContext.for_spec("eyeriss", effort="fast")
+    table = build_op_energy_table(context, ["exact8u"], n_nodes=4,
+                                  **{k: NET[k] for k in ("channels", "layers", "input_size",
+                                                         "classes")})
     plan = plan_network(**NET, concat=(4, 4))
-    exact = resolve("exact8u")
-    fixed = est.estimate(fixed_layers(plan, 4), exact).total("energy_pj")
-    assert table.fixed_pj == pytest.approx(fixed, rel=1e-12)
-    everything = est.estimate(search_layers(plan, 4), exact).total("energy_pj")
-    assert table.fixed_pj + float(table.to_tensor()[..., 0].sum()) == pytest.approx(
-        everything, rel=1e-9)
-    derived = est.estimate(list_layers(GENOTYPE, NetworkConfig(**NET)), exact).total("energy_pj")
+
+    def energy(layers) -> float:
+        return price(layers, "exact8u", context).total("energy_pj")
+
+    assert table.fixed_pj == pytest.approx(energy(fixed_layers(plan, 4)), rel=1e-12)
+    everything = energy(search_layers(plan, 4))
+    assert table.fixed_pj + sum(row[0] for t in table.energy_pj for e in t for row in e) == \
+        pytest.approx(everything, rel=1e-9)
+    derived = energy(list_layers(GENOTYPE, NetworkConfig(**NET)))
     got = table.fixed_pj
     for cell in ("normal", "reduce"):
         for k, (op, j) in enumerate(GENOTYPE.edges(cell)):
