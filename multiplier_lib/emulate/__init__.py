@@ -1,7 +1,8 @@
 """Bit-exact emulation of approximate multipliers in PyTorch: quantizers, kernels, layers."""
 
 from .convert import approx_layers, approximate, calibrate, set_backend, set_multiplier
-from .layers import ApproxConv2d, ApproxLinear, gradient_tables
+from .functional import gradient_tables
+from .modules import ApproxConv2d, ApproxLinear
 from .quant import Domain, FakeQuantize, Observer, qparams
 
 __all__ = [

@@ -18,7 +18,7 @@ from torch import nn
 from core.errors import HwcostError
 
 from ..multiplier import Multiplier
-from .layers import ApproxConv2d, ApproxLinear
+from .modules import ApproxConv2d, ApproxLinear
 
 APPROX_TYPES = (ApproxConv2d, ApproxLinear)
 

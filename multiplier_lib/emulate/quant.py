@@ -13,7 +13,7 @@ an affine quantizer ``x ~ scale * (q - zero_point)``, ``q`` clamped to the domai
 Ranges come from observers (min-max, moving-average min-max, percentile), per tensor or per
 output channel (weights).  The approximate part of a layer is the sum of ``lut[qa, qw]`` over
 the reduction; zero-point and scale corrections are applied exactly afterwards (see
-:mod:`multiplier_lib.emulate.layers`), as TFApprox does.
+:mod:`multiplier_lib.emulate.functional`), as TFApprox does.
 """
 
 from __future__ import annotations

@@ -1,34 +1,47 @@
-"""Emulation backends: one contract (see :mod:`.reference`), several implementations.
+"""Emulation backends: one contract (:class:`.contract.EmulationBackend`), several
+implementations.
 
-``get(name)`` returns a module-like object with ``conv2d_lut`` and ``linear_lut``.  ``auto``
-picks ``triton`` for CUDA tensors and ``cpu`` otherwise.  :func:`block_conv2d_lut` runs the
-candidate-multiplier form (batch in blocks, one table per block) on any backend, natively
-where the backend has ``conv2d_block_lut``.
+``get(name)`` returns the backend module, checked against the contract the first time it is
+loaded.  ``auto`` picks ``triton`` for CUDA tensors and ``cpu`` otherwise.
+:func:`block_conv2d_lut` runs the candidate-multiplier form (batch in blocks, one table per
+block) on any backend through its ``conv2d_block_lut``.  A backend's fused whole-layer path,
+where it has one, is what its ``fused_conv2d`` returns.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from types import ModuleType
 
 import torch
 
 from core.errors import HwcostError
 
+from .contract import EmulationBackend, FusedConv, check_backend
+
 BACKENDS = ("reference", "cpu", "triton")
+_LOADED: dict[str, EmulationBackend] = {}
+
+__all__ = ["BACKENDS", "EmulationBackend", "FusedConv", "block_conv2d_lut", "get"]
 
 
-def get(name: str, device_type: str = "cpu") -> ModuleType:
+def get(name: str, device_type: str = "cpu") -> EmulationBackend:
+    """The backend ``name`` (``auto``: by device type), checked against the contract."""
     if name == "auto":
         name = "triton" if device_type == "cuda" else "cpu"
+    hit = _LOADED.get(name)
+    if hit is not None:
+        return hit
     if name not in BACKENDS:
         raise HwcostError(f"unknown emulation backend {name!r}; expected one of "
                           f"{', '.join(('auto', *BACKENDS))}")
-    return importlib.import_module(f"{__name__}.{name}")
+    module = importlib.import_module(f"{__name__}.{name}")
+    check_backend(name, module)
+    _LOADED[name] = module
+    return module
 
 
-def block_conv2d_lut(backend: ModuleType, x: torch.Tensor, w: torch.Tensor,
+def block_conv2d_lut(backend: EmulationBackend, x: torch.Tensor, w: torch.Tensor,
                      luts: Sequence[torch.Tensor], stride=(1, 1), dilation=(1, 1),
                      groups: int = 1) -> torch.Tensor:
     """``conv2d_lut`` with the batch read as ``len(luts)`` equal blocks, block ``t`` looked
@@ -38,9 +51,4 @@ def block_conv2d_lut(backend: ModuleType, x: torch.Tensor, w: torch.Tensor,
     if t == 0 or x.shape[0] % t:
         raise HwcostError(f"a batch of {x.shape[0]} cannot be split into {t} equal blocks, "
                           "one per candidate multiplier")
-    native = getattr(backend, "conv2d_block_lut", None)
-    if native is not None:
-        return native(x, w, luts, stride, dilation, groups)
-    n = x.shape[0] // t
-    return torch.cat([backend.conv2d_lut(x[i * n:(i + 1) * n], w, lut, stride, dilation,
-                                         groups) for i, lut in enumerate(luts)])
+    return backend.conv2d_block_lut(x, w, luts, stride, dilation, groups)

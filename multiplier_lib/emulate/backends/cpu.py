@@ -1,6 +1,9 @@
 """The ``cpu`` backend: the reference contract, computed by a native C++ LUT kernel.
 
-Same signatures, dtypes and bit-exact results as :mod:`.reference`; only faster.  The
+Implements :class:`.contract.EmulationBackend` with the same signatures, dtypes and bit-exact
+results as :mod:`.reference`; only faster.  It also offers the fused whole-layer path
+(:class:`.contract.FusedConv`: :func:`approx_conv2d`, :func:`ste_operands`) for float32 CPU
+operands, which :func:`fused_conv2d` hands to the layers.  The
 kernel lives in ``multiplier_lib/emulate/csrc/lut_kernels.cpp`` and is compiled on first use
 with :func:`torch.utils.cpp_extension.load` (a plain ``TORCH_LIBRARY`` op library, not a
 pybind module, because that compiles in seconds rather than a minute).  The build is cached
@@ -30,6 +33,8 @@ from typing import NamedTuple
 import torch
 
 from core.errors import HwcostError
+
+from .contract import FusedConv
 
 _CSRC = Path(__file__).resolve().parent.parent / "csrc"
 _SOURCES = ("lut_kernels.cpp",)
@@ -398,6 +403,26 @@ def ste_operands(x: torch.Tensor, weight: torch.Tensor, x_codes: torch.Tensor,
     return _load().ste_operands(x.detach().contiguous(), weight.detach().contiguous(),
                                 x_codes, w_codes, float(sx), int(zx), sw, zw, domains,
                                 int(padding[0]), int(padding[1]))
+
+
+
+class _Fused:
+    """This backend's :class:`.contract.FusedConv`: the two native calls above."""
+
+    approx_conv2d = staticmethod(approx_conv2d)
+    ste_operands = staticmethod(ste_operands)
+
+
+_FUSED = _Fused()
+
+
+def fused_conv2d(x: torch.Tensor, weight: torch.Tensor) -> FusedConv | None:
+    """The fused path for float32 CPU operands when the native kernel is available, else
+    None (other dtypes and devices run op by op)."""
+    if (x.device.type != "cpu" or x.dtype != torch.float32
+            or weight.dtype != torch.float32):
+        return None
+    return _FUSED if is_available() else None
 
 
 _plans: dict[tuple, tuple] = {}

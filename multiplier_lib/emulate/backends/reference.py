@@ -1,28 +1,27 @@
 """The reference backend: pure torch, slow, obviously correct; the oracle of every test.
 
-Contract shared by every backend (``cpu``, ``triton``):
-
-* ``conv2d_lut(x, w, lut, stride, dilation, groups) -> int32``
-  ``x``: ``uint8`` activation codes ``(N, C, H, W)``, already padded (padding is done by the
-  caller with the activation's zero-point code); ``w``: ``uint8`` weight codes
-  ``(M, C // groups, R, S)``; ``lut``: ``int32`` ``(2**a_bits, 2**b_bits)``, indexed
-  ``lut[activation_code, weight_code]``.  Returns ``(N, M, P, Q)`` with
-  ``out[n, m, p, q] = sum_{c, r, s} lut[x[n, g*Cg + c, p*sh + r*dh, q*sw + s*dw], w[m, c, r, s]]``
-  where ``g = m // (M // groups)``, ``Cg = C // groups``.
-* ``linear_lut(x, w, lut) -> int32``: ``x`` ``(N, K)``, ``w`` ``(M, K)``, ``out[n, m] =
-  sum_k lut[x[n, k], w[m, k]]``.
-* ``conv2d_multi_lut(x, w, luts, stride, dilation, groups) -> int32`` (where a backend has
-  it): ``luts`` a sequence of T tables of one shape; returns ``(T, N, M, P, Q)``, entry ``t``
-  equal to ``conv2d_lut(x, w, luts[t], ...)``: the candidate multipliers of a search edge
-  evaluated on the same codes.
-
-Sums are exact in int32 as long as ``K * max|lut| < 2**31`` (callers check).
+It implements :class:`.contract.EmulationBackend` (the contract every backend shares, with the
+semantics of each function) in the most direct way: an unfold of the codes and one table
+gather per output channel.  It has no fused path, and its multi-LUT forms are one
+``conv2d_lut`` call per table.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .contract import FusedConv, blocks_by_calls, multi_by_calls
+
+
+def is_available() -> bool:
+    """Pure torch: always."""
+    return True
+
+
+def fused_conv2d(x: torch.Tensor, weight: torch.Tensor) -> FusedConv | None:
+    """No fused path: the layers run op by op on this backend."""
+    return None
 
 
 def _unfold_codes(x: torch.Tensor, kernel: tuple[int, int], stride, dilation) -> torch.Tensor:
@@ -54,7 +53,12 @@ def conv2d_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor, stride=(1, 1
 
 def conv2d_multi_lut(x: torch.Tensor, w: torch.Tensor, luts, stride=(1, 1), dilation=(1, 1),
                      groups: int = 1) -> torch.Tensor:
-    return torch.stack([conv2d_lut(x, w, lut, stride, dilation, groups) for lut in luts])
+    return multi_by_calls(conv2d_lut, x, w, luts, stride, dilation, groups)
+
+
+def conv2d_block_lut(x: torch.Tensor, w: torch.Tensor, luts, stride=(1, 1), dilation=(1, 1),
+                     groups: int = 1) -> torch.Tensor:
+    return blocks_by_calls(conv2d_lut, x, w, luts, stride, dilation, groups)
 
 
 def linear_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The ``triton`` backend: LUT-based implicit-GEMM kernels for CUDA tensors.
 
-Same contract as :mod:`.reference` (bit-exact ``int32``).  The kernel lives in
-:mod:`.triton_kernels`; its design is described there.
+Implements :class:`.contract.EmulationBackend` (bit-exact ``int32`` against :mod:`.reference`).
+The kernel lives in :mod:`.triton_kernels`; its design is described there.  The multi-LUT
+forms are one kernel launch per table, and there is no fused whole-layer path.
 
 :mod:`triton` is imported lazily, inside the functions, so that ``hwcost`` imports without the
 optional ``gpu`` extra, and so that tests can set ``TRITON_INTERPRET=1`` first: Triton fixes
@@ -28,6 +29,8 @@ from types import ModuleType
 import torch
 
 from core.errors import HwcostError
+
+from .contract import FusedConv, blocks_by_calls, multi_by_calls
 
 _INSTALL_HINT = "the triton backend needs the triton package: pip install -e '.[gpu]'"
 _DEVICE_HINT = "the triton backend needs a CUDA device, or TRITON_INTERPRET=1 for testing"
@@ -159,3 +162,22 @@ def linear_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor) -> torch.Ten
     _launch(x[:, :, None, None],
             w.contiguous().view(m, k, 1, 1), lut, out, 1, 1, 1, (1, 1), (1, 1), kernels)
     return out.view(n, m)
+
+
+def conv2d_multi_lut(x: torch.Tensor, w: torch.Tensor, luts,
+                     stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1),
+                     groups: int = 1) -> torch.Tensor:
+    """``(T, N, M, P, Q)``: one ``conv2d_lut`` launch per table."""
+    return multi_by_calls(conv2d_lut, x, w, luts, stride, dilation, groups)
+
+
+def conv2d_block_lut(x: torch.Tensor, w: torch.Tensor, luts,
+                     stride: tuple[int, int] = (1, 1), dilation: tuple[int, int] = (1, 1),
+                     groups: int = 1) -> torch.Tensor:
+    """The batch as ``len(luts)`` blocks: one ``conv2d_lut`` launch per block."""
+    return blocks_by_calls(conv2d_lut, x, w, luts, stride, dilation, groups)
+
+
+def fused_conv2d(x: torch.Tensor, weight: torch.Tensor) -> FusedConv | None:
+    """No fused path: the layers run op by op on this backend."""
+    return None

@@ -324,13 +324,13 @@ def test_autograd_functions_get_a_frozen_description_not_the_module():
 
 
 def test_finiteness_check_on_accelerators_is_opt_in(monkeypatch):
-    from multiplier_lib.emulate import layers
+    from multiplier_lib.emulate import modules
 
     layer = ApproxConv2d(1, 1, 1, multiplier="exact8u", backend="reference")
     meta = torch.empty(1, 1, 2, 2, device="meta")      # stands in for a device tensor
-    monkeypatch.setattr(layers, "CHECK_FINITE_ON_DEVICE", False)
+    monkeypatch.setattr(modules, "CHECK_FINITE_ON_DEVICE", False)
     layer._check_input(meta)                            # no host sync, no check
-    monkeypatch.setattr(layers, "CHECK_FINITE_ON_DEVICE", True)
+    monkeypatch.setattr(modules, "CHECK_FINITE_ON_DEVICE", True)
     with pytest.raises((RuntimeError, NotImplementedError)):
         layer._check_input(meta)                        # it now reads the values
     with pytest.raises(HwcostError, match="NaN"):

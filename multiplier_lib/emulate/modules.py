@@ -1,0 +1,408 @@
+"""The module half of the emulation layers: ``ApproxConv2d`` and ``ApproxLinear``.
+
+Drop-in ``nn.Conv2d`` / ``nn.Linear`` replacements whose products go through a multiplier's
+LUT (the arithmetic is described in :mod:`.functional`).  A layer owns its multiplier, its
+quantizers (:mod:`.quant`) and the name of its backend; each forward quantizes the operands
+and calls the functional ops.  When the layer's backend offers a fused path for the operands
+(``backend.fused_conv2d(x, weight)``, see :class:`.backends.FusedConv`), the whole forward
+is one backend call; otherwise it runs op by op.  The layer never names a backend.
+
+Zero padding pads activation *codes* with the zero point's code, which is exactly a real 0;
+other padding modes pad the real input before quantization.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.errors import HwcostError
+
+from ..multiplier import Multiplier
+from .backends import FusedConv
+from .backends import get as get_backend
+from .functional import (
+    GRAD_MODES,
+    ConvSpec,
+    check_range,
+    fused_lut_conv2d,
+    gradient_tables,
+    lut_conv2d,
+)
+from .quant import Domain, FakeQuantize
+
+#: check accelerator inputs for NaN/inf too (costs a host sync per layer; CPU inputs always are)
+CHECK_FINITE_ON_DEVICE = os.environ.get("HWCOST_CHECK_FINITE", "") not in ("", "0")
+#: float baselines a layer can run in instead of a multiplier (``set_multiplier("fp32")``):
+#: operands rounded to the format, products and sums in float32
+FLOAT_FORMATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _float_round(t: torch.Tensor | None, fmt: str) -> torch.Tensor | None:
+    dtype = FLOAT_FORMATS[fmt]
+    if t is None or dtype == torch.float32:
+        return t
+    return t.to(dtype).to(t.dtype)
+
+
+def _resolve(multiplier: str | Multiplier) -> Multiplier:
+    if isinstance(multiplier, Multiplier):
+        return multiplier
+    from ..library import resolve
+
+    return resolve(multiplier)
+
+
+_LUT_TENSORS: dict[int, tuple[Multiplier, torch.Tensor]] = {}
+
+
+def _lut_tensor(mult: Multiplier) -> torch.Tensor:
+    """One int32 tensor per multiplier object, shared by every layer using it: backends cache
+    their prepared tables per tensor, so a supernet's thousand convs with one multiplier
+    prepare its tables once, not once per layer."""
+    hit = _LUT_TENSORS.get(id(mult))
+    if hit is not None and hit[0] is mult:
+        return hit[1]
+    lut = torch.as_tensor(mult.lut, dtype=torch.int32).contiguous()
+    if len(_LUT_TENSORS) > 256:
+        _LUT_TENSORS.clear()
+    _LUT_TENSORS[id(mult)] = (mult, lut)
+    return lut
+
+
+class _ApproxMixin:
+    """Multiplier, quantizers and backend shared by the conv and linear layers."""
+
+    def _init_approx(self, multiplier, backend: str, grad: str, act_observer: str,
+                     weight_per_channel: bool, act_symmetric: bool, weight_symmetric: bool,
+                     name: str | None) -> None:
+        if grad not in GRAD_MODES:
+            raise HwcostError(f"unknown gradient mode {grad!r}; expected 'ste' or 'lut'")
+        self.layer_name = name or type(self).__name__
+        self.backend = backend
+        self.grad = grad
+        self.keep_accumulator = False  # keep the integer accumulator of the last forward
+        self.float_format: str | None = None   # see set_multiplier
+        self.candidates: tuple[Multiplier, ...] | None = None   # see set_candidates
+        self.candidate_luts: tuple[torch.Tensor, ...] | None = None
+        self._act_cfg = (act_observer, act_symmetric)
+        self._w_cfg = (weight_per_channel, weight_symmetric)
+        self.set_multiplier(multiplier)
+
+    def set_multiplier(self, multiplier: str | Multiplier) -> None:
+        """Swap the multiplier (e.g. after training); quantizers follow its operand widths.
+
+        A float format name (``fp32``, ``fp16``, ``bf16``) runs the layer in float instead,
+        with the same weights: the baseline an approximate network is compared against.
+        The quantizers and the last multiplier are kept, so a later swap back needs no
+        recalibration."""
+        if isinstance(multiplier, str) and multiplier.lower() in FLOAT_FORMATS:
+            if not hasattr(self, "multiplier"):   # constructed as a float layer
+                self.set_multiplier("exact8u")
+            self.float_format = multiplier.lower()
+            self.candidates = None
+            self.candidate_luts = None
+            return
+        self.float_format = None
+        try:
+            mult = _resolve(multiplier)
+        except HwcostError as err:
+            raise HwcostError(f"layer {self.layer_name}: {err}") from None
+        old = getattr(self, "multiplier", None)
+        self.multiplier = mult
+        self.candidates = None   # one multiplier again (set_candidates re-adds its list)
+        self.candidate_luts = None
+        lut = _lut_tensor(mult)
+        if hasattr(self, "lut"):
+            self.lut = lut
+        else:
+            self.register_buffer("lut", lut, persistent=False)
+        self._grad_tables = None
+        self._lut_peak = int(lut.abs().max())
+        same_domain = old is not None and (old.a_bits, old.b_bits, old.signed) == (
+            mult.a_bits, mult.b_bits, mult.signed)
+        if not same_domain:
+            act_observer, act_symmetric = self._act_cfg
+            per_channel, w_symmetric = self._w_cfg
+            self.act_quant = FakeQuantize(Domain(mult.a_bits, mult.signed), act_observer,
+                                          None, act_symmetric)
+            self.act_quant.observer.sync = True   # one range for all processes (DDP)
+            self.weight_quant = FakeQuantize(Domain(mult.b_bits, mult.signed), "minmax",
+                                             0 if per_channel else None, w_symmetric)
+
+    def set_candidates(self, multipliers) -> None:
+        """Evaluate several multipliers with this layer's one weight tensor (search supernets).
+
+        The batch is then read as ``T = len(multipliers)`` equal blocks, block ``t`` multiplied
+        with ``multipliers[t]``: one call quantizes the weights once, runs one kernel pass
+        over all blocks and gives one autograd node, and the parameter count does not grow
+        with ``T``.  The multipliers must share one operand domain (so one quantizer serves
+        them all).  ``None`` or a single multiplier returns to the plain layer.
+        """
+        if multipliers is None or len(multipliers) <= 1:
+            if multipliers:
+                self.set_multiplier(multipliers[0])
+            self.candidates = None
+            self.candidate_luts = None
+            return
+        mults = []
+        for m in multipliers:
+            try:
+                mults.append(_resolve(m))
+            except HwcostError as err:
+                raise HwcostError(f"layer {self.layer_name}: {err}") from None
+        if self.grad == "lut":
+            raise HwcostError(f"layer {self.layer_name}: grad='lut' reads one multiplier's "
+                              "gradient tables; use grad='ste' with candidate multipliers")
+        first = mults[0]
+        for m in mults[1:]:
+            if (m.a_bits, m.b_bits, m.signed) != (first.a_bits, first.b_bits, first.signed):
+                raise HwcostError(
+                    f"layer {self.layer_name}: candidate multipliers must share one operand "
+                    f"domain; {first.name} and {m.name} differ in operand bits or signedness")
+        self.set_multiplier(first)
+        self.candidates = tuple(mults)
+        self.candidate_luts = tuple(_lut_tensor(m) for m in mults)
+        self._lut_peak = max(int(lut.abs().max()) for lut in self.candidate_luts)
+
+    @property
+    def n_candidates(self) -> int:
+        return 1 if self.candidates is None else len(self.candidates)
+
+    @property
+    def multiplier_name(self) -> str:
+        """What the layer computes with: a multiplier's name or a float format."""
+        return self.float_format or self.multiplier.name
+
+    def get_extra_state(self):
+        # the backend is where the model runs, not what it is: it is not saved
+        state = {"multiplier": self.multiplier.name, "grad": self.grad}
+        if self.float_format:
+            state["float_format"] = self.float_format
+        if self.candidates is not None:
+            state["candidates"] = [m.name for m in self.candidates]
+        return state
+
+    def set_extra_state(self, state) -> None:
+        if state.get("float_format"):
+            if state.get("multiplier") and state["multiplier"] != self.multiplier.name:
+                self.set_multiplier(state["multiplier"])
+            self.set_multiplier(state["float_format"])
+            self.grad = state.get("grad", self.grad)
+            return
+        if self.float_format:
+            self.float_format = None
+        if state.get("candidates"):
+            names = [m.name for m in self.candidates] if self.candidates else None
+            if names != list(state["candidates"]):
+                self.set_candidates(state["candidates"])
+        elif state.get("multiplier") and state["multiplier"] != self.multiplier.name:
+            self.set_multiplier(state["multiplier"])
+        self.grad = state.get("grad", self.grad)
+
+    @property
+    def _last_accumulator(self) -> torch.Tensor | None:
+        """The integer accumulator of the last forward (with ``keep_accumulator``), float64."""
+        return self.__dict__.get("_accumulator_sink", {}).get("accumulator")
+
+    def conv_spec(self, padding: tuple[int, int]) -> ConvSpec:
+        """This call's :class:`ConvSpec` (``padding``: zero padding of the codes)."""
+        single = self.candidate_luts is None
+        return ConvSpec(
+            self.layer_name, self.in_channels, self.out_channels, tuple(self.kernel_size),
+            tuple(self.stride), tuple(padding), tuple(self.dilation), self.groups, self.grad,
+            self.backend, (self.lut,) if single else self.candidate_luts, not single,
+            self.act_quant.domain, self.weight_quant.domain, self._lut_peak, self._tables,
+            self.__dict__.setdefault("_accumulator_sink", {}) if self.keep_accumulator
+            else None)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        """NaN/inf inputs are refused.  On a CPU the check is one pass over the input; on an
+        accelerator it would force a host sync per layer, so it runs there only when
+        ``HWCOST_CHECK_FINITE=1`` (a debugging aid)."""
+        if x.device.type != "cpu" and not CHECK_FINITE_ON_DEVICE:
+            return
+        lo, hi = torch.aminmax(x.detach())   # one pass; NaN and inf propagate to the ends
+        if not (torch.isfinite(lo) and torch.isfinite(hi)):
+            raise HwcostError(f"layer {self.layer_name}: input contains NaN or infinite values")
+
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._grad_tables is None:
+            self._grad_tables = gradient_tables(self.lut, self.multiplier.signed)
+        return self._grad_tables
+
+
+def _fused_path(layer, x: torch.Tensor) -> FusedConv | None:
+    """The fused path the layer's backend offers for this forward, else None (op by op).
+
+    Whether there is one is the backend's answer (``fused_conv2d``: dtype, device, a built
+    kernel); a layer keeping its integer accumulator always runs op by op.
+    """
+    if layer.keep_accumulator:
+        return None
+    return get_backend(layer.backend, x.device.type).fused_conv2d(x, layer.weight)
+
+
+def _fused_forward(layer, fused: FusedConv, x: torch.Tensor, weight: torch.Tensor, bias,
+                   pad) -> torch.Tensor:
+    """Range check, observers and quantizer parameters with a handful of small ops, then the
+    whole conv in one fused backend call (:func:`.functional.fused_lut_conv2d`)."""
+    lo, hi = torch.aminmax(x.detach())
+    if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+        raise HwcostError(f"layer {layer.layer_name}: input contains NaN or infinite values")
+    t = layer.n_candidates
+    if t > 1 and x.shape[0] % t:
+        raise HwcostError(f"layer {layer.layer_name}: a batch of {x.shape[0]} cannot be split "
+                          f"into {t} equal blocks, one per candidate multiplier")
+    sx, zx = layer.act_quant.fast_params(x, (lo.reshape(1), hi.reshape(1)))
+    wq = layer.weight_quant
+    w_range = None
+    if wq.observing and wq.training and wq.observer.kind != "percentile":
+        rows = weight.shape[0] if wq.axis == 0 else 1
+        w_range = torch.aminmax(weight.detach().reshape(rows, -1), dim=1)
+    sw, zw = wq.fast_params(weight, w_range)
+    spec = layer.conv_spec(pad)
+    check_range(spec, weight[0].numel())
+    return fused_lut_conv2d(fused, x, weight, bias, spec, float(sx.reshape(-1)[0]),
+                            int(zx.reshape(-1)[0]), torch.from_numpy(sw.reshape(-1)),
+                            torch.from_numpy(zw.reshape(-1)))
+
+
+class ApproxConv2d(_ApproxMixin, nn.Conv2d):
+    """A ``Conv2d`` whose multiplications are those of an approximate multiplier."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 multiplier: str | Multiplier = "exact8u", backend: str = "auto",
+                 grad: str = "ste", act_observer: str = "minmax",
+                 weight_per_channel: bool = True, act_symmetric: bool = False,
+                 weight_symmetric: bool = False, name: str | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode)
+        if isinstance(self.padding, str):
+            if self.padding == "valid":
+                pad = (0, 0)
+            else:  # 'same': torch requires stride 1; split the total evenly when possible
+                total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+                if any(t % 2 for t in total):
+                    raise HwcostError(f"layer {name or 'ApproxConv2d'}: padding='same' with "
+                                      "an even kernel extent is not supported")
+                pad = tuple(t // 2 for t in total)
+        else:
+            pad = tuple(self.padding)
+        self._pad_amount = pad
+        self._init_approx(multiplier, backend, grad, act_observer, weight_per_channel,
+                          act_symmetric, weight_symmetric, name)
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, **kwargs) -> ApproxConv2d:
+        layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                    conv.padding, conv.dilation, conv.groups, conv.bias is not None,
+                    conv.padding_mode, **kwargs)
+        with torch.no_grad():
+            layer.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                layer.bias.copy_(conv.bias)
+        return layer.to(conv.weight.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.float_format:
+            fmt = self.float_format
+            return self._conv_forward(_float_round(x, fmt), _float_round(self.weight, fmt),
+                                      _float_round(self.bias, fmt))
+        ph, pw = self._pad_amount
+        fused = _fused_path(self, x)
+        if fused is not None:
+            if self.padding_mode != "zeros":
+                if ph or pw:
+                    x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
+                ph = pw = 0
+            return _fused_forward(self, fused, x, self.weight, self.bias, (ph, pw))
+        self._check_input(x)
+        if self.padding_mode != "zeros" and (ph or pw):
+            x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
+        need = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        qx, sx, zx, clip_x = self.act_quant.quantize_with_mask(x, need)
+        qw, sw, zw, clip_w = self.weight_quant.quantize_with_mask(self.weight, need)
+        codes = self.act_quant.domain.codes(qx)
+        if self.padding_mode == "zeros" and (ph or pw):
+            zcode = int(self.act_quant.domain.codes(zx.reshape(1))[0])
+            codes = F.pad(codes, (pw, pw, ph, ph), value=zcode)
+        spec = self.conv_spec((ph, pw) if self.padding_mode == "zeros" else (0, 0))
+        return lut_conv2d(x, self.weight, self.bias, spec, codes.contiguous(), qx, qw, sx, zx,
+                          sw, zw, clip_x, clip_w)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", multiplier={self.multiplier_name}, "
+                f"backend={self.backend}, grad={self.grad}")
+
+
+class ApproxLinear(_ApproxMixin, nn.Linear):
+    """A ``Linear`` layer computed as a 1x1 approximate convolution."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 multiplier: str | Multiplier = "exact8u", backend: str = "auto",
+                 grad: str = "ste", act_observer: str = "minmax",
+                 weight_per_channel: bool = True, act_symmetric: bool = False,
+                 weight_symmetric: bool = False, name: str | None = None):
+        super().__init__(in_features, out_features, bias)
+        self._conv = None
+        self._init_approx(multiplier, backend, grad, act_observer, weight_per_channel,
+                          act_symmetric, weight_symmetric, name)
+
+    @classmethod
+    def from_linear(cls, lin: nn.Linear, **kwargs) -> ApproxLinear:
+        layer = cls(lin.in_features, lin.out_features, lin.bias is not None, **kwargs)
+        with torch.no_grad():
+            layer.weight.copy_(lin.weight)
+            if lin.bias is not None:
+                layer.bias.copy_(lin.bias)
+        return layer.to(lin.weight.device)
+
+    # the conv function reads these attributes
+    stride = (1, 1)
+    dilation = (1, 1)
+    groups = 1
+    padding_mode = "zeros"
+    _pad_amount = (0, 0)
+
+    @property
+    def in_channels(self) -> int:
+        return self.in_features
+
+    @property
+    def out_channels(self) -> int:
+        return self.out_features
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.float_format:
+            fmt = self.float_format
+            return F.linear(_float_round(x, fmt), _float_round(self.weight, fmt),
+                            _float_round(self.bias, fmt))
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features, 1, 1)
+        w4 = self.weight.view(self.out_features, self.in_features, 1, 1)
+        fused = _fused_path(self, x)
+        if fused is not None:
+            out = _fused_forward(self, fused, x2, w4, self.bias, (0, 0))
+            return out.reshape(*lead, self.out_features)
+        self._check_input(x)
+        need = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        qx, sx, zx, clip_x = self.act_quant.quantize_with_mask(x2, need)
+        qw, sw, zw, clip_w = self.weight_quant.quantize_with_mask(w4, need)
+        codes = self.act_quant.domain.codes(qx).contiguous()
+        out = lut_conv2d(x2, w4, self.bias, self.conv_spec((0, 0)), codes, qx, qw, sx, zx, sw,
+                         zw, clip_x, clip_w)
+        return out.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return (super().extra_repr() + f", multiplier={self.multiplier_name}, "
+                f"backend={self.backend}, grad={self.grad}")
