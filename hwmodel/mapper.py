@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from core.errors import HwcostError
 
 from .arch import Architecture
+from .constraints import check_problem
 from .feasibility import compulsory_bound, smallest_is_minimal, smallest_mapping
 from .heuristic import SPATIAL_OPTIONS, HeuristicMapper
 from .mapping import Mapping
@@ -186,8 +187,6 @@ class Mapper:
 
     # ------------------------------------------------------------------ steps
     def _map(self, workload: Workload) -> MapResult:
-        from .spec import check_problem
-
         check_problem(self.arch, workload)     # names the spec's constraints use exist
         space = MapSpace(self.arch, workload)
         best = self._first_mapping(space)

@@ -30,26 +30,18 @@ Semantics implemented (and where we chose among possible readings):
   arrangement of a component's instances; with neither, all instances lie along X
   (Timeloop's default).  Spellings ``memory_depth``, ``memory_width``, ``word-bits``,
   ``block-size`` are accepted and stored under the v0.4 names.
-* **Constraint targets**: any top-level block whose key contains ``constraints``
-  (``architecture_constraints``, ``mapspace_constraints``...) with ``targets: [...]`` (or a
-  bare list), in any input file (:mod:`hwmodel.inputs` merges them), each ``{target, type:
-  temporal|spatial|dataspace|bypass|datatype, ...}``.  Keys of timeloopfe that change the
-  map space in ways hwcost does not model (``no_reuse``, ``maximize_dims``, ``keep_only``...)
-  are refused by name rather than ignored.
-  A target may be a storage level, a container (``PE``) or Timeloop's dummy name
-  (``inter_PE_spatial``): the latter two address the fan-out of the level above.
-  ``utilization``/``parallelism`` targets are accepted and ignored.  Conflicting factors,
-  permutations or splits for one level are errors, as in Timeloop.
-* **Factors** ``"R=3 S=1"`` (also ``R3``, commas, lists, maps; ``R<=4`` is a maximum
-  factor); a factor of **0 means "all that remains"** of the dimension and is stored as 0
-  for the mapper to interpret.  **Permutations** keep Timeloop's order (innermost first).
+* **Dataflow constraints** (a node's inline ``constraints`` and the ``targets`` of
+  constraint blocks in any input file: factors, maximum factors, permutations, splits,
+  keep and bypass) are read, merged and checked by :mod:`hwmodel.constraints`, whose
+  docstring gives the reading.
 * **Names come from the problem.**  Dimension and data-space names in constraints
   (factors, permutations, keep/bypass) are whatever the problem declares: a spec read
   without a problem accepts any name and records where each was written; the names are
-  checked when spec and problem are paired (:func:`check_problem`, which ``load_arch``
-  runs itself when it is given the problem).  A permutation written as one string
-  (``RSPQ``) is split on the problem's dimension names when the problem is known, into
-  letters otherwise (Timeloop's reading).  ``"*"`` in keep/bypass is every data space.
+  checked when spec and problem are paired (:func:`check_problem`, from
+  :mod:`hwmodel.constraints`, which ``load_arch`` runs itself when it is given the
+  problem).  A permutation written as one string (``RSPQ``) is split on the problem's
+  dimension names when the problem is known, into letters otherwise (Timeloop's
+  reading).  ``"*"`` in keep/bypass is every data space.
 * **Expressions**: attribute values, meshes and splits are evaluated as Timeloop's front end
   evaluates them (:mod:`hwmodel.expressions`): the ``variables`` (from any input file),
   the attributes of enclosing containers and the node's own, ``spec`` (``spec.problem``
@@ -67,7 +59,6 @@ Semantics implemented (and where we chose among possible readings):
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -79,7 +70,6 @@ from core.limits import Limit
 from core.untrusted import refuse_special_file
 
 from .arch import (
-    ALL_DATA_SPACES,
     Architecture,
     ComputeUnit,
     Container,
@@ -87,16 +77,22 @@ from .arch import (
     Origin,
     StorageLevel,
 )
+from .constraints import (
+    apply_targets,
+    check_group,
+    check_problem,
+    dataspace_constraint,
+    loop_constraint,
+    merge_containers,
+    merge_loop,
+)
 from .expressions import ExprError, Scope, View, resolve
-from .inputs import Section, SpecInputs, spec_scope
+from .inputs import SpecInputs, spec_scope
 from .workload import Workload
 from .yamlio import (
     Located,
     as_map,
     line_of,
-    name_list,
-    parse_factors,
-    parse_permutation,
     tag_of,
     to_float,
     to_int,
@@ -117,17 +113,6 @@ _ATTR_ALIASES = {
     "n-banks": "n_banks", "nbanks": "n_banks",
 }
 _NAME_RE = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*(\d{1,30})\s*\.\.\s*(\d{1,30})\s*\])?\s*$")
-#: Keys of a loop or dataspace constraint that hwcost reads.
-_LOOP_KEYS = {"factors", "max_factors", "permutation", "split"}
-_SPACE_KEYS = {"keep", "bypass"}
-#: timeloopfe keys that change the map space in ways hwcost does not model: refused by
-#: name (when they say something) rather than silently ignored.
-_UNSUPPORTED_KEYS = frozenset({
-    "no_reuse", "no_link_transfer", "rmw_first_update", "no_coalesce", "maximize_dims",
-    "maximize_dims_capacity", "default_max_factor", "default_min_factor", "remainders",
-    "factors_only", "no_iteration_over_dataspaces", "must_iterate_over_dataspaces",
-    "keep_only", "bypass_only",
-})
 
 #: The model and the mapper handle fan-outs arithmetically, but the mapper's spatial
 #: candidates, multicast sets and reports grow with them; the largest real arrays are
@@ -266,8 +251,8 @@ class _Reader:
         self.dims = dims                   # the problem's dimensions, when it is known
         self.records: list[_Record] = []
         self.pending: list[_Pending] = []
-        self.aliases: dict[str, int] = {}   # container / dummy name -> index of level above
-        self.alias_containers: dict[str, _Pending] = {}
+        #: replicating containers by every name a constraint target may give them
+        self.containers: dict[str, _Pending] = {}
         self.after_compute: list[tuple[str, int | None]] = []
 
     # -- attributes ------------------------------------------------------------------------
@@ -300,149 +285,11 @@ class _Reader:
 
     # -- constraints ---------------------------------------------------------------------
 
-    def check_keys(self, node: Any, allowed: set[str], err: Located, what: str,
-                   line: int | None) -> None:
-        """Refuse keys hwcost would otherwise ignore: a timeloopfe feature it does not
-        model (by name), or a typo."""
-        for key in node:
-            k = str(key)
-            if k in allowed or k in ("target", "type", "version"):
-                continue
-            kl = value_line(node, key, line)
-            if k in _UNSUPPORTED_KEYS:
-                if node[key] in (None, [], {}, ""):
-                    continue
-                raise err(f"{what} constraint: {k!r} is not supported by hwcost (it "
-                          "models factors, max_factors, permutation, split, keep and "
-                          "bypass)", kl)
-            raise err(f"{what} constraint: unknown key {k!r} (known: "
-                      f"{', '.join(sorted(allowed))})", kl)
-
     def loop_constraint(self, node: Any, err: Located, what: str,
                         line: int | None = None, scope: Scope | None = None) -> LoopConstraint:
-        """``node`` as a loop constraint; ``line``: where it sits when it is a bare scalar;
-        ``scope``: what its ``split`` expression may use."""
-        line = line_of(node, None, line)
-        if not as_map(node):
-            raise err(f"{what} constraint must be a mapping", line)
-        self.check_keys(node, _LOOP_KEYS, err, what, line)
-
-        def at(key: str):
-            return lambda msg: err(msg, value_line(node, key, line))
-
-        max_factors: dict[str, int] = {}
-        factors = parse_factors(node.get("factors"), at("factors"), max_factors)
-        for d, f in parse_factors(node.get("max_factors"), at("max_factors")).items():
-            if d in max_factors and max_factors[d] != f:
-                raise err(f"maximum factor of {d} given twice differently",
-                          value_line(node, "max_factors", line))
-            max_factors[d] = f
-        perm = parse_permutation(node.get("permutation"), at("permutation"), self.dims)
-        if len(set(perm)) != len(perm):
-            raise err(f"dimension repeated in {what} permutation {perm}",
-                      value_line(node, "permutation", line))
-        split = None
-        if node.get("split") is not None:
-            split = to_int(node["split"], "split", at("split"), scope or self.scope,
-                           minimum=0)
-        origins = {key: (str(err.path), value_line(node, key, line))
-                   for key in ("factors", "max_factors", "permutation") if key in node}
-        if "factors" in node and "max_factors" not in node and max_factors:
-            origins["max_factors"] = origins["factors"]
-        return LoopConstraint(factors=factors, max_factors=max_factors,
-                              permutation=perm or None, split=split, line=line,
-                              origins=origins)
-
-    def dataspaces(self, node: Any, err: Located, line: int | None = None
-                   ) -> tuple[frozenset[str] | None, frozenset[str], dict[str, Origin]]:
-        """``keep``/``bypass`` of a dataspace constraint and where each was written; the
-        names are the problem's and are checked when spec and problem are paired."""
-        line = line_of(node, None, line)
-        if not as_map(node):
-            raise err("dataspace constraint must be a mapping like {keep: [...], bypass: "
-                      "[...]}", line)
-        self.check_keys(node, _SPACE_KEYS, err, "dataspace", line)
-        keep = bypass = None
-        origins: dict[str, Origin] = {}
-        for key in ("keep", "bypass"):
-            value = node.get(key)
-            if value is None:
-                continue
-            names = name_list(value, key, lambda m, k=key: err(m, value_line(node, k, line)))
-            origins[key] = (str(err.path), value_line(node, key, line))
-            if key == "keep":
-                keep = frozenset(str(n) for n in names)
-            else:
-                bypass = frozenset(str(n) for n in names)
-        if keep is not None and bypass is not None and (
-                keep & bypass or (ALL_DATA_SPACES in keep | bypass and keep and bypass)):
-            both = sorted(keep & bypass) or [ALL_DATA_SPACES]
-            raise err(f"data space both kept and bypassed: {both}", line)
-        return keep, bypass or frozenset(), origins
-
-    def merge_loop(self, old: LoopConstraint | None, new: LoopConstraint | None,
-                   err: Located, where: str) -> LoopConstraint | None:
-        """Combine constraints given twice for one level (e.g. inline and in a file)."""
-        if old is None or new is None:
-            return old or new
-        for src, dst in ((new.factors, old.factors), (new.max_factors, old.max_factors)):
-            for d, f in src.items():
-                if d in dst and dst[d] != f:
-                    raise err(f"conflicting factors for {d} at {where}: {dst[d]} and {f}",
-                              new.line)
-                dst[d] = f
-        if new.permutation and old.permutation and new.permutation != old.permutation:
-            raise err(f"permutation of {where} given twice differently", new.line)
-        if new.split is not None and old.split is not None and new.split != old.split:
-            raise err(f"split of {where} given twice differently", new.line)
-        old.permutation = old.permutation or new.permutation
-        old.split = old.split if old.split is not None else new.split
-        for key, origin in new.origins.items():
-            old.origins.setdefault(key, origin)
-        return old
-
-    @staticmethod
-    def merge_containers(items: list[_Pending]) -> LoopConstraint | None:
-        """Several containers share one fan-out: rebuild one X/Y constraint (see module doc)."""
-        with_c = [p for p in items if p.spatial is not None]
-        if not with_c:
-            return None
-        if len(with_c) == 1:
-            return with_c[0].spatial
-        x_part: list[str] = []
-        y_part: list[str] = []
-        for p in with_c:
-            c = p.spatial
-            assert c is not None
-            perm = [d for d in (c.permutation or []) if c.factors.get(d) != 1]
-            full = c.permutation or []
-            split = c.split if c.split is not None else len(full)
-            xs = [d for d in full[:split] if d in perm]
-            ys = [d for d in full[split:] if d in perm]
-            if p.mesh_x > 1 and p.mesh_y == 1 and c.split is None:
-                xs, ys = perm, []
-            elif p.mesh_y > 1 and p.mesh_x == 1 and c.split is None:
-                xs, ys = [], perm
-            unknown = p.mesh_x == p.mesh_y == 1        # v0.3 subtree: mesh not known here
-            if p.mesh_x > 1 or unknown:
-                x_part += [d for d in xs if d not in x_part]
-            if p.mesh_y > 1 or unknown:
-                y_part += [d for d in ys if d not in y_part]
-        factors: dict[str, int] = {}
-        max_factors: dict[str, int] = {}
-        for attr, out in (("factors", factors), ("max_factors", max_factors)):
-            dims = list(dict.fromkeys(d for p in with_c for d in getattr(p.spatial, attr)))
-            for d in dims:
-                vals = [getattr(p.spatial, attr).get(d) for p in with_c]
-                if all(v is not None for v in vals):
-                    out[d] = math.prod(vals)
-        origins: dict[str, Origin] = {}
-        for p in with_c:
-            for key, origin in p.spatial.origins.items():
-                origins.setdefault(key, origin)
-        return LoopConstraint(factors=factors, max_factors=max_factors,
-                              permutation=(x_part + y_part) or None, split=len(x_part),
-                              line=with_c[0].spatial.line, origins=origins)
+        """:func:`hwmodel.constraints.loop_constraint` in this spec's scope (``scope``:
+        a node's own, for its ``split``) and with the problem's dimensions."""
+        return loop_constraint(node, err, what, line, scope or self.scope, self.dims)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -460,8 +307,7 @@ class _Reader:
                 continue
             self.records[above].containers.append(p)
             for alias in (p.name, f"inter_{p.name}_spatial"):
-                self.aliases.setdefault(alias, above)
-                self.alias_containers.setdefault(alias, p)
+                self.containers.setdefault(alias, p)
         self.pending = []
 
     def component(self, node: Any, ctx: _Ctx, name: str, line: int | None,
@@ -518,7 +364,7 @@ class _Reader:
         if cons is not None:
             if not as_map(cons):
                 raise err(f"constraints of {name!r} must be a mapping", line_of(cons, None, line))
-            self.check_group(cons, err, name, line)
+            check_group(cons, err, name, line)
             if rec.is_compute and any(cons.get(k) for k in ("temporal", "dataspace")):
                 raise err(f"compute unit {name!r} cannot carry temporal or dataspace "
                           "constraints", line_of(cons, None, line))
@@ -531,7 +377,7 @@ class _Reader:
                 self.flush_pending()
                 cons = {k: v for k, v in cons.items() if k != "spatial"}
             if cons.get("dataspace") is not None:
-                rec.keep, rec.bypass, rec.dataspace_origins = self.dataspaces(
+                rec.keep, rec.bypass, rec.dataspace_origins = dataspace_constraint(
                     cons["dataspace"], err, value_line(cons, "dataspace", line))
             if cons.get("temporal") is not None:
                 rec.temporal = self.loop_constraint(cons["temporal"], err, "temporal",
@@ -541,21 +387,6 @@ class _Reader:
                                                    value_line(cons, "spatial", line), scope)
         self.records.append(rec)
         return own_x, own_y
-
-    def check_group(self, cons: Any, err: Located, name: str, line: int | None) -> None:
-        """A node's ``constraints`` map has only the groups hwcost reads."""
-        for key in cons:
-            k = str(key)
-            if k in ("spatial", "temporal", "dataspace", "version"):
-                continue
-            kl = value_line(cons, key, line)
-            if k == "max_overbooked_proportion":
-                if _overbooking(cons[key]):
-                    raise err(f"constraints of {name!r}: max_overbooked_proportion is not "
-                              "supported (hwcost never overbooks a buffer)", kl)
-                continue
-            raise err(f"constraints of {name!r}: unknown group {k!r} (known: spatial, "
-                      "temporal, dataspace)", kl)
 
     def mesh(self, node: Any, line: int | None, scope: Scope | None = None) -> tuple[int, int]:
         sp = node.get("spatial")
@@ -610,7 +441,7 @@ class _Reader:
                     raise self.err(f"constraints of {name!r} must be a mapping",
                                    line_of(cons, None, line))
                 if as_map(cons):
-                    self.check_group(cons, self.err, name, line)
+                    check_group(cons, self.err, name, line)
                 if as_map(cons) and cons.get("spatial") is not None:
                     spatial = self.loop_constraint(cons["spatial"], self.err, "spatial",
                                                    value_line(cons, "spatial", line), scope)
@@ -653,78 +484,6 @@ class _Reader:
                                mesh_from_attrs=True)
             self.walk3(sub.get("subtree"), sub_ctx, count * n, value_line(sub, "subtree", line))
 
-    # -- constraint targets ----------------------------------------------------------------
-
-    def apply_targets(self, sections: Iterable[Section]) -> None:
-        """Apply the targets of every constraint block, in file order."""
-        for sec in sections:
-            block, err, key = sec.value, sec.err, sec.key
-            if block is None:
-                continue
-            targets = block.get("targets") if as_map(block) else block
-            if targets is None:
-                continue
-            if not isinstance(targets, list):
-                where = value_line(block, "targets", sec.line) if as_map(block) else sec.line
-                raise err(f"{key}: 'targets' must be a list", line_of(targets, None, where))
-            for i, t in enumerate(targets):
-                self.apply_target(t, err, line_of(targets, i))
-
-    def apply_target(self, t: Any, err: Located, line: int | None) -> None:
-        if not as_map(t):
-            raise err("constraint target must be a mapping", line)
-        line = line_of(t, None, line)
-        name = t.get("target")
-        kind = str(t.get("type", "")).lower()
-        if name is None:
-            raise err("constraint without 'target'", line)
-        if kind in ("utilization", "parallelism"):
-            return
-        if kind == "max_overbooked_proportion":
-            if _overbooking(t.get("proportion")):
-                raise err("max_overbooked_proportion is not supported (hwcost never "
-                          "overbooks a buffer)", line)
-            return
-        names = {r.name: i for i, r in enumerate(self.records)}
-        if name in names:
-            rec = self.records[names[name]]
-            if rec.is_compute:
-                raise err(f"target {name!r} is the compute unit; constraints apply to "
-                          "storage levels", line)
-            if kind == "temporal":
-                rec.temporal = self.merge_loop(rec.temporal,
-                                               self.loop_constraint(t, err, "temporal"),
-                                               err, name)
-            elif kind == "spatial":
-                rec.spatial = self.merge_loop(rec.spatial,
-                                              self.loop_constraint(t, err, "spatial"),
-                                              err, name)
-            elif kind in ("dataspace", "bypass", "datatype", "bypassing"):
-                keep, bypass, origins = self.dataspaces(t, err)
-                if keep is not None:
-                    if rec.keep is not None and rec.keep != keep:
-                        raise err(f"keep of {name!r} given twice differently", line)
-                    rec.keep = keep
-                rec.bypass = rec.bypass | bypass
-                for key, origin in origins.items():
-                    rec.dataspace_origins.setdefault(key, origin)
-            else:
-                raise err(f"unknown constraint type {t.get('type')!r} (temporal, spatial, "
-                          "dataspace, bypass)", line)
-            return
-        if name in self.aliases:
-            if kind == "spatial":
-                container = self.alias_containers[name]
-                container.spatial = self.merge_loop(container.spatial,
-                                                    self.loop_constraint(t, err, "spatial"),
-                                                    err, container.name)
-            elif kind not in ("temporal", "dataspace", "bypass", "datatype", "bypassing"):
-                raise err(f"unknown constraint type {t.get('type')!r}", line)
-            return                                       # dummy-level temporal/bypass: no-op
-        known = [r.name for r in self.records if not r.is_compute] + sorted(self.aliases)
-        raise err(f"constraint target {name!r} is not a level of this architecture "
-                  f"(levels: {', '.join(known)})", line)
-
     # -- build -------------------------------------------------------------------------------
 
     def build(self, name: str, version: str, arch_line: int | None) -> Architecture:
@@ -762,8 +521,8 @@ class _Reader:
                           inner.line)
             lv.fanout_x = inner.mesh_x // r.mesh_x
             lv.fanout_y = inner.mesh_y // r.mesh_y
-            spatial = self.merge_containers(r.containers)
-            lv.spatial = self.merge_loop(r.spatial, spatial, err, r.name)
+            spatial = merge_containers(r.containers)
+            lv.spatial = merge_loop(r.spatial, spatial, err, r.name)
             if r.containers:
                 lv.attributes["spatial_containers"] = [p.name for p in r.containers]
                 lv.containers = [Container(p.name, p.mesh_x, p.mesh_y, p.spatial)
@@ -847,13 +606,6 @@ def _raw_key(node: Any, key: str) -> str:
     return key
 
 
-def _overbooking(value: Any) -> bool:
-    """Whether a ``max_overbooked_proportion`` asks for overbooking (anything but 0)."""
-    if as_map(value):
-        value = value.get("proportion")
-    return value not in (None, 0, 0.0, "0", "")
-
-
 # ----------------------------------------------------------------------------- public API
 
 def load_arch(source: str | Path | SpecInputs, extra: Iterable[str | Path] = (), *,
@@ -918,7 +670,8 @@ def load_arch(source: str | Path | SpecInputs, extra: Iterable[str | Path] = (),
     if late:
         raise err(f"container {late[0].name!r} has spatial constraints but comes after the "
                   "compute unit", late[0].line)
-    reader.apply_targets(inputs.of("constraints"))
+    apply_targets(inputs.of("constraints"), reader.records, reader.containers, scope,
+                  dims)
     arch = reader.build(name, version, section.line)
     if problem is not None:
         check_problem(arch, problem)
@@ -959,47 +712,3 @@ def _problem_map(workload: Workload) -> dict[str, Any]:
     return {"shape": {"name": workload.name, "dimensions": list(workload.dim_names),
                       "data_spaces": [{"name": ds.name} for ds in workload.data_spaces]},
             "instance": dict(workload.dims)}
-
-
-def check_problem(arch: Architecture, workload: Workload) -> None:
-    """Check that every dimension and data-space name ``arch``'s constraints use is one of
-    ``workload``'s, and that every level keeps some data space of it.
-
-    Specs name the problem's own dimensions and data spaces (``K`` for a problem with
-    ``dimensions: [K, P, R]``), so a spec read without its problem accepts any name; this
-    is the check for when the two meet (the CLI, the mapper's and the model's callers).
-    Raises a :class:`HwcostError` at the file and line where the unknown name was written,
-    naming the valid ones.
-    """
-    dims = list(workload.dim_names)
-    spaces = [ds.name for ds in workload.data_spaces]
-
-    def fail(message: str, origin: Origin | None, fallback: int | None) -> HwcostError:
-        file, line = origin if origin is not None else (arch.source, fallback)
-        return HwcostError(message, file=file or arch.source, line=line or fallback)
-
-    def loops(c: LoopConstraint | None, kind: str, name: str) -> None:
-        if c is None:
-            return
-        for key, names in (("factors", c.factors), ("max_factors", c.max_factors),
-                           ("permutation", c.permutation or [])):
-            label = "factors" if key == "max_factors" and \
-                c.origins.get(key) == c.origins.get("factors") else key   # written X<=4
-            for d in names:
-                if d not in dims:
-                    raise fail(f"unknown dimension {d!r} in the {kind} {label} of {name!r} "
-                               f"(problem {workload.name!r} has dimensions: "
-                               f"{' '.join(dims)})", c.origins.get(key), c.line)
-
-    for lv in arch.levels:
-        loops(lv.temporal, "temporal", lv.name)
-        loops(lv.spatial, "spatial", lv.name)
-        for c in lv.containers:
-            if c.spatial is not lv.spatial:
-                loops(c.spatial, "spatial", c.name)
-        for key, names in (("keep", lv.keep or ()), ("bypass", lv.bypass)):
-            for n in sorted(names):
-                if n != ALL_DATA_SPACES and n not in spaces:
-                    raise fail(f"unknown data space {n!r} in {key} of {lv.name!r} (problem "
-                               f"{workload.name!r} has data spaces: {', '.join(spaces)})",
-                               lv.dataspace_origins.get(key), lv.line)
