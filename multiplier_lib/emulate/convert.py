@@ -17,8 +17,7 @@ from torch import nn
 
 from core.errors import HwcostError
 
-from ..multiplier import Multiplier
-from .modules import ApproxConv2d, ApproxLinear
+from .modules import ApproxConv2d, ApproxLinear, MultiplierSpec
 
 APPROX_TYPES = (ApproxConv2d, ApproxLinear)
 
@@ -27,9 +26,9 @@ def _matches(name: str, patterns: Iterable[str] | None) -> bool:
     return patterns is not None and any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def approximate(model: nn.Module, multiplier: str | Multiplier = "exact8u", *,
+def approximate(model: nn.Module, multiplier: MultiplierSpec = "exact8u", *,
                 include: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
-                per_layer: dict[str, str | Multiplier] | None = None, backend: str = "auto",
+                per_layer: dict[str, MultiplierSpec] | None = None, backend: str = "auto",
                 grad: str = "ste", act_observer: str = "minmax",
                 weight_per_channel: bool = True, act_symmetric: bool = False,
                 weight_symmetric: bool = False, inplace: bool = False) -> nn.Module:
@@ -109,9 +108,12 @@ def calibrate(model: nn.Module, batches: Iterable, max_batches: int | None = Non
     return model
 
 
-def set_multiplier(model: nn.Module, multiplier: str | Multiplier,
+def set_multiplier(model: nn.Module, multiplier: MultiplierSpec,
                    layers: Iterable[str] | None = None) -> None:
-    """Swap the multiplier of the named approximate layers (all of them by default)."""
+    """Swap the multiplier of the named approximate layers (all of them by default).
+
+    ``multiplier``: a multiplier's name or ``Multiplier``, a float format's name, or a
+    :mod:`core.arithmetic` ``IntMultiplier`` / ``FloatFormat``."""
     found = dict(approx_layers(model))
     targets = list(layers) if layers is not None else list(found)
     missing = [t for t in targets if t not in found]

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core.arithmetic import FloatFormat
 from core.errors import HwcostError
 
 from ..multiplier import operand_values
@@ -42,6 +43,16 @@ from .quant import Domain
 
 GRAD_MODES = ("ste", "lut")
 INT32_LIMIT = 2**31 - 1
+
+
+def float_round(t: torch.Tensor | None, fmt: FloatFormat) -> torch.Tensor | None:
+    """``t`` rounded to the float format ``fmt`` and back to its own dtype: the operands of a
+    float baseline (``set_multiplier("fp16")``), whose products and sums stay in ``t``'s
+    dtype."""
+    dtype = getattr(torch, fmt.torch_dtype)
+    if t is None or dtype == torch.float32:
+        return t
+    return t.to(dtype).to(t.dtype)
 
 
 def gradient_tables(lut: torch.Tensor, signed: bool, smooth: int = 2) -> tuple[torch.Tensor,

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.arithmetic import Arithmetic, FloatFormat, IntMultiplier, float_format
 from core.errors import HwcostError
 
 from ..multiplier import Multiplier
@@ -29,6 +30,7 @@ from .functional import (
     GRAD_MODES,
     ConvSpec,
     check_range,
+    float_round,
     fused_lut_conv2d,
     gradient_tables,
     lut_conv2d,
@@ -37,21 +39,21 @@ from .quant import Domain, FakeQuantize
 
 #: check accelerator inputs for NaN/inf too (costs a host sync per layer; CPU inputs always are)
 CHECK_FINITE_ON_DEVICE = os.environ.get("HWCOST_CHECK_FINITE", "") not in ("", "0")
-#: float baselines a layer can run in instead of a multiplier (``set_multiplier("fp32")``):
-#: operands rounded to the format, products and sums in float32
+#: Deprecated, kept for importers outside this package: the float formats' names (the
+#: layers ask :func:`core.arithmetic.float_format` instead).
 FLOAT_FORMATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-
-def _float_round(t: torch.Tensor | None, fmt: str) -> torch.Tensor | None:
-    dtype = FLOAT_FORMATS[fmt]
-    if t is None or dtype == torch.float32:
-        return t
-    return t.to(dtype).to(t.dtype)
+#: what ``set_multiplier`` and the layers' ``multiplier=`` accept
+MultiplierSpec = str | Multiplier | IntMultiplier | FloatFormat
 
 
-def _resolve(multiplier: str | Multiplier) -> Multiplier:
+def _resolve(multiplier: MultiplierSpec) -> Multiplier:
     if isinstance(multiplier, Multiplier):
         return multiplier
+    if isinstance(multiplier, IntMultiplier):
+        return multiplier.multiplier
+    if isinstance(multiplier, FloatFormat):
+        raise HwcostError(f"{multiplier.name} is a float format, not a multiplier")
     from ..library import resolve
 
     return resolve(multiplier)
@@ -86,28 +88,30 @@ class _ApproxMixin:
         self.backend = backend
         self.grad = grad
         self.keep_accumulator = False  # keep the integer accumulator of the last forward
-        self.float_format: str | None = None   # see set_multiplier
+        self.float_arithmetic: FloatFormat | None = None   # see set_multiplier
         self.candidates: tuple[Multiplier, ...] | None = None   # see set_candidates
         self.candidate_luts: tuple[torch.Tensor, ...] | None = None
         self._act_cfg = (act_observer, act_symmetric)
         self._w_cfg = (weight_per_channel, weight_symmetric)
         self.set_multiplier(multiplier)
 
-    def set_multiplier(self, multiplier: str | Multiplier) -> None:
+    def set_multiplier(self, multiplier: MultiplierSpec) -> None:
         """Swap the multiplier (e.g. after training); quantizers follow its operand widths.
 
-        A float format name (``fp32``, ``fp16``, ``bf16``) runs the layer in float instead,
-        with the same weights: the baseline an approximate network is compared against.
-        The quantizers and the last multiplier are kept, so a later swap back needs no
-        recalibration."""
-        if isinstance(multiplier, str) and multiplier.lower() in FLOAT_FORMATS:
+        ``multiplier``: a name, a ``Multiplier``, or a :mod:`core.arithmetic` arithmetic
+        (``IntMultiplier`` or ``FloatFormat``).  A float format (``FloatFormat`` or its name:
+        ``fp32``, ``fp16``, ``bf16``) runs the layer in float instead, with the same weights:
+        the baseline an approximate network is compared against.  The quantizers and the last
+        multiplier are kept, so a later swap back needs no recalibration."""
+        fmt = float_format(multiplier)
+        if fmt is not None:
             if not hasattr(self, "multiplier"):   # constructed as a float layer
                 self.set_multiplier("exact8u")
-            self.float_format = multiplier.lower()
+            self.float_arithmetic = fmt
             self.candidates = None
             self.candidate_luts = None
             return
-        self.float_format = None
+        self.float_arithmetic = None
         try:
             mult = _resolve(multiplier)
         except HwcostError as err:
@@ -174,6 +178,16 @@ class _ApproxMixin:
         return 1 if self.candidates is None else len(self.candidates)
 
     @property
+    def float_format(self) -> str | None:
+        """The name of the float format the layer runs in, or None (it runs its multiplier)."""
+        return None if self.float_arithmetic is None else self.float_arithmetic.name
+
+    @property
+    def arithmetic(self) -> Arithmetic:
+        """What the layer computes with, as a :mod:`core.arithmetic` type."""
+        return self.float_arithmetic or IntMultiplier(self.multiplier)
+
+    @property
     def multiplier_name(self) -> str:
         """What the layer computes with: a multiplier's name or a float format."""
         return self.float_format or self.multiplier.name
@@ -194,8 +208,7 @@ class _ApproxMixin:
             self.set_multiplier(state["float_format"])
             self.grad = state.get("grad", self.grad)
             return
-        if self.float_format:
-            self.float_format = None
+        self.float_arithmetic = None
         if state.get("candidates"):
             names = [m.name for m in self.candidates] if self.candidates else None
             if names != list(state["candidates"]):
@@ -277,7 +290,7 @@ class ApproxConv2d(_ApproxMixin, nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 multiplier: str | Multiplier = "exact8u", backend: str = "auto",
+                 multiplier: MultiplierSpec = "exact8u", backend: str = "auto",
                  grad: str = "ste", act_observer: str = "minmax",
                  weight_per_channel: bool = True, act_symmetric: bool = False,
                  weight_symmetric: bool = False, name: str | None = None):
@@ -310,10 +323,10 @@ class ApproxConv2d(_ApproxMixin, nn.Conv2d):
         return layer.to(conv.weight.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.float_format:
-            fmt = self.float_format
-            return self._conv_forward(_float_round(x, fmt), _float_round(self.weight, fmt),
-                                      _float_round(self.bias, fmt))
+        fmt = self.float_arithmetic
+        if fmt is not None:
+            return self._conv_forward(float_round(x, fmt), float_round(self.weight, fmt),
+                                      float_round(self.bias, fmt))
         ph, pw = self._pad_amount
         fused = _fused_path(self, x)
         if fused is not None:
@@ -345,7 +358,7 @@ class ApproxLinear(_ApproxMixin, nn.Linear):
     """A ``Linear`` layer computed as a 1x1 approximate convolution."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 multiplier: str | Multiplier = "exact8u", backend: str = "auto",
+                 multiplier: MultiplierSpec = "exact8u", backend: str = "auto",
                  grad: str = "ste", act_observer: str = "minmax",
                  weight_per_channel: bool = True, act_symmetric: bool = False,
                  weight_symmetric: bool = False, name: str | None = None):
@@ -383,10 +396,10 @@ class ApproxLinear(_ApproxMixin, nn.Linear):
         return (1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.float_format:
-            fmt = self.float_format
-            return F.linear(_float_round(x, fmt), _float_round(self.weight, fmt),
-                            _float_round(self.bias, fmt))
+        fmt = self.float_arithmetic
+        if fmt is not None:
+            return F.linear(float_round(x, fmt), float_round(self.weight, fmt),
+                            float_round(self.bias, fmt))
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features, 1, 1)
         w4 = self.weight.view(self.out_features, self.in_features, 1, 1)

@@ -306,6 +306,31 @@ def test_float_baseline_runs_the_same_weights_in_float_and_swaps_back(fmt):
     assert torch.equal(lin(xl), F.linear(xl, lin.weight, lin.bias))
 
 
+
+def test_set_multiplier_takes_the_typed_arithmetic():
+    from core.arithmetic import FLOAT_FORMATS, IntMultiplier
+    from multiplier_lib.emulate import set_multiplier
+
+    torch.manual_seed(5)
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    x = torch.randn(2, 2, 6, 6)
+    by_name = ApproxConv2d.from_conv(conv, multiplier="fp16", backend="reference")
+    typed = ApproxConv2d.from_conv(conv, multiplier=FLOAT_FORMATS["fp16"], backend="reference")
+    upper = ApproxConv2d.from_conv(conv, multiplier="FP16", backend="reference")
+    for layer in (by_name, typed, upper):
+        assert layer.float_format == "fp16" and layer.arithmetic is FLOAT_FORMATS["fp16"]
+    assert torch.equal(typed(x), by_name(x)) and torch.equal(upper(x), by_name(x))
+    mitchell = generate("mitchell8u")
+    typed.set_multiplier(IntMultiplier(mitchell))        # back to a LUT, as an arithmetic
+    assert typed.float_format is None and typed.multiplier is mitchell
+    assert typed.arithmetic == IntMultiplier(mitchell)
+    model = nn.Sequential(ApproxConv2d.from_conv(conv, multiplier="mitchell8u",
+                                                 backend="reference"))
+    set_multiplier(model, FLOAT_FORMATS["bf16"])
+    assert model[0].multiplier_name == "bf16"
+    with pytest.raises(HwcostError, match="fp32 is a float format, not a multiplier"):
+        typed.set_candidates([FLOAT_FORMATS["fp32"], "exact8u"])
+
 def test_autograd_functions_get_a_frozen_description_not_the_module():
     import dataclasses
 
