@@ -52,18 +52,11 @@ from typing import Any
 from core.errors import HwcostError
 from core.untrusted import refuse_special_file
 from darts.macro import MAX_CELL_NODES, NETWORK_LIMITS
+from darts.op_specs import OP_SPECS
 
-#: The DARTS search space, in DARTS's order (index = position of the op's architecture weight).
-PRIMITIVES = [
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-]
+#: The DARTS search space, in DARTS's order (index = position of the op's architecture weight):
+#: the ops :mod:`darts.op_specs` describes.
+PRIMITIVES = list(OP_SPECS)
 
 CELL_TYPES = ("normal", "reduce")
 #: Network hyper-parameters a genotype file may carry (CLI options override them).

@@ -35,7 +35,15 @@ from dataclasses import dataclass
 
 from core.errors import HwcostError
 from core.limits import Limit
-from darts.op_specs import Block, add_layer, factorized_reduce, out_side, relu_conv_bn
+from darts.op_specs import (
+    FACTORIZED_REDUCE,
+    RELU_CONV_BN,
+    Block,
+    OpSpec,
+    add_layer,
+    out_side,
+    stages_block,
+)
 from hwmodel.workload import Layer
 
 CELL_TYPES = ("normal", "reduce")
@@ -51,6 +59,15 @@ MAX_CLASSES = Limit("HWCOST_MAX_CLASSES", 1_000_000, "classifier outputs")
 #: the network hyper-parameter each limit bounds
 NETWORK_LIMITS = {"layers": MAX_CELLS, "channels": MAX_CHANNELS, "input_size": MAX_INPUT_SIZE,
                   "classes": MAX_CLASSES}
+
+
+def preprocess_specs(reduction_prev: bool) -> tuple[tuple[OpSpec, int], tuple[OpSpec, int]]:
+    """The op spec and stride that preprocess a cell's input 0 and input 1 to ``c`` channels:
+    ReLU-1x1 conv-BN, except input 0 after a reduction cell (twice the size): a stride-2
+    FactorizedReduce.  The evaluation and search networks build their torch modules from
+    these, the layer graph its hardware layers."""
+    pre0 = (FACTORIZED_REDUCE, 2) if reduction_prev else (RELU_CONV_BN, 1)
+    return pre0, (RELU_CONV_BN, 1)
 
 
 @dataclass(frozen=True)
@@ -93,14 +110,11 @@ class CellPlan:
     def preprocess(self, *, batch: int = 1,
                    multiplier: str | None = None) -> tuple[Block, Block]:
         """The hardware blocks of the two input preprocessing ops (input 0, input 1)."""
-        if self.reduction_prev:
-            pre0 = factorized_reduce(f"{self.name}.pre0.fr", self.c_pp, self.c, self.hw_pp,
-                                     batch=batch, multiplier=multiplier)
-        else:
-            pre0 = relu_conv_bn(f"{self.name}.pre0", self.c_pp, self.c, self.hw_pp,
-                                batch=batch, multiplier=multiplier)
-        pre1 = relu_conv_bn(f"{self.name}.pre1", self.c_p, self.c, self.hw_p, batch=batch,
-                            multiplier=multiplier)
+        (spec0, stride0), (spec1, stride1) = preprocess_specs(self.reduction_prev)
+        pre0 = stages_block(spec0.stages, f"{self.name}.pre0", self.c_pp, self.c, self.hw_pp,
+                            stride0, batch=batch, multiplier=multiplier)
+        pre1 = stages_block(spec1.stages, f"{self.name}.pre1", self.c_p, self.c, self.hw_p,
+                            stride1, batch=batch, multiplier=multiplier)
         return pre0, pre1
 
     def node_add(self, node_id: int, *, batch: int = 1) -> Layer:

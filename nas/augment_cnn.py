@@ -22,8 +22,8 @@ from torch import nn
 
 from core.errors import HwcostError
 from darts.genotype import Genotype, validate
-from darts.macro import plan_network
-from nas.ops import OPS, ConvFactory, DropPath, FactorizedReduce, Identity, StdConv, plain_conv
+from darts.macro import plan_network, preprocess_specs
+from nas.ops import OPS, ConvFactory, DropPath, Identity, build_op, plain_conv
 
 
 class AuxiliaryHead(nn.Module):
@@ -64,11 +64,9 @@ class AugmentCell(nn.Module):
         super().__init__()
         self.reduction = reduction
         cell = "reduce" if reduction else "normal"
-        if reduction_prev:
-            self.preproc0: nn.Module = FactorizedReduce(c_pp, c, affine=True, conv=conv)
-        else:
-            self.preproc0 = StdConv(c_pp, c, 1, 1, 0, affine=True, conv=conv)
-        self.preproc1 = StdConv(c_p, c, 1, 1, 0, affine=True, conv=conv)
+        (spec0, stride0), (spec1, stride1) = preprocess_specs(reduction_prev)
+        self.preproc0 = build_op(spec0, c_pp, c, stride0, True, conv)
+        self.preproc1 = build_op(spec1, c_p, c, stride1, True, conv)
         edges = genotype.edges(cell)
         self.concat = list(genotype.concat(cell))
         self.inputs = [index for _, index in edges]

@@ -1,9 +1,15 @@
-"""The DARTS ops as PyTorch modules, with every convolution made by a *conv factory*.
+"""The DARTS ops as PyTorch modules, built from their specs, every convolution made by a
+*conv factory*.
 
-The same op definitions serve the supernet (:mod:`nas.search_cnn`, ``affine=False``) and the
-evaluation network (:mod:`nas.augment_cnn`, ``affine=True``).  They describe exactly the
-blocks that :mod:`darts.op_specs` lists as hardware layers (same convs, same order, same
-shapes), so parameter and MAC counts of the two agree; ``tests/nas/test_models.py`` checks it.
+Each op is described once, torch-free, in :mod:`darts.op_specs` (a sequence of stages:
+ReLU, conv, BN, pooling, FactorizedReduce, identity, zero); :func:`build_op` turns a spec
+into modules here, as :func:`darts.op_specs.stages_block` turns it into hardware layers, so
+the two list the same convs in the same order with the same shapes and their parameter and
+MAC counts agree (``tests/nas/test_models.py`` checks every primitive).  The modules nest
+as the hand-written ``ReLUConvBN``/``DilConv``/``SepConv`` they replace did (:class:`Chain`),
+so parameter names, and the checkpoints that hold them, are unchanged.  The same ops serve
+the supernet (:mod:`nas.search_cnn`, ``affine=False``) and the evaluation network
+(:mod:`nas.augment_cnn`, ``affine=True``).
 
 Convolutions are not built directly but through a :data:`ConvFactory`, so one op definition
 gives both an exact network (:func:`plain_conv`, ``nn.Conv2d``) and one whose products go
@@ -28,7 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.arithmetic import float_format
 from core.errors import HwcostError
+from darts import op_specs
+from darts.op_specs import OP_SPECS, OpSpec, Stage
 
 if TYPE_CHECKING:
     from multiplier_lib.multiplier import Multiplier
@@ -59,13 +68,14 @@ def approx_conv(multiplier: str | Multiplier | Sequence[str | Multiplier],
     """
     if isinstance(multiplier, (list, tuple)):
         return candidate_conv(multiplier, backend, grad, resolve)
-    from multiplier_lib.emulate.layers import FLOAT_FORMATS, ApproxConv2d
+    from multiplier_lib.emulate.layers import ApproxConv2d
 
     if resolve is None:
         from multiplier_lib.library import resolve
 
-    if isinstance(multiplier, str) and multiplier.lower() in FLOAT_FORMATS:
-        mult = multiplier.lower()    # a float baseline: the layers run in float
+    fmt = float_format(multiplier)
+    if fmt is not None:
+        mult = fmt.name    # a float baseline: the layers run in float
     else:
         mult = resolve(multiplier) if isinstance(multiplier, str) else multiplier
 
@@ -101,9 +111,7 @@ def candidate_conv(multipliers: Sequence[str | Multiplier], backend: str = "auto
     if isinstance(multipliers, str) or not multipliers:
         raise HwcostError("candidate_conv needs a non-empty list of multipliers, got "
                           f"{multipliers!r}")
-    from multiplier_lib.emulate.layers import FLOAT_FORMATS
-
-    floats = [m for m in multipliers if isinstance(m, str) and m.lower() in FLOAT_FORMATS]
+    floats = [m for m in multipliers if float_format(m) is not None]
     if floats and len(multipliers) > 1:
         raise HwcostError(f"{floats[0]} cannot be a candidate of a per-edge multiplier search "
                           "(a float op shares no quantizer with LUT ops); search it alone "
@@ -236,63 +244,6 @@ class Identity(nn.Module):
         return x
 
 
-class StdConv(nn.Module):
-    """ReLU, conv, BN: DARTS's ``ReLUConvBN`` (cell preprocessing uses it as a 1x1 conv)."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
-                 affine: bool = True, conv: ConvFactory = plain_conv):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.ReLU(),
-            conv(c_in, c_out, kernel, stride, padding, 1, 1),
-            batch_norm(c_out, affine, conv),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-ReLUConvBN = StdConv
-
-
-class DilConv(nn.Module):
-    """ReLU, depthwise kxk (dilated, strided), pointwise 1x1, BN: ``dil_conv_kxk``.
-
-    With ``dilation=1`` it is also one half of a separable conv.
-    """
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
-                 dilation: int, affine: bool = True, conv: ConvFactory = plain_conv):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.ReLU(),
-            conv(c_in, c_in, kernel, stride, padding, dilation, c_in),
-            conv(c_in, c_out, 1, 1, 0, 1, 1),
-            batch_norm(c_out, affine, conv),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class SepConv(nn.Module):
-    """``sep_conv_kxk``: two stacked ReLU-depthwise-pointwise-BN blocks, only the first strided.
-
-    DARTS stacks two (rather than one) to give the op more depth for its parameter count.
-    """
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int,
-                 affine: bool = True, conv: ConvFactory = plain_conv):
-        super().__init__()
-        self.net = nn.Sequential(
-            DilConv(c_in, c_in, kernel, stride, padding, 1, affine, conv),
-            DilConv(c_in, c_out, kernel, 1, padding, 1, affine, conv),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 class FactorizedReduce(nn.Module):
     """Halve the size with two 1x1 stride-2 convs, the second on the input shifted by a pixel.
 
@@ -337,24 +288,96 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
-def _pool(kind: str, stride: int) -> nn.Module:
-    if kind == "max":
-        return nn.MaxPool2d(3, stride, 1)
-    return nn.AvgPool2d(3, stride, 1, count_include_pad=False)
+#: the stages a ReLU-conv-BN unit is made of (any other stage is a module by itself)
+_UNIT_STAGES = (op_specs.ReLU, op_specs.Conv, op_specs.BatchNorm)
 
 
-#: op name -> ``(C, stride, affine, conv) -> module`` for every DARTS primitive.
+class Chain(nn.Module):
+    """The ReLU-conv-BN units of an op spec, in ``net``: the unit's modules when the op has
+    one unit (``dil_conv``, the ReLU-1x1 conv-BN preprocessing), else one :class:`Chain` per
+    unit (``sep_conv``: two units, only the first strided).  This is the module nesting (and
+    so the parameter names) of DARTS's ``DilConv``/``SepConv``/``ReLUConvBN``."""
+
+    def __init__(self, net: nn.Sequential, op: str = ""):
+        super().__init__()
+        self.net = net
+        self.op = op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def extra_repr(self) -> str:
+        return f"op={self.op}" if self.op else ""
+
+
+def _whole_stage(stage: Stage, c_in: int, c_out: int, stride: int, affine: bool,
+                 conv: ConvFactory) -> nn.Module:
+    """The module of a stage that is an op by itself (pool, FactorizedReduce, identity, zero)."""
+    if isinstance(stage, op_specs.Pool):
+        if stage.kind == "max":
+            return nn.MaxPool2d(stage.window, stride, stage.padding)
+        return nn.AvgPool2d(stage.window, stride, stage.padding, count_include_pad=False)
+    if isinstance(stage, op_specs.FactorizedReduce):
+        if stride != 2:
+            raise ValueError(f"a FactorizedReduce halves the size; stride {stride} asked")
+        return FactorizedReduce(c_in, c_out, affine, conv)
+    if isinstance(stage, op_specs.Identity):
+        if stride != 1:
+            raise ValueError(f"an identity cannot have stride {stride}")
+        return Identity()
+    if isinstance(stage, op_specs.Zero):
+        return Zero(stride)
+    raise TypeError(f"not an op stage: {stage!r}")
+
+
+def build_op(stages: OpSpec | tuple[Stage, ...], c_in: int, c_out: int, stride: int,
+             affine: bool, conv: ConvFactory) -> nn.Module:
+    """The PyTorch module of an op spec (or of its ``stages``) from ``c_in`` to ``c_out``
+    channels at ``stride``, its convs made by ``conv``.
+
+    A spec of one whole stage is that stage's module (``nn.MaxPool2d``, :class:`Identity`,
+    :class:`FactorizedReduce`, :class:`Zero`...); ReLU-conv-BN units make a :class:`Chain`.
+    The BNs follow the conv factory (:func:`batch_norm`: per candidate block for candidate
+    factories).
+    """
+    name = ""
+    if isinstance(stages, OpSpec):
+        name, stages = stages.name, stages.at(stride)
+    if len(stages) == 1 and not isinstance(stages[0], _UNIT_STAGES):
+        return _whole_stage(stages[0], c_in, c_out, stride, affine, conv)
+    units: list[list[nn.Module]] = []
+    c = c_in
+    for stage in stages:
+        if isinstance(stage, op_specs.ReLU) or not units:
+            units.append([])
+        if isinstance(stage, op_specs.ReLU):
+            units[-1].append(nn.ReLU())
+        elif isinstance(stage, op_specs.Conv):
+            c_next = c if stage.depthwise else c_out
+            units[-1].append(conv(c, c_next, stage.kernel, stride if stage.strided else 1,
+                                  stage.padding, stage.dilation, c if stage.depthwise else 1))
+            c = c_next
+        elif isinstance(stage, op_specs.BatchNorm):
+            units[-1].append(batch_norm(c, affine, conv))
+        else:
+            units[-1].append(_whole_stage(stage, c, c_out, stride, affine, conv))
+            c = c_out
+    if len(units) == 1:
+        return Chain(nn.Sequential(*units[0]), name)
+    return Chain(nn.Sequential(*(Chain(nn.Sequential(*unit)) for unit in units)), name)
+
+
+def _op_builder(spec: OpSpec) -> Callable[[int, int, bool, ConvFactory], nn.Module]:
+    def build(c: int, stride: int, affine: bool, conv: ConvFactory) -> nn.Module:
+        return build_op(spec, c, c, stride, affine, conv)
+
+    return build
+
+
+#: op name -> ``(C, stride, affine, conv) -> module`` for every DARTS primitive, built from
+#: its spec (:data:`darts.op_specs.OP_SPECS`)
 OPS: dict[str, Callable[[int, int, bool, ConvFactory], nn.Module]] = {
-    "none": lambda c, stride, affine, conv: Zero(stride),
-    "avg_pool_3x3": lambda c, stride, affine, conv: _pool("avg", stride),
-    "max_pool_3x3": lambda c, stride, affine, conv: _pool("max", stride),
-    "skip_connect": lambda c, stride, affine, conv: (
-        Identity() if stride == 1 else FactorizedReduce(c, c, affine, conv)),
-    "sep_conv_3x3": lambda c, stride, affine, conv: SepConv(c, c, 3, stride, 1, affine, conv),
-    "sep_conv_5x5": lambda c, stride, affine, conv: SepConv(c, c, 5, stride, 2, affine, conv),
-    "dil_conv_3x3": lambda c, stride, affine, conv: DilConv(c, c, 3, stride, 2, 2, affine, conv),
-    "dil_conv_5x5": lambda c, stride, affine, conv: DilConv(c, c, 5, stride, 4, 2, affine, conv),
-}
+    name: _op_builder(spec) for name, spec in OP_SPECS.items()}
 
 
 def has_conv(module: nn.Module) -> bool:

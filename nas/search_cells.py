@@ -36,7 +36,9 @@ from torch import nn
 
 from core.errors import HwcostError
 from darts.genotype import PRIMITIVES
-from nas.ops import OPS, ConvFactory, FactorizedReduce, StdConv, has_conv, n_candidates, plain_conv
+from darts.macro import preprocess_specs
+from darts.op_specs import OP_SPECS
+from nas.ops import OPS, ConvFactory, build_op, n_candidates, plain_conv
 
 
 def edge_index(node: int, input_node: int) -> int:
@@ -76,7 +78,7 @@ class MixedOp(nn.Module):
             if "pool" in primitive:
                 op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
             self.ops.append(op)
-            multiplying.append(self.n_candidates > 1 and has_conv(op))
+            multiplying.append(self.n_candidates > 1 and OP_SPECS[primitive].multiplies(stride))
         #: per primitive: whether it runs in candidate mode (a conv and ``T > 1``)
         self.multiplying: tuple[bool, ...] = tuple(multiplying)
 
@@ -123,11 +125,9 @@ class SearchCell(nn.Module):
         self.reduction = reduction
         self.n_nodes = n_nodes
         # input 0 is twice the size of input 1 after a reduction cell: halve it to match
-        if reduction_prev:
-            self.preproc0: nn.Module = FactorizedReduce(c_pp, c, affine=False, conv=conv)
-        else:
-            self.preproc0 = StdConv(c_pp, c, 1, 1, 0, affine=False, conv=conv)
-        self.preproc1 = StdConv(c_p, c, 1, 1, 0, affine=False, conv=conv)
+        (spec0, stride0), (spec1, stride1) = preprocess_specs(reduction_prev)
+        self.preproc0 = build_op(spec0, c_pp, c, stride0, False, conv)
+        self.preproc1 = build_op(spec1, c_p, c, stride1, False, conv)
         edge_conv = edge_conv if edge_conv is not None else conv
         self.edges = nn.ModuleList()
         for k in range(n_nodes):

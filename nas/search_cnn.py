@@ -35,16 +35,12 @@ from torch import nn
 from core.errors import HwcostError
 from darts.genotype import PRIMITIVES, Genotype
 from darts.macro import plan_network
-from nas.ops import OPS, ConvFactory, approx_conv, has_conv, n_candidates, plain_conv
+from darts.op_specs import OP_SPECS
+from nas.ops import ConvFactory, approx_conv, n_candidates, plain_conv
 from nas.search_cells import SearchCell, edge_index, n_edges
 
 _ARCH_NAMES = ("alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce")
 _NONE = PRIMITIVES.index("none")
-
-
-def _multiplies(op: str, stride: int) -> bool:
-    """Whether ``op`` at ``stride`` holds a conv (so a multiplier choice means something)."""
-    return has_conv(OPS[op](2, stride, False, plain_conv))
 
 
 class SearchCNN(nn.Module):
@@ -192,7 +188,7 @@ class SearchCNN(nn.Module):
                 if choice is not None and self.multipliers is not None:
                     stride = 2 if reduction and j < 2 else 1
                     mults.append(self.multipliers[int(choice[edge_index(k, j)])]
-                                 if _multiplies(op, stride) else None)
+                                 if OP_SPECS[op].multiplies(stride) else None)
         return edges, (mults if choice is not None else None)
 
     def genotype(self) -> Genotype:

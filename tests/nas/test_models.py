@@ -13,6 +13,8 @@ F = torch.nn.functional
 from core.errors import HwcostError  # noqa: E402
 from darts.cellgraph import NetworkConfig, mac_count, parameter_count  # noqa: E402
 from darts.genotype import PRIMITIVES, Genotype, load, validate  # noqa: E402
+from darts.macro import preprocess_specs  # noqa: E402
+from darts.op_specs import OP_SPECS, op_block, stages_block  # noqa: E402
 from multiplier_lib.emulate.layers import ApproxConv2d  # noqa: E402
 from nas.augment_cnn import AugmentCNN  # noqa: E402
 from nas.ops import (  # noqa: E402
@@ -22,6 +24,7 @@ from nas.ops import (  # noqa: E402
     Identity,
     Zero,
     approx_conv,
+    build_op,
     plain_conv,
 )
 from nas.search_cells import edge_index, n_edges  # noqa: E402
@@ -138,6 +141,46 @@ def test_op_shapes(name, stride):
         assert isinstance(op, Zero) and not y.any()
     if name == "skip_connect":
         assert isinstance(op, Identity if stride == 1 else FactorizedReduce)
+
+
+def _conv_macs(layers) -> int:
+    return sum(layer.macs for layer in layers if layer.kind == "conv")
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("name", PRIMITIVES)
+def test_every_primitive_matches_its_op_spec(name, stride, count_forward):
+    """The torch module and the hardware layers of each primitive come from one spec: MACs
+    (counted with hooks on the modules), parameters and output shape agree."""
+    assert list(OP_SPECS) == PRIMITIVES
+    c, side, batch = 6, 8, 2
+    op = OPS[name](c, stride, True, plain_conv)
+    block = op_block(name, "op", c, (side, side), stride, batch=batch)
+    x = torch.randn(batch, c, side, side)
+    counts = count_forward(op, x)
+    assert counts.conv == _conv_macs(block.layers)
+    assert (counts.conv > 0) == OP_SPECS[name].multiplies(stride) == (
+        name.startswith(("sep", "dil")) or (name == "skip_connect" and stride == 2))
+    assert _params(op) == block.weight_params + block.bn_params
+    with torch.no_grad():
+        assert op(x).shape == (batch, block.out_channels, *block.out_hw)
+
+
+@pytest.mark.parametrize("reduction_prev", [False, True])
+def test_preprocessing_matches_its_op_spec(reduction_prev, count_forward):
+    modules = []
+    for (spec, stride), c_in in zip(preprocess_specs(reduction_prev), (10, 12)):
+        module = build_op(spec, c_in, 6, stride, True, plain_conv)
+        block = stages_block(spec.stages, "pre", c_in, 6, (8, 8), stride, batch=3)
+        x = torch.randn(3, c_in, 8, 8)
+        assert count_forward(module, x).conv == _conv_macs(block.layers) > 0
+        assert _params(module) == block.weight_params + block.bn_params
+        with torch.no_grad():
+            assert module(x).shape == (3, 6, *block.out_hw)
+        modules.append(module)
+    # input 0 after a reduction cell is twice the size: a FactorizedReduce halves it
+    assert isinstance(modules[0], FactorizedReduce) == reduction_prev
+    assert not isinstance(modules[1], FactorizedReduce)
 
 
 def test_approx_conv_builds_approximate_layers():
