@@ -4,6 +4,7 @@ settings behave as documented (override, bad value)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import re
 from pathlib import Path
@@ -17,18 +18,71 @@ from core.limits import Limit, all_limits
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _import_everything() -> None:
-    """Limits register when their module is imported: import every module of the packages
-    (optional back ends whose dependencies are missing are skipped)."""
-    for package in ("multiplier_lib", "hwmodel", "nas", "hwcost"):
+#: every package of the toolkit, left to right in the layering
+PACKAGES = ("core", "multiplier_lib", "hwmodel", "darts", "nas", "hwcost")
+#: the only modules allowed not to import, each only when the optional dependency named here
+#: (an extra in setup.cfg) is what is missing
+OPTIONAL = {"multiplier_lib.emulate.backends.triton_kernels": "triton"}
+
+
+def _may_skip(module: str, err: ImportError) -> bool:
+    """Whether ``module`` failing with ``err`` is an optional dependency that is not installed
+    (rather than a broken import, which must fail the test)."""
+    dependency = OPTIONAL.get(module)
+    return (dependency is not None and err.name is not None
+            and err.name.split(".")[0] == dependency)
+
+
+def _import_everything() -> tuple[list[str], list[str]]:
+    """Import every module of the packages (limits register when their module is imported);
+    returns the modules imported and the optional ones skipped.  Any other ImportError fails."""
+    imported: list[str] = []
+    skipped: list[str] = []
+
+    def reimport(name: str) -> None:   # walk_packages would swallow a package's ImportError
+        importlib.import_module(name)
+
+    for package in PACKAGES:
         pkg = importlib.import_module(package)
-        for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
+        imported.append(package)
+        for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}.", onerror=reimport):
             if info.name.endswith(".__main__"):   # runs the CLI on import
                 continue
             try:
                 importlib.import_module(info.name)
-            except ImportError:
-                continue
+            except ImportError as err:
+                if not _may_skip(info.name, err):
+                    raise
+                skipped.append(info.name)
+            else:
+                imported.append(info.name)
+    return imported, skipped
+
+
+def test_every_module_of_every_package_imports():
+    imported, skipped = _import_everything()
+    for package in PACKAGES:
+        assert package in imported
+    for module in ("core.limits", "multiplier_lib.importers.verilog.parser",
+                   "multiplier_lib.emulate.modules", "darts.genotype", "hwcost.cli"):
+        assert module in imported
+    for module in skipped:   # skipped only because the dependency really is absent
+        assert importlib.util.find_spec(OPTIONAL[module]) is None, module
+    for module in OPTIONAL:  # the list names real modules
+        parent, _, leaf = module.rpartition(".")
+        assert leaf in {i.name for i in pkgutil.iter_modules(
+            importlib.import_module(parent).__path__)}, module
+
+
+def test_only_a_missing_optional_dependency_may_be_skipped():
+    triton_kernels = "multiplier_lib.emulate.backends.triton_kernels"
+    assert _may_skip(triton_kernels, ModuleNotFoundError("no triton", name="triton"))
+    assert _may_skip(triton_kernels, ImportError("x", name="triton.language"))
+    # the optional module broken for another reason, or any other module: not skipped
+    assert not _may_skip(triton_kernels, ModuleNotFoundError("no numpy", name="numpy"))
+    assert not _may_skip(triton_kernels, ImportError("cannot import name 'x' from 'y'"))
+    assert not _may_skip("multiplier_lib.emulate.backends.cpu",
+                         ModuleNotFoundError("no triton", name="triton"))
 
 
 def test_every_limit_is_in_the_readme():
