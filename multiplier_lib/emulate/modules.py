@@ -39,10 +39,6 @@ from .quant import Domain, FakeQuantize
 
 #: check accelerator inputs for NaN/inf too (costs a host sync per layer; CPU inputs always are)
 CHECK_FINITE_ON_DEVICE = os.environ.get("HWCOST_CHECK_FINITE", "") not in ("", "0")
-#: Deprecated, kept for importers outside this package: the float formats' names (the
-#: layers ask :func:`core.arithmetic.float_format` instead).
-FLOAT_FORMATS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
 #: what ``set_multiplier`` and the layers' ``multiplier=`` accept
 MultiplierSpec = str | Multiplier | IntMultiplier | FloatFormat
 
