@@ -9,8 +9,9 @@ answers drift apart, so a name is resolved once, by :func:`resolve_arithmetic`, 
 never on the spelling.  :func:`float_format` is the only place that reads a float format's
 name.
 
-The multiplier itself lives in ``multiplier_lib`` (which imports this module), so
-:class:`IntMultiplier` only holds it; the resolver of multiplier names is passed in
+The multiplier itself lives in ``multiplier_lib`` (which imports this module, not the other
+way round), so :class:`IntMultiplier` holds anything with a multiplier's name, operand domain
+and LUT (:class:`LutMultiplier`); the resolver of multiplier names is passed in
 (``multiplier_lib.library.MultiplierResolver`` in practice).
 """
 
@@ -18,12 +19,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Protocol, Union, runtime_checkable
 
 from core.errors import HwcostError
 
-if TYPE_CHECKING:
-    from multiplier_lib.multiplier import Multiplier
+
+@runtime_checkable
+class LutMultiplier(Protocol):
+    """What the arithmetic needs of a multiplier (``multiplier_lib.Multiplier`` is one)."""
+
+    name: str
+    a_bits: int
+    b_bits: int
+    signed: bool
+    lut: Any
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ class IntMultiplier:
     the LUT is not compared.
     """
 
-    multiplier: Multiplier
+    multiplier: LutMultiplier
 
     @property
     def name(self) -> str:
@@ -114,7 +123,7 @@ def require_float_format(name: str) -> FloatFormat:
     return fmt
 
 
-def resolve_arithmetic(spec: Any, resolve_multiplier: Callable[[str], Multiplier]
+def resolve_arithmetic(spec: Any, resolve_multiplier: Callable[[str], LutMultiplier]
                        ) -> Arithmetic:
     """``spec`` as an :data:`Arithmetic`: a float format's name, a multiplier's name (looked
     up with ``resolve_multiplier``), a ``Multiplier`` or an arithmetic already resolved."""
@@ -125,7 +134,7 @@ def resolve_arithmetic(spec: Any, resolve_multiplier: Callable[[str], Multiplier
         return fmt
     if isinstance(spec, str):
         return IntMultiplier(resolve_multiplier(spec))
-    if hasattr(spec, "lut") and hasattr(spec, "a_bits"):   # a Multiplier object
+    if isinstance(spec, LutMultiplier):
         return IntMultiplier(spec)
     raise HwcostError(f"expected a multiplier or float format name, got {spec!r}")
 

@@ -87,10 +87,15 @@ def test_estimate_small_genotype_totals_and_multiplier_comparison(tmp_path):
     # same mapping, cheaper multiplier: only the multiply energy changes
     assert totals["trunc8u_k8"]["memory_pj"] == pytest.approx(totals["exact8u"]["memory_pj"])
     assert totals["trunc8u_k8"]["multiply_pj"] < totals["exact8u"]["multiply_pj"]
-    # per-edge multipliers of the genotype are honoured (drum8u_k4 on normal edge 0)
-    per_layer = {row["name"]: row["multiplier"] for row in data["layers"]}
-    assert any(m == "drum8u_k4" for m in per_layer.values())
+    # --multiplier replaces every multiplier, the per-edge ones included (as train does)
+    assert {row["multiplier"] for row in data["layers"]} == {"exact8u"}
     assert data["inputs"]["arch"] and "shared" not in data["inputs"]["multipliers"]
+    # without it the genotype's per-edge multipliers are honoured (drum8u_k4 on normal edge 0)
+    own = json.loads(run("estimate", geno, "--arch", "edge", "--format", "json").stdout)
+    per_layer = {row["name"]: row["multiplier"] for row in own["layers"]}
+    assert "drum8u_k4" in per_layer.values() and g.multiplier in per_layer.values()
+    edge0 = [m for name, m in per_layer.items() if ".normal.edge0." in name]
+    assert edge0 and set(edge0) == {g.edge_multipliers("normal")[0]}
 
 
 def test_estimate_table_csv_plot_and_export(tmp_path):
