@@ -34,7 +34,7 @@ import accelforge_bridge as af
 import zigzag_bridge as zz
 
 from darts.cellgraph import NetworkConfig, list_layers
-from darts.genotype import load
+from darts.genotype_io import load
 from hwmodel.costing import CostContext, price
 from hwmodel.energy import build_energy_table
 from hwmodel.mapper import Mapper

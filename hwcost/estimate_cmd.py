@@ -75,7 +75,7 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
     """
     from core.errors import HwcostError
     from darts.cellgraph import NetworkConfig, list_layers
-    from darts.genotype import load
+    from darts.genotype_io import load
     from darts.pricing import price_network
     from hwmodel.costing import CostContext, write_context_ert
     from hwmodel.mapper_section import mapper_objective

@@ -61,7 +61,7 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
       hwcost train genotype.json --dataset cifar10 --auxiliary --cutout 16 --out runs/train
     """
     from core.atomic import atomic_write_text
-    from darts.genotype import load
+    from darts.genotype_io import load
     from hwmodel.costing import CostContext
     from multiplier_lib.library import MultiplierResolver
     from nas.checkpoint import load as load_ckpt

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from core.arithmetic import Arithmetic, FloatFormat
 from core.atomic import atomic_write_text
 from core.errors import HwcostError
-from darts.genotype import Genotype, dumps_json
+from darts.genotype_io import Genotype, dumps_json
 from darts.op_energy import build_op_energy_table
 from hwmodel.costing import CostContext
 from multiplier_lib.library import MultiplierResolver

@@ -300,7 +300,7 @@ def _grid_columns(point: Point) -> dict:
 def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> dict:
     import torch
 
-    from darts.genotype import dumps_json
+    from darts.genotype_io import dumps_json
     from darts.pricing import price_network
     from hwmodel.costing import CostContext
     from multiplier_lib.library import MultiplierResolver

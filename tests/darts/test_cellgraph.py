@@ -10,7 +10,8 @@ import pytest
 
 from core.errors import HwcostError
 from darts.cellgraph import NetworkConfig, build_graph, list_layers, mac_count, parameter_count
-from darts.genotype import Genotype, load, validate
+from darts.genotype import Genotype, validate
+from darts.genotype_io import load
 from darts.op_specs import factorized_reduce
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

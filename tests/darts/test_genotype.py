@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import pytest
 
 from core.errors import HwcostError
-from darts.genotype import PRIMITIVES, Genotype, dumps_json, load, loads, to_text, validate
+from darts.genotype import PRIMITIVES, Genotype, validate
+from darts.genotype_io import dumps_json, load, loads, to_text
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -181,6 +183,11 @@ JSON_ERRORS = [
      f'"normal_concat": [2],\n{GOOD_REDUCE},\n"network": {{"layer": 8}}}}', 4,
      "unknown network key 'layer' (did you mean 'layers'"),
     ("not an object", "[1, 2]", 1, "a JSON genotype must be an object"),
+    ("nested too deep", '{"normal": [\n' + "[" * 70 + "]" * 70 + '],\n"normal_concat": [2]}', 2,
+     "JSON nested more than 64 levels deep"),
+    ("duplicate key", '{"normal": [["sep_conv_3x3", 0], ["skip_connect", 1]],\n'
+     f'"normal_concat": [2],\n{GOOD_REDUCE},\n"normal": [\n["sep_conv_3x3", 0],\n'
+     '["skip_connect", 3]]}', 6, "normal edge 1 reads node 3"),   # the last value counts
 ]
 
 
@@ -192,6 +199,25 @@ def test_json_errors_name_the_line(tmp_path, label, text, line, fragment):
     assert err.line == line
     if line is not None:
         assert str(err).startswith(f"{tmp_path / 'g.json'}:{line}: ")
+
+
+def test_json_number_beyond_python_int_limit(tmp_path):
+    limit = sys.get_int_max_str_digits()
+    if not limit:
+        pytest.skip("integer string conversion unlimited in this interpreter")
+    err = error_of(tmp_path, "g.json", '{"normal": [["sep_conv_3x3", 0],\n ["skip_connect", '
+                   + "9" * (limit + 1) + "]]}")
+    assert err.line == 2 and err.message.startswith("malformed JSON: ")
+
+
+def test_json_lines_come_from_the_json_parser():
+    # strings holding brackets, quotes and escapes, tabs, CRLF line ends, a one-line file:
+    # every value keeps the line the JSON parser found it on
+    text = ('{"multiplier": "a[{\\"\\\\",\r\n\t"normal": [["sep_conv_3x3", 0],\r\n'
+            '\t\t["skip_connect", 2]], "normal_concat": [2], ' + GOOD_REDUCE + "}")
+    with pytest.raises(HwcostError, match="normal edge 1 reads node 2") as info:
+        loads(text)
+    assert info.value.line == 3
 
 
 TEXT_ERRORS = [

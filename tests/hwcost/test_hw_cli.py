@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from timeloop_texts import gemm_problem
 
 from darts.cellgraph import NetworkConfig, list_layers, mac_count
-from darts.genotype import load
+from darts.genotype_io import load
 from hwcost.cli import cli
 from hwmodel.estimators import parse_technology, technology_scale
 from hwmodel.spec import load_arch

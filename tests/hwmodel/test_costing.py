@@ -11,7 +11,7 @@ import pytest
 from core.arithmetic import float_format
 from core.errors import HwcostError
 from darts.cellgraph import NetworkConfig, list_layers
-from darts.genotype import load
+from darts.genotype_io import load
 from hwmodel.costing import CostContext, price
 from hwmodel.energy import build_energy_table
 from hwmodel.float_formats import float_variant

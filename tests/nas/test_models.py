@@ -12,7 +12,8 @@ F = torch.nn.functional
 
 from core.errors import HwcostError  # noqa: E402
 from darts.cellgraph import NetworkConfig, mac_count, parameter_count  # noqa: E402
-from darts.genotype import PRIMITIVES, Genotype, load, validate  # noqa: E402
+from darts.genotype import PRIMITIVES, Genotype, validate  # noqa: E402
+from darts.genotype_io import load  # noqa: E402
 from darts.macro import preprocess_specs  # noqa: E402
 from darts.op_specs import OP_SPECS, op_block, stages_block  # noqa: E402
 from multiplier_lib.emulate.layers import ApproxConv2d  # noqa: E402

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from core.errors import HwcostError
-from darts.genotype import load
+from darts.genotype_io import load
 from hwcost.cli import cli
 from hwmodel.energy import build_energy_table
 from hwmodel.float_formats import float_variant

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from core.errors import HwcostError
-from darts.genotype import load
+from darts.genotype_io import load
 from hwcost.cli import cli
 from nas import checkpoint
 from nas.train import TrainConfig, evaluate_checkpoint, run_train
