@@ -66,7 +66,6 @@ class NetworkConfig:
                             concat=(len(genotype.normal_concat), len(genotype.reduce_concat)))
 
 
-
 class _Builder:
     """Adds nodes in construction order, which is also a topological order."""
 

@@ -203,6 +203,8 @@ def _unwrap(node: _At, path: EntryPath, lines: dict[EntryPath, int]) -> Any:
     if isinstance(value, list):
         return [_unwrap(item, (*path, i), lines) for i, item in enumerate(value)]
     return value
+
+
 def _parse_text(text: str, source: str,
                 name: str | None) -> tuple[dict[str, Any], dict[EntryPath, int]]:
     """Read ``Genotype(...)`` with :mod:`ast`: literals only, nothing is ever executed."""
