@@ -4,8 +4,12 @@ Accelergy's estimators now live in the ``hwcomponents`` Python packages (``hwcom
 ``hwcomponents-cacti``: CACTI for SRAM/caches and per-bit DRAM figures,
 ``hwcomponents-library``: Aladdin adders/multipliers/MACs/registers and the
 ``SmartBufferSRAM`` compound, ``hwcomponents-neurosim``, which the library imports).  This
-module prices every component of an :class:`~hwmodel.arch.Architecture` through them, the
-way Accelergy and its successor AccelForge query them: the component's class names a
+module registers two estimators, :class:`HwcomponentsStorage` and
+:class:`HwcomponentsCompute`, under the ``accelergy`` backend of the estimator registry
+(:mod:`hwmodel.estimators.registry`; importing the module registers them, and
+``backend="accelergy"`` imports it and asks them first).  They price every component of an
+:class:`~hwmodel.arch.Architecture` through hwcomponents, the way Accelergy and its
+successor AccelForge query it: the component's class names a
 hwcomponents model, its attributes go to the model's constructor, ``hwcomponents``' own
 selection picks the model (priority, then best attribute match), and an action's energy is
 what the model's action returns.  Nothing here re-implements a figure; the built-in
@@ -46,8 +50,9 @@ shape, both on multiplier_lib's gate-level scale (the same rule as for an ERT's 
 :mod:`hwmodel.energy`), and the source says so, e.g. ``hwcomponents:AladdinIntMAC
 (multiply), x 0.393 = multiplier_lib:trunc8u_k8 (gate-level estimate) / exact``.
 
-**Components hwcomponents has no model for** (``fpmac``, a ``GDDR5`` DRAM) fall back to the
-built-in estimator, with the source saying so and a note in the table; a model that exists
+**Components hwcomponents has no model for** (``fpmac``, a ``GDDR5`` DRAM) raise
+:class:`NoModel`, and the registry asks the next estimator (the built-in one), the source
+saying so and a note in the table; a model that exists
 but refuses the component (an HBM2 narrower than 1024 bits, a CACTI failure) is an error.
 
 **CACTI**: the ``cacti`` binary inside ``hwcomponents-cacti`` is built against glibc 2.38;
@@ -73,9 +78,21 @@ from typing import Any
 
 from core.errors import HwcostError
 
-from .arch import ComputeUnit, StorageLevel
+from .arch import StorageLevel
 from .ert import write_ert
-from .estimators import MultiplierEnergy, attribute, mac_widths
+from .estimators import (
+    ANY_CLASS,
+    REGISTRY,
+    ActionEnergy,
+    Estimator,
+    EstimatorRegistry,
+    MACEstimator,
+    MultiplierUse,
+    NoEstimate,
+    attribute,
+    mac_widths,
+    register_estimator,
+)
 
 INSTALL_HINT = "pip install -e '.[accelergy]' (Python >= 3.12)"
 
@@ -267,8 +284,13 @@ def rebuild_cacti(force: bool = False, cxx: str | None = None, jobs: int = 2,
 # --------------------------------------------------------------------------------------------
 
 
-class NoModel(Exception):
-    """hwcomponents has no model of this component name (fall back to the built-in)."""
+class NoModel(NoEstimate):
+    """hwcomponents has no model of this component name: the next estimator (the built-in
+    one) is asked, and the energy table says so."""
+
+    def __init__(self, name: str):
+        super().__init__(name, f"hwcomponents has no model for {name!r}",
+                         f"no hwcomponents model for {name}")
 
 
 @dataclass(frozen=True)
@@ -463,8 +485,6 @@ def compute_parts(component_class: str, attrs: dict[str, Any], technology_nm: fl
         mul_pj = min(mul_pj, total.energy_pj)
         return ComputeParts(total, mul_pj, total.energy_pj - mul_pj,
                             f"{type(model).__name__}.multiplier / .adder")
-    from .estimators import MACEstimator
-
     b = MACEstimator(None).breakdown("intmac", {"multiplier_width": q.get("multiplier_width"),
                                                 "adder_width": q.get("adder_width")},
                                      technology_nm)
@@ -485,8 +505,101 @@ def cycle_seconds(attrs: dict[str, Any]) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# energy-table entries
+# the estimators (registered under the "accelergy" backend)
 # --------------------------------------------------------------------------------------------
+
+#: The backend these estimators are registered under (``--estimators accelergy``).
+BACKEND = "accelergy"
+#: Timeloop/hwcost classes of storage and of compute units that name a hwcomponents model.
+_COMPUTE_HWC = frozenset({"IntMAC", "IntAdder", "IntMultiplier"})
+
+
+class HwcomponentsStorage(Estimator):
+    """Storage levels as hwcomponents prices them: read, write (Timeloop's fill), update
+    (= write) per row access, and leak per instance and cycle.  Any class is tried: one
+    that is not in :data:`HWC_CLASS` is asked for by its own name, and
+    :class:`NoModel` passes it on when hwcomponents has no model of that name."""
+
+    name = "hwcomponents-storage"
+    accuracy = ("Accelergy's own models through hwcomponents (CACTI SRAM and DRAM, "
+                "SmartBufferSRAM, Aladdin registers): their answers, leakage included")
+    classes = (*sorted(k for k, v in HWC_CLASS.items() if v not in _COMPUTE_HWC), "DRAM",
+               ANY_CLASS)
+    actions = ("read", "write", "update", "leak")
+
+    def handles(self, component_class: str) -> bool:
+        c = component_class.lower()
+        return c in HWC_CLASS or "dram" in c
+
+    def action_energy(self, component_class: str, attributes: dict[str, Any], action: str,
+                      technology_nm: float) -> ActionEnergy | None:
+        if action not in self.actions:
+            return None
+        name, q, args = storage_query(component_class, attributes, technology_nm)
+        if action == "leak":
+            leak = leak_per_cycle(name, q, cycle_seconds(attributes))
+            return ActionEnergy(leak.energy_pj, f"{leak.source} (leak power x cycle)")
+        answer = action_cost(name, q, "read" if action == "read" else "write", args)
+        how = {"read": "read", "write": "write", "update": "write, as update"}[action]
+        return ActionEnergy(answer.energy_pj, f"{answer.source} ({how})")
+
+    def estimate(self, component_class: str, attributes: dict[str, Any], action: str,
+                 technology_nm: float) -> float | None:
+        ae = self.action_energy(component_class, attributes, action, technology_nm)
+        return None if ae is None else ae.energy_pj
+
+
+class HwcomponentsCompute(Estimator):
+    """Compute units as hwcomponents prices them: one operation of its ``IntMAC`` (or
+    ``IntAdder``, ``IntMultiplier``), split into the model's own multiplier and adder; an
+    approximate multiplier scales the multiply share.  Any class is tried by its own name
+    (:class:`NoModel` passes on ``fpmac``, which hwcomponents lacks)."""
+
+    name = "hwcomponents-compute"
+    accuracy = ("Accelergy's own MAC, multiplier and adder models (Aladdin) through "
+                "hwcomponents: their answers; an approximate multiplier scales the multiply "
+                "share by its gate-level energy relative to exact")
+    classes = (*sorted(k for k, v in HWC_CLASS.items() if v in _COMPUTE_HWC), ANY_CLASS)
+    actions = ("mac", "multiply", "add")
+
+    def handles(self, component_class: str) -> bool:
+        return component_class.lower() in HWC_CLASS
+
+    def compute_energy(self, component_class: str, attributes: dict[str, Any],
+                       technology_nm: float, multiplier: MultiplierUse | None = None
+                       ) -> dict[str, ActionEnergy]:
+        width = int(attribute(attributes, "datawidth", 8))
+        parts = compute_parts(component_class, attributes, technology_nm, width)
+        if multiplier is not None:     # the multiplier must fit the unit's operands
+            mac = MACEstimator()
+            mac.compute_energy(component_class if mac.handles(component_class) else "intmac",
+                               attributes, technology_nm, multiplier)
+        src = parts.mac.source
+        mul, add = parts.multiply_pj, parts.add_pj
+        mul_src = f"{src} (multiply, {parts.split})"
+        add_src = f"{src} (add, {parts.split})"
+        mac_src = f"{src} (mac)"
+        if multiplier is not None:
+            energy = multiplier.energy()
+            factor, text = energy.scale_in(mac_widths(attributes, width)[0])
+            mul *= factor
+            mul_src += f", {text}"
+            mac_src = f"{src} (mac) with multiply x {factor:.3f} from {energy.source}"
+        return {"mac": ActionEnergy(mul + add, mac_src), "multiply": ActionEnergy(mul, mul_src),
+                "add": ActionEnergy(add, add_src)}
+
+    def estimate(self, component_class: str, attributes: dict[str, Any], action: str,
+                 technology_nm: float) -> float | None:
+        if action not in self.actions:
+            return None
+        return self.compute_energy(component_class, attributes, technology_nm)[action].energy_pj
+
+
+STORAGE_ESTIMATOR = HwcomponentsStorage()
+COMPUTE_ESTIMATOR = HwcomponentsCompute()
+for _est in (STORAGE_ESTIMATOR, COMPUTE_ESTIMATOR):
+    if all(e.name != _est.name for e in REGISTRY.all()):     # once, whatever reloads it
+        register_estimator(_est, BACKEND)
 
 
 @dataclass(frozen=True)
@@ -494,49 +607,20 @@ class Priced:
     """pJ per action (storage: per row access) and the source of each figure."""
 
     actions: dict[str, tuple[float, str]]
-    fallback: str | None = None   # why the built-in estimator was used instead, if it was
 
 
 def storage_actions(level: StorageLevel, attrs: dict[str, Any], technology_nm: float
                     ) -> Priced:
-    """read/write/update per row and leak per cycle of a storage level, or NoModel."""
-    # Accelergy v0.4 prices ``class: storage, subclass: smartbuffer_RF`` as its subclass
-    sub = str(attrs.get("subclass") or "")
-    known = sub and (sub.lower() in HWC_CLASS or "dram" in sub.lower())
-    name, q, args = storage_query(sub if known else level.component_class, attrs,
-                                  technology_nm)
-    read = action_cost(name, q, "read", args)
-    write = action_cost(name, q, "write", args)
-    leak = leak_per_cycle(name, q, cycle_seconds(attrs))
-    return Priced({
-        "read": (read.energy_pj, f"{read.source} (read)"),
-        "write": (write.energy_pj, f"{write.source} (write)"),
-        "update": (write.energy_pj, f"{write.source} (write, as update)"),
-        "leak": (leak.energy_pj, f"{leak.source} (leak power x cycle)"),
-    })
-
-
-def compute_actions(cu: ComputeUnit, technology_nm: float,
-                    multiplier: MultiplierEnergy | None) -> Priced:
-    """mac/multiply/add of the compute unit, the multiply share scaled for ``multiplier``."""
-    attrs = dict(cu.attributes)
-    cls = cu.component_class
-    sub = str(attrs.get("subclass") or "")
-    if cls.lower() not in HWC_CLASS and sub.lower() in HWC_CLASS:
-        cls = sub
-    parts = compute_parts(cls, attrs, technology_nm, cu.datawidth)
-    src = parts.mac.source
-    mul, add = parts.multiply_pj, parts.add_pj
-    mul_src = f"{src} (multiply, {parts.split})"
-    add_src = f"{src} (add, {parts.split})"
-    mac_src = f"{src} (mac)"
-    if multiplier is not None:
-        factor, text = multiplier.scale_in(mac_widths(attrs, cu.datawidth, cu.name)[0])
-        mul *= factor
-        mul_src += f", {text}"
-        mac_src = f"{src} (mac) with multiply x {factor:.3f} from {multiplier.source}"
-    return Priced({"mac": (mul + add, mac_src), "multiply": (mul, mul_src),
-                   "add": (add, add_src)})
+    """read/write/update per row and leak per cycle of a storage level as the accelergy
+    backend prices it (the class it asks about as the registry picks it), or NoModel."""
+    est, cls = next(EstimatorRegistry([STORAGE_ESTIMATOR]).candidates(
+        level.component_class, attrs, "storage"))
+    out = {}
+    for action in ("read", "write", "update", "leak"):
+        ae = est.action_energy(cls, attrs, action, technology_nm)
+        assert ae is not None
+        out[action] = (ae.energy_pj, ae.source)
+    return Priced(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -574,9 +658,10 @@ if __name__ == "__main__":   # pragma: no cover - exercised by CI's install step
 
 
 __all__ = [
-    "HWC_CLASS", "INSTALL_HINT", "ComputeParts", "HwcAnswer", "NoModel", "Priced",
-    "action_cost", "available", "cacti_dir", "cacti_runs", "compute_actions", "compute_parts",
-    "compute_query", "cycle_seconds", "hwcomponents_module", "leak_per_cycle",
-    "mac_widths", "main", "package_versions", "rebuild_cacti",
-    "storage_actions", "storage_query", "tech_node_m", "write_ert",
+    "BACKEND", "COMPUTE_ESTIMATOR", "HWC_CLASS", "INSTALL_HINT", "STORAGE_ESTIMATOR",
+    "ComputeParts", "HwcAnswer", "HwcomponentsCompute", "HwcomponentsStorage", "NoModel",
+    "Priced", "action_cost", "available", "cacti_dir", "cacti_runs", "compute_parts",
+    "compute_query", "cycle_seconds", "hwcomponents_module", "leak_per_cycle", "mac_widths",
+    "main", "package_versions", "rebuild_cacti", "storage_actions", "storage_query",
+    "tech_node_m", "write_ert",
 ]

@@ -4,13 +4,16 @@ The analytical model needs three numbers per storage level (per *word* read, wri
 fill from the parent, and updated with a partial sum) and three for the compute unit (one MAC,
 split into multiply and add so that the arithmetic share of an approximate multiplier can be
 reported).  :func:`build_energy_table` gathers them from an Accelergy ``ERT.yaml`` where the
-user has one (see :mod:`hwmodel.ert`) and from estimators otherwise: hwcost's own
-(:mod:`hwmodel.estimators`, ``backend="builtin"``, any Python) or Accelergy's own models
-through hwcomponents (:mod:`hwmodel.accelergy_estimators`, ``backend="accelergy"``, the
-``[accelergy]`` extra on Python >= 3.12, leakage included), recording for every number
-where it came from (``hwcomponents:SmartBufferSRAM (read)``, ``hwcost-sram``, ``ERT:...``),
-because a model whose energies silently come from the wrong place is the most common complaint about
-Timeloop/Accelergy setups.
+user has one (see :mod:`hwmodel.ert`) and from estimators otherwise, storage levels and
+the compute unit alike through the one estimator registry
+(:mod:`hwmodel.estimators.registry`, where a user's plug-in registers with
+:func:`register_estimator`): hwcost's own (:mod:`hwmodel.estimators`,
+``backend="builtin"``, any Python) or Accelergy's own models through hwcomponents
+(:mod:`hwmodel.accelergy_estimators`, ``backend="accelergy"``, the ``[accelergy]`` extra on
+Python >= 3.12, leakage included; the built-in estimators price what it has no model of),
+recording for every number where it came from (``hwcomponents:SmartBufferSRAM (read)``,
+``hwcost-sram``, ``ERT:...``), because a model whose energies silently come from the wrong
+place is the most common complaint about Timeloop/Accelergy setups.
 
 Per-word convention: Accelergy prices a storage action per access of one row (``width`` bits
 = ``block_size`` words, a "vector access").  The table keeps per-word figures (the row figure
@@ -23,7 +26,8 @@ estimators model no leakage.  :func:`write_energy_ert` writes the table back as 
 
 An ERT that prices the MAC replaces the whole MAC, so the multiplier inside it cannot be seen
 any more.  hwcost then splits the ERT's MAC energy into multiply and add in the proportions
-of its built-in exact MAC of the same width, and, when an approximate multiplier is given,
+of the exact MAC of the same width its estimator for the unit's class gives (the built-in
+one for the classes hwcost knows), and, when an approximate multiplier is given,
 scales the multiply share by that multiplier's energy relative to the exact multiplier of
 its shape (which is what an ERT computed for the exact design cannot know).  The sources
 say so, e.g. ``ERT:ERT.yaml (mac_random), multiply share 0.84 of built-in exact split, x 0.393
@@ -38,7 +42,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from core.errors import HwcostError
 from multiplier_lib.multiplier import Multiplier
@@ -53,29 +57,34 @@ from .ert import (
     write_ert,
 )
 from .estimators import (
+    COMPUTE_ACTIONS,
     ESTIMATORS,
     REFERENCE_NM,
+    REGISTRY,
+    STORAGE_ACTIONS,
+    ActionEnergy,
     DRAMEstimator,
     Estimator,
+    EstimatorRegistry,
     MACEstimator,
+    MultiplierUse,
+    NoEstimate,
     RegfileEstimator,
     SRAMEstimator,
     describe_estimators,
-    find_estimator,
     mac_widths,
     parse_technology,
+    register_estimator,
     technology_scale,
 )
+from .estimators.registry import BUILTIN
 
 __all__ = [
     "BACKENDS", "COMPUTE_ACTIONS", "ESTIMATORS", "STORAGE_ACTIONS", "ActionEnergy",
     "DRAMEstimator", "EnergyTable", "Estimator", "MACEstimator", "RegfileEstimator",
     "SRAMEstimator", "build_energy_table", "describe_estimators", "load_ert", "parse_technology",
-    "technology_scale", "write_energy_ert",
+    "register_estimator", "technology_scale", "write_energy_ert",
 ]
-
-STORAGE_ACTIONS = ("read", "write", "update")
-COMPUTE_ACTIONS = ("mac", "multiply", "add")
 
 #: hwcost storage action -> ERT actions that may price it, in order of preference.  Accelergy
 #: names a fill ``write`` (0.3) or ``fill`` (newer); an update is a write of a partial sum.
@@ -86,13 +95,6 @@ ERT_STORAGE_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 #: ERT actions that price one MAC on random data (Timeloop charges ``mac_random`` per op).
 ERT_MAC_ACTIONS = ("mac_random", "compute", "mac")
-
-
-class ActionEnergy(NamedTuple):
-    """pJ of one action and where the number came from."""
-
-    energy_pj: float
-    source: str
 
 
 @dataclass
@@ -187,72 +189,140 @@ def _storage_attributes(level: StorageLevel) -> dict[str, Any]:
     return attrs
 
 
+@contextmanager
+def _naming(what: str, line: int | None) -> Iterator[None]:
+    """An estimator's complaint about a component, prefixed with the component (``storage
+    level glb: ...``); one that names its own file (a multiplier's) is left as it is."""
+    try:
+        yield
+    except HwcostError as exc:
+        if exc.file is not None:
+            raise
+        raise HwcostError(f"{what}: {exc.message}", line=line) from None
+
+
+def _builtin(est: Estimator) -> bool:
+    """Whether ``est`` is one of hwcost's own estimators (for the wording of notes)."""
+    return any(type(est) is type(e) for e in ESTIMATORS)
+
+
+def _fallen_back(entries: dict[str, ActionEnergy], declined: NoEstimate | None
+                 ) -> dict[str, ActionEnergy]:
+    """``entries`` with the sources saying which estimator had no model first."""
+    if declined is None:
+        return entries
+    return {a: ActionEnergy(ae.energy_pj, f"{ae.source} ({declined.tag})")
+            for a, ae in entries.items()}
+
+
+def _note(notes: list[str], name: str, component_class: str, declined: NoEstimate,
+          est: Estimator) -> None:
+    used = "built-in estimator" if _builtin(est) else f"estimator {est.name}"
+    notes.append(f"{name}: {declined.note} (class {component_class}); {used} used")
+
+
+def _price_storage(level: StorageLevel, attrs: dict[str, Any], actions: list[str],
+                   registry: EstimatorRegistry, backend: str, technology_nm: float,
+                   notes: list[str]) -> dict[str, ActionEnergy]:
+    """``actions`` of a storage level (per row) from the first estimator the registry names
+    that has a model of it; ``leak`` is optional."""
+    declined: NoEstimate | None = None
+    for est, cls in registry.candidates(level.component_class, attrs, "storage", backend):
+        out: dict[str, ActionEnergy] = {}
+        try:
+            for action in actions:
+                ae = est.action_energy(cls, attrs, action, technology_nm)
+                if ae is None:
+                    if action == "leak":
+                        continue
+                    raise HwcostError(f"estimator {est.name} cannot price '{action}' of class "
+                                      f"{cls}")
+                out[action] = ae
+        except NoEstimate as exc:
+            declined = declined or exc
+            continue
+        if declined is not None:
+            _note(notes, level.name, level.component_class, declined, est)
+        return _fallen_back(out, declined)
+    known = sorted(registry.known_classes("storage", backend), key=str.lower)
+    raise HwcostError(f"no energy estimator handles component class "
+                      f"{level.component_class!r}; known classes: {', '.join(known)} (or give "
+                      "an ERT)")
+
+
 def _storage_entries(level: StorageLevel, table: ErtTable | None, ert_label: str,
-                     pool: list[Estimator], technology_nm: float) -> dict[str, ActionEnergy]:
+                     registry: EstimatorRegistry, backend: str, technology_nm: float,
+                     notes: list[str]) -> dict[str, ActionEnergy]:
+    """Per word: read, write and update of a storage level (and leak per cycle where
+    known), from its ERT table where it has the action, else from the estimators."""
     attrs = _storage_attributes(level)
     block = level.block_size
-    out: dict[str, ActionEnergy] = {}
-    resolved: tuple[Estimator, str] | None = None
+    from_ert: dict[str, ActionEnergy] = {}
     for action in STORAGE_ACTIONS:
         if table is not None:
             hit = next((a for a in ERT_STORAGE_ACTIONS[action] if a in table.actions), None)
             if hit is not None:
                 label = ert_label if hit == action else f"{ert_label} ({hit})"
-                out[action] = ActionEnergy(table.actions[hit] / block, label)
-                continue
-        if resolved is None:
-            try:
-                resolved = find_estimator(level.component_class, attrs, pool)
-            except HwcostError as exc:
-                raise HwcostError(f"storage level {level.name}: {exc.message}",
-                                  line=level.line) from None
-        est, cls = resolved
-        energy = est.estimate(cls, attrs, action, technology_nm)
-        if energy is None:
-            raise HwcostError(f"storage level {level.name}: estimator {est.name} cannot price "
-                              f"'{action}' of class {cls}", line=level.line)
-        out[action] = ActionEnergy(energy / block, est.name)
+                from_ert[action] = ActionEnergy(table.actions[hit] / block, label)
     if table is not None and "leak" in table.actions:
-        out["leak"] = ActionEnergy(table.actions["leak"], f"{ert_label} (leak per cycle)")
+        from_ert["leak"] = ActionEnergy(table.actions["leak"], f"{ert_label} (leak per cycle)")
+    missing = [a for a in STORAGE_ACTIONS if a not in from_ert]
+    priced: dict[str, ActionEnergy] = {}
+    if missing:
+        asked = missing + ([] if "leak" in from_ert else ["leak"])
+        with _naming(f"storage level {level.name}", level.line):
+            priced = _price_storage(level, attrs, asked, registry, backend, technology_nm,
+                                    notes)
+    out = {a: from_ert[a] if a in from_ert else
+           ActionEnergy(priced[a].energy_pj / block, priced[a].source)
+           for a in STORAGE_ACTIONS}
+    leak = from_ert.get("leak") or priced.get("leak")
+    if leak is not None:
+        out["leak"] = leak
     return out
 
 
-def _compute_entries(cu: ComputeUnit, table: ErtTable | None, ert_label: str,
-                     mac_est: MACEstimator, technology_nm: float) -> dict[str, ActionEnergy]:
-    attrs = dict(cu.attributes)
-    attrs["datawidth"] = cu.datawidth
-    cls = cu.component_class
-    sub = str(attrs.get("subclass") or "")
-    if not mac_est.handles(cls) and sub and mac_est.handles(sub):
-        cls = sub
-    hit = None if table is None else next((a for a in ERT_MAC_ACTIONS if a in table.actions),
-                                           None)
-    if hit is None:
-        if not mac_est.handles(cls):
-            raise HwcostError(f"compute unit {cu.name}: no energy estimator handles class "
-                              f"{cu.component_class!r} (known: {', '.join(mac_est.classes)}); "
-                              f"give an ERT", line=cu.line)
-        b = mac_est.breakdown(cls, attrs, technology_nm)
-        mac_src = (b.multiply_source if b.add_source == b.multiply_source
-                   else f"{b.multiply_source} + {b.add_source}")
-        return {"mac": ActionEnergy(b.mac_pj, mac_src),
-                "multiply": ActionEnergy(b.multiply_pj, b.multiply_source),
-                "add": ActionEnergy(b.add_pj, b.add_source)}
-    assert table is not None
+def _price_compute(cu: ComputeUnit, attrs: dict[str, Any], registry: EstimatorRegistry,
+                   backend: str, multiplier: MultiplierUse | None, technology_nm: float,
+                   notes: list[str]) -> tuple[dict[str, ActionEnergy], dict[str, ActionEnergy]]:
+    """(entries, exact entries) of the compute unit from the first estimator the registry
+    names that has a model of it."""
+    declined: NoEstimate | None = None
+    for est, cls in registry.candidates(cu.component_class, attrs, "compute", backend):
+        try:
+            entries = est.compute_energy(cls, attrs, technology_nm, multiplier)
+            exact = (entries if multiplier is None else
+                     est.compute_energy(cls, attrs, technology_nm, None))
+        except NoEstimate as exc:
+            declined = declined or exc
+            continue
+        if declined is not None:
+            _note(notes, cu.name, cu.component_class, declined, est)
+        return _fallen_back(entries, declined), _fallen_back(exact, declined)
+    raise HwcostError(f"no energy estimator handles class {cu.component_class!r} (known: "
+                      f"{', '.join(registry.known_classes('compute', backend))}); give an ERT")
+
+
+def _ert_compute(cu: ComputeUnit, attrs: dict[str, Any], table: ErtTable, hit: str,
+                 ert_label: str, priced_by: tuple[Estimator, str] | None,
+                 multiplier: MultiplierUse | None, technology_nm: float
+                 ) -> dict[str, ActionEnergy]:
+    """The compute unit's entries from the ERT's MAC (action ``hit``), split into multiply
+    and add by the ERT's own split or the estimator's exact one (``priced_by``: the
+    estimator that prices the unit's class, and the class to ask it about)."""
     mac_ert = table.actions[hit]
     label = f"{ert_label} ({hit})"
     leak = ({"leak": ActionEnergy(table.actions["leak"], f"{ert_label} (leak per cycle)")}
             if "leak" in table.actions else {})
-    if not mac_est.handles(cls):
-        if mac_est.multiplier is not None:
-            raise HwcostError(f"compute unit {cu.name}: cannot split the ERT's MAC of class "
-                              f"{cu.component_class!r} to apply multiplier "
-                              f"{mac_est.multiplier.name}", line=cu.line)
+    if priced_by is None:
+        if multiplier is not None:
+            raise HwcostError(f"cannot split the ERT's MAC of class {cu.component_class!r} to "
+                              f"apply multiplier {multiplier.name}")
         return {"mac": ActionEnergy(mac_ert, label),
                 "multiply": ActionEnergy(mac_ert, f"{label}, not split"),
                 "add": ActionEnergy(0.0, f"{label}, not split"), **leak}
-    mac_est.breakdown(cls, attrs, technology_nm)   # validates the multiplier against the unit
-    mult_e = mac_est.multiplier_energy()
+    est, cls = priced_by
+    est.compute_energy(cls, attrs, technology_nm, multiplier)   # the multiplier fits the unit
     mul_ert, add_ert = table.actions.get("multiply"), table.actions.get("add")
     if (mul_ert is not None and add_ert is not None and mac_ert > 0
             and abs(mul_ert + add_ert - mac_ert) <= 1e-9 * max(1.0, mac_ert)):
@@ -260,15 +330,18 @@ def _compute_entries(cu: ComputeUnit, table: ErtTable | None, ert_label: str,
         share = mul_ert / mac_ert
         how = "of the ERT's multiply/add"
     else:
-        exact = MACEstimator(None).breakdown(cls, attrs, technology_nm)
-        share = exact.multiply_pj / exact.mac_pj if exact.mac_pj > 0 else 1.0
-        how = "of built-in exact split"
+        exact = est.compute_energy(cls, attrs, technology_nm, None)
+        mac = exact["mac"].energy_pj
+        share = exact["multiply"].energy_pj / mac if mac > 0 else 1.0
+        how = ("of built-in exact split" if _builtin(est) else
+               f"of {est.name}'s exact split")
     multiply = mac_ert * share
     add = mac_ert - multiply
     mul_src = f"{label}, multiply share {share:.2f} {how}"
     add_src = f"{label}, add share {1 - share:.2f} {how}"
     mac_src = label
-    if mult_e is not None:
+    if multiplier is not None:
+        mult_e = multiplier.energy()
         factor, text = mult_e.scale_in(mac_widths(attrs, cu.datawidth, cu.name)[0])
         multiply *= factor
         mul_src += f", {text}"
@@ -276,6 +349,31 @@ def _compute_entries(cu: ComputeUnit, table: ErtTable | None, ert_label: str,
     return {"mac": ActionEnergy(multiply + add, mac_src),
             "multiply": ActionEnergy(multiply, mul_src),
             "add": ActionEnergy(add, add_src), **leak}
+
+
+def _compute_entries(cu: ComputeUnit, table: ErtTable | None, ert_label: str,
+                     registry: EstimatorRegistry, backend: str,
+                     multiplier: MultiplierUse | None, technology_nm: float,
+                     notes: list[str]) -> tuple[dict[str, ActionEnergy],
+                                                dict[str, ActionEnergy]]:
+    """(entries, exact entries: without the multiplier) of the compute unit: from its ERT
+    table's MAC where it has one, else from the estimators."""
+    attrs = dict(cu.attributes)
+    attrs["datawidth"] = cu.datawidth
+    hit = None if table is None else next((a for a in ERT_MAC_ACTIONS if a in table.actions),
+                                           None)
+    with _naming(f"compute unit {cu.name}", cu.line):
+        if hit is None:
+            return _price_compute(cu, attrs, registry, backend, multiplier, technology_nm,
+                                  notes)
+        assert table is not None
+        priced_by = next(registry.candidates(cu.component_class, attrs, "compute", BUILTIN),
+                         None)
+        entries = _ert_compute(cu, attrs, table, hit, ert_label, priced_by, multiplier,
+                               technology_nm)
+        exact = entries if multiplier is None else _ert_compute(
+            cu, attrs, table, hit, ert_label, priced_by, None, technology_nm)
+        return entries, exact
 
 
 @contextmanager
@@ -290,76 +388,18 @@ def _located(arch: Architecture, line: int | None) -> Iterator[None]:
         raise exc.located(arch.source, exc.line or line) from None
 
 
-BACKENDS = ("builtin", "accelergy")
+#: The backends of the CLI; a plug-in registered under another backend's name makes that
+#: name a backend too.
+BACKENDS = (BUILTIN, "accelergy")
 
 
-def _check_backend(backend: str) -> str:
+def _check_backend(backend: str, registry: EstimatorRegistry) -> str:
     name = str(backend).lower()
-    if name not in BACKENDS:
+    known = BACKENDS + tuple(b for b in registry.backends if b not in BACKENDS)
+    if name not in known:
         raise HwcostError(f"unknown estimators {backend!r}; expected one of "
-                          f"{', '.join(BACKENDS)}")
+                          f"{', '.join(known)}")
     return name
-
-
-def _accelergy_storage(level: StorageLevel, pool: list[Estimator], technology_nm: float,
-                       notes: list[str]) -> dict[str, ActionEnergy]:
-    """A storage level priced by hwcomponents, or by the built-in estimator (noted) when
-    hwcomponents has no model of its class."""
-    from . import accelergy_estimators as acc
-
-    attrs = _storage_attributes(level)
-    try:
-        priced = acc.storage_actions(level, attrs, technology_nm)
-    except acc.NoModel as exc:
-        notes.append(f"{level.name}: hwcomponents has no model for {exc.args[0]!r} "
-                     f"(class {level.component_class}); built-in estimator used")
-        entries = _storage_entries(level, None, "", pool, technology_nm)
-        return {a: ActionEnergy(ae.energy_pj, f"{ae.source} (no hwcomponents model for "
-                                              f"{exc.args[0]})")
-                for a, ae in entries.items()}
-    except HwcostError as exc:
-        raise HwcostError(f"storage level {level.name}: {exc.message}", line=level.line) from None
-    block = level.block_size
-    return {a: ActionEnergy(pj if a == "leak" else pj / block, src)
-            for a, (pj, src) in priced.actions.items()}
-
-
-def _accelergy_compute(cu: ComputeUnit, mac_est: MACEstimator, technology_nm: float,
-                       notes: list[str]) -> tuple[dict[str, ActionEnergy],
-                                                  dict[str, ActionEnergy]]:
-    """(entries, exact entries) of the compute unit priced by hwcomponents; the built-in
-    MAC (noted) where hwcomponents has no model of its class (``fpmac``)."""
-    from . import accelergy_estimators as acc
-
-    try:
-        exact = acc.compute_actions(cu, technology_nm, None)
-        if mac_est.multiplier is not None:   # the multiplier must fit the unit's operands
-            mac_est.breakdown(_mac_class(cu, mac_est),
-                              {**cu.attributes, "datawidth": cu.datawidth}, technology_nm)
-        priced = acc.compute_actions(cu, technology_nm, mac_est.multiplier_energy())
-    except acc.NoModel as exc:
-        notes.append(f"{cu.name}: hwcomponents has no model for {exc.args[0]!r} "
-                     f"(class {cu.component_class}); built-in estimator used")
-        tag = f" (no hwcomponents model for {exc.args[0]})"
-        built = _compute_entries(cu, None, "", mac_est, technology_nm)
-        exact_b = _compute_entries(cu, None, "", MACEstimator(None), technology_nm)
-        return ({a: ActionEnergy(ae.energy_pj, ae.source + tag) for a, ae in built.items()},
-                {a: ActionEnergy(ae.energy_pj, ae.source + tag) for a, ae in exact_b.items()})
-    except HwcostError as exc:
-        raise HwcostError(f"compute unit {cu.name}: {exc.message}", line=cu.line) from None
-
-    def entries(p: Any) -> dict[str, ActionEnergy]:
-        return {a: ActionEnergy(pj, src) for a, (pj, src) in p.actions.items()}
-
-    return entries(priced), entries(exact)
-
-
-def _mac_class(cu: ComputeUnit, mac_est: MACEstimator) -> str:
-    cls = cu.component_class
-    sub = str(cu.attributes.get("subclass") or "")
-    if not mac_est.handles(cls) and sub and mac_est.handles(sub):
-        cls = sub
-    return cls if mac_est.handles(cls) else "intmac"
 
 
 def build_energy_table(arch: Architecture, multiplier: Multiplier | None = None,
@@ -370,14 +410,19 @@ def build_energy_table(arch: Architecture, multiplier: Multiplier | None = None,
 
     ``multiplier`` replaces the compute unit's exact multiplier; ``ert`` is an Accelergy
     ``ERT.yaml`` whose components (matched by the last component of their name, replication
-    like ``[0..167]`` stripped) override the estimators.  ``backend`` picks the estimators
-    for everything else: ``"builtin"`` (hwcost's own, ``estimators`` or
-    :data:`ESTIMATORS`; no leakage) or ``"accelergy"`` (hwcomponents, Accelergy's own models
-    including leakage, see :mod:`hwmodel.accelergy_estimators`; needs the ``[accelergy]``
-    extra).  ERT figures are taken as they are (already at the ERT's technology); estimated
-    ones are for the component's technology (the architecture's by default).
+    like ``[0..167]`` stripped) override the estimators.  Everything else is priced through
+    the estimator registry (:mod:`hwmodel.estimators.registry`): ``backend`` picks whose
+    estimators are asked first, ``"builtin"`` (hwcost's own and the plug-ins registered with
+    :func:`register_estimator`; no leakage) or ``"accelergy"`` (hwcomponents, Accelergy's own
+    models including leakage, see :mod:`hwmodel.accelergy_estimators`; needs the
+    ``[accelergy]`` extra), the built-in ones after them; a component the ERT prices takes
+    what the ERT lacks from the built-in ones.  ``estimators`` replaces the built-in
+    estimators (:data:`ESTIMATORS` and the registered plug-ins) for this table.  ERT figures
+    are taken as they are (already at the ERT's technology); estimated ones are for the
+    component's technology (the architecture's by default).
     """
-    backend = _check_backend(backend)
+    registry = REGISTRY if estimators is None else REGISTRY.with_builtin(estimators)
+    backend = _check_backend(backend, registry)
     if backend == "accelergy":
         from .accelergy_estimators import hwcomponents_module
 
@@ -386,8 +431,7 @@ def build_energy_table(arch: Architecture, multiplier: Multiplier | None = None,
                      arch.compute.line)
     with _located(arch, tech_line):
         arch_nm = _technology(arch.technology, REFERENCE_NM)
-    pool = list(ESTIMATORS if estimators is None else estimators)
-    mac_est = MACEstimator(multiplier)
+    use = None if multiplier is None else MultiplierUse(multiplier)
     tables: dict[str, ErtTable] = {}
     ert_label = ""
     if ert is not None:
@@ -400,20 +444,16 @@ def build_energy_table(arch: Architecture, multiplier: Multiplier | None = None,
         table = tables.get(short_name(level.name))
         with _located(arch, level.line):
             tech = _technology(level.technology, arch_nm)
-            if backend == "accelergy" and table is None:
-                entries[level.name] = _accelergy_storage(level, pool, tech, notes)
-            else:
-                entries[level.name] = _storage_entries(level, table, ert_label, pool, tech)
+            entries[level.name] = _storage_entries(level, table, ert_label, registry,
+                                                   backend if table is None else BUILTIN,
+                                                   tech, notes)
     cu = arch.compute
     cu_table = tables.get(short_name(cu.name))
     with _located(arch, cu.line):
         tech = _technology(cu.technology, arch_nm)
-        if backend == "accelergy" and cu_table is None:
-            entries[cu.name], exact = _accelergy_compute(cu, mac_est, tech, notes)
-        else:
-            entries[cu.name] = _compute_entries(cu, cu_table, ert_label, mac_est, tech)
-            exact = (entries[cu.name] if multiplier is None else
-                     _compute_entries(cu, cu_table, ert_label, MACEstimator(None), tech))
+        entries[cu.name], exact = _compute_entries(cu, cu_table, ert_label, registry,
+                                                   backend if cu_table is None else BUILTIN,
+                                                   use, tech, notes)
     if tables:
         used = {short_name(n) for n in entries}
         unused = sorted(k for k in tables if k not in used)
