@@ -64,6 +64,7 @@ class EstimatorRegistry:
             raise HwcostError("an estimator needs a name")
         if not isinstance(backend, str) or not backend.strip():
             raise HwcostError(f"estimator {name}: backend must be a name, got {backend!r}")
+        backend = backend.strip().lower()
         if not estimator.classes or not all(isinstance(c, str) and c for c in
                                             estimator.classes):
             raise HwcostError(f"estimator {name}: 'classes' must name the component classes "
@@ -113,6 +114,7 @@ class EstimatorRegistry:
     def groups(self, backend: str = BUILTIN) -> list[list[Estimator]]:
         """The estimators asked for ``backend``: its own, then (for another backend) the
         built-in ones."""
+        backend = backend.lower()
         own = list(self._by_backend.get(backend, []))
         return [own] if backend == BUILTIN else [own, list(self._by_backend.get(BUILTIN, []))]
 
@@ -171,7 +173,7 @@ def register_estimator(estimator: Estimator | type[Estimator], backend: str = BU
     :data:`REGISTRY`; returns it, so that it can decorate a class.
 
     ``backend``: ``"builtin"`` (the default: asked by every backend, after that backend's
-    own) or a backend's name; ``first``: ask it before the backend's other estimators (to
+    own) or a backend's name (any case); ``first``: ask it before the backend's other estimators (to
     take over a class they price).  A name already registered is an error."""
     return REGISTRY.register(estimator, backend, first)
 

@@ -238,7 +238,7 @@ def test_a_backend_asks_its_own_estimators_first_and_passes_on_what_they_decline
                                  "no test model for DRAM")
             return 100.0
 
-    register_estimator(Declining(), "test-backend")
+    register_estimator(Declining(), "Test-Backend")           # backend names: any case
     register_estimator(QuantumMAC())
     try:
         assert [e.name for e in registered_estimators("test-backend")][:1] == ["test-declining"]
