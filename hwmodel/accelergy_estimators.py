@@ -9,10 +9,10 @@ module registers two estimators, :class:`HwcomponentsStorage` and
 (:mod:`hwmodel.estimators.registry`; importing the module registers them, and
 ``backend="accelergy"`` imports it and asks them first).  They price every component of an
 :class:`~hwmodel.arch.Architecture` through hwcomponents, the way Accelergy and its
-successor AccelForge query it: the component's class names a
-hwcomponents model, its attributes go to the model's constructor, ``hwcomponents``' own
-selection picks the model (priority, then best attribute match), and an action's energy is
-what the model's action returns.  Nothing here re-implements a figure; the built-in
+successor AccelForge query it: the component's class names a hwcomponents model, its
+attributes go to the model's constructor, ``hwcomponents``' own selection picks the model
+(priority, then best attribute match), and an action's energy is what the model's action
+returns.  Nothing here re-implements a figure; the built-in
 estimators (:mod:`hwmodel.estimators`) are fitted to these answers instead
 (``benchmarks/accelergy_table.py``, ``hwmodel/data/accelergy_reference.json``).
 
@@ -52,8 +52,8 @@ shape, both on multiplier_lib's gate-level scale (the same rule as for an ERT's 
 
 **Components hwcomponents has no model for** (``fpmac``, a ``GDDR5`` DRAM) raise
 :class:`NoModel`, and the registry asks the next estimator (the built-in one), the source
-saying so and a note in the table; a model that exists
-but refuses the component (an HBM2 narrower than 1024 bits, a CACTI failure) is an error.
+saying so and a note in the table; a model that exists but refuses the component (an HBM2
+narrower than 1024 bits, a CACTI failure) is an error.
 
 **CACTI**: the ``cacti`` binary inside ``hwcomponents-cacti`` is built against glibc 2.38;
 :func:`rebuild_cacti` rebuilds it from the C++ sources the package ships
@@ -510,7 +510,7 @@ def cycle_seconds(attrs: dict[str, Any]) -> float:
 
 #: The backend these estimators are registered under (``--estimators accelergy``).
 BACKEND = "accelergy"
-#: Timeloop/hwcost classes of storage and of compute units that name a hwcomponents model.
+#: The hwcomponents models of compute units (the other models of HWC_CLASS are storage).
 _COMPUTE_HWC = frozenset({"IntMAC", "IntAdder", "IntMultiplier"})
 
 
