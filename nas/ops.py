@@ -295,8 +295,10 @@ _UNIT_STAGES = (op_specs.ReLU, op_specs.Conv, op_specs.BatchNorm)
 class Chain(nn.Module):
     """The ReLU-conv-BN units of an op spec, in ``net``: the unit's modules when the op has
     one unit (``dil_conv``, the ReLU-1x1 conv-BN preprocessing), else one :class:`Chain` per
-    unit (``sep_conv``: two units, only the first strided).  This is the module nesting (and
-    so the parameter names) of DARTS's ``DilConv``/``SepConv``/``ReLUConvBN``."""
+    unit (``sep_conv``: two units, only the first strided).  This is the nesting of the
+    hand-written ``StdConv``/``DilConv``/``SepConv`` modules it replaces, so parameter names
+    (``net.1.weight``, ``net.0.net.1.weight``...) and saved checkpoints are unchanged.  ``op``
+    (the spec's name) only labels the module's repr."""
 
     def __init__(self, net: nn.Sequential, op: str = ""):
         super().__init__()
