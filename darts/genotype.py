@@ -20,7 +20,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from core.errors import HwcostError
 from darts.macro import CELL_TYPES, MAX_CELL_NODES, NETWORK_LIMITS
@@ -191,15 +190,3 @@ def validate(genotype: Genotype, *, allow_none: bool = False,
 def _no_line(*path: str | int) -> None:
     return None
 
-
-#: Names that moved to :mod:`darts.genotype_io`, still found here for importers not yet
-#: switched (transitional: remove once ``grep -r "darts.genotype import"`` finds none).
-_MOVED_TO_IO = ("load", "loads", "dumps_json", "to_text")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_IO:
-        from darts import genotype_io
-
-        return getattr(genotype_io, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

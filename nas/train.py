@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from core.arithmetic import FloatFormat
 from core.errors import HwcostError
-from darts.genotype import Genotype, dumps_json, loads
+from darts.genotype_io import Genotype, dumps_json, loads
 from multiplier_lib.emulate import set_multiplier
 from multiplier_lib.emulate.quant import set_range_sync
 from multiplier_lib.library import MultiplierResolver
@@ -223,9 +222,7 @@ def evaluate_checkpoint(path: str | Path, multipliers: list[str] | None = None,
     results = []
     for name in multipliers or [None]:
         if name is not None:   # float formats by name, multipliers from the run's library
-            arith = resolver.arithmetic(name)
-            set_multiplier(model, arith.name if isinstance(arith, FloatFormat)
-                           else arith.multiplier)
+            set_multiplier(model, resolver.arithmetic(name))
         loss, acc = accuracy(model, test)
         results.append({"multiplier": name or "as trained", "test_loss": loss,
                         "test_acc": acc, "genotype": genotype})

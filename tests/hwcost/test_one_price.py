@@ -18,7 +18,8 @@ import torch
 from click.testing import CliRunner
 
 from darts.cellgraph import NetworkConfig
-from darts.genotype import PRIMITIVES, load
+from darts.genotype import PRIMITIVES
+from darts.genotype_io import load
 from darts.op_energy import build_op_energy_table
 from darts.pricing import price_network
 from hwcost.cli import cli
@@ -27,8 +28,10 @@ from nas.energy_penalty import expected_energy
 
 MULTS = ["exact8u", "trunc8u_k8"]
 FORCED = "drum8u_k4"
-TINY = ["--dataset", "synthetic", "--epochs", "1", "--layers", "3",
+TINY = ["--dataset", "synthetic", "--input-size", "8", "--epochs", "1", "--layers", "3",
         "--channels", "2", "--batch-size", "16", "--max-steps", "1"]
+#: the trained network as estimate prices it: TINY's cells, channels and image size
+TRAINED = ["--layers", "3", "--channels", "2", "--input", "8x8"]
 
 
 def invoke(*args: str) -> str:
@@ -65,7 +68,7 @@ def test_penalty_at_the_chosen_weights_is_the_estimate_at_the_search_size(search
     network's size, as the estimate command prices it with the same mapper effort."""
     geno = load(searched / "genotype.json")
     context = CostContext.for_spec("eyeriss", effort="fast")
-    table = build_op_energy_table(context, MULTS, layers=3, channels=2, input_size=32,
+    table = build_op_energy_table(context, MULTS, layers=3, channels=2, input_size=8,
                                   classes=10)
     weights = []
     for cell in ("normal", "reduce"):
@@ -82,12 +85,12 @@ def test_penalty_at_the_chosen_weights_is_the_estimate_at_the_search_size(search
         weights.append((alpha, beta))
     (a_n, b_n), (a_r, b_r) = weights
     penalty = float(expected_energy(table, a_n, a_r, b_n, b_r))
-    network = NetworkConfig.from_genotype(geno, layers=3, channels=2, input_size=32,
+    network = NetworkConfig.from_genotype(geno, layers=3, channels=2, input_size=8,
                                           classes=10)
     priced = price_network(geno, network, context).total("energy_pj")
     assert penalty == pytest.approx(priced, rel=1e-9)
-    cli_fast = estimate(searched / "genotype.json", "--effort", "fast", "--layers", "3",
-                        "--channels", "2", "--input", "32x32", "--classes", "10")
+    cli_fast = estimate(searched / "genotype.json", "--effort", "fast", *TRAINED,
+                        "--classes", "10")
     assert priced == pytest.approx(cli_fast, rel=1e-12)
 
 
@@ -100,7 +103,7 @@ def test_train_and_evaluate_report_the_estimate(searched, tmp_path, forced):
     out = tmp_path / "train"
     invoke("train", geno, *TINY, *force, "--out", out)
     reported = json.loads((out / "result.json").read_text())["energy_pj"]
-    wanted = estimate(geno, "--layers", "3", "--channels", "2", *force)
+    wanted = estimate(geno, *TRAINED, *force)
     assert reported == pytest.approx(wanted, rel=1e-12)
     rows = json.loads(invoke("evaluate", out / "checkpoint.pt", "--format", "json"))
     assert rows[0]["multiplier"] == "as trained"
@@ -109,7 +112,7 @@ def test_train_and_evaluate_report_the_estimate(searched, tmp_path, forced):
         swapped = json.loads(invoke("evaluate", out / "checkpoint.pt", "--multiplier", FORCED,
                                     "--format", "json"))
         assert swapped[0]["energy_pj"] == pytest.approx(
-            estimate(geno, "--layers", "3", "--channels", "2", "--multiplier", FORCED),
+            estimate(geno, *TRAINED, "--multiplier", FORCED),
             rel=1e-12)
         assert swapped[0]["energy_pj"] < wanted
 
@@ -135,7 +138,7 @@ def test_sweep_point_reports_the_estimate(tmp_path):
 
     path = tmp_path / "sweep.yaml"
     path.write_text(
-        "data: {dataset: synthetic, synthetic_size: 64}\n"
+        "data: {dataset: synthetic, synthetic_size: 64, input_size: 8}\n"
         f"grid:\n  multipliers: [[{', '.join(MULTS)}]]\n  energy_weight: [0.5]\n"
         "  arch: [eyeriss]\n"
         "search: {epochs: 1, layers: 3, channels: 2, batch_size: 16, max_steps: 1}\n"
@@ -148,6 +151,6 @@ def test_sweep_point_reports_the_estimate(tmp_path):
     geno = tmp_path / "found.json"
     geno.write_text(json.dumps(row["genotype"]))
     assert row["energy_uj"] * 1e6 == pytest.approx(
-        estimate(geno, "--layers", "3", "--channels", "2"), rel=1e-9)
+        estimate(geno, *TRAINED), rel=1e-9)
     assert row["baseline_energy_uj"] * 1e6 == pytest.approx(
-        estimate(geno, "--layers", "3", "--channels", "2", "--multiplier", "fp32"), rel=1e-9)
+        estimate(geno, *TRAINED, "--multiplier", "fp32"), rel=1e-9)
