@@ -92,3 +92,19 @@ budget_option = click.option(
     help="Work units (lower bounds computed + mappings priced) the branch and bound may "
          "spend per layer shape, instead of the effort's (balanced 200, thorough 2000); "
          "deterministic, about 0.1-0.5 ms each.")
+
+
+threads_option = click.option(
+    "--threads", type=click.IntRange(1), default=None,
+    help="CPU threads for torch (default: one per core). Threads waiting for a core that "
+         "another job holds spin and slow every step down: on a busy machine use fewer.")
+
+
+def use_threads(threads: int | None) -> None:
+    """Set torch's thread count and say, in one line, when the machine's load makes that
+    many threads slower."""
+    from nas.threads import apply_threads
+
+    _, warning = apply_threads(threads)
+    if warning:
+        click.echo(warning, err=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import DATASETS, library_option
+from .options import DATASETS, library_option, threads_option, use_threads
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -42,9 +42,10 @@ _DIR = click.Path(file_okay=False, path_type=Path)
               "unless --dry-run.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Check the settings, print them as JSON, exit.")
+@threads_option
 @library_option
 def search(config_path: Path | None, out: Path | None, resume: bool, dry_run: bool,
-           library_dir: Path | None, **options) -> None:
+           threads: int | None, library_dir: Path | None, **options) -> None:
     """Search a DARTS cell with approximate multipliers and an energy penalty.
 
     Writes genotype.json, search.csv (one row per epoch), checkpoint.pt (atomic, every
@@ -73,6 +74,7 @@ def search(config_path: Path | None, out: Path | None, resume: bool, dry_run: bo
     if out is None:
         raise click.UsageError("Missing option '--out' (the run folder).")
 
+    use_threads(threads)
     from tqdm import tqdm
 
     bar = tqdm(desc="search", unit="step", disable=None)  # silent when not a terminal

@@ -20,8 +20,10 @@ from .tables import render
 @click.option("--num-cpus", type=click.IntRange(1), help="CPUs of the local Ray cluster "
                                                           "(default: all).")
 @click.option("--dry-run", is_flag=True, help="Print the grid and exit.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="CPU threads of each point (default: the sweep file's resources.cpus).")
 def sweep(config_path: Path, out: Path | None, address: str | None, num_cpus: int | None,
-          dry_run: bool) -> None:
+          dry_run: bool, threads: int | None) -> None:
     """Run every point of a grid (multipliers, energy weights, penalties, accelerators,
     seeds, network sizes) as a Ray task; write one table and a Pareto plot.
 
@@ -53,7 +55,8 @@ def sweep(config_path: Path, out: Path | None, address: str | None, num_cpus: in
         bar.update(1)
 
     try:
-        rows = run_sweep(spec, out, address=address, num_cpus=num_cpus, progress=progress)
+        rows = run_sweep(spec, out, address=address, num_cpus=num_cpus, progress=progress,
+                         threads=threads)
     finally:
         bar.close()
     table = []

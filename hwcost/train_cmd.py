@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import DATASETS, library_option
+from .options import DATASETS, library_option, threads_option, use_threads
 from .tables import render
 
 _DIR = click.Path(file_okay=False, path_type=Path)
@@ -41,12 +41,13 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, type=_DIR)
 @click.option("--resume", is_flag=True)
+@threads_option
 @library_option
 def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: str,
           input_size: int | None, download: bool, epochs: int, layers: int, channels: int,
           batch_size: int,
           auxiliary: bool, cutout: int, drop_path: float, backend: str, arch: str,
-          max_steps: int | None, seed: int, out: Path, resume: bool,
+          max_steps: int | None, seed: int, out: Path, resume: bool, threads: int | None,
           library_dir: Path | None) -> None:
     """Train the evaluation network of a genotype with approximate multipliers (QAT).
 
@@ -79,6 +80,7 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
                       layers=layers, channels=channels, batch_size=batch_size,
                       auxiliary=auxiliary, cutout=cutout, drop_path=drop_path,
                       multiplier=multiplier, backend=backend, seed=seed, max_steps=max_steps)
+    use_threads(threads)
     from tqdm import tqdm
 
     bar = tqdm(desc="train", unit="step", disable=None)  # silent when not a terminal
@@ -112,9 +114,11 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
 @click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton"]))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
+@threads_option
 @library_option
 def evaluate(checkpoint_path: Path, multipliers: tuple[str, ...], arch: str,
-             backend: str | None, fmt: str, library_dir: Path | None) -> None:
+             backend: str | None, fmt: str, threads: int | None,
+             library_dir: Path | None) -> None:
     """Accuracy and energy of a trained network under one or more multipliers.
 
     \b
@@ -127,6 +131,7 @@ def evaluate(checkpoint_path: Path, multipliers: tuple[str, ...], arch: str,
     from nas.checkpoint import load as load_ckpt
     from nas.train import evaluate_checkpoint, network_energy, trained_network
 
+    use_threads(threads)
     library = None if library_dir is None else str(library_dir)
     results = evaluate_checkpoint(checkpoint_path, list(multipliers) or None, backend,
                                   library)

@@ -9,19 +9,29 @@ with ``w+- = w +- eps grad_w' L_val``.
 The architecture loss is ``arch_loss(val_loss, expected_energy())``: the penalty sees the
 real validation cross-entropy, so forms that multiply it (FBNet's ``CE * a * log(E) ** b``)
 work as well as additive ones.  Without ``arch_loss`` it is the validation loss alone.
+
+The first-order step differentiates with the network's weights frozen (``requires_grad``
+off for the forward and backward): DARTS discards the weight gradients of this step anyway,
+and not computing them is most of its backward (the alpha gradients are bit-identical).
+A loss function may return ``(loss, logits)``; the step then keeps the validation logits
+(:attr:`Architect.val_logits`), so the search can report validation accuracy without a second
+forward that would feed the validation batch to BatchNorm and the quantizers again.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from core.errors import HwcostError
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``loss_fn(model, x, y)`` -> the loss, or ``(loss, logits)``
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor],
+                  torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
 #: ``arch_loss(val_loss, expected_energy)`` -> the loss the architecture step minimises
 ArchLoss = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -42,6 +52,17 @@ class Architect:
         self.arch_loss = arch_loss
         self.expected_energy = expected_energy
         self._virtual = copy.deepcopy(model) if order == "second" else None
+        #: the logits of the last validation forward (when the loss function gives them)
+        self.val_logits: torch.Tensor | None = None
+
+    def _loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+              validation: bool = False) -> torch.Tensor:
+        out = self.loss_fn(model, x, y)
+        if isinstance(out, tuple):
+            out, logits = out
+            if validation:
+                self.val_logits = logits.detach()
+        return out
 
     def _penalised(self, loss: torch.Tensor) -> torch.Tensor:
         if self.arch_loss is None:
@@ -53,11 +74,13 @@ class Architect:
              w_optimizer: torch.optim.Optimizer) -> torch.Tensor:
         """One architecture update; returns the validation loss (without the penalty)."""
         self.optimizer.zero_grad()
+        self.val_logits = None
         if self.order == "first":
-            val_loss = self.loss_fn(self.model, x_val, y_val)
-            if not torch.isfinite(val_loss):
-                raise FloatingPointError("validation loss is not finite")
-            self._penalised(val_loss).backward()
+            with _frozen(self.model.weights()):
+                val_loss = self._loss(self.model, x_val, y_val, validation=True)
+                if not torch.isfinite(val_loss):
+                    raise FloatingPointError("validation loss is not finite")
+                self._penalised(val_loss).backward()
         else:
             val_loss = self._unrolled_backward(x_train, y_train, x_val, y_val, lr, w_optimizer)
             if not torch.isfinite(val_loss):
@@ -67,7 +90,7 @@ class Architect:
 
     # ------------------------------------------------------------------ second order
     def _virtual_step(self, x, y, lr: float, w_optimizer: torch.optim.Optimizer) -> None:
-        loss = self.loss_fn(self.model, x, y)
+        loss = self._loss(self.model, x, y)
         weights = list(self.model.weights())
         grads = torch.autograd.grad(loss, weights, allow_unused=True)
         with torch.no_grad():
@@ -81,7 +104,7 @@ class Architect:
 
     def _unrolled_backward(self, x_train, y_train, x_val, y_val, lr, w_optimizer):
         self._virtual_step(x_train, y_train, lr, w_optimizer)
-        val_loss = self.loss_fn(self._virtual, x_val, y_val)
+        val_loss = self._loss(self._virtual, x_val, y_val, validation=True)
         v_alphas = list(self._virtual.alphas())
         v_weights = list(self._virtual.weights())
         grads = torch.autograd.grad(self._penalised(val_loss), v_alphas + v_weights,
@@ -106,7 +129,7 @@ class Architect:
             with torch.no_grad():
                 for w, g in zip(weights, d_w, strict=True):
                     w.add_(g, alpha=sign * eps)
-            loss = self.loss_fn(self.model, x, y)
+            loss = self._loss(self.model, x, y)
             return [torch.zeros_like(a) if g is None else g
                     for a, g in zip(alphas, torch.autograd.grad(loss, alphas,
                                                                 allow_unused=True),
@@ -118,3 +141,17 @@ class Architect:
             for w, g in zip(weights, d_w, strict=True):
                 w.add_(g, alpha=eps)       # back to w
         return [(p - m) / (2 * eps) for p, m in zip(plus, minus, strict=True)]
+
+
+@contextmanager
+def _frozen(params) -> Iterator[None]:
+    """``requires_grad`` off for ``params`` inside the block (restored after, also on error),
+    so a backward through them computes no gradient for them."""
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)

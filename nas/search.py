@@ -278,7 +278,8 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
         return total.to(val_loss.dtype)
 
     def loss_fn(net, x, y):
-        return F.cross_entropy(net(x), y)
+        logits = net(x)
+        return F.cross_entropy(logits, y), logits
 
     w_opt = torch.optim.SGD(model.weights(), cfg.w_lr, momentum=cfg.w_momentum,
                             weight_decay=cfg.w_weight_decay)
@@ -326,8 +327,9 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
             stats["train_loss"] += loss.item()
             stats["train_acc"] += float((logits.argmax(1) == yw).float().mean())
             stats["val_loss"] += float(val_loss)
-            with torch.no_grad():
-                stats["val_acc"] += float((model(xa).argmax(1) == ya).float().mean())
+            # the architecture step's own validation logits: a second forward would feed the
+            # batch to BatchNorm statistics and quantizer ranges again
+            stats["val_acc"] += float((architect.val_logits.argmax(1) == ya).float().mean())
             stats["n"] += 1
             if progress is not None:
                 progress(epoch, step)

@@ -393,8 +393,10 @@ def _remote_point(sweep_dict: dict, point_dict: dict, folder: str, threads: int)
 
 
 def run_sweep(sweep: Sweep, out: str | Path, address: str | None = None,
-              num_cpus: int | None = None, progress=None) -> list[dict]:
-    """Run every point not finished yet on Ray; write the table and the plot; return rows."""
+              num_cpus: int | None = None, progress=None,
+              threads: int | None = None) -> list[dict]:
+    """Run every point not finished yet on Ray; write the table and the plot; return rows.
+    ``threads``: torch threads of each point (default: the point's ``resources.cpus``)."""
     out = Path(out)
     (out / "points").mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict] = {}
@@ -412,7 +414,7 @@ def run_sweep(sweep: Sweep, out: str | Path, address: str | None = None,
         task = ray.remote(num_cpus=sweep.cpus, num_gpus=sweep.gpus)(_remote_point)
         sweep_dict = {k: v for k, v in asdict(sweep).items() if k != "points"}
         pending = {task.remote(sweep_dict, asdict(p), str(out / "points" / p.id),
-                               max(1, int(sweep.cpus))): p for p in todo}
+                               threads or max(1, int(sweep.cpus))): p for p in todo}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

@@ -55,21 +55,23 @@ def _resolve(multiplier: MultiplierSpec) -> Multiplier:
     return resolve(multiplier)
 
 
-_LUT_TENSORS: dict[int, tuple[Multiplier, torch.Tensor]] = {}
+_LUT_TENSORS: dict[int, tuple[Multiplier, torch.Tensor, int]] = {}
 
 
-def _lut_tensor(mult: Multiplier) -> torch.Tensor:
-    """One int32 tensor per multiplier object, shared by every layer using it: backends cache
-    their prepared tables per tensor, so a supernet's thousand convs with one multiplier
-    prepare its tables once, not once per layer."""
+def _lut_entry(mult: Multiplier) -> tuple[torch.Tensor, int]:
+    """One int32 tensor per multiplier object, shared by every layer using it, and its
+    largest magnitude: backends cache their prepared tables per tensor, so a supernet's
+    thousand convs with one multiplier prepare its tables once (and scan it for its peak
+    once), not once per layer."""
     hit = _LUT_TENSORS.get(id(mult))
     if hit is not None and hit[0] is mult:
-        return hit[1]
+        return hit[1], hit[2]
     lut = torch.as_tensor(mult.lut, dtype=torch.int32).contiguous()
     if len(_LUT_TENSORS) > 256:
         _LUT_TENSORS.clear()
-    _LUT_TENSORS[id(mult)] = (mult, lut)
-    return lut
+    peak = int(lut.abs().max())
+    _LUT_TENSORS[id(mult)] = (mult, lut, peak)
+    return lut, peak
 
 
 class _ApproxMixin:
@@ -116,13 +118,13 @@ class _ApproxMixin:
         self.multiplier = mult
         self.candidates = None   # one multiplier again (set_candidates re-adds its list)
         self.candidate_luts = None
-        lut = _lut_tensor(mult)
+        lut, peak = _lut_entry(mult)
         if hasattr(self, "lut"):
             self.lut = lut
         else:
             self.register_buffer("lut", lut, persistent=False)
         self._grad_tables = None
-        self._lut_peak = int(lut.abs().max())
+        self._lut_peak = peak
         same_domain = old is not None and (old.a_bits, old.b_bits, old.signed) == (
             mult.a_bits, mult.b_bits, mult.signed)
         if not same_domain:
@@ -166,8 +168,9 @@ class _ApproxMixin:
                     f"domain; {first.name} and {m.name} differ in operand bits or signedness")
         self.set_multiplier(first)
         self.candidates = tuple(mults)
-        self.candidate_luts = tuple(_lut_tensor(m) for m in mults)
-        self._lut_peak = max(int(lut.abs().max()) for lut in self.candidate_luts)
+        entries = [_lut_entry(m) for m in mults]
+        self.candidate_luts = tuple(lut for lut, _ in entries)
+        self._lut_peak = max(peak for _, peak in entries)
 
     @property
     def n_candidates(self) -> int:

@@ -228,3 +228,76 @@ def test_search_config_from_merged_settings():
     assert err.value.file == "s.yaml"
     with pytest.raises(HwcostError, match="unknown multiplier 'nope8u'"):
         SearchConfig.from_settings({"multiplier": "nope8u"})
+
+
+@pytest.mark.parametrize("conv", ["plain", "approx", "candidates"])
+def test_frozen_weight_architect_step_gives_the_same_alpha_gradients(conv):
+    """The first-order step differentiates with the weights frozen: its alpha (and beta)
+    gradients are bit-identical to a backward through everything, and it leaves no weight
+    gradient behind (the plain backward fills every weight's .grad)."""
+    from nas.architect import Architect
+    from nas.ops import approx_conv, plain_conv
+    from nas.search_cnn import SearchCNN
+
+    def build():
+        torch.manual_seed(0)
+        if conv == "plain":
+            return SearchCNN(2, 10, 3, conv=plain_conv)
+        if conv == "approx":
+            return SearchCNN(2, 10, 3, conv=approx_conv("trunc8u_k6c", backend="reference"))
+        names = ["exact8u", "trunc8u_k6c"]
+        return SearchCNN(2, 10, 3, conv=approx_conv(names[0], backend="reference"),
+                         multipliers=names,
+                         multiplier_conv=lambda ns: approx_conv(ns, backend="reference"))
+
+    def loss_fn(net, x, y):
+        logits = net(x)
+        return torch.nn.functional.cross_entropy(logits, y), logits
+
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,))
+    frozen = build()
+    arch = Architect(frozen, loss_fn, torch.optim.SGD(frozen.alphas(), 0.0), "first")
+    arch.step(x, y, x, y, 0.025, torch.optim.SGD(frozen.weights(), 0.025))
+    assert all(w.grad is None for w in frozen.weights())
+    assert all(w.requires_grad for w in frozen.weights())          # restored
+    assert arch.val_logits is not None and arch.val_logits.shape == (4, 10)
+    plain = build()
+    plain_loss, _ = loss_fn(plain, x, y)
+    plain_loss.backward()                                           # the old way
+    assert any(w.grad is not None for w in plain.weights())
+    pairs = list(zip(frozen.alphas(), plain.alphas(), strict=True))
+    assert len(pairs) == (2 if conv != "candidates" else 4)
+    for a, b in pairs:
+        assert torch.equal(a.grad, b.grad)
+
+
+def test_validation_batches_reach_batchnorm_and_quantizers_once_per_step(tmp_path,
+                                                                         monkeypatch):
+    """Each search step runs one architecture forward on the validation batch and one
+    weight forward on the training batch, nothing else (a third, accuracy-only forward in
+    train mode used to feed the validation batch to BatchNorm and the quantizer observers
+    again): the supernet's forward runs twice per step, and BatchNorm counts two batches."""
+    from nas import checkpoint
+    from nas.search_cnn import SearchCNN
+
+    calls = []
+    forward = SearchCNN.forward
+
+    def counted(self, *a, **k):
+        calls.append(self.training)
+        return forward(self, *a, **k)
+
+    monkeypatch.setattr(SearchCNN, "forward", counted)
+
+    out = tmp_path / "run"
+    args = ["search", "--dataset", "synthetic", "--input-size", "8", "--epochs", "1",
+            "--layers", "3", "--channels", "2", "--batch-size", "8", "--backend", "reference",
+            "--multiplier", "trunc8u_k6c", "--max-steps", "3", "--out", str(out)]
+    res = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert calls == [True] * (2 * 3)
+    state = checkpoint.load(out / "checkpoint.pt")["model"]
+    tracked = {k: int(v) for k, v in state.items() if k.endswith("num_batches_tracked")}
+    assert tracked and set(tracked.values()) == {2 * 3}, sorted(set(tracked.values()))
+    rows = list(csv.DictReader(open(out / "search.csv")))
+    assert 0.0 <= float(rows[0]["val_acc"]) <= 1.0

@@ -1,0 +1,56 @@
+"""How many CPU threads torch uses for a search, a training run or an evaluation.
+
+On a small machine the thread count decides the speed more than anything else: torch's
+OpenMP threads spin while they wait for a core, so with one core taken by another job a
+2-thread step on 2 cores ran 12x slower than at 1 thread (33 s of CPU time against 2.9 s).
+:func:`apply_threads` sets the count (``--threads``; default :data:`DEFAULT_THREADS`, what
+``benchmarks/bench_search.py`` measured fastest on an idle machine) and warns, in one line,
+when the machine's load leaves fewer idle cores than threads.
+"""
+
+from __future__ import annotations
+
+import os
+
+from core.errors import HwcostError
+
+#: threads when ``--threads`` is not given: ``None`` keeps torch's default (one per core)
+DEFAULT_THREADS: int | None = None
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def load_warning(threads: int, n_cores: int, load: float) -> str | None:
+    """The warning for ``threads`` threads on ``n_cores`` cores at 1-minute ``load``, or
+    ``None`` when the idle cores suffice (one thread never spins on another)."""
+    idle = n_cores - load
+    if threads <= 1 or threads <= idle + 0.5:
+        return None
+    return (f"warning: {threads} threads on {n_cores} cores with a load average of "
+            f"{load:.1f}: threads waiting for a busy core spin and slow every step down "
+            f"(up to 12x measured); use --threads {max(1, int(idle + 0.5))} or stop the other "
+            "jobs")
+
+
+def apply_threads(threads: int | None) -> tuple[int, str | None]:
+    """Set torch's thread count; returns it and the load warning to show (if any)."""
+    import torch
+
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise HwcostError(f"--threads must be a positive integer, not {threads!r}")
+    wanted = threads if threads is not None else DEFAULT_THREADS
+    if wanted is not None:
+        torch.set_num_threads(wanted)
+    n = torch.get_num_threads()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return n, None
+    return n, load_warning(n, cores(), load)
