@@ -8,9 +8,12 @@ kernel lives in ``multiplier_lib/emulate/csrc/lut_kernels.cpp`` and is compiled 
 with :func:`torch.utils.cpp_extension.load` (a plain ``TORCH_LIBRARY`` op library, not a
 pybind module, because that compiles in seconds rather than a minute).  The build is cached
 under ``$HWCOST_CACHE/torch_extensions`` (default ``~/.cache/hwcost/torch_extensions``) in a
-folder keyed by a hash of the source, the torch version and the Python version, so an edited
-kernel or an upgraded torch never loads a stale binary.  :func:`build` lets CI or an install
-step pay the compile cost up front.
+folder keyed by a hash of everything the build depends on (:func:`_build_inputs`: sources,
+flags, the torch installation, Python ABI, compiler and platform), so an edited kernel, an
+upgraded torch or another virtual environment never loads a binary that is not its own, and
+environments sharing the cache never rebuild each other's.  Builds are made under a lock and
+published whole (:mod:`.kernel_cache`); a complete build is loaded without compiling, and
+without needing ninja.  :func:`build` lets CI or an install step pay the compile cost up front.
 
 Accumulation is int32 (wrap-around, like the reference's final cast).  The contract only
 promises exact sums while ``K * max|lut| < 2**31``; this backend checks that and raises
@@ -21,9 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import shlex
 import shutil
+import subprocess
 import sys
+import sysconfig
 import threading
 import warnings
 from pathlib import Path
@@ -34,6 +40,7 @@ import torch
 
 from core.errors import HwcostError
 
+from . import kernel_cache
 from .contract import FusedConv
 
 _CSRC = Path(__file__).resolve().parent.parent / "csrc"
@@ -93,16 +100,82 @@ def _cflags() -> list[str]:
     return ["-O3", "-ffp-contract=off", *omp]
 
 
-def _source_key() -> str:
-    """Hash of everything that makes a built binary reusable (sources, flags, torch, Python)."""
-    h = hashlib.sha256()
-    h.update(repr(_cflags()).encode())
-    for name in _SOURCES:
-        h.update(name.encode())
-        h.update((_CSRC / name).read_bytes())
-    h.update(torch.__version__.encode())
-    h.update(f"{sys.version_info[0]}.{sys.version_info[1]}".encode())
-    return h.hexdigest()[:16]
+def _ldflags() -> list[str]:
+    return [f for f in _cflags() if f == "-fopenmp"]
+
+
+def _cxx_command() -> list[str]:
+    """The compiler torch's build will run (``$CXX``, default ``c++``), split into words."""
+    return shlex.split(os.environ.get("CXX", "")) or ["c++"]
+
+
+def _compiler_identity(cxx: list[str]) -> dict[str, object]:
+    """The compiler as the key sees it: the command, the file it resolves to and what it
+    says its version is (an upgraded or switched compiler gets a fresh build)."""
+    found = shutil.which(cxx[0])
+    try:
+        run = subprocess.run([*cxx, "--version"], capture_output=True, text=True, timeout=60,
+                             check=False)
+        version = (run.stdout + run.stderr).strip() + f" (exit {run.returncode})"
+    except (OSError, subprocess.SubprocessError) as err:
+        version = f"unavailable: {err}"
+    return {"command": cxx, "path": os.path.realpath(found) if found else None,
+            "version": version}
+
+
+def _torch_installation() -> dict[str, object]:
+    """The torch the kernel is compiled and linked against: where it is installed, its
+    version and build, and the include and library folders torch's build hands the
+    compiler.  Two virtual environments with the same torch version differ here."""
+    from torch.utils import cpp_extension
+
+    where = Path(torch.__file__).resolve().parent
+    try:
+        version_py = hashlib.sha256((where / "version.py").read_bytes()).hexdigest()
+    except OSError:
+        version_py = None
+    return {"path": str(where), "version": torch.__version__,
+            "git_version": getattr(torch.version, "git_version", None),
+            "version_py": version_py,
+            "cxx11_abi": bool(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", False)),
+            "include_paths": [str(p) for p in cpp_extension.include_paths()],
+            "library_paths": [str(p) for p in cpp_extension.library_paths()]}
+
+
+def _python_abi() -> dict[str, object]:
+    scheme = "nt" if os.name == "nt" else "posix_prefix"    # the one torch's build uses
+    return {"version": sys.version, "cache_tag": sys.implementation.cache_tag,
+            "abiflags": getattr(sys, "abiflags", ""),
+            "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
+            "include": sysconfig.get_path("include", scheme=scheme)}
+
+
+def _platform() -> dict[str, object]:
+    return {"system": sys.platform, "machine": platform.machine(),
+            "libc": list(platform.libc_ver())}
+
+
+# compiler environment variables that change what the compiler finds (include and library
+# search paths); recorded only when set
+_COMPILER_ENV = ("CPATH", "CPLUS_INCLUDE_PATH", "C_INCLUDE_PATH", "LIBRARY_PATH")
+
+
+def _build_inputs(cxx: list[str] | None = None) -> dict[str, object]:
+    """Everything that goes into the kernel build: what the cache key hashes (and what the
+    build folder's marker records)."""
+    return {"schema": 1,
+            "sources": {name: hashlib.sha256((_CSRC / name).read_bytes()).hexdigest()
+                        for name in _SOURCES},
+            "cflags": _cflags(), "ldflags": _ldflags(),
+            "torch": _torch_installation(), "python": _python_abi(),
+            "compiler": _compiler_identity(cxx or _cxx_command()),
+            "compiler_env": {k: os.environ[k] for k in _COMPILER_ENV if k in os.environ},
+            "platform": _platform()}
+
+
+def _build_key(inputs: dict[str, object] | None = None) -> str:
+    """The cache key: a hash of :func:`_build_inputs`."""
+    return kernel_cache.key_of(_build_inputs() if inputs is None else inputs)
 
 
 def _first_error_line(text: str) -> str:
@@ -114,50 +187,57 @@ def _first_error_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _compile() -> SimpleNamespace:
-    from torch.utils import cpp_extension
-
-    cxx = (shlex.split(os.environ.get("CXX", "")) or ["c++"])[0]
-    if shutil.which(cxx) is None:
+def _kernel_namespace() -> str:
+    """Load this environment's kernel (building it if the cache has no complete build for
+    its key) and return its op namespace."""
+    cxx = _cxx_command()
+    if shutil.which(cxx[0]) is None:
         raise HwcostError(
-            f"the cpu emulation backend needs a C++ compiler to build its kernel, and {cxx!r} "
-            "was not found; install one (e.g. `apt-get install g++` or Xcode command line "
-            "tools), set CXX, or use the 'reference' backend")
-    if not cpp_extension.is_ninja_available():
-        raise HwcostError(
-            "the cpu emulation backend builds its kernel with ninja, which was not found; "
-            "install it with `pip install ninja`, or use the 'reference' backend")
-    key = _source_key()
+            f"the cpu emulation backend needs a C++ compiler to build its kernel, and "
+            f"{cxx[0]!r} was not found; install one (e.g. `apt-get install g++` or Xcode "
+            "command line tools), set CXX, or use the 'reference' backend")
+    inputs = _build_inputs(cxx)
+    key = _build_key(inputs)
     namespace = f"hwcost_lut_{key}"
-    build_dir = _cache_root() / namespace
-    try:
-        build_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise HwcostError(f"cannot create the kernel build folder {build_dir}: {err}; "
-                          "set HWCOST_CACHE to a writable folder") from err
-    cflags = _cflags()
-    try:
-        with warnings.catch_warnings():
-            # torch warns about compiler versions it has not vetted; the build either works or
-            # fails with an error reported below.
-            warnings.simplefilter("ignore")
-            cpp_extension.load(
-                name=namespace,
-                sources=[str(_CSRC / name) for name in _SOURCES],
-                extra_cflags=[*cflags, f"-DHWCOST_NS={namespace}"],
-                extra_ldflags=[f for f in cflags if f == "-fopenmp"],
-                build_directory=str(build_dir),
-                is_python_module=False,
-                verbose=False,
-            )
-    except Exception as err:  # compiler errors, linker errors, load errors
-        detail = _first_error_line(str(err))
-        raise HwcostError(
-            "building the cpu emulation kernel failed"
-            + (f": {detail}" if detail else "")
-            + f" (build folder {build_dir}); make sure a C++17 compiler (g++ or clang++) and "
-            "ninja are installed, or use the 'reference' backend") from err
-    lib = getattr(torch.ops, namespace)
+    root = _cache_root()
+
+    def build_into(folder: Path) -> str:
+        from torch.utils import cpp_extension
+
+        if not cpp_extension.is_ninja_available():
+            raise HwcostError(
+                "the cpu emulation backend builds its kernel with ninja, which was not found; "
+                "install it with `pip install ninja`, or use the 'reference' backend")
+        try:
+            with warnings.catch_warnings():
+                # torch warns about compiler versions it has not vetted; the build either
+                # works or fails with an error reported below.
+                warnings.simplefilter("ignore")
+                library = cpp_extension.load(
+                    name=namespace,
+                    sources=[str(_CSRC / name) for name in _SOURCES],
+                    extra_cflags=[*_cflags(), f"-DHWCOST_NS={namespace}"],
+                    extra_ldflags=_ldflags(),
+                    build_directory=str(folder),
+                    is_python_module=False,
+                    verbose=False,
+                )
+        except Exception as err:  # compiler errors, linker errors, load errors
+            detail = _first_error_line(str(err))
+            raise HwcostError(
+                "building the cpu emulation kernel failed"
+                + (f": {detail}" if detail else "")
+                + f" (build folder {root / namespace}); make sure a C++17 compiler (g++ or "
+                "clang++) and ninja are installed, or use the 'reference' backend") from err
+        return Path(library).name
+
+    kernel_cache.obtain(root, namespace, key, inputs, build=build_into,
+                        load=lambda path: torch.ops.load_library(str(path)))
+    return namespace
+
+
+def _compile() -> SimpleNamespace:
+    lib = getattr(torch.ops, _kernel_namespace())
     return SimpleNamespace(conv2d=lib.conv2d_lut, linear=lib.linear_lut,
                            approx_conv2d=lib.approx_conv2d, ste_operands=lib.ste_operands,
                            simd_level=lib.simd_level, set_simd_level=lib.set_simd_level,
