@@ -17,8 +17,9 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML file of search settings (keys as the option names, '_' for '-').")
 @click.option("--dataset", type=click.Choice(list(DATASETS)),
-              help="cifar10 (default), cifar100, svhn, synthetic, folder (ImageFolder tree), "
-              "npz (arrays x_train, y_train, x_test, y_test).")
+              help="cifar10 (default), cifar100, svhn, synthetic, digits (scikit-learn's "
+              "scans), folder (ImageFolder tree), npz (arrays x_train, y_train, x_test, "
+              "y_test).")
 @click.option("--data-dir", help="Folder with the data set's files (npz: the .npz file).")
 @click.option("--input-size", type=click.IntRange(8, 1024),
               help="Resize images to this square size (folder data: 32 by default).")

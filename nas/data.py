@@ -524,9 +524,9 @@ def make_loaders(
     ``train_portion`` trains the weights, the rest the architecture (both augmented, as in
     DARTS).  ``search=False``: the full training set (augmented) and the test set (plain).
     ``synthetic_size`` is the synthetic training-set size; its test set is a quarter of that.
-    ``input_size`` resizes the images (the ``folder`` images always are: default 32); the
-    ``folder``, ``npz`` and ``svhn`` data sets normalise with their training split's
-    statistics.
+    ``input_size`` resizes the images (the ``folder`` images always are: default 32; the
+    ``digits`` ones too: default 16); the ``digits``, ``folder``, ``npz`` and ``svhn`` data
+    sets normalise with their training split's statistics.
     """
     if dataset not in DATASETS:
         raise HwcostError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
@@ -542,10 +542,14 @@ def make_loaders(
         train_x, train_y = imgs[:synthetic_size], labs[:synthetic_size]
         test_x, test_y = imgs[synthetic_size:], labs[synthetic_size:]
         mean, std, classes = _SYNTHETIC_MEAN, _SYNTHETIC_STD, synthetic_classes
-    elif dataset in FILE_DATASETS:
+    elif dataset in FILE_DATASETS or dataset == "digits":
         from nas import data_files
 
-        if dataset == "folder":
+        if dataset == "digits":      # scikit-learn's real scans, upsampled
+            from nas.digits import load_digits
+
+            files = load_digits(input_size)
+        elif dataset == "folder":
             files = data_files.load_folder(data_dir, input_size or 32)
         elif dataset == "npz":
             files = data_files.load_npz(data_dir, input_size)
@@ -562,7 +566,7 @@ def make_loaders(
         if not search:
             test_x, test_y = load_cifar(data_dir, dataset, train=False)
         mean, std, classes = src.mean, src.std, src.classes
-    if input_size is not None and dataset not in FILE_DATASETS:
+    if input_size is not None and dataset not in (*FILE_DATASETS, "digits"):
         from nas.data_files import resize
 
         train_x = resize(train_x, input_size)

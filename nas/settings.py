@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from core.errors import HwcostError
 
 #: the data sets ``--dataset`` accepts (here, torch-free, so ``hwcost --help`` stays fast)
-DATASETS = ("cifar10", "cifar100", "svhn", "synthetic", "folder", "npz")
+DATASETS = ("cifar10", "cifar100", "svhn", "synthetic", "digits", "folder", "npz")
 
 
 @dataclass
