@@ -18,10 +18,10 @@ Rows (b)-(d) step with :class:`nas.architect.Architect` and the weight step of
 :func:`nas.search.run_search`, so changes there show up here.  The parameter counts of all
 rows and the MACs of (a) and (b) (forward hooks on the convs and the classifier) are
 checked equal: the rows time the same network.  Each row is warmed up, then timed
-``--repeat`` times; the table gives the best and the median step, their ratios to (a) and
-(b), and the targets of issue 20 (float <= 1.0x the plain DARTS, one multiplier <= 1.3x
-float, three candidates <= 1.6x float).  ``--profile ROW`` prints torch.profiler's busiest
-ops for one step of that row.
+``--repeat`` times, the rows interleaved (a b c d a b c d ...); the table gives the best
+and the median step, their ratios to (a) and (b), and the targets of issue 20 (float <=
+1.0x the plain DARTS, one multiplier <= 1.3x float, three candidates <= 1.6x float).
+``--profile ROWS`` prints torch.profiler's busiest ops for one step of each of those rows.
 
 Run: ``python benchmarks/bench_search.py [--layers 5 --channels 8] [--threads 1]``
 """
@@ -434,11 +434,17 @@ def main(argv: list[str] | None = None) -> int:
     if macs["a"] != macs["b"]:
         raise SystemExit(f"not the same supernet: MACs {macs}")
 
-    results: dict[str, list[float]] = {}
-    for row in rows:
-        _, step = build(row, args)
-        results[row] = time_steps(step, args.warmup, args.repeat)
-        del step
+    # rows interleaved, one step each per round, so that a drift of the machine's speed
+    # (other jobs, clocks) spreads over every row instead of falling on one
+    steps = {row: build(row, args)[1] for row in rows}
+    for step in steps.values():
+        for _ in range(args.warmup):
+            step()
+    results: dict[str, list[float]] = {row: [] for row in rows}
+    for _ in range(args.repeat):
+        for row, step in steps.items():
+            results[row].append(time_steps(step, 0, 1)[0])
+    del steps
 
     best = {r: min(t) for r, t in results.items()}
     med = {r: statistics.median(t) for r, t in results.items()}
@@ -457,8 +463,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{ratio(row, 'b'):>7}  {verdict}")
     load1 = load_average()
     if load0 is not None and load1 is not None:
-        quiet = max(load0, load1) <= 1.5
-        print(f"load average (1 min) {load0:.2f} before, {load1:.2f} after"
+        # judged on the load before the run: the one after counts this run's own threads
+        quiet = load0 <= 1.5
+        print(f"load average (1 min) {load0:.2f} before, {load1:.2f} after (this run's "
+              f"{args.threads} thread(s) included)"
               + ("" if quiet else ": NOT a quiet machine, figures are inflated"))
     for row in args.profile:
         if row in ROWS:
