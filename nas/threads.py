@@ -2,7 +2,8 @@
 
 On a small machine the thread count decides the speed more than anything else: torch's
 OpenMP threads spin while they wait for a core, so with one core taken by another job a
-2-thread step on 2 cores ran 12x slower than at 1 thread (33 s of CPU time against 2.9 s).
+2-thread step on 2 cores ran 11x slower than at 1 thread (72.6 s against 6.4 s; 33 s of CPU time
+against 2.9 s).
 :func:`apply_threads` sets the count (``--threads``; default :data:`DEFAULT_THREADS`, what
 ``benchmarks/bench_search.py`` measured fastest on an idle machine) and warns, in one line,
 when the machine's load leaves fewer idle cores than threads.
@@ -14,7 +15,8 @@ import os
 
 from core.errors import HwcostError
 
-#: threads when ``--threads`` is not given: ``None`` keeps torch's default (one per core)
+#: threads when ``--threads`` is not given: ``None`` keeps torch's default, one per core (on the
+#: idle 2-core machine 2 threads beat 1 by 0-14 % per search step, benchmarks/bench_search.py)
 DEFAULT_THREADS: int | None = None
 
 
@@ -34,7 +36,7 @@ def load_warning(threads: int, n_cores: int, load: float) -> str | None:
         return None
     return (f"warning: {threads} threads on {n_cores} cores with a load average of "
             f"{load:.1f}: threads waiting for a busy core spin and slow every step down "
-            f"(up to 12x measured); use --threads {max(1, int(idle + 0.5))} or stop the other "
+            f"(11x measured); use --threads {max(1, int(idle + 0.5))} or stop the other "
             "jobs")
 
 
