@@ -45,7 +45,7 @@ def test_custom_library_multiplier_in_search_train_evaluate_and_estimate(tmp_pat
     res = run("evaluate", ckpt, "--multiplier", "mymul", "--multiplier", "exact8u",
               "--arch", "edge", "--format", "json")   # the training run's library is kept
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output)
+    rows = json.loads(res.stdout)
     assert [r["multiplier"] for r in rows] == ["mymul", "exact8u"]
 
     res = run("estimate", GENO, "--arch", "edge", "--multiplier", "mymul", "--multiplier",

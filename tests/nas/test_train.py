@@ -59,7 +59,7 @@ def test_cli_train_then_evaluate_table(tmp_path):
                               "exact8u", "--multiplier", "trunc8u_k8", "--multiplier", "fp32",
                               "--arch", "edge", "--format", "json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output)
+    rows = json.loads(res.stdout)
     assert [r["multiplier"] for r in rows] == ["exact8u", "trunc8u_k8", "fp32"]
     assert rows[1]["energy_pj"] < rows[0]["energy_pj"]    # same network, cheaper products
     # the float baseline: the same weights run in float, priced on the float design
