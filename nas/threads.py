@@ -6,12 +6,16 @@ OpenMP threads spin while they wait for a core, so with one core taken by anothe
 against 2.9 s).
 :func:`apply_threads` sets the count (``--threads``; default :data:`DEFAULT_THREADS`, what
 ``benchmarks/bench_search.py`` measured fastest on an idle machine) and warns, in one line,
-when the machine's load leaves fewer idle cores than threads.
+when the machine's load leaves fewer idle cores than threads.  The load average counts this
+process too (a long test session or a notebook has been busy for minutes), so its own share
+(:func:`own_load`) is taken off first: only other jobs make threads wait.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 from core.errors import HwcostError
 
@@ -26,6 +30,18 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def own_load() -> float:
+    """This process's share of the 1-minute load average, estimated as its CPU time over
+    its age (at least a minute, the average's window); 0 where /proc cannot say."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        age = float(Path("/proc/uptime").read_text().split()[0]) - start
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return time.process_time() / max(age, 60.0)
 
 
 def load_warning(threads: int, n_cores: int, load: float) -> str | None:
@@ -55,4 +71,4 @@ def apply_threads(threads: int | None) -> tuple[int, str | None]:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return n, None
-    return n, load_warning(n, cores(), load)
+    return n, load_warning(n, cores(), max(0.0, load - own_load()))
