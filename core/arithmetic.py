@@ -47,10 +47,6 @@ class FloatFormat:
     #: the ``torch`` attribute of the matching dtype (``float32``...), for emulation
     torch_dtype: str
 
-    @property
-    def label(self) -> str:
-        return self.name
-
 
 #: Horowitz (ISSCC 2014) 45 nm: FP32 multiply 3.7 pJ, add 0.9 pJ; FP16 1.1 and 0.4.  bfloat16
 #: is not in Horowitz's table: its multiply is FP16's scaled by the significand width squared
@@ -76,10 +72,6 @@ class IntMultiplier:
 
     @property
     def name(self) -> str:
-        return self.multiplier.name
-
-    @property
-    def label(self) -> str:
         return self.multiplier.name
 
     @property
@@ -137,7 +129,3 @@ def resolve_arithmetic(spec: Any, resolve_multiplier: Callable[[str], LutMultipl
     if isinstance(spec, LutMultiplier):
         return IntMultiplier(spec)
     raise HwcostError(f"expected a multiplier or float format name, got {spec!r}")
-
-
-def arithmetic_name(arith: Arithmetic | None) -> str | None:
-    return None if arith is None else arith.name

@@ -6,9 +6,9 @@ OpenMP threads spin while they wait for a core, so with one core taken by anothe
 against 2.9 s).
 :func:`apply_threads` sets the count (``--threads``; default :data:`DEFAULT_THREADS`, what
 ``benchmarks/bench_search.py`` measured fastest on an idle machine) and warns, in one line,
-when the machine's load leaves fewer idle cores than threads.  The load average counts this
-process too (a long test session or a notebook has been busy for minutes), so its own share
-(:func:`own_load`) is taken off first: only other jobs make threads wait.
+when other jobs leave fewer idle cores than threads.  "Other jobs" is what the kernel counts
+as runnable right now, minus this process (:func:`busy_elsewhere`), not the 1-minute load
+average: that one still counts a job that finished seconds ago, and this process itself.
 """
 
 from __future__ import annotations
@@ -32,26 +32,30 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def own_load() -> float:
-    """This process's share of the 1-minute load average, estimated as its CPU time over
-    its age (at least a minute, the average's window); 0 where /proc cannot say."""
-    try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        start = int(fields[19]) / os.sysconf("SC_CLK_TCK")
-        age = float(Path("/proc/uptime").read_text().split()[0]) - start
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return time.process_time() / max(age, 60.0)
+def busy_elsewhere(samples: int = 5, interval_s: float = 0.02) -> float | None:
+    """How many other tasks are runnable now: the kernel's count of runnable tasks
+    (``/proc/loadavg``) minus the one reading it, the smallest of a few samples (a task that
+    merely wakes up for a moment is not a competing job); ``None`` where /proc cannot say."""
+    counts = []
+    for i in range(samples):
+        try:
+            running = Path("/proc/loadavg").read_text().split()[3].split("/")[0]
+            counts.append(int(running) - 1)
+        except (OSError, ValueError, IndexError):
+            return None
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return float(max(0, min(counts)))
 
 
 def load_warning(threads: int, n_cores: int, load: float) -> str | None:
-    """The warning for ``threads`` threads on ``n_cores`` cores at 1-minute ``load``, or
-    ``None`` when the idle cores suffice (one thread never spins on another)."""
+    """The warning for ``threads`` threads on ``n_cores`` cores while ``load`` other tasks
+    run, or ``None`` when the idle cores suffice (one thread never spins on another)."""
     idle = n_cores - load
     if threads <= 1 or threads <= idle + 0.5:
         return None
-    return (f"warning: {threads} threads on {n_cores} cores with a load average of "
-            f"{load:.1f}: threads waiting for a busy core spin and slow every step down "
+    return (f"warning: {threads} threads on {n_cores} cores while {load:g} other task(s) "
+            f"run: threads waiting for a busy core spin and slow every step down "
             f"(11x measured); use --threads {max(1, int(idle + 0.5))} or stop the other "
             "jobs")
 
@@ -67,8 +71,5 @@ def apply_threads(threads: int | None) -> tuple[int, str | None]:
     if wanted is not None:
         torch.set_num_threads(wanted)
     n = torch.get_num_threads()
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return n, None
-    return n, load_warning(n, cores(), max(0.0, load - own_load()))
+    others = busy_elsewhere()
+    return n, None if others is None else load_warning(n, cores(), others)
