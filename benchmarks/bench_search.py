@@ -34,7 +34,6 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -344,16 +343,9 @@ def time_steps(step: Callable[[], None], warmup: int, repeat: int) -> list[float
 
 
 def cpu_header() -> list[str]:
-    model, flags = "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown CPU":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
+    from multiplier_lib.emulate.backends.cpu import cpu_identity
+
+    model, flags = cpu_identity()
     have = ", ".join(f"{f} {'yes' if f in flags else 'no'}"
                      for f in ("avx2", "avx512vbmi", "avx512_vnni"))
     try:

@@ -569,19 +569,26 @@ KERNEL_PATHS = {0: "portable (scalar)", 1: "AVX2 gathers", 2: "AVX-512 gathers",
 _FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512vbmi", "avx512_vnni")
 
 
-def describe_machine() -> str:
-    """One line naming the CPU, the SIMD flags that matter here and the kernel path taken,
-    for every benchmark figure (a figure without its CPU and path cannot be compared)."""
-    model, flags = "unknown CPU", set()
+def cpu_identity() -> tuple[str, frozenset[str]]:
+    """The CPU's model name and feature flags as /proc/cpuinfo states them (first CPU);
+    ``("unknown CPU", frozenset())`` where it cannot be read."""
+    model, flags = "unknown CPU", frozenset()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
             if key.strip() == "model name" and model == "unknown CPU":
                 model = value.strip()
             elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
+                flags = frozenset(value.split())
     except OSError:
         pass
+    return model, flags
+
+
+def describe_machine() -> str:
+    """One line naming the CPU, the SIMD flags that matter here and the kernel path taken,
+    for every benchmark figure (a figure without its CPU and path cannot be compared)."""
+    model, flags = cpu_identity()
     have = [f for f in _FLAGS_OF_INTEREST if f in flags] or ["none of " +
                                                               "/".join(_FLAGS_OF_INTEREST)]
     path = KERNEL_PATHS.get(_simd_level(), "unknown") if is_available() else "not built"
