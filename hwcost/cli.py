@@ -65,6 +65,7 @@ def cli() -> None:
 def _register() -> None:
     from .characterize_cmd import characterize
     from .estimate_cmd import estimate
+    from .experiment_cmd import experiment
     from .hw_cmds import evaluate_mapping, map_cmd
     from .multipliers_cmd import multipliers
     from .search_cmd import search
@@ -80,6 +81,7 @@ def _register() -> None:
     cli.add_command(train)
     cli.add_command(evaluate)
     cli.add_command(sweep)
+    cli.add_command(experiment)
 
 
 _register()

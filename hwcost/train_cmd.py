@@ -35,6 +35,9 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--drop-path", type=float, default=0.2, show_default=True)
 @click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton"]),
               default="auto", show_default=True)
+@click.option("--grad", type=click.Choice(["ste", "lut"]), default="ste", show_default=True,
+              help="Backward of the approximate layers: straight-through (the exact "
+                   "product's gradient) or read from the multiplier's difference tables.")
 @click.option("--arch", default="eyeriss", show_default=True,
               help="Accelerator for the energy estimate of the trained network.")
 @click.option("--max-steps", type=int, help="Cap on batches per epoch (quick runs).")
@@ -46,7 +49,7 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: str,
           input_size: int | None, download: bool, epochs: int, layers: int, channels: int,
           batch_size: int,
-          auxiliary: bool, cutout: int, drop_path: float, backend: str, arch: str,
+          auxiliary: bool, cutout: int, drop_path: float, backend: str, grad: str, arch: str,
           max_steps: int | None, seed: int, out: Path, resume: bool, threads: int | None,
           library_dir: Path | None) -> None:
     """Train the evaluation network of a genotype with approximate multipliers (QAT).
@@ -79,7 +82,8 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
                       input_size=input_size, library=library,
                       layers=layers, channels=channels, batch_size=batch_size,
                       auxiliary=auxiliary, cutout=cutout, drop_path=drop_path,
-                      multiplier=multiplier, backend=backend, seed=seed, max_steps=max_steps)
+                      multiplier=multiplier, backend=backend, grad=grad, seed=seed,
+                      max_steps=max_steps)
     use_threads(threads)
     from tqdm import tqdm
 

@@ -504,6 +504,10 @@ def _load_split(
     return load_cifar(data_dir, dataset, train=train)
 
 
+#: data sets whose images must not be mirrored in augmentation
+NO_MIRROR = ("digits", "svhn")
+
+
 def make_loaders(
     dataset: str,
     data_dir: str | Path,
@@ -572,7 +576,12 @@ def make_loaders(
         train_x = resize(train_x, input_size)
         test_x = None if test_x is None else resize(test_x, input_size)
 
-    aug = Augment(padding=4, flip=True, cutout=cutout) if augment else None
+    # DARTS's CIFAR augmentation (4-pixel shifts of a 32-pixel image, mirror images), shifts
+    # scaled to the image (a 4-pixel shift moves an 8-pixel digit half off the frame); no
+    # mirroring of digits and house numbers, whose mirror image is another symbol
+    pad = max(1, round(int(train_x.shape[-1]) / 8))
+    aug = (Augment(padding=pad, flip=dataset not in NO_MIRROR, cutout=cutout)
+           if augment else None)
     common = dict(batch_size=batch_size, mean=tuple(mean), std=tuple(std), num_classes=classes,
                   seed=seed)
     if search:

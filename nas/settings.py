@@ -42,6 +42,8 @@ _CHECKS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "bool": ("true or false", lambda v: type(v) is bool),
     "list[str]": ("a list of names", lambda v: isinstance(v, list)
                   and all(isinstance(x, str) for x in v)),
+    "list[float]": ("a list of numbers", lambda v: isinstance(v, list)
+                    and all(type(x) in (int, float) for x in v)),
 }
 
 

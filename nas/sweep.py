@@ -306,7 +306,7 @@ def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> 
     from multiplier_lib.library import MultiplierResolver
     from nas import checkpoint
     from nas.search import run_search
-    from nas.train import evaluate_checkpoint, run_train, trained_network
+    from nas.train import count_params, evaluate_checkpoint, run_train, trained_network
 
     if threads:
         torch.set_num_threads(max(1, int(threads)))
@@ -321,9 +321,7 @@ def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> 
     last = run_train(genotype, tcfg, train_dir, resume=(train_dir / "checkpoint.pt").exists())
     t2 = time.perf_counter()
     state = checkpoint.load(train_dir / "checkpoint.pt")
-    params = sum(int(t.numel()) for k, t in state["model"].items()
-                 if hasattr(t, "numel") and not k.endswith(("running_mean", "running_var",
-                                                            "num_batches_tracked")))
+    params = count_params(genotype, tcfg, state["n_classes"])
     context = CostContext.for_spec(scfg.arch,
                                    resolve=MultiplierResolver(tcfg.library).arithmetic)
     network = trained_network(genotype, tcfg, state["n_classes"])

@@ -57,6 +57,7 @@ class TrainConfig(DataSettings):
     multiplier: str | None = None       # overrides the genotype's multipliers
     library: str | None = None          # multiplier library folder (None: the default one)
     backend: str = "auto"
+    grad: str = "ste"                   # approximate layers' backward: straight-through or LUT
     seed: int = 0
     max_steps: int | None = None
 
@@ -68,6 +69,7 @@ class TrainConfig(DataSettings):
         require("layers", self.layers >= 1, "must be at least 1")
         require("cutout", self.cutout >= 0, "must be 0 (off) or a length in pixels")
         require("drop_path", 0 <= self.drop_path < 1, "must be in [0, 1)")
+        require("grad", self.grad in ("ste", "lut"), "must be ste or lut")
         for key in ("lr", "momentum", "weight_decay", "grad_clip", "auxiliary_weight"):
             require(key, getattr(self, key) >= 0, "must be >= 0")
 
@@ -80,9 +82,11 @@ def build_network(genotype: Genotype, cfg: TrainConfig, n_classes: int) -> Augme
     resolver = MultiplierResolver(cfg.library)
     return AugmentCNN(genotype, C=cfg.channels, n_classes=n_classes, n_layers=cfg.layers,
                       auxiliary=cfg.auxiliary,
-                      conv=approx_conv(base, backend=cfg.backend, resolve=resolver),
+                      conv=approx_conv(base, backend=cfg.backend, grad=cfg.grad,
+                                       resolve=resolver),
                       drop_path=cfg.drop_path,
                       multiplier_conv=lambda name: approx_conv(name, backend=cfg.backend,
+                                                               grad=cfg.grad,
                                                                resolve=resolver))
 
 
@@ -227,6 +231,13 @@ def evaluate_checkpoint(path: str | Path, multipliers: list[str] | None = None,
         results.append({"multiplier": name or "as trained", "test_loss": loss,
                         "test_acc": acc, "genotype": genotype})
     return results
+
+
+def count_params(genotype: Genotype, cfg: TrainConfig, n_classes: int) -> int:
+    """Trainable parameters of the evaluation network (not BatchNorm statistics or the
+    quantizers' observed ranges, which a state dict holds too)."""
+    model = build_network(genotype, cfg, n_classes)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def trained_network(genotype: Genotype, cfg: TrainConfig | dict, n_classes: int

@@ -408,3 +408,17 @@ def test_unknown_dataset_lists_names() -> None:
     assert "imagenet" in str(e.value)
     for name in data.DATASETS:
         assert name in str(e.value)
+
+
+@pytest.mark.parametrize(("dataset", "size", "pad", "flip"), [
+    ("synthetic", None, 4, True), ("digits", 8, 1, False), ("digits", 16, 2, False),
+    ("digits", 20, 2, False), ("digits", 28, 4, False)])
+def test_augmentation_shifts_scale_with_the_image_and_digits_are_not_mirrored(
+        dataset, size, pad, flip) -> None:
+    if dataset == "digits":
+        pytest.importorskip("sklearn")
+    train, _ = make_loaders(dataset, "unused", 8, search=False, input_size=size,
+                            synthetic_size=16)
+    side = int(train.images.shape[-1])
+    assert train.augment.padding == pad == max(1, round(side / 8))
+    assert train.augment.flip is flip

@@ -77,3 +77,29 @@ def test_evaluate_refuses_damaged_or_wrong_checkpoints(tmp_path):
     path.write_bytes(path.read_bytes()[:-3])
     res = CliRunner().invoke(cli, ["evaluate", str(path)])
     assert res.exit_code == 1 and "corrupted" in res.output
+
+
+@pytest.mark.parametrize("grad", ["ste", "lut"])
+def test_grad_setting_reaches_every_approximate_layer(grad):
+    from multiplier_lib.emulate.layers import ApproxConv2d
+    from nas.train import build_network
+
+    model = build_network(load(GENO), tiny(grad=grad, multiplier="trunc8u_k6c"), 10)
+    layers = [m for m in model.modules() if isinstance(m, ApproxConv2d)]
+    assert layers and {m.grad for m in layers} == {grad}
+
+
+def test_grad_lut_trains_differently_from_ste(tmp_path):
+    """The LUT backward is not the straight-through one: same seed, other weights."""
+    geno = load(GENO)
+    run_train(geno, tiny(grad="ste", multiplier="bam8u_h2v6"), tmp_path / "ste")
+    run_train(geno, tiny(grad="lut", multiplier="bam8u_h2v6"), tmp_path / "lut")
+    a = checkpoint.load(tmp_path / "ste" / "checkpoint.pt")["model"]
+    b = checkpoint.load(tmp_path / "lut" / "checkpoint.pt")["model"]
+    weights = [k for k in a if k.endswith("weight")]
+    assert any(not a[k].equal(b[k]) for k in weights)
+
+
+def test_bad_grad_is_refused():
+    with pytest.raises(HwcostError, match="grad must be ste or lut"):
+        run_train(load(GENO), tiny(grad="exact"), "unused")
