@@ -49,8 +49,10 @@ def _weights(text: str | None) -> list[float] | None:
                    "bam8u_h2v6; 'none' skips it).")
 @click.option("--arch", default=None, help="Accelerator that prices the networks (default "
                                            "eyeriss).")
-@click.option("--search-epochs", type=click.IntRange(1), default=None)
-@click.option("--train-epochs", type=click.IntRange(1), default=None)
+@click.option("--search-epochs", type=click.IntRange(1), default=None,
+              help="Epochs of every search (default 8; --quick: 1 of 2 batches).")
+@click.option("--train-epochs", type=click.IntRange(1), default=None,
+              help="Epochs of every training run (default 20; --quick: 1 of 3 batches).")
 @click.option("--jobs", type=click.IntRange(1), default=None,
               help="Units run at once, each in its own process (default: one per core).")
 @click.option("--threads", type=click.IntRange(1), default=1, show_default=True,

@@ -127,10 +127,17 @@ def parse(name: str) -> Spec:
     params: dict[str, int] = {}
     if param_re is None:
         if text is not None:
-            raise _unknown(name, f"the {family} family takes no parameters ({pattern})")
+            close = Spec(family, a_bits, b_bits, signed).name
+            raise UnknownMultiplier(f"unknown multiplier {name!r}; the {family} family takes "
+                                    f"no parameters: did you mean {close}? ({pattern})")
     else:
         pm = param_re.fullmatch(text) if text is not None else None
         if pm is None:
+            close = suggestions(name, family, a_bits, b_bits, signed)
+            if close:
+                raise UnknownMultiplier(f"unknown multiplier {name!r}; did you mean "
+                                        f"{' or '.join(close)}? (the {family} family is "
+                                        f"{pattern})")
             raise _unknown(name, f"parameters of the {family} family must follow {pattern}")
         params = {key: (int(val) if val.isdigit() else int(val == "c"))
                   for key, val in pm.groupdict().items()}
@@ -163,3 +170,28 @@ def _check_params(name: str, spec: Spec) -> None:
         _check_range(name, "k", p["k"], 2, max(a, b) - 1, ctx)
     elif spec.family == "comp":
         _check_range(name, "k", p["k"], 1, a + b - 1, ctx)
+
+
+def family_names(family: str, a: int, b: int, signed: bool) -> list[str]:
+    """Every valid name of ``family`` at these operand widths (a few hundred at most): the
+    vocabulary a misspelt parameter suffix is matched against."""
+    top = a + b - 2
+    grids = {
+        "exact": [{}], "mitchell": [{}],
+        "trunc": [{"k": k, "c": c} for k in range(1, top + 1) for c in (0, 1)],
+        "bam": [{"h": h, "v": v} for h in range(b) for v in range(top + 1) if h or v],
+        "perf": [{"r": r, "m": m} for r in range(b) for m in range(1, b) if r + m <= b],
+        "drum": [{"k": k} for k in range(2, max(a, b))],
+        "comp": [{"k": k} for k in range(1, a + b)],
+    }[family]
+    return [Spec(family, a, b, signed, params).name for params in grids]
+
+
+def suggestions(name: str, family: str, a: int, b: int, signed: bool) -> list[str]:
+    """Up to three valid names of the family closest to ``name`` (difflib's ratio)."""
+    import difflib
+
+    if max(a, b) > MAX_BITS or min(a, b) < 1:
+        return []
+    return difflib.get_close_matches(name, family_names(family, a, b, signed), n=3,
+                                     cutoff=0.75)

@@ -489,3 +489,32 @@ def test_families_are_documented_and_examples_build() -> None:
         assert fam.pattern.startswith(fam.name)
         assert fam.description and "\n" not in fam.description
         assert generate(fam.example).name == fam.example
+
+
+@pytest.mark.parametrize(("typo", "meant"), [
+    ("trunc8u_k6x", "trunc8u_k6c"), ("trunc8u_6c", "trunc8u_k6c"), ("bam8u_h2x6", "bam8u_h2v6"),
+    ("perf8u_r2n2", "perf8u_r2m2"), ("drum8u_4", "drum8u_k4"), ("comp8u_8", "comp8u_k8"),
+    ("trunc8s_k6C", "trunc8s_k6c"), ("exact8u_k2", "exact8u"), ("mitchell8u_k3", "mitchell8u")])
+def test_a_misspelt_parameter_suffix_suggests_the_valid_name(typo, meant):
+    from multiplier_lib.errors import UnknownMultiplier
+    from multiplier_lib.generators.names import parse
+
+    with pytest.raises(UnknownMultiplier, match="did you mean") as err:
+        parse(typo)
+    assert meant in str(err.value).split("did you mean", 1)[1]
+    assert "\n" not in str(err.value)
+
+
+def test_every_suggested_name_is_valid_and_of_the_family():
+    """The vocabulary the suggestions come from: every name parses back to itself, for
+    every family and several widths (so a suggestion never points at another error)."""
+    from multiplier_lib.generators.names import FAMILY_SIGNS, family_names, parse
+
+    for family, signs in FAMILY_SIGNS.items():
+        for a, b in ((8, 8), (4, 6), (3, 3)):
+            for sign in signs:
+                names = family_names(family, a, b, sign == "s")
+                assert names and len(set(names)) == len(names)
+                for name in names:
+                    spec = parse(name)
+                    assert spec.family == family and spec.name == name
