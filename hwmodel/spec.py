@@ -59,6 +59,7 @@ Semantics implemented (and where we chose among possible readings):
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -578,8 +579,18 @@ class _Reader:
             depth = None
         else:
             if a.get("depth") is None:
+                # attributes are open-ended (estimators read their own), so an unknown key is
+                # no error; but a near miss of the missing one is most likely a typo
+                close = difflib.get_close_matches("depth", [str(k) for k in a], n=1,
+                                                  cutoff=0.6)
+                hint, line = "", r.line
+                if close:
+                    hint = f"; its attribute {close[0]!r} looks like a misspelling of it"
+                    if as_map(r.node.get("attributes")):
+                        line = value_line(r.node.get("attributes"),
+                                          _raw_key(r.node, close[0]), r.line)
                 raise self.err(f"storage component {r.name!r} (class {r.cls}) is missing "
-                               "required attribute 'depth'", r.line)
+                               f"required attribute 'depth'{hint}", line)
             depth = num("depth", None)
         a["datawidth"] = datawidth
         a["width"] = width

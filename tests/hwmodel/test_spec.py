@@ -491,3 +491,22 @@ def test_a_level_that_keeps_nothing_is_legal(tmp_path, keep_nothing):
     assert found.mapping.levels[reg].keep == frozenset()
     stats = found.result.levels[reg]
     assert not stats.dataspaces and stats.words_used == 0 and stats.energy_pj == 0.0
+
+
+@pytest.mark.parametrize("name", bundled_names())
+@pytest.mark.parametrize("typo", ["depht", "dpeth", "deptth", "Depth"])
+def test_a_misspelt_depth_is_named_at_its_own_line(tmp_path, name, typo):
+    """In every bundled spec, misspelling one storage level's ``depth`` names that level, the
+    misspelt key and the line it is on."""
+    import re
+
+    text = resolve_arch_path(name).read_text()
+    lines = text.splitlines()
+    first = next(i for i, ln in enumerate(lines) if re.search(r"\bdepth:", ln))
+    lines[first] = re.sub(r"\bdepth:", f"{typo}:", lines[first], count=1)
+    path = tmp_path / "arch.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(HwcostError, match=f"missing required attribute 'depth'; its attribute "
+                                          f"'{typo}' looks like a misspelling") as err:
+        load_arch(path)
+    assert err.value.line == first + 1
