@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .options import library_option, open_library
+from .outputs import OUT_DIR
 from .tables import render
 
 #: Not checked by click: the histogram reader refuses directories and special files itself
@@ -17,7 +18,7 @@ _HIST = click.Path(path_type=Path)
 
 @click.command()
 @click.argument("specs", nargs=-1, required=True, metavar="NAME|PATH...")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=OUT_DIR,
               help="Write a report folder (report.md, report.html, PNG plots).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)

@@ -17,10 +17,17 @@ class HwcostGroup(click.Group):
     """A group that turns a user's mistake (HwcostError) into one line and exit status 1."""
 
     def invoke(self, ctx: click.Context):
+        from .outputs import remove_empty_outputs
+
         try:
             return super().invoke(ctx)
         except HwcostError as err:
+            remove_empty_outputs(ctx)
             raise click.ClickException(str(err)) from None
+        except BaseException as err:
+            if not (isinstance(err, SystemExit) and not err.code):
+                remove_empty_outputs(ctx)
+            raise
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):

@@ -21,6 +21,7 @@ from .options import (
     template_vars,
     warn_unused_vars,
 )
+from .outputs import OUT_DIR, OUT_FILE
 from .tables import render
 
 
@@ -38,8 +39,8 @@ from .tables import render
               show_default=True)
 @click.option("--by", type=click.Choice(["layer", "group"]), default="layer",
               show_default=True, help="Rows per layer, or per stem/cell/classifier group.")
-@click.option("--plot", type=FILE, help="Write a stacked energy breakdown per group (PNG).")
-@click.option("--export-timeloop", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--plot", type=OUT_FILE, help="Write a stacked energy breakdown per group (PNG).")
+@click.option("--export-timeloop", type=OUT_DIR,
               help="Write every distinct layer as Timeloop problem + mapping YAML.")
 @click.option("--layers", type=int, help="Cells of the evaluation network (DARTS: 20).")
 @click.option("--channels", type=int, help="Initial channels (DARTS: 36).")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .options import DATASETS, library_option
+from .outputs import OUT_DIR
 from .tables import render
 
 _DIR = click.Path(file_okay=False, path_type=Path)
@@ -27,7 +28,7 @@ def _weights(text: str | None) -> list[float] | None:
 
 
 @click.command()
-@click.option("--out", required=True, type=_DIR,
+@click.option("--out", required=True, type=OUT_DIR,
               help="Experiment folder; rerunning the same command continues it.")
 @click.option("--quick", is_flag=True,
               help="Every unit for a few batches only: checks the whole pipeline in minutes "

@@ -19,6 +19,7 @@ from .options import (
     template_vars,
     warn_unused_vars,
 )
+from .outputs import OUT_FILE
 from .tables import render
 
 _INPUTS = click.argument("inputs", nargs=-1, type=FILE)
@@ -174,7 +175,7 @@ def evaluate_mapping(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: 
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "timeloop"]),
               default="table", show_default=True,
               help="timeloop: the layout of Timeloop's timeloop-model.stats.txt.")
-@click.option("--out", "out_path", type=FILE, help="Also write the best mapping as YAML.")
+@click.option("--out", "out_path", type=OUT_FILE, help="Also write the best mapping as YAML.")
 @effort_option("thorough")
 @budget_option
 @estimator_options

@@ -10,6 +10,7 @@ import click
 from core.errors import HwcostError
 
 from .options import library_option, open_library
+from .outputs import OUT_FILE
 from .tables import render
 
 
@@ -135,11 +136,11 @@ def show_cmd(name: str, fmt: str, library_dir: Path | None) -> None:
 
 @multipliers.command("export")
 @click.argument("name")
-@click.option("--verilog", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--verilog", type=OUT_FILE,
               help="Write the gate netlist (or a case-statement ROM for a LUT-only one).")
-@click.option("--bin", "bin_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--bin", "bin_path", type=OUT_FILE,
               help="Write a TFApprox LUT file (256x256 little-endian uint16).")
-@click.option("--npy", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--npy", type=OUT_FILE,
               help="Write the LUT as a .npy int32 array.")
 @library_option
 def export_cmd(name: str, verilog: Path | None, bin_path: Path | None, npy: Path | None,

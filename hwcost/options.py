@@ -11,6 +11,8 @@ import click
 from multiplier_lib.library import Library
 from nas.settings import DATASETS  # noqa: F401  (torch-free: --help stays fast)
 
+from .outputs import OUT_FILE
+
 library_option = click.option(
     "--library", "library_dir", type=click.Path(file_okay=False, path_type=Path),
     default=None, envvar=None,
@@ -67,7 +69,7 @@ def estimator_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--estimators`` (who prices the components an ``--ert`` does not) and
     ``--write-ert`` (the table used, as an Accelergy ERT another run can read back)."""
     command = click.option(
-        "--write-ert", "write_ert", type=FILE,
+        "--write-ert", "write_ert", type=OUT_FILE,
         help="Also write the energy reference table used, as an Accelergy ERT.yaml.")(command)
     return click.option(
         "--estimators", type=click.Choice(["builtin", "accelergy"]), default="builtin",

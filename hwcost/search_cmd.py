@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .options import DATASETS, library_option, threads_option, use_threads
+from .outputs import OUT_DIR
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -39,7 +40,7 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--max-skip", type=int, help="Cap on skip_connects in the normal cell (-1: off).")
 @click.option("--max-steps", type=int, help="Cap on batches per epoch (quick runs).")
 @click.option("--seed", type=int)
-@click.option("--out", type=_DIR, help="Run folder (checkpoints, logs, genotype); required "
+@click.option("--out", type=OUT_DIR, help="Run folder (checkpoints, logs, genotype); required "
               "unless --dry-run.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--dry-run", is_flag=True, help="Check the settings, print them as JSON, exit.")

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
+from .outputs import OUT_DIR
 from .tables import render
 
 
 @click.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False,
                                                                  path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=OUT_DIR,
               help="Sweep folder (points/<id>/, results.csv/json, pareto.png). "
                    "Default: runs/<config name>.")
 @click.option("--address", help="Join this Ray cluster (e.g. ray://head:10001 or auto); "

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .options import DATASETS, library_option, threads_option, use_threads
+from .outputs import OUT_DIR
 from .tables import render
 
 _DIR = click.Path(file_okay=False, path_type=Path)
@@ -42,7 +43,7 @@ _DIR = click.Path(file_okay=False, path_type=Path)
               help="Accelerator for the energy estimate of the trained network.")
 @click.option("--max-steps", type=int, help="Cap on batches per epoch (quick runs).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", required=True, type=_DIR)
+@click.option("--out", required=True, type=OUT_DIR)
 @click.option("--resume", is_flag=True)
 @threads_option
 @library_option

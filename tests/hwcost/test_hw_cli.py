@@ -484,8 +484,8 @@ def test_out_and_objective_mistakes_are_one_line(tmp_path):
             "--effort", "fast"]
     ert = tmp_path / "e.yaml"
     res = run(*base, "--out", tmp_path / "afile" / "m.yaml", "--write-ert", ert)
-    assert res.exit_code == 1 and res.output.count("\n") == 1
-    assert "afile/m.yaml: cannot write" in res.output and "a folder on its path is a file" \
+    assert res.exit_code == 2 and res.output.count("\n") == 1   # refused before mapping
+    assert "Invalid value for '--out'" in res.output and "afile is a file, not a folder" \
         in res.output
     assert not ert.exists()               # nothing written by a failed run
     res = run(*base, "--objective", "")

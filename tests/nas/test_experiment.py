@@ -215,7 +215,7 @@ def test_a_folder_of_another_experiment_is_refused(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--energy-weights", "0,abc"], "--energy-weights"),
     (["--multipliers", "exact8u,trunc8u_k6x"], "trunc8u_k6x"),
-    (["--out", "/proc/hwcost_experiment"], "cannot write the experiment folder"),
+    (["--out", "/proc/hwcost_experiment"], "cannot write into /proc"),
 ])
 def test_cli_mistakes_are_one_line(tmp_path, args, message):
     argv = ["experiment", "--quick", "--out", str(tmp_path / "o"), *args]
