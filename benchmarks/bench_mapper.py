@@ -32,6 +32,7 @@ from pathlib import Path
 
 import accelforge_bridge as af
 import zigzag_bridge as zz
+from load_check import warn_if_busy
 
 from darts.cellgraph import NetworkConfig, list_layers
 from darts.genotype_io import load
@@ -217,6 +218,7 @@ def design_times(layers: list[Layer]) -> None:
 
 
 def main() -> None:
+    warn_if_busy()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="eyeriss",
                         help="design of the random-baseline table (default eyeriss)")

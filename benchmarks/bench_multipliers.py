@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from load_check import warn_if_busy
+
 from multiplier_lib.characterize import characterize
 from multiplier_lib.generators import builtin_examples, generate
 from multiplier_lib.importers import import_file
@@ -83,6 +85,7 @@ def _naive_pairs_per_second(nl: Netlist, pairs: int = 2000) -> float:
 
 
 def main() -> None:
+    warn_if_busy()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mul8u_bench.v"
         exact = generate("exact8u").netlist

@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from load_check import warn_if_busy
 from torch import nn
 
 #: the DARTS primitives in the order of the architecture weights
@@ -406,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     load0 = load_average()
     for line in cpu_header():
         print(line)
+    warn_if_busy()
     print(f"search step (first order): {args.layers} cells, {args.nodes} nodes, "
           f"{args.channels} channels, batch {args.batch}, {args.input_size}x{args.input_size}, "
           f"{args.classes} classes; (c) {args.multiplier}, (d) {args.candidates}; "

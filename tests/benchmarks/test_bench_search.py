@@ -17,6 +17,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_search.py"
 
 
 def _module():
+    if str(SCRIPT.parent) not in sys.path:   # its sibling modules, as when run as a script
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("bench_search", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

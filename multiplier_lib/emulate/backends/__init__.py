@@ -2,7 +2,8 @@
 implementations.
 
 ``get(name)`` returns the backend module, checked against the contract the first time it is
-loaded.  ``auto`` picks ``triton`` for CUDA tensors and ``cpu`` otherwise.
+loaded.  ``auto`` picks ``triton`` for CUDA tensors and ``cpu`` otherwise (``reference``, with
+a warning, where the ``cpu`` kernel cannot be built).
 :func:`block_conv2d_lut` runs the candidate-multiplier form (batch in blocks, one table per
 block) on any backend through its ``conv2d_block_lut``.  A backend's fused whole-layer path,
 where it has one, is what its ``fused_conv2d`` returns.
@@ -11,6 +12,7 @@ where it has one, is what its ``fused_conv2d`` returns.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -20,6 +22,9 @@ from core.errors import HwcostError
 from .contract import EmulationBackend, FusedConv, check_backend
 
 BACKENDS = ("reference", "cpu", "triton")
+#: how much slower the reference backend ran a search step than the native kernel
+#: (benchmarks/bench_search.py --backend, README "Benchmarks")
+REFERENCE_SLOWDOWN = "about 3x"
 _LOADED: dict[str, EmulationBackend] = {}
 
 __all__ = ["BACKENDS", "EmulationBackend", "FusedConv", "block_conv2d_lut", "get"]
@@ -28,7 +33,7 @@ __all__ = ["BACKENDS", "EmulationBackend", "FusedConv", "block_conv2d_lut", "get
 def get(name: str, device_type: str = "cpu") -> EmulationBackend:
     """The backend ``name`` (``auto``: by device type), checked against the contract."""
     if name == "auto":
-        name = "triton" if device_type == "cuda" else "cpu"
+        name = "triton" if device_type == "cuda" else _cpu_or_fallback()
     hit = _LOADED.get(name)
     if hit is not None:
         return hit
@@ -39,6 +44,22 @@ def get(name: str, device_type: str = "cpu") -> EmulationBackend:
     check_backend(name, module)
     _LOADED[name] = module
     return module
+
+
+def _cpu_or_fallback() -> str:
+    """``cpu`` when its native kernel builds (or is cached) here, else ``reference``, with a
+    one-line warning, once: ``auto`` must run everywhere, if slowly, where an explicit
+    ``cpu`` fails with the build's error."""
+    from . import cpu
+
+    if cpu.is_available():
+        return "cpu"
+    if "reference" not in _LOADED:
+        reason = str(cpu._build_error) if cpu._build_error is not None else "unknown"
+        print(f"warning: {reason.split(';')[0]}; the 'auto' backend falls back to the "
+              f"portable 'reference' one, {REFERENCE_SLOWDOWN} slower (install g++ and ninja "
+              "for the native kernel)", file=sys.stderr, flush=True)
+    return "reference"
 
 
 def block_conv2d_lut(backend: EmulationBackend, x: torch.Tensor, w: torch.Tensor,

@@ -204,6 +204,10 @@ def _kernel_namespace() -> str:
     def build_into(folder: Path) -> str:
         from torch.utils import cpp_extension
 
+        # the first run of an environment would otherwise sit silent for half a minute
+        print(f"hwcost: building the native cpu kernel into {root} (once per torch "
+              "installation and compiler; about 20-30 s)", file=sys.stderr, flush=True)
+
         if not cpp_extension.is_ninja_available():
             raise HwcostError(
                 "the cpu emulation backend builds its kernel with ninja, which was not found; "

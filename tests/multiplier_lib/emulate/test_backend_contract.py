@@ -251,3 +251,26 @@ def test_backends_without_a_fused_path_run_op_by_op(monkeypatch) -> None:
     layer = ApproxConv2d(2, 3, 3, multiplier="mitchell8u", backend="plain")
     layer(torch.randn(1, 2, 5, 5))
     assert lut_calls == [1]
+
+
+def test_auto_falls_back_to_reference_with_one_warning_when_the_kernel_cannot_build(
+        monkeypatch, capsys):
+    """Without a compiler ``auto`` still runs (the portable backend, said once on stderr);
+    an explicit ``cpu`` keeps failing with the build's own message."""
+    from core.errors import HwcostError
+    from multiplier_lib.emulate import backends
+    from multiplier_lib.emulate.backends import cpu
+
+    error = HwcostError("the cpu emulation backend needs a C++ compiler to build its kernel, "
+                        "and 'nosuchcxx' was not found; install one")
+    monkeypatch.setattr(cpu, "is_available", lambda: False)
+    monkeypatch.setattr(cpu, "_build_error", error)
+    monkeypatch.setattr(backends, "_LOADED", {})
+    first = backends.get("auto")
+    second = backends.get("auto")
+    assert first is second is backends.get("reference")
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "'nosuchcxx' was not found" in err
+    assert "falls back to the portable 'reference'" in err and "\n" == err[-1]
+    monkeypatch.setattr(cpu, "is_available", lambda: True)
+    assert backends.get("auto") is backends.get("cpu")

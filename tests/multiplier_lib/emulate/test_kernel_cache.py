@@ -313,7 +313,8 @@ def _run_together(count: int, env: dict[str, str], cwd: Path) -> list[dict]:
     for p in procs:
         stdout, stderr = p.communicate(timeout=400)
         assert p.returncode == 0, stderr[-3000:]
-        out.append(json.loads(stdout.strip().splitlines()[-1]))
+        out.append({**json.loads(stdout.strip().splitlines()[-1]),
+                    "announced": "building the native cpu kernel" in stderr})
     return out
 
 
@@ -355,6 +356,7 @@ def test_concurrent_processes_compile_the_real_kernel_once_and_both_load_it(
     assert all(r["exact"] for r in first), first
     assert _compiles(counter) == [name]
     assert sorted(r["built"] for r in first) == [False, True]   # one built, one waited
+    assert all(r["announced"] == r["built"] for r in first)    # the builder said so, once
     assert {r["library"] for r in first} == {str(root / name / f"{name}.so")}
     build_id = json.loads((root / name / kernel_cache.MARKER).read_text())["build_id"]
     assert sorted(p.name for p in root.iterdir()) == [name, f"{name}.lock"]
@@ -364,6 +366,7 @@ def test_concurrent_processes_compile_the_real_kernel_once_and_both_load_it(
     (again,) = _run_together(1, env, cwd)
     load_s = time.perf_counter() - t0
     assert again["exact"] and not again["built"], again
+    assert not again["announced"]
     assert _compiles(counter) == [name]
     assert json.loads((root / name / kernel_cache.MARKER).read_text())["build_id"] == build_id
     print(f"real kernel: two processes, one build {build_s:.1f} s; cached load {load_s:.1f} s")
