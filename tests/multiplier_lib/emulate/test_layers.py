@@ -360,3 +360,54 @@ def test_finiteness_check_on_accelerators_is_opt_in(monkeypatch):
         layer._check_input(meta)                        # it now reads the values
     with pytest.raises(HwcostError, match="NaN"):
         layer._check_input(torch.tensor([[[[float("inf")]]]]))   # CPU: always checked
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 6), st.sampled_from([1, 3, 5]),
+       st.integers(1, 2), st.integers(1, 2), st.integers(0, 2), st.integers(4, 9),
+       st.integers(0, 1000))
+def test_depthwise_weight_grad_per_tap_equals_torch(batch, channels, k, stride, dilation, pad,
+                                                      size, seed):
+    """The per-tap depthwise weight gradient against torch's own, in float64 (exact up to
+    summation order) for any kernel, stride, dilation and padding, non-square kernels too."""
+    from multiplier_lib.emulate.functional import depthwise_weight_grad
+
+    g = torch.Generator().manual_seed(seed)
+    kh, kw = k, max(1, k - 2)
+    if size + 2 * pad < dilation * (max(kh, kw) - 1) + 1:
+        return
+    x = torch.randn(batch, channels, size, size, generator=g, dtype=torch.float64)
+    w = torch.randn(channels, 1, kh, kw, generator=g, dtype=torch.float64)
+    y = F.conv2d(x, w, None, stride, pad, dilation, channels)
+    up = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    want = torch.nn.grad.conv2d_weight(x, w.shape, up, stride, pad, dilation, channels)
+    got = depthwise_weight_grad(x, up, (kh, kw), (stride, stride), (pad, pad),
+                                (dilation, dilation))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_depthwise_layers_take_the_per_tap_weight_gradient(monkeypatch):
+    """A depthwise ApproxConv2d's STE backward goes through the per-tap sum (and a grouped,
+    not depthwise, one does not), with the gradient of the dequantized convolution."""
+    from multiplier_lib.emulate import functional
+
+    calls = []
+    real = functional.depthwise_weight_grad
+    monkeypatch.setattr(functional, "depthwise_weight_grad",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    for groups, expect in ((8, 1), (4, 0)):
+        calls.clear()
+        layer = ApproxConv2d(8, 8, 3, padding=1, groups=groups, multiplier="drum8u_k4",
+                             backend="cpu", bias=False)
+        x = torch.randn(4, 8, 6, 6, requires_grad=True)
+        y = layer(x)
+        assert type(y.grad_fn).__name__.startswith("_FusedConvFunction")
+        y.square().sum().backward()
+        assert len(calls) == expect
+        qw, sw, zw = layer.weight_quant.quantize(layer.weight)
+        qx, sx, zx = layer.act_quant.quantize(x)
+        wd = ((qw - zw).float() * sw).requires_grad_()
+        xd = ((qx - zx).float() * sx).requires_grad_()
+        F.conv2d(xd, wd, None, 1, 1, 1, groups).backward(2 * y.detach())
+        torch.testing.assert_close(layer.weight.grad, wd.grad, rtol=1e-4, atol=1e-4)
