@@ -250,12 +250,12 @@ def hwcost_model(row: str, args) -> nn.Module:
                          **kw)
     if row == "c":
         return SearchCNN(args.channels, args.classes, args.layers, args.nodes,
-                         conv=approx_conv(args.multiplier, backend="cpu"), **kw)
+                         conv=approx_conv(args.multiplier, backend=args.backend), **kw)
     names = [m.strip() for m in args.candidates.split(",") if m.strip()]
     # as nas.search._model: the unsearched layers use the first candidate
     return SearchCNN(args.channels, args.classes, args.layers, args.nodes,
-                     conv=approx_conv(names[0], backend="cpu"), multipliers=names,
-                     multiplier_conv=lambda ms: approx_conv(ms, backend="cpu"), **kw)
+                     conv=approx_conv(names[0], backend=args.backend), multipliers=names,
+                     multiplier_conv=lambda ms: approx_conv(ms, backend=args.backend), **kw)
 
 
 def hwcost_stepper(model: nn.Module, batches) -> Callable[[], None]:
@@ -394,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", default="exact8u,trunc8u_k6c,drum8u_k4",
                         help="multipliers searched per edge in row (d)")
     parser.add_argument("--rows", default="abcd", help="which rows to time, e.g. 'ab'")
+    parser.add_argument("--backend", default="cpu", choices=["cpu", "reference"],
+                        help="emulation backend of rows (c) and (d)")
     parser.add_argument("--profile", default="", metavar="ROWS",
                         help="after the table, profile one step of these rows, e.g. 'cd'")
     parser.add_argument("--profile-top", type=int, default=25)
@@ -410,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     warn_if_busy()
     print(f"search step (first order): {args.layers} cells, {args.nodes} nodes, "
           f"{args.channels} channels, batch {args.batch}, {args.input_size}x{args.input_size}, "
-          f"{args.classes} classes; (c) {args.multiplier}, (d) {args.candidates}; "
+          f"{args.classes} classes; (c) {args.multiplier}, (d) {args.candidates} on the "
+          f"{args.backend} backend; "
           f"best and median of {args.repeat} after {args.warmup} warm-up step(s)")
 
     # the same supernet: parameters of every row, MACs of (a) and (b)
