@@ -154,8 +154,10 @@ def resolve_arch_path(name_or_path: str | Path) -> Path:
         return found
     if len(p.parts) > 1 or p.suffix in (".yaml", ".yml"):
         raise HwcostError("file not found", file=p)
+    close = difflib.get_close_matches(text.lower(), list_bundled(), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
     raise HwcostError(f"unknown architecture {text!r}: not a file and not a bundled spec "
-                      f"(bundled: {', '.join(list_bundled())})")
+                      f"(bundled: {', '.join(list_bundled())}){hint}")
 
 
 # ----------------------------------------------------------------------------- internals

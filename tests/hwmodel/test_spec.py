@@ -510,3 +510,17 @@ def test_a_misspelt_depth_is_named_at_its_own_line(tmp_path, name, typo):
                                           f"'{typo}' looks like a misspelling") as err:
         load_arch(path)
     assert err.value.line == first + 1
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("eyeriz", "eyeriss"), ("Eyeriss", "eyeriss"),
+                                             ("simbaa", "simba"), ("systollic", "systolic"),
+                                             ("egde", "edge")])
+def test_a_misspelt_bundled_name_suggests_the_bundled_spec(typo, meant):
+    with pytest.raises(HwcostError, match=f"did you mean {meant}\\?$"):
+        load_arch(typo)
+
+
+def test_an_unrelated_name_gets_no_suggestion():
+    with pytest.raises(HwcostError) as err:
+        load_arch("tpu")
+    assert "did you mean" not in str(err.value)
