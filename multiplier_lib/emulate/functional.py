@@ -189,15 +189,23 @@ def is_depthwise(weight: torch.Tensor, groups: int, in_channels: int) -> bool:
     return groups > 1 and groups == in_channels == weight.shape[0] and weight.shape[1] == 1
 
 
+def per_tap_is_faster(kernel: tuple[int, int], dilation, out_pixels: int) -> bool:
+    """Where :func:`depthwise_weight_grad` beats torch's own (AMD EPYC, AVX2, 1 thread):
+    torch has a fast path only for undilated 3x3 kernels (there it was 2-3x faster than the
+    taps); for 5x5 or dilated kernels on 16x16 and larger outputs the taps were 1.9-4.6x
+    faster, on 8x8 outputs 0.7-0.8x, so those stay with torch."""
+    return (kernel[0] * kernel[1] > 9 or tuple(dilation) != (1, 1)) and out_pixels >= 256
+
+
 def depthwise_weight_grad(x: torch.Tensor, g: torch.Tensor, kernel: tuple[int, int],
                           stride, padding, dilation) -> torch.Tensor:
     """The weight gradient of a depthwise convolution as one multiply-and-sum per tap.
 
-    PyTorch's CPU depthwise weight gradient grows faster than the batch (9.8 ms at batch 48
-    against 1.85 ms at 16 on a 36-channel 16x16 layer), and a search with ``T`` candidate
-    multipliers runs a ``T``-fold batch; ``kh * kw`` reductions over the batch and the image
-    cost 2.6 ms there.  Equal to ``torch.nn.grad.conv2d_weight`` up to float summation order
-    (tested)."""
+    PyTorch's CPU depthwise weight gradient is slow for 5x5 and dilated kernels (13.9 ms for
+    a 5x5, 36-channel 16x16 layer at batch 48, where these ``kh * kw`` reductions take 6.3 ms),
+    and a search with ``T`` candidate multipliers runs a ``T``-fold batch.  Used where
+    :func:`per_tap_is_faster`.  Equal to ``torch.nn.grad.conv2d_weight`` up to float
+    summation order (tested)."""
     kh, kw = kernel
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     ho, wo = g.shape[2], g.shape[3]
@@ -255,7 +263,9 @@ class _FusedConvFunction(torch.autograd.Function):
         if spec.grad == "ste":
             x_deq, w_deq, x_mask, w_mask = ctx.fused.ste_operands(
                 x, weight, x_codes, w_codes, ctx.sx, ctx.zx, sw, zw, _domains(spec), (ph, pw))
-            per_tap = need_w and is_depthwise(weight, spec.groups, x.shape[1])
+            per_tap = (need_w and is_depthwise(weight, spec.groups, x.shape[1])
+                       and per_tap_is_faster(tuple(weight.shape[2:]), spec.dilation,
+                                             g.shape[2] * g.shape[3]))
             gx, gw, _ = torch.ops.aten.convolution_backward(
                 g, x_deq, w_deq, None, list(spec.stride), [ph, pw], list(spec.dilation), False,
                 [0, 0], spec.groups, [need_x, need_w and not per_tap, False])

@@ -150,6 +150,7 @@ def plot(cfg: ExperimentConfig, summary: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from nas.sweep import pareto_front
 
@@ -174,6 +175,9 @@ def plot(cfg: ExperimentConfig, summary: list[dict], path: Path) -> None:
         energies = [s["energy_uj"] for s in points]
         if max(energies) / min(energies) > 5:
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.tick_params(axis="x", which="minor", labelsize=7)
             ax.set_xlabel("energy per image (µJ, log scale)")
         else:
             span = max(energies) - min(energies) or max(energies) * 0.1

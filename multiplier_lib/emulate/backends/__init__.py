@@ -24,7 +24,7 @@ from .contract import EmulationBackend, FusedConv, check_backend
 BACKENDS = ("reference", "cpu", "triton")
 #: how much slower the reference backend ran a search step than the native kernel
 #: (benchmarks/bench_search.py --backend, README "Benchmarks")
-REFERENCE_SLOWDOWN = "about 3x"
+REFERENCE_SLOWDOWN = "about 3.7x"
 _LOADED: dict[str, EmulationBackend] = {}
 
 __all__ = ["BACKENDS", "EmulationBackend", "FusedConv", "block_conv2d_lut", "get"]

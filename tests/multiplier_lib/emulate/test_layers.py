@@ -387,8 +387,9 @@ def test_depthwise_weight_grad_per_tap_equals_torch(batch, channels, k, stride, 
 
 
 def test_depthwise_layers_take_the_per_tap_weight_gradient(monkeypatch):
-    """A depthwise ApproxConv2d's STE backward goes through the per-tap sum (and a grouped,
-    not depthwise, one does not), with the gradient of the dequantized convolution."""
+    """A depthwise 5x5 ApproxConv2d's STE backward goes through the per-tap sum (a grouped,
+    not depthwise, one and an undilated 3x3 one, where torch is faster, do not), with the
+    gradient of the dequantized convolution."""
     from multiplier_lib.emulate import functional
 
     calls = []
@@ -396,11 +397,11 @@ def test_depthwise_layers_take_the_per_tap_weight_gradient(monkeypatch):
     monkeypatch.setattr(functional, "depthwise_weight_grad",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     torch.manual_seed(0)
-    for groups, expect in ((8, 1), (4, 0)):
+    for groups, k, expect in ((8, 5, 1), (4, 5, 0), (8, 3, 0)):
         calls.clear()
-        layer = ApproxConv2d(8, 8, 3, padding=1, groups=groups, multiplier="drum8u_k4",
+        layer = ApproxConv2d(8, 8, k, padding=k // 2, groups=groups, multiplier="drum8u_k4",
                              backend="cpu", bias=False)
-        x = torch.randn(4, 8, 6, 6, requires_grad=True)
+        x = torch.randn(4, 8, 16, 16, requires_grad=True)
         y = layer(x)
         assert type(y.grad_fn).__name__.startswith("_FusedConvFunction")
         y.square().sum().backward()
@@ -409,5 +410,5 @@ def test_depthwise_layers_take_the_per_tap_weight_gradient(monkeypatch):
         qx, sx, zx = layer.act_quant.quantize(x)
         wd = ((qw - zw).float() * sw).requires_grad_()
         xd = ((qx - zx).float() * sx).requires_grad_()
-        F.conv2d(xd, wd, None, 1, 1, 1, groups).backward(2 * y.detach())
+        F.conv2d(xd, wd, None, 1, k // 2, 1, groups).backward(2 * y.detach())
         torch.testing.assert_close(layer.weight.grad, wd.grad, rtol=1e-4, atol=1e-4)
