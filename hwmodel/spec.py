@@ -583,8 +583,10 @@ class _Reader:
             if a.get("depth") is None:
                 # attributes are open-ended (estimators read their own), so an unknown key is
                 # no error; but a near miss of the missing one is most likely a typo
+                # 0.75: a swap or a doubled letter (depht, dpeth, deptth: 0.8-0.9), not
+                # another attribute sharing letters (width: 0.6)
                 close = difflib.get_close_matches("depth", [str(k) for k in a], n=1,
-                                                  cutoff=0.6)
+                                                  cutoff=0.75)
                 hint, line = "", r.line
                 if close:
                     hint = f"; its attribute {close[0]!r} looks like a misspelling of it"

@@ -114,7 +114,8 @@ def test_train_and_evaluate_report_the_estimate(searched, tmp_path, forced):
         assert swapped[0]["energy_pj"] == pytest.approx(
             estimate(geno, *TRAINED, "--multiplier", FORCED),
             rel=1e-12)
-        assert swapped[0]["energy_pj"] < wanted
+        # (above or below: drum8u_k4 costs more than trunc8u_k8, less than exact8u)
+        assert swapped[0]["energy_pj"] != pytest.approx(wanted, rel=1e-6)
 
 
 def test_forced_multiplier_differs_from_the_per_edge_price(searched):

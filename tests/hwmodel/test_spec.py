@@ -266,6 +266,7 @@ def test_errors_are_located(tmp_path, label, text, needle, line):
         load_arch(p)
     msg = str(exc.value)
     assert msg.startswith(f"{p}:{line}: "), msg
+    assert "misspelling" not in msg      # no other attribute is taken for a typo
     assert needle in msg
 
 
@@ -524,3 +525,4 @@ def test_an_unrelated_name_gets_no_suggestion():
     with pytest.raises(HwcostError) as err:
         load_arch("tpu")
     assert "did you mean" not in str(err.value)
+
