@@ -82,15 +82,15 @@ def experiment(out: Path, quick: bool, dataset: str, data_dir: str | None,
     from nas.experiment.plan import plan
     from nas.threads import cores
 
-    grad = None if grad_multiplier is None else (
-        "" if grad_multiplier.lower() == "none" else grad_multiplier)
+    skip_grad = grad_multiplier is not None and grad_multiplier.lower() == "none"
+    grad = None if skip_grad else grad_multiplier
     cfg = make_config(
         "quick" if quick else "small", dataset=dataset, data_dir=data_dir,
         input_size=input_size, candidates=_names(candidates),
         energy_weights=_weights(energy_weights), seeds=seeds, arch=arch,
         grad_multiplier=grad, search_epochs=search_epochs, train_epochs=train_epochs,
         library=None if library_dir is None else str(library_dir))
-    if cfg.grad_multiplier == "":
+    if skip_grad:
         cfg.grad_multiplier = None
     units = plan(cfg)
     jobs = jobs or cores()

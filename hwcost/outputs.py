@@ -61,10 +61,11 @@ class OutputFolder(click.ParamType):
     def convert(self, value: Any, param, ctx) -> Path:
         _refuse_nul(self, value, param, ctx)
         path = Path(value)
-        try:
-            os.stat(path) if os.path.lexists(path) else None
-        except OSError as err:
-            self.fail(f"{path}: {_why(err)}", param, ctx)
+        if os.path.lexists(path):
+            try:
+                os.stat(path)         # a dangling link or an unreadable entry
+            except OSError as err:
+                self.fail(f"{path}: {_why(err)}", param, ctx)
         if os.path.lexists(path) and not path.is_dir():
             self.fail(f"{path} is a file, not a folder", param, ctx)
         anchor = _nearest_existing(path)

@@ -306,7 +306,7 @@ def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> 
     from multiplier_lib.library import MultiplierResolver
     from nas import checkpoint
     from nas.search import run_search
-    from nas.train import count_params, evaluate_checkpoint, run_train, trained_network
+    from nas.train import evaluate_checkpoint, run_train, trained_figures, trained_network
 
     if threads:
         torch.set_num_threads(max(1, int(threads)))
@@ -321,16 +321,12 @@ def _pipeline(sweep: Sweep, point: Point, folder: Path, threads: int | None) -> 
     last = run_train(genotype, tcfg, train_dir, resume=(train_dir / "checkpoint.pt").exists())
     t2 = time.perf_counter()
     state = checkpoint.load(train_dir / "checkpoint.pt")
-    params = count_params(genotype, tcfg, state["n_classes"])
     context = CostContext.for_spec(scfg.arch,
                                    resolve=MultiplierResolver(tcfg.library).arithmetic)
     network = trained_network(genotype, tcfg, state["n_classes"])
-    est = price_network(genotype, network, context, tcfg.multiplier)
     row = {"test_acc": float(last["test_acc"]),
-           "energy_uj": est.total("energy_pj") / 1e6,
-           "arithmetic_uj": est.total("arithmetic_pj") / 1e6,
-           "memory_uj": est.total("memory_pj") / 1e6,
-           "params": params, "macs": est.macs, "search_s": round(t1 - t0, 2),
+           **trained_figures(genotype, tcfg, state["n_classes"], context),
+           "search_s": round(t1 - t0, 2),
            "train_s": round(t2 - t1, 2), "genotype": json.loads(dumps_json(genotype)),
            "baseline": sweep.baseline}
     if sweep.baseline:

@@ -240,6 +240,22 @@ def count_params(genotype: Genotype, cfg: TrainConfig, n_classes: int) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def trained_figures(genotype: Genotype, cfg: TrainConfig, n_classes: int,
+                    context: CostContext) -> dict:
+    """What a table reports of a trained network: energy per image in uJ (total, arithmetic,
+    memory) on ``context``'s accelerator with the multipliers it was trained with (``cfg``'s
+    forced one, else the genotype's), its parameters and MACs.  The sweep and the experiment
+    both report these."""
+    from darts.pricing import price_network
+
+    est = price_network(genotype, trained_network(genotype, cfg, n_classes), context,
+                        cfg.multiplier)
+    return {"energy_uj": est.total("energy_pj") / 1e6,
+            "arithmetic_uj": est.total("arithmetic_pj") / 1e6,
+            "memory_uj": est.total("memory_pj") / 1e6,
+            "params": count_params(genotype, cfg, n_classes), "macs": est.macs}
+
+
 def trained_network(genotype: Genotype, cfg: TrainConfig | dict, n_classes: int
                     ) -> NetworkConfig:
     """The evaluation network a training run builds (its cells, channels, classes and image

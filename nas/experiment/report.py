@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -41,27 +40,24 @@ def _mix(counts: dict[str, int]) -> str:
 def summarize(cfg: ExperimentConfig, rows: list[dict]) -> list[dict[str, Any]]:
     """One summary row per table row, in plan order; a row with no finished training run has
     ``None`` for its figures."""
-    order: list[str] = []
-    by_row: dict[str, list[dict]] = {}
+    by_row: dict[str, list[dict]] = {}      # in plan order
     searches: dict[str, dict] = {}
+    groups: dict[str, str] = {}
     for r in rows:
+        by_row.setdefault(r["row"], [])
+        groups[r["row"]] = r["group"]
         if r["kind"] == "search":
             searches[r["row"]] = r
-        if r["row"] not in by_row:
-            order.append(r["row"])
-            by_row[r["row"]] = []
-        if r["kind"] == "train" and r.get("status") == "done":
+        elif r.get("status") == "done":
             by_row[r["row"]].append(r)
     weights = {weight_label(w): float(w) for w in cfg.energy_weights}
     out = []
-    for name in order:
-        trained = by_row[name]
+    for name, trained in by_row.items():
         mean, std = _mean_std([r["test_acc"] for r in trained])
         first = trained[0] if trained else {}
-        search = searches.get(name) if name in searches else \
-            searches.get(cfg.exact) if name.startswith("grad-") else None
+        search = searches.get(name, {})       # the gradient rows have no search of their own
         out.append({
-            "row": name, "group": (first or search or {}).get("group"),
+            "row": name, "group": groups[name],
             "energy_weight": weights.get(name, 0.0 if name in (cfg.exact, cfg.float_baseline)
                                          else None),
             "multipliers": _mix(first["edge_multipliers"]) if first else None,
@@ -69,8 +65,7 @@ def summarize(cfg: ExperimentConfig, rows: list[dict]) -> list[dict[str, Any]]:
             "energy_uj": first.get("energy_uj"), "arithmetic_uj": first.get("arithmetic_uj"),
             "memory_uj": first.get("memory_uj"), "energy_vs_float": None,
             "params": first.get("params"), "macs": first.get("macs"),
-            "search_s": (search or {}).get("search_s") if not name.startswith("grad-")
-            else None,
+            "search_s": search.get("search_s"),
             "train_s": statistics.fmean(r["train_s"] for r in trained) if trained else None})
     base = next((s for s in out if s["row"] == cfg.float_baseline), None)
     if base and base["energy_uj"]:
@@ -81,9 +76,8 @@ def summarize(cfg: ExperimentConfig, rows: list[dict]) -> list[dict[str, Any]]:
 
 
 def _pm(mean: float | None, std: float | None, n: int) -> str:
-    if mean is None:
-        return "-"
-    return f"{100 * mean:.2f} ± {100 * (std or 0):.2f} (n={n})"
+    text = fmt_acc(mean, std)
+    return text if mean is None else f"{text} (n={n})"
 
 
 def _num(value: Any, fmt: str) -> str:
@@ -201,6 +195,6 @@ def plot(cfg: ExperimentConfig, summary: list[dict], path: Path) -> None:
 
 def fmt_acc(mean: float | None, std: float | None) -> str:
     """``97.12 ± 0.41`` (percent), ``-`` when nothing finished."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+    if mean is None:
         return "-"
     return f"{100 * mean:.2f} ± {100 * (std or 0):.2f}"

@@ -121,22 +121,17 @@ def multiplier_counts(genotype) -> dict[str, int]:
 def _train_unit(unit: dict, folder: Path, watch: Stopwatch, genotype_doc: dict,
                 arch: str) -> dict:
     from darts.genotype_io import loads
-    from darts.pricing import price_network
     from nas import checkpoint
-    from nas.train import TrainConfig, count_params, run_train, trained_network
+    from nas.train import TrainConfig, run_train, trained_figures
 
     cfg = TrainConfig(**unit["settings"])
     genotype = loads(json.dumps(genotype_doc), source=unit["after"])
     last = run_train(genotype, cfg, folder, resume=(folder / "checkpoint.pt").exists(),
                      progress=watch.tick)
-    state = checkpoint.load(folder / "checkpoint.pt")
-    network = trained_network(genotype, cfg, state["n_classes"])
-    est = price_network(genotype, network, _context(arch, cfg.library), cfg.multiplier)
+    n_classes = checkpoint.load(folder / "checkpoint.pt")["n_classes"]
     priced = genotype.with_multiplier(cfg.multiplier) if cfg.multiplier else genotype
-    return {"test_acc": float(last["test_acc"]), "energy_uj": est.total("energy_pj") / 1e6,
-            "arithmetic_uj": est.total("arithmetic_pj") / 1e6,
-            "memory_uj": est.total("memory_pj") / 1e6,
-            "params": count_params(genotype, cfg, state["n_classes"]), "macs": est.macs,
+    return {"test_acc": float(last["test_acc"]),
+            **trained_figures(genotype, cfg, n_classes, _context(arch, cfg.library)),
             "train_s": round(watch.seconds(), 2),
             "edge_multipliers": multiplier_counts(priced)}
 
