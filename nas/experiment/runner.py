@@ -55,6 +55,16 @@ def prepare_folder(cfg: ExperimentConfig, out: Path) -> None:
                           f"{err.strerror or err}") from None
 
 
+def check_data(cfg: ExperimentConfig) -> None:
+    """Read the data once, here, so a missing or malformed data set is one error before any
+    unit starts (each unit would otherwise fail on it, one line per unit)."""
+    from nas.data import make_loaders
+
+    make_loaders(cfg.dataset, cfg.data_dir, cfg.train_batch_size, search=False,
+                 download=cfg.download, synthetic_size=cfg.synthetic_size,
+                 input_size=cfg.input_size)
+
+
 class Stopwatch:
     """Seconds a unit has run, summed over its runs (a resumed unit keeps its earlier time):
     saved at every step, so a killed run's time is not lost."""
@@ -191,6 +201,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, jobs: int = 1,
     threads); returns the rows of all units in plan order.  The report is written by
     :func:`nas.experiment.report.write_report`."""
     out = Path(out)
+    check_data(cfg)
     prepare_folder(cfg, out)
     units = plan(cfg)
     rows = finished(out, units)

@@ -216,6 +216,7 @@ def test_a_folder_of_another_experiment_is_refused(tmp_path):
     (["--energy-weights", "0,abc"], "--energy-weights"),
     (["--multipliers", "exact8u,trunc8u_k6x"], "trunc8u_k6x"),
     (["--out", "/proc/hwcost_experiment"], "cannot write into /proc"),
+    (["--dataset", "npz", "--data-dir", "/nonexistent.npz"], "no such .npz file"),
 ])
 def test_cli_mistakes_are_one_line(tmp_path, args, message):
     argv = ["experiment", "--quick", "--out", str(tmp_path / "o"), *args]
@@ -223,6 +224,7 @@ def test_cli_mistakes_are_one_line(tmp_path, args, message):
     assert res.exit_code != 0
     text = res.output.strip()
     assert message in text and len(text.splitlines()) == 1 and "Traceback" not in text
+    assert not (tmp_path / "o").exists()
 
 
 def _quick(out: Path) -> list[str]:
