@@ -12,7 +12,9 @@ is timed four ways:
     step), the way the DARTS paper's code and pt.darts do it: the yardstick;
 (b) hwcost's :class:`nas.search_cnn.SearchCNN` with float convs (:func:`nas.ops.plain_conv`);
 (c) the same with one approximate multiplier (``--multiplier``, backend ``cpu``);
-(d) the same searching a multiplier per edge among ``--candidates`` (shared weights).
+(d) the same searching a multiplier per edge among ``--candidates`` (shared weights), every
+    candidate run each step and mixed by softmax(beta) (``--multiplier-sampling all``);
+(e) as (d) with one candidate per edge drawn each step (``--multiplier-sampling gumbel``).
 
 Rows (b)-(d) step with :class:`nas.architect.Architect` and the weight step of
 :func:`nas.search.run_search`, so changes there show up here.  The parameter counts of all
@@ -20,7 +22,8 @@ rows and the MACs of (a) and (b) (forward hooks on the convs and the classifier)
 checked equal: the rows time the same network.  Each row is warmed up, then timed
 ``--repeat`` times, the rows interleaved (a b c d a b c d ...); the table gives the best
 and the median step, their ratios to (a) and (b), and the targets of issue 20 (float <=
-1.0x the plain DARTS, one multiplier <= 1.3x float, three candidates <= 1.6x float).
+1.0x the plain DARTS, one multiplier <= 1.3x float, three candidates <= 1.6x float, for (d)
+and (e) alike).
 ``--profile ROWS`` prints torch.profiler's busiest ops for one step of each of those rows.
 
 Run: ``python benchmarks/bench_search.py [--layers 5 --channels 8] [--threads 1]``
@@ -53,6 +56,7 @@ ROWS = {
     "b": ("hwcost float", 1.0, "a"),
     "c": ("hwcost 1 multiplier", 1.3, "b"),
     "d": ("hwcost 3 candidates", 1.6, "b"),
+    "e": ("hwcost 3 candidates, sampled", 1.6, "b"),
 }
 
 
@@ -255,7 +259,8 @@ def hwcost_model(row: str, args) -> nn.Module:
     # as nas.search._model: the unsearched layers use the first candidate
     return SearchCNN(args.channels, args.classes, args.layers, args.nodes,
                      conv=approx_conv(names[0], backend=args.backend), multipliers=names,
-                     multiplier_conv=lambda ms: approx_conv(ms, backend=args.backend), **kw)
+                     multiplier_conv=lambda ms: approx_conv(ms, backend=args.backend),
+                     multiplier_sampling="gumbel" if row == "e" else "all", **kw)
 
 
 def hwcost_stepper(model: nn.Module, batches) -> Callable[[], None]:
@@ -393,17 +398,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--multiplier", default="trunc8u_k6c", help="row (c)")
     parser.add_argument("--candidates", default="exact8u,trunc8u_k6c,drum8u_k4",
                         help="multipliers searched per edge in row (d)")
-    parser.add_argument("--rows", default="abcd", help="which rows to time, e.g. 'ab'")
+    parser.add_argument("--rows", default="abcde", help="which rows to time, e.g. 'ab'")
     parser.add_argument("--backend", default="cpu", choices=["cpu", "reference"],
                         help="emulation backend of rows (c) and (d)")
     parser.add_argument("--profile", default="", metavar="ROWS",
                         help="after the table, profile one step of these rows, e.g. 'cd'")
     parser.add_argument("--profile-top", type=int, default=25)
     args = parser.parse_args(argv)
-    rows = [r for r in "abcd" if r in args.rows]
+    rows = [r for r in ROWS if r in args.rows]
     if args.threads < 1 or args.repeat < 1 or args.warmup < 0 or not rows:
-        parser.error("--threads and --repeat must be >= 1, --warmup >= 0, --rows one of abcd")
-    ROWS["d"] = (f"hwcost {len(args.candidates.split(','))} candidates", 1.6, "b")
+        parser.error("--threads and --repeat must be >= 1, --warmup >= 0, --rows of abcde")
+    n_cand = len(args.candidates.split(','))
+    ROWS["d"] = (f"hwcost {n_cand} candidates", 1.6, "b")
+    ROWS["e"] = (f"hwcost {n_cand} candidates, sampled", 1.6, "b")
     torch.set_num_threads(args.threads)
 
     load0 = load_average()
@@ -412,13 +419,13 @@ def main(argv: list[str] | None = None) -> int:
     warn_if_busy()
     print(f"search step (first order): {args.layers} cells, {args.nodes} nodes, "
           f"{args.channels} channels, batch {args.batch}, {args.input_size}x{args.input_size}, "
-          f"{args.classes} classes; (c) {args.multiplier}, (d) {args.candidates} on the "
+          f"{args.classes} classes; (c) {args.multiplier}, (d)/(e) {args.candidates} on the "
           f"{args.backend} backend; "
           f"best and median of {args.repeat} after {args.warmup} warm-up step(s)")
 
     # the same supernet: parameters of every row, MACs of (a) and (b)
     params, macs = {}, {}
-    for row in "abcd":
+    for row in "abcde":
         model, _ = build(row, args)
         params[row] = n_weights(model)
         if row in "ab":
@@ -449,14 +456,14 @@ def main(argv: list[str] | None = None) -> int:
     def ratio(row: str, to: str) -> str:
         return f"{best[row] / best[to]:.2f}x" if to in best else "-"
 
-    print(f"\n{'row':27} {'best s':>8} {'median s':>9} {'vs (a)':>7} {'vs (b)':>7}  target")
+    print(f"\n{'row':34} {'best s':>8} {'median s':>9} {'vs (a)':>7} {'vs (b)':>7}  target")
     for row in rows:
         label, target, of = ROWS[row]
         verdict = ""
         if target is not None and of in best:
             met = best[row] / best[of] <= target
             verdict = f"<= {target:.1f}x ({of}): {'met' if met else 'NOT met'}"
-        print(f"({row}) {label:23} {best[row]:8.3f} {med[row]:9.3f} {ratio(row, 'a'):>7} "
+        print(f"({row}) {label:30} {best[row]:8.3f} {med[row]:9.3f} {ratio(row, 'a'):>7} "
               f"{ratio(row, 'b'):>7}  {verdict}")
     load1 = load_average()
     if load0 is not None and load1 is not None:

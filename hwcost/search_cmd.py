@@ -31,6 +31,11 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--batch-size", type=int)
 @click.option("--multiplier", help="One multiplier for every convolution (ApproxDARTS).")
 @click.option("--multipliers", help="Comma-separated multipliers searched per edge.")
+@click.option("--multiplier-sampling", type=click.Choice(["all", "gumbel"]),
+              help="With --multipliers: 'all' (default) runs every candidate each step and "
+              "mixes them by softmax(beta); 'gumbel' runs one per edge, drawn each step "
+              "(GDAS-style), so a step costs what one multiplier's does.")
+@click.option("--gumbel-tau", type=float, help="Gumbel-softmax temperature (default 1).")
 @click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton"]))
 @click.option("--arch", help="Accelerator spec for the energy penalty (bundled name or path).")
 @click.option("--energy-weight", type=float, help="Weight of the energy term (0: none).")

@@ -190,8 +190,34 @@ class BlockBatchNorm2d(nn.Module):
         self.register_buffer("running_mean", torch.zeros(n_blocks, num_features))
         self.register_buffer("running_var", torch.ones(n_blocks, num_features))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        #: a block selected for the whole batch (a sampled multiplier search), or None
+        self.active_candidate: int | None = None
+
+    def select_candidate(self, index: int | None) -> None:
+        """Normalise the whole batch as block ``index`` (with that block's running
+        statistics), or, with None, read it as ``n_blocks`` blocks again."""
+        if index is not None and not 0 <= index < self.n_blocks:
+            raise HwcostError(f"BlockBatchNorm2d has blocks 0..{self.n_blocks - 1}, not {index}")
+        self.active_candidate = index
+
+    def _momentum(self) -> float:
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative average, as nn.BatchNorm2d
+                momentum = 1.0 / float(self.num_batches_tracked)
+        return momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        active = self.active_candidate
+        if active is not None:
+            if x.dim() != 4 or x.shape[1] != self.num_features:
+                raise HwcostError(f"BlockBatchNorm2d({self.num_features}) cannot read an input "
+                                  f"of shape {tuple(x.shape)}")
+            # the row views share the buffers' storage: training updates block `active` only
+            return F.batch_norm(x, self.running_mean[active], self.running_var[active],
+                                self.weight, self.bias, self.training, self._momentum(),
+                                self.eps)
         t = self.n_blocks
         if x.dim() != 4 or x.shape[0] % t or x.shape[1] != self.num_features:
             raise HwcostError(f"BlockBatchNorm2d({self.num_features}, n_blocks={t}) cannot "
@@ -202,13 +228,8 @@ class BlockBatchNorm2d(nn.Module):
         xb = x.view(t, n, c, h, w).transpose(0, 1).reshape(n, t * c, h, w)
         weight = self.weight.repeat(t) if self.weight is not None else None
         bias = self.bias.repeat(t) if self.bias is not None else None
-        momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:  # cumulative average, as nn.BatchNorm2d
-                momentum = 1.0 / float(self.num_batches_tracked)
         y = F.batch_norm(xb, self.running_mean.view(-1), self.running_var.view(-1), weight,
-                         bias, self.training, momentum, self.eps)
+                         bias, self.training, self._momentum(), self.eps)
         return y.view(n, t, c, h, w).transpose(0, 1).reshape(t * n, c, h, w)
 
     def extra_repr(self) -> str:

@@ -33,7 +33,7 @@ from .data import make_loaders
 from .energy_penalty import energy_penalty, expected_energy
 from .ops import approx_conv, plain_conv
 from .runlog import write_csv
-from .search_cnn import SearchCNN
+from .search_cnn import MULTIPLIER_SAMPLING, SearchCNN
 from .settings import DataSettings, SettingError, check_run_settings, check_types, require
 
 CSV_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
@@ -59,6 +59,8 @@ class SearchConfig(DataSettings):
     order: str = "first"
     multiplier: str | None = "exact8u"
     multipliers: list[str] = field(default_factory=list)
+    multiplier_sampling: str = "all"   # 'gumbel': one candidate per edge and step (GDAS)
+    gumbel_tau: float = 1.0
     library: str | None = None        # multiplier library folder (None: the default one)
     backend: str = "auto"
     arch: str = "eyeriss"
@@ -142,6 +144,10 @@ class SearchConfig(DataSettings):
                 "must be a positive energy in pJ")
         require("energy_weight", self.energy_weight >= 0, "must be >= 0")
         require("order", self.order in ("first", "second"), "must be first or second")
+        require("multiplier_sampling", self.multiplier_sampling in MULTIPLIER_SAMPLING,
+                f"{self.multiplier_sampling!r} is unknown; expected "
+                f"{' or '.join(MULTIPLIER_SAMPLING)}")
+        require("gumbel_tau", self.gumbel_tau > 0, "must be > 0")
         require("layers", self.layers >= 3, "must be at least 3 (two reduction cells)")
         require("nodes", 1 <= self.nodes <= MAX_CELL_NODES.value,
                 f"must be 1..{MAX_CELL_NODES.value} ({MAX_CELL_NODES.env} raises the limit)")
@@ -164,7 +170,9 @@ def _model(cfg: SearchConfig, n_classes: int, resolve=None) -> SearchCNN:
         return SearchCNN(cfg.channels, n_classes, cfg.layers, cfg.nodes, conv=base,
                          multipliers=list(cfg.multipliers),
                          multiplier_conv=lambda names: approx_conv(names, backend=cfg.backend,
-                                                                   resolve=resolve))
+                                                                   resolve=resolve),
+                         multiplier_sampling=cfg.multiplier_sampling,
+                         gumbel_tau=cfg.gumbel_tau)
     conv = (approx_conv(cfg.multiplier, backend=cfg.backend, resolve=resolve)
             if cfg.multiplier else plain_conv)
     return SearchCNN(cfg.channels, n_classes, cfg.layers, cfg.nodes, conv=conv)

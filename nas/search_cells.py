@@ -81,28 +81,58 @@ class MixedOp(nn.Module):
             multiplying.append(self.n_candidates > 1 and OP_SPECS[primitive].multiplies(stride))
         #: per primitive: whether it runs in candidate mode (a conv and ``T > 1``)
         self.multiplying: tuple[bool, ...] = tuple(multiplying)
+        #: the layers of the multiplying ops that can run one candidate for the whole batch
+        #: (approximate convs and per-candidate BNs): a plain list, not submodules
+        self._candidate_layers = [m for op, mult in zip(self.ops, multiplying) if mult
+                                  for m in op.modules() if hasattr(m, "select_candidate")]
+        self._selected: int | None = None
+
+    def _select(self, index: int | None) -> None:
+        """Run the multiplying ops with candidate ``index`` alone (None: all, one block each)."""
+        if index != self._selected:
+            for layer in self._candidate_layers:
+                layer.select_candidate(index)
+            self._selected = index
 
     def candidate_outputs(self, i: int, x: torch.Tensor) -> torch.Tensor:
         """Op ``i`` on ``x`` before the multiplier mix: ``(T, N, C, H, W)`` for a
         multiplying op in candidate mode (block ``t``: multiplier ``t``), else ``(1, ...)``."""
         if not self.multiplying[i]:
             return self.ops[i](x).unsqueeze(0)
+        self._select(None)
         t = self.n_candidates
         y = self.ops[i](x.repeat(t, 1, 1, 1))
         return y.view(t, x.shape[0], *y.shape[1:])
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor,
-                mult_weights: torch.Tensor | None = None) -> torch.Tensor:
-        """``sum_i weights[i] * op_i(x)``; a multiplying op is ``sum_t mult_weights[t] y_t``."""
+                mult_weights: torch.Tensor | None = None, sampled: bool = False) -> torch.Tensor:
+        """``sum_i weights[i] * op_i(x)``; a multiplying op is ``sum_t mult_weights[t] y_t``.
+
+        ``sampled``: ``mult_weights`` is a one-hot sample (a straight-through Gumbel-softmax
+        draw, :meth:`nas.search_cnn.SearchCNN.forward`): the multiplying ops run once, on the
+        plain input, with the sampled candidate alone, and their output is scaled by the
+        sample's entry ``h_c`` (1 in value) so that the gradient reaches the betas through
+        it, as GDAS (Dong & Yang, CVPR 2019) samples one op per edge.  The step then costs
+        what a one-multiplier step does whatever the number of candidates.
+        """
         t = self.n_candidates
         out = None
         x_rep = None
+        chosen = None
+        if t > 1 and any(self.multiplying):
+            if mult_weights is None or mult_weights.shape != (t,):
+                got = None if mult_weights is None else tuple(mult_weights.shape)
+                raise HwcostError(f"an edge searching {t} multipliers needs {t} multiplier "
+                                  f"weights, got {got}")
+            if sampled:
+                chosen = int(mult_weights.detach().argmax())
+            self._select(chosen)
         for w, op, multiplying in zip(weights, self.ops, self.multiplying):
             if multiplying:
-                if mult_weights is None or mult_weights.shape != (t,):
-                    got = None if mult_weights is None else tuple(mult_weights.shape)
-                    raise HwcostError(f"an edge searching {t} multipliers needs {t} multiplier "
-                                      f"weights, got {got}")
+                if chosen is not None:
+                    term = (w * mult_weights[chosen]) * op(x)
+                    out = term if out is None else out + term
+                    continue
                 if x_rep is None:  # one copy per edge, shared by its multiplying ops
                     x_rep = x.repeat(t, 1, 1, 1)
                 y = op(x_rep)
@@ -136,14 +166,14 @@ class SearchCell(nn.Module):
                 self.edges.append(MixedOp(c, stride, edge_conv))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
-                mult_weights: torch.Tensor | None = None) -> torch.Tensor:
+                mult_weights: torch.Tensor | None = None, sampled: bool = False) -> torch.Tensor:
         states = [self.preproc0(s0), self.preproc1(s1)]
         for k in range(self.n_nodes):
             node = None
             for j, h in enumerate(states):
                 e = edge_index(k, j)
                 y = self.edges[e](h, weights[e],
-                                  None if mult_weights is None else mult_weights[e])
+                                  None if mult_weights is None else mult_weights[e], sampled)
                 node = y if node is None else node + y
             states.append(node)
         return torch.cat(states[2:], dim=1)

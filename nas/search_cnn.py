@@ -39,6 +39,9 @@ from darts.op_specs import OP_SPECS
 from nas.ops import ConvFactory, approx_conv, n_candidates, plain_conv
 from nas.search_cells import SearchCell, edge_index, n_edges
 
+#: the ways a step can treat an edge's candidate multipliers (see SearchCNN.forward)
+MULTIPLIER_SAMPLING = ("all", "gumbel")
+
 _ARCH_NAMES = ("alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce")
 _NONE = PRIMITIVES.index("none")
 
@@ -60,8 +63,14 @@ class SearchCNN(nn.Module):
                  stem_multiplier: int = 3, conv: ConvFactory = plain_conv,
                  multipliers: list[str] | None = None,
                  multiplier_conv: Callable[[list[str]], ConvFactory] | None = None,
-                 input_size: int = 32):
+                 input_size: int = 32, multiplier_sampling: str = "all",
+                 gumbel_tau: float = 1.0):
         super().__init__()
+        if multiplier_sampling not in MULTIPLIER_SAMPLING:
+            raise HwcostError(f"multiplier_sampling {multiplier_sampling!r} is unknown; "
+                              f"expected one of {', '.join(MULTIPLIER_SAMPLING)}")
+        if not gumbel_tau > 0:
+            raise HwcostError(f"gumbel_tau must be > 0, got {gumbel_tau}")
         if n_layers < 1 or n_nodes < 1:
             raise HwcostError(f"a search network needs at least one cell and one node, got "
                               f"n_layers={n_layers}, n_nodes={n_nodes}")
@@ -72,6 +81,10 @@ class SearchCNN(nn.Module):
         self.n_layers = n_layers
         self.n_nodes = n_nodes
         self.multipliers = list(multipliers) if multipliers is not None else None
+        #: how a step mixes the candidate multipliers of an edge: 'all' runs every candidate
+        #: and mixes them with softmax(beta); 'gumbel' runs one, drawn per edge and step
+        self.multiplier_sampling = multiplier_sampling
+        self.gumbel_tau = gumbel_tau
 
         edge_conv: ConvFactory | None = None
         if self.multipliers is not None:
@@ -152,16 +165,31 @@ class SearchCNN(nn.Module):
         w_normal = F.softmax(self.alpha_normal, dim=-1)
         w_reduce = F.softmax(self.alpha_reduce, dim=-1)
         b_normal = b_reduce = None
+        sampled = False
         if self.beta_normal is not None and self.beta_reduce is not None:
-            b_normal = F.softmax(self.beta_normal, dim=-1)
-            b_reduce = F.softmax(self.beta_reduce, dim=-1)
+            if self.multiplier_sampling == "gumbel" and len(self.multipliers) > 1:
+                sampled = True
+                b_normal = self._sample(self.beta_normal)
+                b_reduce = self._sample(self.beta_reduce)
+            else:
+                b_normal = F.softmax(self.beta_normal, dim=-1)
+                b_reduce = F.softmax(self.beta_reduce, dim=-1)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             if cell.reduction:
-                s0, s1 = s1, cell(s0, s1, w_reduce, b_reduce)
+                s0, s1 = s1, cell(s0, s1, w_reduce, b_reduce, sampled)
             else:
-                s0, s1 = s1, cell(s0, s1, w_normal, b_normal)
+                s0, s1 = s1, cell(s0, s1, w_normal, b_normal, sampled)
         return self.classifier(self.gap(s1).flatten(1))
+
+    def _sample(self, beta: torch.Tensor) -> torch.Tensor:
+        """One candidate per edge as a one-hot row: in training a straight-through
+        Gumbel-softmax draw (value one-hot, gradient that of the soft sample at
+        ``gumbel_tau``), so that each candidate is picked with probability softmax(beta);
+        in eval mode the argmax, deterministic."""
+        if self.training:
+            return F.gumbel_softmax(beta, tau=self.gumbel_tau, hard=True, dim=-1)
+        return F.one_hot(beta.detach().argmax(dim=-1), beta.shape[-1]).to(beta.dtype)
 
     # -- derivation ---------------------------------------------------------------------------
 

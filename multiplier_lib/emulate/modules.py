@@ -89,6 +89,10 @@ class _ApproxMixin:
         self.float_arithmetic: FloatFormat | None = None   # see set_multiplier
         self.candidates: tuple[Multiplier, ...] | None = None   # see set_candidates
         self.candidate_luts: tuple[torch.Tensor, ...] | None = None
+        self.candidate_peaks: tuple[int, ...] | None = None
+        #: with candidates: the one that multiplies the whole batch (a sampled search step),
+        #: or None (the batch is read as one block per candidate)
+        self.active_candidate: int | None = None
         self._act_cfg = (act_observer, act_symmetric)
         self._w_cfg = (weight_per_channel, weight_symmetric)
         self.set_multiplier(multiplier)
@@ -106,8 +110,7 @@ class _ApproxMixin:
             if not hasattr(self, "multiplier"):   # constructed as a float layer
                 self.set_multiplier("exact8u")
             self.float_arithmetic = fmt
-            self.candidates = None
-            self.candidate_luts = None
+            self._drop_candidates()
             return
         self.float_arithmetic = None
         try:
@@ -116,8 +119,7 @@ class _ApproxMixin:
             raise HwcostError(f"layer {self.layer_name}: {err}") from None
         old = getattr(self, "multiplier", None)
         self.multiplier = mult
-        self.candidates = None   # one multiplier again (set_candidates re-adds its list)
-        self.candidate_luts = None
+        self._drop_candidates()   # one multiplier again (set_candidates re-adds its list)
         lut, peak = _lut_entry(mult)
         if hasattr(self, "lut"):
             self.lut = lut
@@ -148,8 +150,7 @@ class _ApproxMixin:
         if multipliers is None or len(multipliers) <= 1:
             if multipliers:
                 self.set_multiplier(multipliers[0])
-            self.candidates = None
-            self.candidate_luts = None
+            self._drop_candidates()
             return
         mults = []
         for m in multipliers:
@@ -170,11 +171,40 @@ class _ApproxMixin:
         self.candidates = tuple(mults)
         entries = [_lut_entry(m) for m in mults]
         self.candidate_luts = tuple(lut for lut, _ in entries)
-        self._lut_peak = max(peak for _, peak in entries)
+        self.candidate_peaks = tuple(peak for _, peak in entries)
+        self._lut_peak = max(self.candidate_peaks)
+        self.active_candidate = None
+
+    def _drop_candidates(self) -> None:
+        self.candidates = None
+        self.candidate_luts = None
+        self.candidate_peaks = None
+        self.active_candidate = None
+
+    def select_candidate(self, index: int | None) -> None:
+        """Multiply the whole batch with candidate ``index`` (None: every candidate, one block
+        each).  A sampled multiplier search (GDAS-style, :mod:`nas.search_cells`) runs each
+        step on one candidate per edge, so its cost does not grow with the candidates."""
+        if index is not None:
+            if self.candidates is None:
+                raise HwcostError(f"layer {self.layer_name}: has no candidate multipliers to "
+                                  f"select from")
+            if not 0 <= index < len(self.candidates):
+                raise HwcostError(f"layer {self.layer_name}: candidate {index} does not exist "
+                                  f"(0..{len(self.candidates) - 1})")
+        self.active_candidate = index
 
     @property
     def n_candidates(self) -> int:
         return 1 if self.candidates is None else len(self.candidates)
+
+    @property
+    def n_blocks(self) -> int:
+        """Equal blocks this layer reads its batch as: one per candidate, or 1 (no
+        candidates, or one of them selected for the whole batch)."""
+        if self.candidates is None or self.active_candidate is not None:
+            return 1
+        return len(self.candidates)
 
     @property
     def float_format(self) -> str | None:
@@ -223,12 +253,18 @@ class _ApproxMixin:
 
     def conv_spec(self, padding: tuple[int, int]) -> ConvSpec:
         """This call's :class:`ConvSpec` (``padding``: zero padding of the codes)."""
-        single = self.candidate_luts is None
+        luts, peak, blocks = (self.lut,), self._lut_peak, False
+        if self.candidate_luts is not None:
+            active = self.active_candidate
+            if active is None:
+                luts, blocks = self.candidate_luts, True
+            else:
+                luts, peak = (self.candidate_luts[active],), self.candidate_peaks[active]
         return ConvSpec(
             self.layer_name, self.in_channels, self.out_channels, tuple(self.kernel_size),
             tuple(self.stride), tuple(padding), tuple(self.dilation), self.groups, self.grad,
-            self.backend, (self.lut,) if single else self.candidate_luts, not single,
-            self.act_quant.domain, self.weight_quant.domain, self._lut_peak, self._tables,
+            self.backend, luts, blocks,
+            self.act_quant.domain, self.weight_quant.domain, peak, self._tables,
             self.__dict__.setdefault("_accumulator_sink", {}) if self.keep_accumulator
             else None)
 
@@ -266,7 +302,7 @@ def _fused_forward(layer, fused: FusedConv, x: torch.Tensor, weight: torch.Tenso
     lo, hi = torch.aminmax(x.detach())
     if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
         raise HwcostError(f"layer {layer.layer_name}: input contains NaN or infinite values")
-    t = layer.n_candidates
+    t = layer.n_blocks
     if t > 1 and x.shape[0] % t:
         raise HwcostError(f"layer {layer.layer_name}: a batch of {x.shape[0]} cannot be split "
                           f"into {t} equal blocks, one per candidate multiplier")
