@@ -42,8 +42,10 @@ def characterize(specs: tuple[str, ...], out: Path | None, fmt: str, acts_hist: 
     \b
     Examples:
       hwcost characterize exact8u trunc8u_k6 bam8u_h2v6
-      hwcost characterize mul8u_NGR.v --format json
-      hwcost characterize mul8u_NGR drum8u_k4 --out report/ --acts-hist acts.npy
+      hwcost characterize examples/multipliers/mul8u_bam26.bin --format json
+      hwcost characterize trunc8u_k6 drum8u_k4 --out report/ \\
+          --acts-hist examples/multipliers/acts_hist.npy \\
+          --weights-hist examples/multipliers/weights_hist.npy
     """
     from core.errors import HwcostError
     from multiplier_lib.characterize import OperandStats

@@ -61,11 +61,13 @@ def cli() -> None:
 
     \b
     Examples:
-      hwcost estimate examples/darts_v2.json --arch eyeriss --multiplier mul8u_NGR.v
-      hwcost map --arch eyeriss --problem layer.yaml
-      hwcost map arch.yaml.jinja2 constraints.yaml mapper.yaml prob.yaml --var PES=16
+      hwcost estimate examples/darts_v2.json --arch eyeriss \\
+          --multiplier examples/multipliers/bam8u_h2v6.v
+      hwcost map --arch eyeriss --problem examples/timeloop/conv_3x3.yaml
+      hwcost map examples/timeloop/glb_pes.yaml.jinja --var pes=16 \\
+          --problem examples/timeloop/conv_3x3.yaml
       hwcost multipliers list
-      hwcost characterize mul8u_NGR.v exact8u trunc8u_k6 --out report/
+      hwcost characterize examples/multipliers/bam8u_h2v6.v exact8u trunc8u_k6 --out report/
     """
 
 

@@ -76,7 +76,6 @@ def experiment(out: Path, quick: bool, dataset: str, data_dir: str | None,
     Examples:
       hwcost experiment --quick --out runs/experiment-quick
       hwcost experiment --out runs/experiment --jobs 2
-      hwcost experiment --dataset npz --data-dir mydata.npz --input-size 16 --out runs/mine
     """
     from nas.experiment.config import make_config
     from nas.experiment.plan import plan

@@ -195,7 +195,8 @@ def map_cmd(inputs: tuple[Path, ...], archs: tuple[str, ...], problem: Path | No
     \b
     Examples:
       hwcost map --arch eyeriss --problem examples/timeloop/conv_3x3.yaml --objective edp
-      hwcost map arch.yaml.jinja2 constraints.yaml mapper.yaml prob.yaml --var PES=16
+      hwcost map examples/timeloop/glb_pes.yaml.jinja --var pes=16 \\
+          --problem examples/timeloop/conv_3x3.yaml
     """
     import time
 

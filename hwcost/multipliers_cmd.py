@@ -20,9 +20,10 @@ def multipliers() -> None:
 
     \b
     Examples:
-      hwcost multipliers import mul8u_NGR.v mul8u_NGR.c lut.bin
+      hwcost multipliers import examples/multipliers/bam8u_h2v6.v \\
+          examples/multipliers/mul8u_bam26.bin
       hwcost multipliers list
-      hwcost multipliers show mul8u_NGR
+      hwcost multipliers show mul8u_bam26
       hwcost multipliers export trunc8u_k4 --verilog trunc8u_k4.v
     """
 
@@ -45,7 +46,7 @@ def import_cmd(paths: tuple[Path, ...], name: str | None, signed: bool | None, f
 
     \b
     Example:
-      hwcost multipliers import mul8u_NGR.v --force
+      hwcost multipliers import examples/multipliers/mul8u_bam26.bin --force
     """
     from multiplier_lib.importers import import_file
 
@@ -102,7 +103,7 @@ def show_cmd(name: str, fmt: str, library_dir: Path | None) -> None:
 
     \b
     Examples:
-      hwcost multipliers show mul8u_NGR
+      hwcost multipliers show mul8u_bam26
       hwcost multipliers show drum8u_k4 --format json
     """
     from multiplier_lib.library import resolve
@@ -150,7 +151,7 @@ def export_cmd(name: str, verilog: Path | None, bin_path: Path | None, npy: Path
     \b
     Examples:
       hwcost multipliers export trunc8u_k4 --verilog trunc8u_k4.v
-      hwcost multipliers export mul8u_NGR --bin mul8u_NGR.bin
+      hwcost multipliers export mul8u_bam26 --bin mul8u_bam26_copy.bin
     """
     from multiplier_lib.export import write_bin, write_npy, write_verilog
     from multiplier_lib.library import resolve
@@ -172,7 +173,7 @@ def remove_cmd(names: tuple[str, ...], library_dir: Path | None) -> None:
 
     \b
     Example:
-      hwcost multipliers remove mul8u_NGR
+      hwcost multipliers remove mul8u_bam26
     """
     library = open_library(library_dir)
     for n in names:

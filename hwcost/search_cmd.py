@@ -61,8 +61,10 @@ def search(config_path: Path | None, out: Path | None, resume: bool, dry_run: bo
     \b
     Examples:
       hwcost search --dataset synthetic --epochs 2 --layers 3 --channels 4 \\
-          --multiplier trunc8u_k6c --energy-weight 0.1 --max-steps 4 --out runs/demo
-      hwcost search --dataset cifar10 --data-dir data --multiplier mul8u_NGR.v \\
+          --batch-size 16 --multiplier trunc8u_k6c --energy-weight 0.1 --max-steps 4 \\
+          --out runs/demo
+      hwcost search --dataset cifar10 --data-dir data \\
+          --multiplier examples/multipliers/bam8u_h2v6.v \\
           --arch eyeriss --energy-weight 0.05 --out runs/ngr
     """
     from nas.search import SearchConfig, run_search, summarize_search

@@ -63,7 +63,8 @@ def train(genotype_path: Path, multiplier: str | None, dataset: str, data_dir: s
     Examples:
       hwcost train runs/demo/genotype.json --dataset synthetic --epochs 2 --layers 3 \\
           --channels 4 --max-steps 4 --out runs/demo-train
-      hwcost train genotype.json --dataset cifar10 --auxiliary --cutout 16 --out runs/train
+      hwcost train runs/demo/genotype.json --dataset cifar10 --data-dir data --auxiliary \\
+          --cutout 16 --out runs/train
     """
     from core.atomic import atomic_write_text
     from darts.genotype_io import load

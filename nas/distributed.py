@@ -19,7 +19,9 @@ Backends: gloo on CPU, nccl when CUDA is used.  Launch with
 
 from __future__ import annotations
 
+import inspect
 import os
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -76,6 +78,24 @@ def all_sum(values: list[float]) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(t)
     return t.tolist()
+
+
+def no_buffer_broadcast() -> dict[str, bool]:
+    """DistributedDataParallel's setting for not re-broadcasting buffers on every forward,
+    under the name this torch has: newer releases renamed ``broadcast_buffers`` to
+    ``forward_sync_buffers`` and warn on the old name at every start.  (The new one still
+    syncs buffers once at construction; hwcost's ranks build identical models, so that
+    changes nothing.)"""
+    params = inspect.signature(torch.nn.parallel.DistributedDataParallel.__init__).parameters
+    if "forward_sync_buffers" in params:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
+
+
+# torch deprecates its autograd-aware all_reduce in favour of a private module; the warning
+# asks nothing of a user, and it would print once per BN layer and process
+warnings.filterwarnings("ignore", category=FutureWarning,
+                        message=r"torch\.distributed\.nn\.functional\.all_reduce is deprecated")
 
 
 class DistributedBatchNorm2d(nn.BatchNorm2d):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import re
 import time
@@ -356,6 +357,11 @@ def _ray(address: str | None, num_cpus: int | None):
             kwargs["address"] = address
         elif num_cpus:
             kwargs["num_cpus"] = num_cpus
+        # a new local cluster turns on token authentication, Ray's default, and says so in
+        # a line that asks nothing of the user; its other messages (a disabled or failing
+        # authentication) still show
+        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+            lambda record: "Token authentication is enabled for this" not in record.getMessage())
         try:
             ray.init(**kwargs)
         except Exception as err:  # ConnectionError, RuntimeError, timeouts: all one message

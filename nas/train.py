@@ -153,7 +153,7 @@ def _run_train(genotype: Genotype, cfg: TrainConfig, out: Path, resume: bool, pr
     net: torch.nn.Module = model
     if world > 1:
         # buffers are kept alike by design (global BN statistics, reduced observer ranges)
-        net = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+        net = torch.nn.parallel.DistributedDataParallel(model, **distributed.no_buffer_broadcast())
     for epoch in range(start, cfg.epochs):
         model.train()
         model.drop_path_prob(cfg.drop_path * epoch / cfg.epochs)
