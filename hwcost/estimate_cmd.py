@@ -129,7 +129,7 @@ def estimate(genotype: Path, archs: tuple[str, ...], multipliers: tuple[str, ...
     if export_timeloop is not None:
         _export_timeloop(export_timeloop, spec, base)
     if plot is not None:
-        _plot(plot, base)
+        _plot(plot, results, spec.name)
     if write_ert is not None:      # the design's exact energies, once the run has succeeded
         write_context_ert(write_ert, context)
 
@@ -246,31 +246,44 @@ def _export_timeloop(folder: Path, spec, est) -> None:
     click.echo(f"wrote {len(seen)} Timeloop problem/mapping pairs to {folder}", err=True)
 
 
-def _plot(path: Path, est) -> None:
+def plot_figure(results: list, arch: str):
+    """Energy per layer group as stacked bars (arithmetic, then each memory level), one panel
+    per ``--multiplier``, stacked one above the other on shared axes (same groups, same energy
+    scale) so that the multipliers compare bar by bar; the legend is shared."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    first = results[0]
+    n_groups = len(first.by_group())
+    fig = Figure(figsize=(max(6.0, 0.32 * n_groups + 2.4), 1.9 * len(results) + 1.6), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(results), 1, sharex=True, sharey=True, squeeze=False)[:, 0]
+    for ax, est in zip(axes, results):
+        groups = est.by_group()
+        labels = [g["name"] for g in groups]
+        series = [("multiply", [g["multiply_pj"] / 1e6 for g in groups]),
+                  ("add", [g["add_pj"] / 1e6 for g in groups])]
+        series += [(lv, [g[f"{lv}_pj"] / 1e6 for g in groups]) for lv in est.level_names]
+        bottom = [0.0] * len(labels)
+        for name, values in series:
+            ax.bar(labels, values, bottom=bottom, label=name)
+            bottom = [b + v for b, v in zip(bottom, values)]
+        ax.set_title(f"{est.multiplier}: {sum(bottom):.4g} uJ per image", fontsize=9)
+        ax.set_ylabel("uJ")
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].tick_params(axis="x", labelrotation=90, labelsize=7)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="center right", fontsize=7)
+    fig.suptitle(f"energy per layer group on {arch}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - 1.1 / fig.get_figwidth(), 1))
+    return fig
+
+
+def _plot(path: Path, results: list, arch: str) -> None:
     from core.atomic import atomic_write_bytes
 
-    groups = est.by_group()
-    labels = [g["name"] for g in groups]
-    series = [("multiply", [g["multiply_pj"] / 1e6 for g in groups]),
-              ("add", [g["add_pj"] / 1e6 for g in groups])]
-    series += [(lv, [g[f"{lv}_pj"] / 1e6 for g in groups]) for lv in est.level_names]
-    fig = Figure(figsize=(max(6.0, 0.35 * len(labels) + 2), 4.2), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    bottom = [0.0] * len(labels)
-    for name, values in series:
-        ax.bar(labels, values, bottom=bottom, label=name)
-        bottom = [b + v for b, v in zip(bottom, values)]
-    ax.set_ylabel("energy (uJ)")
-    ax.set_title(f"energy per group on {est.arch}, multiplier {est.multiplier}", fontsize=10)
-    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-    ax.legend(fontsize=7)
-    fig.subplots_adjust(bottom=0.25)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    plot_figure(results, arch).savefig(buf, format="png")
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -13,6 +13,7 @@ the Agg canvas is used directly, whatever backend the rest of the process has ch
 
 from __future__ import annotations
 
+import math
 from io import BytesIO
 
 import numpy as np
@@ -113,7 +114,9 @@ def histogram_png(name: str, error: np.ndarray, weights: np.ndarray | None = Non
     """Distribution of the error over all operand pairs (optionally weighted).
 
     Errors of approximate multipliers usually pile up at zero with long tails, so the count
-    axis switches to log scale when the bins span more than three decades.
+    axis is always logarithmic, and says so: one scale for every histogram of a report, so
+    that two multipliers' tails compare by eye (a linear axis for some and a log one for
+    others, chosen per plot, read as different shapes).
     """
     err = np.asarray(error, dtype=np.int64).ravel()
     w = None if weights is None else np.asarray(weights, dtype=float).ravel()
@@ -121,20 +124,24 @@ def histogram_png(name: str, error: np.ndarray, weights: np.ndarray | None = Non
     counts, _ = np.histogram(err, bins=edges, weights=w)
 
     fig = _new_figure(5.2, 3.4)
+    fig.subplots_adjust(left=0.15)   # room for the y label beside 10^-n tick labels
     ax = fig.add_subplot()
     ax.stairs(counts, edges, fill=True, color="tab:blue", alpha=0.8)
-    positive = counts[counts > 0]
-    if positive.size and positive.max() / positive.min() > 1e3:
-        ax.set_yscale("log")
+    ax.set_yscale("log")
     mean = float(np.average(err, weights=w))
     ax.axvline(0, color="black", linewidth=0.8)
     ax.axvline(mean, color="tab:red", linewidth=1.0, linestyle="--", label=f"mean {mean:.4g}")
     ax.legend(fontsize=8, loc="best")
     ax.set_xlabel("error (approx - exact)")
-    ax.set_ylabel("probability" if w is not None else "operand pairs")
+    ax.set_ylabel(("probability" if w is not None else "operand pairs") + " (log scale)")
     ax.set_title(f"{name}: error histogram" + (" (weighted)" if w is not None else ""),
                  fontsize=10)
     return _to_png(fig)
+
+
+def _symlog(v: float, linthresh: float) -> float:
+    """Where ``v`` sits on a symlog axis, up to scale (for placing labels)."""
+    return math.copysign(math.log10(1 + abs(v) / linthresh), v)
 
 
 def pareto_png(
@@ -153,8 +160,16 @@ def pareto_png(
     ax = fig.add_subplot()
     xs = [p[1] for p in estimated] + [p[1] for p in published]
     pos = [x for x in xs if x > 0]
-    if pos and max(pos) / min(pos) >= 100:
+    symlog = bool(pos) and max(pos) / min(pos) >= 100
+    if symlog:
         ax.set_xscale("symlog", linthresh=min(pos))
+    lo, hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
+
+    def right_half(x: float) -> bool:
+        """Labels of points in the right half go to their left, so none runs off the edge."""
+        if symlog:
+            return _symlog(x, min(pos)) > (_symlog(lo, min(pos)) + _symlog(hi, min(pos))) / 2
+        return x > (lo + hi) / 2
 
     if estimated:
         ax.scatter([p[1] for p in estimated], [p[2] for p in estimated], marker="o",
@@ -168,16 +183,19 @@ def pareto_png(
         ax.step(fx, fy, where="post", color="tab:blue", linewidth=1.0, alpha=0.7,
                 label="Pareto front (estimated)")
     for label, x, y in estimated:
-        ax.annotate(label, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
+        left = right_half(x)
+        ax.annotate(label, (x, y), xytext=(-4 if left else 4, 3), textcoords="offset points",
+                    fontsize=7, ha="right" if left else "left")
     for label, x, y in published:  # below the marker, so a pair of labels does not overlap
-        ax.annotate(label, (x, y), xytext=(4, -9), textcoords="offset points", fontsize=7,
-                    color="tab:orange")
+        left = right_half(x)
+        ax.annotate(label, (x, y), xytext=(-4 if left else 4, -9), textcoords="offset points",
+                    fontsize=7, color="tab:orange", ha="right" if left else "left")
     if not estimated and not published:
         ax.text(0.5, 0.5, "no multiplier has energy figures", ha="center", va="center",
                 transform=ax.transAxes)
     else:
         ax.legend(fontsize=8)
-    ax.set_xlabel("MAE %")
+    ax.set_xlabel("MAE % (symmetric log scale)" if symlog else "MAE %")
     ax.set_ylabel("energy (pJ / operation)")
     ax.margins(x=0.15, y=0.08)  # room for the name labels next to the outermost points
     ax.set_title("Energy vs accuracy", fontsize=10)

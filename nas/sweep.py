@@ -459,33 +459,75 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
+def _label_groups(points: list[tuple[float, float]], span: tuple[float, float]
+                  ) -> list[tuple[tuple[float, float], list[int]]]:
+    """Points that would print on top of each other (within 1 % of each axis's span), with
+    their 0-based indices: one label per group ("1, 3") instead of overlapping numbers."""
+    groups: list[tuple[tuple[float, float], list[int]]] = []
+    for i, (x, y) in enumerate(points):
+        for (gx, gy), members in groups:
+            if abs(gx - x) <= 0.01 * span[0] and abs(gy - y) <= 0.01 * span[1]:
+                members.append(i)
+                break
+        else:
+            groups.append(((x, y), [i]))
+    return groups
+
+
 def plot_pareto(rows: list[dict], path: Path) -> None:
+    """Accuracy against energy: every grid point numbered and listed in the legend with its
+    multiplier setting and energy weight, the Pareto front, and, in a panel of its own with
+    its own energy axis, each point's network run in the float baseline (same number and
+    colour), so that neither cluster is squeezed into a corner of one wide axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     done = [r for r in rows if r.get("status") == "done"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    pts = [(r["energy_uj"], r["test_acc"]) for r in done]
-    if pts:
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], c="tab:blue", label="grid points")
-        for r, (e, a) in zip(done, pts):
-            ax.annotate(f"{r['multipliers']} w{r.get('energy_weight')}", (e, a), fontsize=6,
-                        xytext=(3, 3), textcoords="offset points")
-        front = pareto_front(pts)
-        ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "-o", c="tab:red",
-                mfc="none", label="Pareto front")
     base = [r for r in done if r.get("baseline_energy_uj") is not None]
-    if base:
-        ax.scatter([r["baseline_energy_uj"] for r in base], [r["baseline_acc"] for r in base],
-                   marker="s", c="tab:gray", label=f"{base[0]['baseline']} (same networks)")
+    panels = 2 if base else 1
+    fig, axes = plt.subplots(1, panels, figsize=(8.0 if base else 6.4, 4.6), sharey=True,
+                             squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 1.4][:panels]})
+    ax = axes[0][0]
+    colour = plt.get_cmap("tab10")
+    pts = [(r["energy_uj"], r["test_acc"]) for r in done]
+    accs = [a for _, a in pts] + [r["baseline_acc"] for r in base]
+    y_span = (max(accs) - min(accs)) if accs else 1.0
+    for k, (r, (e, a)) in enumerate(zip(done, pts)):
+        ax.scatter(e, a, color=colour(k % 10), s=40, zorder=3,
+                   label=f"{k + 1}: {r['multipliers']}, energy weight {r.get('energy_weight')}")
+    if pts:
+        front = pareto_front(pts)
+        ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "-", c="tab:red",
+                lw=1, zorder=2, label="Pareto front")
+        xs = [e for e, _ in pts]
+        for (x, y), members in _label_groups(pts, (max(xs) - min(xs) or 1.0, y_span or 1.0)):
+            ax.annotate(", ".join(str(i + 1) for i in members), (x, y), xytext=(5, 4),
+                        textcoords="offset points", fontsize=8)
     ax.set_xlabel("energy per image (uJ)")
     ax.set_ylabel("test accuracy")
-    ax.set_title("accuracy vs energy")
+    ax.set_title("approximate networks")
     ax.grid(alpha=0.3)
-    if pts or base:
-        ax.legend(fontsize=8)
+    if base:
+        bx = axes[0][1]
+        bpts = [(r["baseline_energy_uj"], r["baseline_acc"]) for r in base]
+        for r, (e, a) in zip(base, bpts):
+            bx.scatter(e, a, color=colour(done.index(r) % 10), marker="s", s=36, zorder=3)
+        xs = [e for e, _ in bpts]
+        for (x, y), members in _label_groups(bpts, (max(xs) - min(xs) or 1.0, y_span or 1.0)):
+            bx.annotate(", ".join(str(done.index(base[i]) + 1) for i in members), (x, y),
+                        xytext=(5, 4), textcoords="offset points", fontsize=8)
+        bx.set_xlabel("energy per image (uJ)")
+        bx.set_title(f"the same networks in {base[0]['baseline']}")
+        bx.grid(alpha=0.3)
+        bx.margins(x=0.25)
+    if pts:
+        fig.legend(*ax.get_legend_handles_labels(), loc="upper center", fontsize=8,
+                   ncol=2, bbox_to_anchor=(0.5, 0.0), frameon=False)
+    fig.suptitle("test accuracy against energy per image")
+    fig.tight_layout()
     buf = __import__("io").BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -121,6 +121,38 @@ def test_estimate_table_csv_plot_and_export(tmp_path):
     assert lines[0].startswith("name,layers,macs") and lines[-1].startswith("classifier,")
 
 
+def test_estimate_plot_draws_every_multiplier_on_one_energy_scale(tmp_path):
+    from darts.pricing import price_network
+    from hwcost.estimate_cmd import plot_figure
+    from hwmodel.costing import CostContext
+    from multiplier_lib.library import MultiplierResolver
+
+    geno = load(EXAMPLES / "small_genotype.json")
+    config = NetworkConfig.from_genotype(geno, layers=3, channels=4, input_size=16,
+                                         classes=10)
+    resolver = MultiplierResolver(None)
+    context = CostContext(load_arch("eyeriss"), resolve=resolver.arithmetic)
+    names = ["fp32", "exact8u", "drum8u_k4"]
+    results = [price_network(geno, config, context, resolver.arithmetic(n)) for n in names]
+    fig = plot_figure(results, "eyeriss")
+    panels = [ax for ax in fig.axes if ax.patches]
+    assert len(panels) == 3
+    for ax, name, est in zip(panels, names, results):
+        assert ax.get_title().startswith(f"{name}: ")
+        # the stacked bars of a panel add up to that multiplier's total energy
+        tops = {}
+        for bar in ax.patches:
+            x = round(bar.get_x(), 6)
+            tops[x] = max(tops.get(x, 0.0), bar.get_y() + bar.get_height())
+        assert sum(tops.values()) == pytest.approx(est.total("energy_pj") / 1e6, rel=1e-6)
+    assert len({ax.get_ylim() for ax in panels}) == 1      # one shared energy scale
+    res = run("estimate", EXAMPLES / "small_genotype.json", "--arch", "eyeriss",
+              "--multiplier", "exact8u", "--multiplier", "drum8u_k4", "--plot",
+              tmp_path / "two.png")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "two.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.parametrize("args,needle", [
     (["estimate", EXAMPLES / "small_genotype.json", "--arch", "nosuch"], "nosuch"),
     (["estimate", EXAMPLES / "small_genotype.json", "--arch", "edge", "--multiplier",

@@ -336,3 +336,46 @@ def test_empty_item_list(tmp_path):
     paths = write_report(tmp_path, [])
     assert table_rows(paths["markdown"].read_text()) == []
     assert_png(paths["pareto"])
+
+
+def _capture_figures(monkeypatch) -> list:
+    """Figures the plot functions would encode, kept for inspection."""
+    from multiplier_lib import plots
+
+    seen: list = []
+
+    def keep(fig):
+        seen.append((fig.axes[0].get_yscale(), fig.axes[0].get_ylabel(),
+                     fig.axes[0].get_xlabel(),
+                     [(t.get_text(), t.get_ha()) for t in fig.axes[0].texts]))
+        return b""
+
+    monkeypatch.setattr(plots, "_to_png", keep)
+    return seen
+
+
+def test_every_histogram_has_a_log_axis_that_says_so(monkeypatch):
+    seen = _capture_figures(monkeypatch)
+    narrow = np.array([[0, 1], [1, 2]], np.int64)                 # counts within a decade
+    wide = np.zeros((64, 64), np.int64)
+    wide[0, 0] = 5                                                  # 4095 zeros and one 5
+    histogram_png("narrow", narrow)
+    histogram_png("wide", wide)
+    histogram_png("weighted", narrow, weights=np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert [s for s, *_ in seen] == ["log", "log", "log"]
+    assert all(label.endswith("(log scale)") for _, label, *_ in seen)
+    assert seen[2][1].startswith("probability")
+
+
+def test_pareto_labels_of_right_hand_points_open_to_the_left(monkeypatch):
+    from multiplier_lib.plots import pareto_png
+
+    seen = _capture_figures(monkeypatch)
+    estimated = [("exact", 0.0, 0.39), ("mid", 0.5, 0.3), ("far", 1.4, 0.31)]
+    pareto_png(estimated, [], [0, 1])
+    ha = dict(seen[0][3])
+    assert ha == {"exact": "left", "mid": "left", "far": "right"}
+    # MAE% spanning decades: a symlog axis, and the label says so
+    pareto_png([("a", 0.001, 1.0), ("b", 5.0, 0.5), ("c", 0.0, 1.1)], [], [])
+    assert seen[1][2] == "MAE % (symmetric log scale)"
+    assert dict(seen[1][3])["b"] == "right" and dict(seen[1][3])["c"] == "left"

@@ -72,6 +72,43 @@ def test_pareto_front_keeps_the_points_nothing_beats():
     assert pareto_front(pts) == [1, 0, 2]
 
 
+def test_coincident_points_share_one_label_and_distant_ones_do_not():
+    from nas.sweep import _label_groups
+
+    pts = [(38.03, 0.094), (40.9, 0.047), (38.05, 0.094), (38.8, 0.109), (38.03, 0.0941)]
+    groups = _label_groups(pts, (40.9 - 38.03, 0.109 - 0.047))
+    assert sorted(members for _, members in groups) == [[0, 2, 4], [1], [3]]
+
+
+def test_pareto_plot_numbers_every_point_and_gives_fp32_its_own_axis(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from nas import sweep as sweep_mod
+
+    rows = [{"status": "done", "multipliers": m, "energy_weight": w, "energy_uj": e,
+             "test_acc": a, "baseline": "fp32", "baseline_energy_uj": 4 * e,
+             "baseline_acc": a + 0.01}
+            for m, w, e, a in [("exact8u", 0.0, 40.9, 0.047), ("exact8u", 0.5, 38.0, 0.094),
+                               ("trunc8u_k6c", 0.0, 39.6, 0.094)]]
+    figures = []
+    real_close = plt.close
+    plt.close = lambda fig=None: figures.append(fig)    # keep the figure to look at
+    try:
+        sweep_mod.plot_pareto(rows, tmp_path / "p.png")
+    finally:
+        plt.close = real_close
+    fig = figures[0]
+    main, base = fig.axes[:2]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:3] == ["1: exact8u, energy weight 0.0", "2: exact8u, energy weight 0.5",
+                          "3: trunc8u_k6c, energy weight 0.0"]
+    assert sorted(t.get_text() for t in main.texts) == ["1", "2", "3"]
+    # each panel's energy axis fits its own points, not the union of both
+    assert main.get_xlim()[1] < 45 and base.get_xlim()[0] > 100
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    real_close(fig)
+
+
 def test_a_failing_point_is_reported_and_leaves_no_result(tmp_path):
     text = SMALL.replace("data: {dataset: synthetic, synthetic_size: 64}",
                          f"data: {{dataset: npz, data_dir: {tmp_path / 'missing.npz'}}}")
