@@ -49,6 +49,7 @@ from typing import Any
 from core.atomic import atomic_write_bytes, atomic_write_text
 from core.errors import HwcostError
 from core.limits import Limit
+from darts.genotype import suggest
 from nas.settings import DataSettings
 
 TOP_KEYS = ("data", "grid", "search", "train", "baseline", "resources")
@@ -111,7 +112,8 @@ def _check_keys(path, node, allowed, what: str, parent=None) -> None:
         raise _err(path, *where, f"{what} must be a mapping")
     for key in node:
         if key not in allowed:
-            raise _err(path, node, key, f"unknown key {key!r} in {what}; expected one of "
+            raise _err(path, node, key, f"unknown key {key!r} in {what}"
+                                        f"{suggest(str(key), allowed)}; expected one of "
                                         f"{', '.join(allowed)}")
 
 

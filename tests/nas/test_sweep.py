@@ -45,7 +45,8 @@ def write(tmp_path: Path, text: str, name: str = "sweep.yaml") -> Path:
     ("[exact8u, trunc8u_k6c]", "[exact8u, nosuch8u]", 3, "nosuch8u"),
     ("[exact8u, trunc8u_k6c]", "[exact8u, fp32]", 3, "float baseline"),
     ("  arch: [eyeriss]", "  arch: [nowhere]", 5, "grid.arch"),
-    ("max_steps: 1}\ntrain", "max_step: 1}\ntrain", 6, "unknown key 'max_step' in search"),
+    ("max_steps: 1}\ntrain", "max_step: 1}\ntrain", 6,
+     r"unknown key 'max_step' in search \(did you mean 'max_steps' or 'max_skip'\?\)"),
     ("  energy_weight: [0.0, 0.5]", "  energy_weight: [0.0, high]", 4, "must be numbers"),
 ])
 def test_sweep_file_mistakes_give_file_and_line(tmp_path, old, new, line, message):
