@@ -9,7 +9,18 @@ dependency chain.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+#: characters that would break a message's one line or forge another: C0/C1 controls (newline,
+#: carriage return, escape sequences...) and the Unicode line and paragraph separators
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character written as its escape (``\\n``, ``\\x1b``):
+    a file named ``"a\\nError: forged"`` prints as one line that shows the name it has."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class HwcostError(Exception):
@@ -26,7 +37,7 @@ class HwcostError(Exception):
         if self.file:
             where = self.file if self.line is None else f"{self.file}:{self.line}"
             where += ": "
-        return f"{where}{self.message}"
+        return one_line(f"{where}{self.message}")
 
     def located(self, file: str | Path, line: int | None = None) -> HwcostError:
         """Return a copy of this error attributed to ``file`` (used by importers)."""

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from core.errors import HwcostError
+from core.errors import HwcostError, one_line
 
 from . import __version__
 
@@ -43,10 +43,10 @@ class HwcostGroup(click.Group):
             sys.exit(err.exit_code)
         except click.UsageError as err:
             hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
-            click.echo(f"Error: {err.format_message()}{hint}", err=True)
+            click.echo(one_line(f"Error: {err.format_message()}{hint}"), err=True)
             sys.exit(err.exit_code)
         except click.ClickException as err:
-            err.show()
+            click.echo(one_line(f"Error: {err.format_message()}"), err=True)
             sys.exit(err.exit_code)
         except click.Abort:
             click.echo("Aborted!", err=True)

@@ -176,6 +176,11 @@ def remove_cmd(names: tuple[str, ...], library_dir: Path | None) -> None:
       hwcost multipliers remove mul8u_bam26
     """
     library = open_library(library_dir)
-    for n in names:
+    missing = [n for n in dict.fromkeys(names) if n not in library]
+    if missing:   # every name is checked before any entry is deleted
+        listed = ", ".join(repr(n) for n in missing)
+        raise HwcostError(f"{listed} {'is' if len(missing) == 1 else 'are'} not in the library "
+                          f"{library.root}; nothing was removed")
+    for n in dict.fromkeys(names):
         library.remove(n)
         click.echo(f"removed {n}")

@@ -146,3 +146,18 @@ def test_removed_lowrank_backend_is_an_invalid_choice(cmd):
 def test_removed_characterize_lowrank_option_is_unknown():
     res = run("characterize", "exact8u", "--lowrank", "4")
     assert res.exit_code == 2 and "No such option" in res.output and "--lowrank" in res.output
+
+
+def test_remove_checks_every_name_before_deleting_any(tmp_path):
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "multipliers"
+    assert run("multipliers", "import", str(examples / "mul8u_bam26.bin")).exit_code == 0
+    res = CliRunner().invoke(cli, ["multipliers", "remove", "mul8u_bam26", "nosuch", "other"])
+    assert res.exit_code == 1
+    assert res.output.count("\n") == 1 and "'nosuch', 'other' are not in the library" in \
+        res.output and "nothing was removed" in res.output
+    assert "mul8u_bam26" in run("multipliers", "list").output        # still there
+    res = CliRunner().invoke(cli, ["multipliers", "remove", "mul8u_bam26", "mul8u_bam26"])
+    assert res.exit_code == 0 and res.output == "removed mul8u_bam26\n"
+    assert "mul8u_bam26" not in run("multipliers", "list").output
