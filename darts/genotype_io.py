@@ -40,7 +40,10 @@ from __future__ import annotations
 
 import ast
 import bisect
+import io
 import json
+import keyword
+import tokenize
 from json.decoder import JSONArray, JSONObject
 from json.scanner import py_make_scanner
 from pathlib import Path
@@ -64,6 +67,14 @@ _OPTIONAL = ("multiplier", "normal_multipliers", "reduce_multipliers", "network"
 _TEXT_POSITIONAL = _REQUIRED
 #: JSON nesting refused before Python's recursion limit is near (a genotype nests 4 deep)
 _MAX_JSON_DEPTH = 64
+#: the text format's bounds, checked on its tokens before :mod:`ast` sees the text (its
+#: parser recurses: deep brackets or long operator chains exhaust the stack or the memory)
+_MAX_TEXT_DEPTH = 64
+_MAX_NUMBER_CHARS = 30
+_MAX_RANGE_LEN = 1000
+#: the operators that literal data needs: brackets, separators, '=' of keyword arguments,
+#: '.' of ``genotypes.Genotype`` and of floats, and a minus sign before a number
+_DATA_OPS = frozenset("()[]{},:=.-")
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,6 +219,7 @@ def _unwrap(node: _At, path: EntryPath, lines: dict[EntryPath, int]) -> Any:
 def _parse_text(text: str, source: str,
                 name: str | None) -> tuple[dict[str, Any], dict[EntryPath, int]]:
     """Read ``Genotype(...)`` with :mod:`ast`: literals only, nothing is ever executed."""
+    _check_data_tokens(text, source)
     try:
         tree = ast.parse(text, filename=source, mode="exec")
     except SyntaxError as exc:
@@ -272,6 +284,61 @@ def _parse_text(text: str, source: str,
     return raw, lines
 
 
+def _check_data_tokens(text: str, source: str) -> None:
+    """Refuse, token by token (no recursion), what literal data never contains: operators
+    other than brackets, separators and a minus sign before a number; keywords (``not``,
+    ``lambda``...); numbers longer than 30 characters; brackets nested deeper than 64.  What
+    passes is bounded for :mod:`ast`, whose parser recurses and would otherwise fail with
+    MemoryError or RecursionError on a few kilobytes of ``-`` or ``not``."""
+    depth = 0
+    previous: tokenize.TokenInfo | None = None
+    statement_start, skipping = True, False
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            line = tok.start[0]
+            if tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                statement_start, skipping = True, False
+                previous = tok
+                continue
+            if tok.type in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
+                continue
+            if statement_start:
+                # DARTS's genotypes.py imports namedtuple: import statements are flat
+                skipping = tok.type == tokenize.NAME and tok.string in ("from", "import")
+                statement_start = False
+            if skipping:
+                continue
+            if previous is not None and previous.string == "-" and \
+                    tok.type != tokenize.NUMBER:
+                raise HwcostError("a minus sign must be followed by a number in a Genotype",
+                                  file=source, line=line)
+            if tok.type == tokenize.OP:
+                if tok.string not in _DATA_OPS:
+                    raise HwcostError(f"operator {tok.string!r} is not allowed in a Genotype "
+                                      "(literal values and range(a, b) only)", file=source,
+                                      line=line)
+                if tok.string in "([{":
+                    depth += 1
+                    if depth > _MAX_TEXT_DEPTH:
+                        raise HwcostError(f"brackets nested more than {_MAX_TEXT_DEPTH} levels "
+                                          "deep (a genotype nests 4)", file=source, line=line)
+                elif tok.string in ")]}":
+                    depth -= 1
+            elif tok.type == tokenize.NAME and keyword.iskeyword(tok.string) and \
+                    tok.string not in ("True", "False", "None"):
+                raise HwcostError(f"{tok.string!r} is not allowed in a Genotype (literal values "
+                                  "and range(a, b) only)", file=source, line=line)
+            elif tok.type == tokenize.NUMBER and len(tok.string) > _MAX_NUMBER_CHARS:
+                raise HwcostError(f"a number of {len(tok.string)} characters (at most "
+                                  f"{_MAX_NUMBER_CHARS} in a Genotype)", file=source, line=line)
+            elif tok.type == tokenize.ERRORTOKEN and not tok.string.isspace():
+                raise HwcostError(f"unexpected character {tok.string!r}", file=source,
+                                  line=line)
+            previous = tok
+    except (tokenize.TokenError, SyntaxError):
+        return   # an unclosed bracket or string: ast.parse names it, with its line
+
+
 def _call_name(call: ast.Call) -> str | None:
     func = call.func
     if isinstance(func, ast.Name):
@@ -285,10 +352,21 @@ def _literal(node: ast.expr, source: str) -> Any:
     """A literal value, or ``range(a, b[, c])`` (DARTS writes concat lists that way)."""
     if isinstance(node, ast.Call) and _call_name(node) == "range" and not node.keywords:
         args = [_literal(a, source) for a in node.args]
-        if 1 <= len(args) <= 3 and all(type(a) is int for a in args):
-            return list(range(*args))
-        raise HwcostError("range(...) needs 1 to 3 integer arguments", file=source,
-                          line=node.lineno)
+        if not (1 <= len(args) <= 3 and all(type(a) is int for a in args)):
+            raise HwcostError("range(...) needs 1 to 3 integer arguments", file=source,
+                              line=node.lineno)
+        if len(args) == 3 and args[2] == 0:
+            raise HwcostError("range(...) needs a step other than 0", file=source,
+                              line=node.lineno)
+        span = range(*args)
+        try:
+            size = len(span)
+        except OverflowError:      # longer than the machine's largest index
+            size = _MAX_RANGE_LEN + 1
+        if size > _MAX_RANGE_LEN:
+            raise HwcostError(f"range(...) of more than {_MAX_RANGE_LEN} values (a concat "
+                              "list has a few)", file=source, line=node.lineno)
+        return list(span)
     try:
         return ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError):
@@ -301,6 +379,27 @@ def _ast_lines(node: ast.expr, path: EntryPath, lines: dict[EntryPath, int]) -> 
     if isinstance(node, ast.List | ast.Tuple):
         for i, elt in enumerate(node.elts):
             _ast_lines(elt, (*path, i), lines)
+
+
+#: a multiplier named by a data file is a library name, a built-in name or a path; no path is
+#: longer than this (Linux's PATH_MAX)
+_MAX_NAME_CHARS = 4096
+
+
+def _check_multiplier_name(name: str, what: str, fail: Any, *path: str | int) -> None:
+    """A multiplier named in a genotype: no control characters (a NUL cannot reach the OS, a
+    newline would forge a message line), no absurd length, and no C model: a C file is code,
+    compiled and run when read, and a data file must not run code by naming one."""
+    bad = next((ch for ch in name if ord(ch) < 32 or ch == "\x7f"), None)
+    if bad is not None:
+        raise fail(f"{what} contains a control character ({bad!r})", *path)
+    if len(name) > _MAX_NAME_CHARS:
+        raise fail(f"{what} is {len(name):,} characters long (a name or path has at most "
+                   f"{_MAX_NAME_CHARS:,})", *path)
+    if name.lower().endswith(".c"):
+        raise fail(f"{what} names a C model ({name[-60:]!r}); a data file does not compile "
+                   "code: import it first (hwcost multipliers import FILE.c) and name the "
+                   "library entry", *path)
 
 
 def _build(raw: dict[str, Any], lines: dict[EntryPath, int], source: str) -> Genotype:
@@ -361,6 +460,8 @@ def _build(raw: dict[str, Any], lines: dict[EntryPath, int], source: str) -> Gen
     multiplier = raw.get("multiplier")
     if multiplier is not None and (not isinstance(multiplier, str) or not multiplier):
         raise fail("'multiplier' must be a multiplier name (a non-empty string)", "multiplier")
+    if multiplier is not None:
+        _check_multiplier_name(multiplier, "multiplier", fail, "multiplier")
     per_edge: dict[str, list[str | None] | None] = {}
     for cell in CELL_TYPES:
         key = f"{cell}_multipliers"
@@ -373,6 +474,8 @@ def _build(raw: dict[str, Any], lines: dict[EntryPath, int], source: str) -> Gen
                 if name is not None and (not isinstance(name, str) or not name):
                     raise fail(f"{key}[{i}] must be a multiplier name or null, not {name!r}",
                                key, i)
+                if name is not None:
+                    _check_multiplier_name(name, f"{key}[{i}]", fail, key, i)
             value = list(value)
         per_edge[cell] = value
 

@@ -13,6 +13,12 @@ from . import __version__
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
+def _short_path(name: object, limit: int = 200) -> str:
+    """A path for an error line: a 6,000-character one is cut, not printed whole."""
+    text = str(name)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class HwcostGroup(click.Group):
     """A group that turns a user's mistake (HwcostError) into one line and exit status 1."""
 
@@ -24,6 +30,21 @@ class HwcostGroup(click.Group):
         except HwcostError as err:
             remove_empty_outputs(ctx)
             raise click.ClickException(str(err)) from None
+        except OSError as err:
+            # a path the OS refuses (name too long, not a folder, no permission) wherever it
+            # came from: an argument, a config or a data file; the readers check what they
+            # can first, this is the net under all of them
+            if err.filename is None:
+                raise
+            remove_empty_outputs(ctx)
+            raise click.ClickException(
+                f"{_short_path(err.filename)}: {err.strerror or type(err).__name__}") from None
+        except ValueError as err:
+            if "embedded null byte" not in str(err):
+                raise
+            remove_empty_outputs(ctx)
+            raise click.ClickException("a path contains a NUL byte, which no file system "
+                                       "accepts") from None
         except BaseException as err:
             if not (isinstance(err, SystemExit) and not err.code):
                 remove_empty_outputs(ctx)

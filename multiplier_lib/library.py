@@ -256,6 +256,10 @@ def resolve(spec: str, library: Library | None = None) -> Multiplier:
     from .importers import import_file
 
     library = library if library is not None else Library()
+    bad = next((ch for ch in spec if ord(ch) < 32 or ch == "\x7f"), None)
+    if bad is not None:   # a NUL cannot reach the OS, a newline must not reach a message
+        raise UnknownMultiplier(f"a multiplier name or path cannot contain control characters "
+                                f"({bad!r}): {_short(spec)!r}")
     if looks_like_path(spec) or _is_file(spec):
         return import_file(spec)
     if spec in library:

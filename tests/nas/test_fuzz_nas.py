@@ -336,3 +336,117 @@ def test_fifo_inputs_are_refused_not_waited_on(tmp_path):
     assert not assert_clean(outcome, arch) and "not a regular file" in outcome.stderr
     with pytest.raises(HwcostError, match="not a regular file"):
         checkpoint.load(fifo)
+
+
+# ---------------------------------------------------------------------------------------------
+# Classes of hostile input that a mutation of a valid file rarely reaches (issue 22): each a
+# generator over its whole family, not the single case that was found.
+
+@st.composite
+def hostile_literal(draw) -> str:
+    """A value for a Genotype argument that literal data never is, or is only at sizes no
+    genotype has: operator chains, deep brackets, huge numbers, unbounded ranges."""
+    kind = draw(st.sampled_from(["unary", "nest", "digits", "range", "operator", "keyword"]))
+    n = draw(st.integers(1, 60_000))
+    if kind == "unary":
+        return draw(st.sampled_from(["-", "+", "~", "not ", "- "])) * n + "2"
+    if kind == "nest":
+        o, c = draw(st.sampled_from([("[", "]"), ("(", ")"), ("{", "}")]))
+        k = n % 5_000 + 1
+        return o * k + "2" + c * k
+    if kind == "digits":
+        return draw(st.sampled_from(["", "0x", "-", "1."])) + "9" * (n % 12_000 + 1)
+    if kind == "range":
+        ints = st.one_of(st.integers(-3, 3), st.integers(-10**25, 10**25),
+                         st.sampled_from([2**62, 2**63, 10**19, 0]))
+        args = draw(st.lists(ints, min_size=0, max_size=4))
+        return f"range({', '.join(map(str, args))})"
+    if kind == "operator":
+        op = draw(st.sampled_from(["**", "*", "+", "<<", "@", "|", "if 1 else", "for"]))
+        return f"[2, 10 {op} {n}]"
+    return draw(st.sampled_from(["lambda: 0", "[x for x in range(9)]", "__import__('os')",
+                                 "(yield)", "await x", "not 1"]))
+
+
+@settings(parent=FUZZ, max_examples=40)
+@given(hostile_literal(), st.sampled_from(["normal_concat", "reduce_concat", "normal",
+                                           "layers"]))
+def test_genotype_text_is_read_as_data(value, argument):
+    head = "from collections import namedtuple\n"
+    text = f"{head}g = Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1)] * 4, " \
+           "normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('skip_connect', 1)] " \
+           "* 4, reduce_concat=[2, 3, 4, 5])\n"
+    text = text.replace(f"{argument}=[", f"{argument}={value}, _was=[", 1) \
+        if argument != "layers" else text.replace(")\n", f", layers={value})\n")
+    _estimate_case("hostile.txt", text, *SMALL_NET)
+
+
+@st.composite
+def hostile_json_value(draw) -> str:
+    kind = draw(st.sampled_from(["nest", "digits", "name", "float"]))
+    n = draw(st.integers(1, 20_000))
+    if kind == "nest":
+        o, c = draw(st.sampled_from([("[", "]"), ('{"a":', "}")]))
+        return o * (n % 5_000 + 1) + "1" + c * (n % 5_000 + 1)
+    if kind == "digits":
+        return draw(st.sampled_from(["", "-"])) + "9" * (n % 12_000 + 1)
+    if kind == "float":
+        return "1" + "0" * (n % 400) + ".5e" + draw(st.sampled_from(["308", "309", "99999"]))
+    forger = draw(st.sampled_from(["\u0000", "\n", "\r", "\u001b[2J", "\u2028", "/" * 300,
+                                   "a" * 300, "x/" * 3000]))
+    return json.dumps("exa" + forger + "ct8u" + draw(st.sampled_from(["", ".v", ".c", ".bin"])))
+
+
+@settings(parent=FUZZ, max_examples=40)
+@given(hostile_json_value(), st.sampled_from(["multiplier", "normal_concat", "normal",
+                                              "network"]))
+def test_genotype_json_bounds_what_it_reads(value, key):
+    doc = json.loads(SMALL)
+    doc[key] = "@@"
+    text = json.dumps(doc).replace('"@@"', value, 1)
+    _estimate_case("hostile.json", text)
+
+
+#: options that take a path, with the rest of a command line that would otherwise succeed
+PATH_OPTIONS = {
+    "--arch": ["estimate", str(EXAMPLES / "small_genotype.json"), "--arch", "{p}"],
+    "--library": ["multipliers", "list", "--library", "{p}"],
+    "--data-dir": ["train", str(EXAMPLES / "small_genotype.json"), "--dataset", "npz",
+                   "--data-dir", "{p}", "--threads", "1", "--epochs", "1", "--out", "{o}"],
+    "--config": ["search", "--config", "{p}", "--dry-run"],
+    "checkpoint": ["evaluate", "{p}", "--threads", "1"],
+    "genotype": ["estimate", "{p}", "--arch", "eyeriss"],
+    "map --out": ["map", "--arch", "eyeriss", "--problem",
+                  str(EXAMPLES / "timeloop" / "conv_3x3.yaml"), "--out", "{p}"],
+    "export --npy": ["multipliers", "export", "exact8u", "--npy", "{p}"],
+    "characterize --out": ["characterize", "exact8u", "--out", "{p}"],
+    "multiplier file": ["characterize", "{p}"],
+}
+
+
+@settings(parent=FUZZ, max_examples=40)
+@given(st.sampled_from(list(PATH_OPTIONS)), st.integers(200, 7_000),
+       st.sampled_from(["one", "deep", "under-file"]))
+def test_path_arguments_the_os_refuses_are_one_line(option, length, form):
+    """Success where the path is valid, else one line: never an OSError's traceback."""
+    folder = _case_dir()
+    if form == "one":
+        path = str(folder / ("p" * length))
+    elif form == "deep":
+        path = str(folder / "/".join(["d" * 50] * (length // 51 + 1)))
+    else:
+        (folder / "file").write_text("x")
+        path = str(folder / "file" / ("q" * (length % 300 + 1)))
+    args = [a.replace("{p}", path).replace("{o}", str(folder / "out"))
+            for a in PATH_OPTIONS[option]]
+    outcome = run_cli(args)
+    assert outcome.exception is None, f"hwcost {option}: {outcome.trace[-2000:]}"
+    if outcome.exit_code == 0:     # a long path can still be a valid one (an output, say)
+        impossible = form == "under-file" or len(path) >= 4096 or \
+            any(len(part) > 255 for part in path.split("/"))
+        assert not impossible or option == "--library", outcome.args
+        return
+    err = outcome.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and err.startswith("Error: "), \
+        f"{option} ({form}, {length}): {err[:500]}"
+    assert len(err) < 2 * len(path) + 500, f"{option}: a {len(err)}-character error line"
