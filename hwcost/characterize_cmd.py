@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import library_option, open_library
+from .options import library_option, open_library, trust_c_option
 from .outputs import OUT_DIR
 from .tables import render
 
@@ -28,6 +28,7 @@ _HIST = click.Path(path_type=Path)
               help=".npy histogram of the B (weight) operand codes, length 2**b_bits.")
 @click.option("--joint-hist", type=_HIST,
               help=".npy 2-D histogram over (A code, B code) instead of the two above.")
+@trust_c_option
 @library_option
 def characterize(specs: tuple[str, ...], out: Path | None, fmt: str, acts_hist: Path | None,
                  weights_hist: Path | None, joint_hist: Path | None,

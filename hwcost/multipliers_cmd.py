@@ -9,7 +9,7 @@ import click
 
 from core.errors import HwcostError
 
-from .options import library_option, open_library
+from .options import library_option, open_library, trust_c_option
 from .outputs import OUT_FILE
 from .tables import render
 
@@ -36,6 +36,7 @@ def multipliers() -> None:
 @click.option("--force", is_flag=True, help="Replace library entries of the same name.")
 @click.option("--timeout", "timeout_s", type=float, default=20.0, show_default=True,
               help="Seconds a C model may take to evaluate all operand pairs.")
+@trust_c_option
 @library_option
 def import_cmd(paths: tuple[Path, ...], name: str | None, signed: bool | None, force: bool,
                timeout_s: float, library_dir: Path | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,19 @@ library_option = click.option(
     "--library", "library_dir", type=click.Path(file_okay=False, path_type=Path),
     default=None, envvar=None,
     help="Multiplier library folder (default: $HWCOST_HOME/multipliers or the user data dir).")
+
+
+def _trust_c(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:   # read by the C importer, in this process and the ones it starts
+        os.environ["HWCOST_TRUST_C"] = "1"
+    return value
+
+
+#: C models run in a seccomp sandbox; where none can be built, only a trusted file runs
+trust_c_option = click.option(
+    "--trust-c", is_flag=True, expose_value=False, callback=_trust_c,
+    help="Where no sandbox can be built (not Linux), run C models unconfined, with your "
+    "rights. On Linux the sandbox is always used.")
 
 
 def open_library(library_dir: Path | None) -> Library:

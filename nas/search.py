@@ -34,7 +34,14 @@ from .energy_penalty import energy_penalty, expected_energy
 from .ops import approx_conv, plain_conv
 from .runlog import write_csv
 from .search_cnn import MULTIPLIER_SAMPLING, SearchCNN
-from .settings import DataSettings, SettingError, check_run_settings, check_types, require
+from .settings import (
+    DataSettings,
+    SettingError,
+    c_model_in_data,
+    check_run_settings,
+    check_types,
+    require,
+)
 
 CSV_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
               "expected_energy_pj", "alpha_entropy", "beta_entropy", "skip_count", "genotype")
@@ -116,6 +123,13 @@ class SearchConfig(DataSettings):
         if not isinstance(data, dict):
             raise HwcostError("expected a mapping of search settings, e.g. 'epochs: 50'",
                               file=path, line=1)
+        for key in ("multiplier", "multipliers"):
+            names = data.get(key)
+            names = names.split(",") if isinstance(names, str) else names
+            for name in names if isinstance(names, list) else []:
+                if isinstance(name, str) and name.strip().lower().endswith(".c"):
+                    raise HwcostError(c_model_in_data(name.strip()), file=path,
+                                      line=line_of(node, key))
         settings = {**data, **(overrides or {})}
         given = set(data)
 

@@ -47,6 +47,14 @@ _CHECKS: dict[str, tuple[str, Callable[[object], bool]]] = {
 }
 
 
+def c_model_in_data(name: str) -> str:
+    """The refusal of a C model named by a data file (config, sweep, checkpoint): a C file is
+    code, compiled and run when read; only the command line may name one (it then runs in the
+    importer's sandbox), and a data file names its library entry after the import."""
+    return (f"{name[-80:]!r} is a C model; a settings file does not compile code: import it "
+            "first (hwcost multipliers import FILE.c) and name the library entry")
+
+
 def check_types(cls: type, values: Mapping[str, object]) -> None:
     """Each value has its dataclass field's type (``int | None`` allows null), so a YAML
     typo (``epochs: ten``) is refused with the setting's name instead of failing deep inside

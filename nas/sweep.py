@@ -50,7 +50,7 @@ from core.atomic import atomic_write_bytes, atomic_write_text
 from core.errors import HwcostError
 from core.limits import Limit
 from darts.genotype import suggest
-from nas.settings import DataSettings
+from nas.settings import DataSettings, c_model_in_data
 
 TOP_KEYS = ("data", "grid", "search", "train", "baseline", "resources")
 DATA_KEYS = (*(f.name for f in fields(DataSettings)), "library")
@@ -175,6 +175,8 @@ def load_sweep(path: str | Path) -> Sweep:
             raise _err(path, mult_node, i, "a grid.multipliers entry is a name or a list of "
                                            "names")
         for name in names:
+            if name.lower().endswith(".c"):
+                raise _err(path, mult_node, i, c_model_in_data(name))
             try:
                 arith = resolve.arithmetic(name)
             except HwcostError as err:

@@ -3,9 +3,15 @@
 Also reads the legacy EvoApprox8b signature ``uint16_t mul8_XXX(uint8_t a, uint8_t b)``.
 
 The C function is the reference behaviour of the published circuit, so it is compiled with
-the system C compiler and run for every operand pair.  Untrusted model code may crash or never
-return, so it runs in a child Python process with a timeout: a segfault or an endless loop
-becomes a clear :class:`ImportFailed` instead of taking the caller down with it.
+the system C compiler and run for every operand pair.  The model is code from elsewhere, so
+it runs in a child process (``c_sandbox.c``, compiled beside it) with a timeout, memory and
+output limits, and, on Linux, a seccomp filter installed *before* the model is loaded (its
+constructors are confined too): a model that writes or creates a file, starts a process,
+opens a socket, signals another process or raises a limit is killed at that system call and
+reported in one line, and a segfault or an endless loop is a clear :class:`ImportFailed`
+instead of taking the caller down.  Where seccomp is not available the import is refused
+unless the user trusts the file (``--trust-c`` or ``HWCOST_TRUST_C=1``), which runs it
+unconfined.
 
 EvoApprox functions take ``B`` *first* and ``A`` second; ``lut[a, b]`` is ``f(B=b, A=a)``.
 The order is read from the parameter names: ``(B, A)`` is swapped, anything else (the legacy
@@ -21,7 +27,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -68,15 +73,15 @@ void hwcost_eval_all(uint64_t *out, int a_bits, int b_bits)
 }}
 """
 
-#: Run in the child process: load the library, tabulate, write the raw uint64 results.
-_CHILD = """
-import ctypes, sys
-lib_path, a_bits, b_bits, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-buf = (ctypes.c_uint64 * (1 << (a_bits + b_bits)))()
-ctypes.CDLL(lib_path).hwcost_eval_all(buf, a_bits, b_bits)
-with open(out, "wb") as fh:
-    fh.write(bytes(buf))
-"""
+#: The child that loads the model and tabulates it, confined (module docstring).
+_RUNNER_SOURCE = Path(__file__).with_name("c_sandbox.c")
+#: Set to run C models without the sandbox where it is unavailable (``--trust-c``).
+TRUST_ENV = "HWCOST_TRUST_C"
+
+
+def trusted() -> bool:
+    """Whether the user said C models may run unconfined where no sandbox exists."""
+    return os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "yes", "true")
 
 
 @dataclass
@@ -152,7 +157,9 @@ def evaluate_c_model(path: str | Path, text: str, *, timeout_s: float = 20.0) ->
         wrapper.write_text(_WRAPPER.format(function=function, ret=ret, params=params, args=args),
                            encoding="utf-8")
         _compile(cmd, src, wrapper, lib, path, timeout_s)
-        raw = _evaluate(lib, a_bits, b_bits, Path(tmp), path, function, fline, timeout_s)
+        runner = _build_runner(cmd, Path(tmp), path, timeout_s)
+        raw = _evaluate(runner, lib, a_bits, b_bits, Path(tmp), path, function, fline,
+                        timeout_s)
     return CModel(function, a_bits, b_bits, signed, raw, fline)
 
 
@@ -196,6 +203,32 @@ def _compile(cmd: list[str], src: Path, wrapper: Path, lib: Path, path: str,
                            line=int(first.group(1)) if first else None)
 
 
+def _build_runner(cmd: list[str], tmp: Path, path: str, timeout_s: float) -> Path:
+    """Compile the sandboxed runner; where the sandbox cannot be built (not Linux, no
+    seccomp headers, another CPU) only a user who trusts the file gets an unconfined one."""
+    runner = tmp / "runner"
+    log = tmp / "runner.log"
+    base = [*cmd, "-O1", "-x", "c", str(_RUNNER_SOURCE), "-o", str(runner)]
+    limit = max(60.0, timeout_s)
+    with open(log, "wb") as out:
+        code = _run_limited([*base, "-ldl"], out, limit)
+    if code == 0:
+        return runner
+    if not trusted():
+        reason = " | ".join(ln.strip()[:160] for ln in _head(log, 4096).splitlines()
+                            if "error" in ln.lower())[:400]
+        raise ImportFailed(f"C models run in a seccomp sandbox, which cannot be built here "
+                           f"({reason or 'the compiler failed'}); to run this model "
+                           f"unconfined, with your rights, if you trust it: --trust-c "
+                           f"(or {TRUST_ENV}=1)", file=path)
+    with open(log, "wb") as out:
+        code = _run_limited([*base, "-DHWCOST_NO_SANDBOX", "-ldl"], out, limit)
+    if code != 0:
+        raise ImportFailed("cannot build the runner that tabulates C models: "
+                           f"{_head(log, 400).strip()}", file=path)
+    return runner
+
+
 def _child_limits() -> Callable[[], None]:
     """The ``preexec_fn`` capping a child's memory and what it may write.  The settings are
     read here, in the parent: a bad ``HWCOST_MAX_...`` value must be a clean error, not an
@@ -210,15 +243,22 @@ def _child_limits() -> Callable[[], None]:
     return apply
 
 
-def _evaluate(lib: Path, a_bits: int, b_bits: int, tmp: Path, path: str, function: str,
-              fline: int, timeout_s: float) -> np.ndarray:
-    """Run every operand pair through the model in a limited child process group."""
+def _evaluate(runner: Path, lib: Path, a_bits: int, b_bits: int, tmp: Path, path: str,
+              function: str, fline: int, timeout_s: float) -> np.ndarray:
+    """Run every operand pair through the model in a confined, limited child process group
+    whose working folder is empty."""
     out = tmp / "raw.bin"
     err_log = tmp / "stderr.log"
+    work = tmp / "work"
+    work.mkdir()
     with open(err_log, "wb") as err:
-        returncode = _run_limited(
-            [sys.executable, "-c", _CHILD, str(lib), str(a_bits), str(b_bits), str(out)],
-            err, timeout_s, stdout=subprocess.DEVNULL)
+        returncode = _run_limited([str(runner), str(lib), str(a_bits), str(b_bits), str(out)],
+                                  err, timeout_s, stdout=subprocess.DEVNULL, cwd=work)
+    if returncode == -signal.SIGSYS:
+        raise ImportFailed(f"the C model was stopped by the sandbox while evaluating "
+                           f"{function}: it made a system call C models may not make (writing "
+                           "or creating a file, starting a process, a socket, a signal to "
+                           "another process or raising a limit)", file=path, line=fline)
     if err_log.stat().st_size >= MAX_OUTPUT_BYTES.value or returncode == -signal.SIGXFSZ:
         # Python ignores SIGXFSZ, so the child is not killed at the limit: its writes fail
         raise ImportFailed(f"the C model wrote more than {MAX_OUTPUT_BYTES.value:,} bytes "
@@ -247,14 +287,15 @@ def _evaluate(lib: Path, a_bits: int, b_bits: int, tmp: Path, path: str, functio
     return raw.reshape(1 << a_bits, 1 << b_bits)
 
 
-def _run_limited(cmd: list[str], log, timeout_s: float, stdout=None) -> int | None:
+def _run_limited(cmd: list[str], log, timeout_s: float, stdout=None,
+                 cwd: Path | None = None) -> int | None:
     """Run ``cmd`` under :func:`_child_limits` in its own process group, stderr (and stdout,
     unless given) to the file ``log``; its exit status, or None if it ran past
     ``timeout_s`` or filled ``log`` to :data:`MAX_OUTPUT_BYTES` (then it and everything it
     started are killed: a Python child ignores SIGXFSZ and would go on writing in vain)."""
     child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                              stdout=log if stdout is None else stdout, stderr=log,
-                             preexec_fn=_child_limits(), start_new_session=True)
+                             preexec_fn=_child_limits(), start_new_session=True, cwd=cwd)
     deadline = time.monotonic() + timeout_s
     try:
         while True:
