@@ -179,7 +179,8 @@ def remove_cmd(names: tuple[str, ...], library_dir: Path | None) -> None:
     library = open_library(library_dir)
     missing = [n for n in dict.fromkeys(names) if n not in library]
     if missing:   # every name is checked before any entry is deleted
-        listed = ", ".join(repr(n) for n in missing)
+        listed = ", ".join(repr(n if len(n) <= 100 else n[:100] + "...") for n in missing[:5])
+        listed += f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise HwcostError(f"{listed} {'is' if len(missing) == 1 else 'are'} not in the library "
                           f"{library.root}; nothing was removed")
     for n in dict.fromkeys(names):

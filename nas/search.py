@@ -205,8 +205,9 @@ def _load_model_state(model: SearchCNN, saved: dict, path: Path) -> None:
     unexpected = [k for k in saved if k not in own]
     try:
         model.load_state_dict(saved)
+        checkpoint.check_loaded(model, path, "supernet")
         return
-    except (RuntimeError, KeyError, ValueError, TypeError, HwcostError) as exc:
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
         if missing or unexpected:
             example = (unexpected or missing)[0]
             detail = (f"{len(missing)} entries missing, {len(unexpected)} unexpected, e.g. "
@@ -313,15 +314,18 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
     start_epoch = 0
     rows: list[dict] = []
     if resume and ckpt_path.exists():
-        state = checkpoint.load(ckpt_path)
+        state = checkpoint.check_content(checkpoint.load(ckpt_path), checkpoint.SEARCH_KEYS,
+                                         ckpt_path, "search")
         if {**asdict(SearchConfig()), **state["config"]} != asdict(cfg):
             raise HwcostError("the checkpoint was written with other settings; resume with "
                               "the same options or use another --out", file=ckpt_path)
         _load_model_state(model, state["model"], ckpt_path)
-        w_opt.load_state_dict(state["w_opt"])
-        a_opt.load_state_dict(state["a_opt"])
-        sched.load_state_dict(state["sched"])
-        checkpoint.set_rng_state(state["rng"])
+        for what, action in (("weight optimizer", lambda: w_opt.load_state_dict(state["w_opt"])),
+                             ("architecture optimizer",
+                              lambda: a_opt.load_state_dict(state["a_opt"])),
+                             ("schedule", lambda: sched.load_state_dict(state["sched"])),
+                             ("random state", lambda: checkpoint.set_rng_state(state["rng"]))):
+            checkpoint.restore(ckpt_path, what, action)
         start_epoch = state["epoch"] + 1
         rows = state["rows"]
     for epoch in range(start_epoch, cfg.epochs):

@@ -9,9 +9,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 from core.errors import HwcostError
+from core.limits import Limit
 
 #: the data sets ``--dataset`` accepts (here, torch-free, so ``hwcost --help`` stays fast)
 DATASETS = ("cifar10", "cifar100", "svhn", "synthetic", "digits", "folder", "npz")
+
+
+#: images of the generated data set: each is made in memory (12 KiB at 32x32)
+MAX_SYNTHETIC_SIZE = Limit("HWCOST_MAX_SYNTHETIC_SIZE", 100_000, "synthetic images")
 
 
 @dataclass
@@ -90,6 +95,9 @@ def check_run_settings(cfg: object) -> None:
     require("dataset", cfg.dataset in DATASETS,
             f"{cfg.dataset!r} is unknown; expected one of {', '.join(DATASETS)}")
     require("synthetic_size", cfg.synthetic_size >= 2, "must be at least 2")
+    require("synthetic_size", cfg.synthetic_size <= MAX_SYNTHETIC_SIZE.value,
+            f"must be at most {MAX_SYNTHETIC_SIZE.value:,} (set {MAX_SYNTHETIC_SIZE.env} to "
+            "allow more)")
     require("input_size", cfg.input_size is None or 8 <= cfg.input_size <= 1024,
             "must be 8..1024")
     for key in ("epochs", "channels", "batch_size"):

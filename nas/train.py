@@ -139,16 +139,18 @@ def _run_train(genotype: Genotype, cfg: TrainConfig, out: Path, resume: bool, pr
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
     start, rows = 0, []
     if resume and ckpt_path.exists():
-        state = checkpoint.load(ckpt_path)
-        saved = {**asdict(TrainConfig()), **state["config"]}   # settings added since: defaults
+        state = checkpoint.check_content(checkpoint.load(ckpt_path), checkpoint.TRAIN_KEYS,
+                                         ckpt_path, "training")
+        saved = asdict(checkpoint.config_of(TrainConfig, state["config"], ckpt_path))
         if saved != asdict(cfg) or state["genotype"] != dumps_json(genotype):
             raise HwcostError("the checkpoint was written for another genotype or other "
                               "settings; resume with the same ones or use another --out",
                               file=ckpt_path)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        checkpoint.set_rng_state(state["rng"])
+        checkpoint.load_weights(model, state["model"], ckpt_path, "weights")
+        checkpoint.restore(ckpt_path, "optimizer", lambda: opt.load_state_dict(state["opt"]))
+        checkpoint.restore(ckpt_path, "schedule", lambda: sched.load_state_dict(state["sched"]))
+        checkpoint.restore(ckpt_path, "random state",
+                           lambda: checkpoint.set_rng_state(state["rng"]))
         start, rows = state["epoch"] + 1, state["rows"]
     net: torch.nn.Module = model
     if world > 1:
@@ -209,9 +211,10 @@ def evaluate_checkpoint(path: str | Path, multipliers: list[str] | None = None,
     ``None`` keeps the trained ones).  ``library`` replaces the training run's library
     folder."""
     state = checkpoint.load(path)
-    if state.get("kind") != "train":
+    if not isinstance(state, dict) or state.get("kind") != "train":
         raise HwcostError("not a training checkpoint (hwcost train writes those)", file=path)
-    cfg = TrainConfig(**state["config"])
+    state = checkpoint.check_content(state, checkpoint.TRAIN_KEYS, path, "training")
+    cfg = checkpoint.config_of(TrainConfig, state["config"], path)
     if backend is not None:
         cfg.backend = backend
     if library is not None:
@@ -219,7 +222,7 @@ def evaluate_checkpoint(path: str | Path, multipliers: list[str] | None = None,
     resolver = MultiplierResolver(cfg.library)
     genotype = loads(state["genotype"], source=str(path))
     model = build_network(genotype, cfg, state["n_classes"])
-    model.load_state_dict(state["model"])
+    checkpoint.load_weights(model, state["model"], path, "weights")
     _, test = make_loaders(cfg.dataset, cfg.data_dir, cfg.batch_size, search=False,
                            download=cfg.download, seed=cfg.seed,
                            synthetic_size=cfg.synthetic_size, input_size=cfg.input_size)

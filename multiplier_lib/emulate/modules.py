@@ -246,6 +246,22 @@ class _ApproxMixin:
             self.set_multiplier(state["multiplier"])
         self.grad = state.get("grad", self.grad)
 
+    def check_loaded_state(self) -> None:
+        """After a state dict from a file: the quantizers' ranges fit this layer (their shape
+        is taken from the file, since an unobserved range has none), so a crafted or foreign
+        checkpoint is refused here instead of failing inside the first forward."""
+        out_channels = self.weight.shape[0]
+        for what, quant, allowed in (("activation", self.act_quant, {0, 1}),
+                                     ("weight", self.weight_quant, {0, 1, out_channels})):
+            obs = quant.observer
+            lo, hi = obs.min_val, obs.max_val
+            if lo.dim() > 1 or lo.shape != hi.shape or lo.numel() not in allowed or \
+                    (lo.numel() and not (torch.isfinite(lo).all() and torch.isfinite(hi).all()
+                                         and (lo <= hi).all())):
+                raise HwcostError(f"layer {self.layer_name}: the {what} range has shape "
+                                  f"{tuple(lo.shape)} / {tuple(hi.shape)} or values that do not "
+                                  f"fit (expected {sorted(allowed)} finite entries, min <= max)")
+
     @property
     def _last_accumulator(self) -> torch.Tensor | None:
         """The integer accumulator of the last forward (with ``keep_accumulator``), float64."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -450,3 +451,102 @@ def test_path_arguments_the_os_refuses_are_one_line(option, length, form):
     assert "Traceback" not in err and len(err.splitlines()) == 1 and err.startswith("Error: "), \
         f"{option} ({form}, {length}): {err[:500]}"
     assert len(err) < 2 * len(path) + 500, f"{option}: a {len(err)}-character error line"
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints with a valid digest and hostile content: the digest proves integrity, not
+# origin, so the content is validated before use (issue 22, class 6).
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, dict]:
+    """A real training run's folder and its checkpoint's content."""
+    from darts.genotype_io import load as load_genotype
+    from nas.train import TrainConfig, run_train
+
+    out = tmp_path_factory.mktemp("trained")
+    # the settings of the resume command below, so that resuming it gets past the settings
+    # check to the content
+    cfg = TrainConfig(dataset="synthetic", epochs=2, layers=3, channels=4, batch_size=8,
+                      max_steps=1, backend="reference", seed=1)
+    run_train(load_genotype(EXAMPLES / "small_genotype.json"), cfg, out)
+    return out, checkpoint.load(out / "checkpoint.pt")
+
+
+def _tamper(state: dict, how: str, value) -> object:
+    import copy
+
+    state = copy.deepcopy(state)
+    if how == "top":
+        return value
+    if how == "drop":
+        state.pop(value)
+    elif how == "retype":
+        state[value] = "text" if not isinstance(state[value], str) else 7
+    elif how == "config":
+        key, v = value
+        state["config"][key] = v
+    elif how == "n_classes":
+        state["n_classes"] = value
+    elif how == "weight":
+        name = sorted(k for k, v in state["model"].items()
+                      if isinstance(v, torch_module().Tensor) and v.dim() >= 1)[0]
+        state["model"][name] = value(state["model"][name])
+    elif how == "extra":
+        state["model"][value] = torch_module().zeros(3)
+    elif how == "rng":
+        state["rng"] = value
+    elif how == "epoch":
+        state["epoch"] = value
+    return state
+
+
+def torch_module():
+    import torch
+
+    return torch
+
+
+TAMPERINGS = st.one_of(
+    st.tuples(st.just("top"), st.sampled_from([[1], None, "train", 3, {}, {"kind": "train"}])),
+    st.tuples(st.just("drop"), st.sampled_from(["config", "model", "n_classes", "genotype",
+                                                "rng", "opt", "sched", "rows", "epoch"])),
+    st.tuples(st.just("retype"), st.sampled_from(["config", "model", "n_classes", "genotype",
+                                                  "rows", "epoch", "rng"])),
+    st.tuples(st.just("config"), st.sampled_from([("nosuch", 1), ("synthetic_size", 10**12),
+                                                  ("epochs", -1), ("batch_size", 0),
+                                                  ("layers", "many"), ("multiplier", "x.c"),
+                                                  ("dataset", "nowhere"),
+                                                  ("channels", 10**9)])),
+    st.tuples(st.just("n_classes"), st.sampled_from([5, 1, 0, -3, 10**12, True])),
+    st.tuples(st.just("weight"), st.sampled_from([lambda t: t[:-1] if t.numel() > 1 else
+                                                  t.repeat(2),
+                                                  lambda t: t.reshape(-1)[:1].repeat(7),
+                                                  lambda t: "not a tensor"])),
+    st.tuples(st.just("extra"), st.sampled_from(["stem.0.bogus", "x" * 300])),
+    st.tuples(st.just("rng"), st.sampled_from([{}, {"torch": 1, "numpy": 2, "python": 3}])),
+    st.tuples(st.just("epoch"), st.sampled_from([-1, 10**12])),
+)
+
+
+@settings(parent=FUZZ, max_examples=40)
+@given(TAMPERINGS, st.sampled_from(["evaluate", "resume"]))
+def test_checkpoint_content_is_validated_before_use(trained, tampering, command):
+    out, state = trained
+    folder = _case_dir()
+    run = folder / "run"
+    shutil.copytree(out, run)
+    checkpoint.save(run / "checkpoint.pt", _tamper(state, *tampering))
+    if command == "evaluate":
+        args = ["evaluate", str(run / "checkpoint.pt"), "--threads", "1"]
+    else:
+        args = ["train", str(EXAMPLES / "small_genotype.json"), "--dataset", "synthetic",
+                "--epochs", "2", "--layers", "3", "--channels", "4", "--batch-size", "8",
+                "--max-steps", "1", "--backend", "reference", "--arch", "edge", "--seed", "1",
+                "--threads", "1", "--out", str(run), "--resume"]
+    outcome = run_cli(args)
+    assert outcome.exception is None, f"{tampering}: {outcome.trace[-2500:]}"
+    if outcome.exit_code == 0:     # a tampering that leaves a usable checkpoint
+        return
+    err = outcome.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("Error: "), f"{tampering}: {err}"
+    assert "checkpoint.pt" in err, err

@@ -10,7 +10,6 @@ old per-copy checkpoint is refused with one clear error.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
 
 import pytest
 
@@ -280,26 +279,25 @@ def test_state_round_trip_keeps_candidates_and_block_statistics():
 
 
 def test_old_per_copy_checkpoint_is_refused_in_one_line(tmp_path):
-    from nas import search as search_mod
     from nas.search import SearchConfig, run_search
 
     cfg = SearchConfig(dataset="synthetic", synthetic_size=32, epochs=1, layers=3, channels=2,
                        batch_size=8, multiplier=None, multipliers=["exact8u", "trunc8u_k8"],
                        backend=BACKEND, arch="edge", max_steps=1, seed=3)
     cfg.validate()
-    model = search_mod._model(cfg, 10)
+    out = tmp_path / "old"
+    run_search(cfg, out)            # a complete checkpoint, whose weights are then re-laid
+    state = checkpoint.load(out / "checkpoint.pt")
     # the old layout: every multiplying op as a list of copies, one per multiplier
     old = {}
-    for key, value in model.state_dict().items():
+    for key, value in state["model"].items():
         parts = key.split(".")
         if len(parts) > 5 and parts[2] == "edges" and parts[4] == "ops":
             for copy in range(2):
                 old[".".join(parts[:6] + [str(copy)] + parts[6:])] = value
         else:
             old[key] = value
-    out = tmp_path / "old"
-    out.mkdir()
-    checkpoint.save(out / "checkpoint.pt", {"config": asdict(cfg), "epoch": 0, "model": old})
+    checkpoint.save(out / "checkpoint.pt", {**state, "model": old})
     with pytest.raises(HwcostError, match="does not match") as err:
         run_search(cfg, out, resume=True)
     msg = str(err.value)
