@@ -64,6 +64,11 @@ def _energy(value: Any, where: str, path: Path, line: int | None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise HwcostError(f"{where}: energy must be a number (pJ), got {value!r}",
                           file=path, line=line)
+    try:       # a YAML integer has no size limit; a float does
+        value = float(value)
+    except OverflowError:
+        raise HwcostError(f"{where}: energy is an integer of {len(str(abs(value))):,} digits, "
+                          "beyond any float (pJ)", file=path, line=line) from None
     if not math.isfinite(value):
         raise HwcostError(f"{where}: energy must be a finite number (pJ), got {value!r}",
                           file=path, line=line)

@@ -141,6 +141,10 @@ class _BatchUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+#: images in one CIFAR batch file (the real ones hold 10,000)
+MAX_BATCH_IMAGES = 100_000
+
+
 def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Read one pickle batch, checking its structure so a wrong file fails with its name."""
     if not path.is_file():
@@ -168,15 +172,33 @@ def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
             raise HwcostError(
                 f"not a CIFAR batch: missing key {key.decode()!r}", file=path
             )
+    raw_data, raw_labels = entries[b"data"], entries[label_key]
+    for what, value in (("data", raw_data), ("labels", raw_labels)):
+        # a list of references to one row unpickles small and becomes gigabytes as an array
+        count = len(value) if isinstance(value, (list, tuple, np.ndarray)) else 0
+        if count > MAX_BATCH_IMAGES:
+            raise HwcostError(f"not a CIFAR batch: {what!r} holds {count:,} entries; a batch "
+                              f"holds at most {MAX_BATCH_IMAGES:,} images", file=path)
     try:
-        data = np.asarray(entries[b"data"])
-        labels = np.asarray(entries[label_key], dtype=np.int64)
-    except (TypeError, ValueError) as exc:
-        raise HwcostError(f"not a CIFAR batch: unreadable arrays ({exc})", file=path) from exc
+        data = np.asarray(raw_data)
+        labels = np.asarray(raw_labels)
+        if labels.dtype.kind not in "iu" or labels.ndim != 1:
+            raise ValueError(f"labels are {labels.dtype} of shape {labels.shape}, not a list "
+                             "of class indices")
+        if labels.size and (int(labels.min()) < 0 or int(labels.max()) > 2**31):
+            worst = int(labels.max()) if int(labels.max()) > 2**31 else int(labels.min())
+            raise ValueError(f"a label of {worst:,} is no class index")
+        labels = labels.astype(np.int64)
+    except (TypeError, ValueError, OverflowError, MemoryError) as exc:
+        raise HwcostError(f"not a CIFAR batch: unreadable arrays ({type(exc).__name__}: "
+                          f"{str(exc)[:200]})", file=path) from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise HwcostError(
             f"not a CIFAR batch: 'data' has shape {data.shape}, expected (N, 3072)", file=path
         )
+    if data.dtype.kind not in "iub":
+        raise HwcostError(f"not a CIFAR batch: pixels are {data.dtype}, not integers 0..255",
+                          file=path)
     if data.dtype != np.uint8:
         if data.size and (data.min() < 0 or data.max() > 255):
             raise HwcostError("not a CIFAR batch: pixel values outside 0..255", file=path)

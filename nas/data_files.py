@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from core.errors import HwcostError
 from core.limits import Limit
-from core.untrusted import read_npy
+from core.untrusted import read_npy, refuse_special_file
 from darts.macro import MAX_CLASSES
 
 #: a data set file is read whole into memory (CIFAR-10 is 180 MB)
@@ -81,6 +81,9 @@ def _npz_images(arr: np.ndarray, path: Path, key: str) -> torch.Tensor:
     elif not (arr.ndim == 4 and arr.shape[1] in (1, 3)):
         raise HwcostError(f"{key} has shape {arr.shape}; expected (N, H, W), (N, H, W, C) or "
                           "(N, C, H, W) with C = 1 or 3", file=path)
+    if arr.shape[0] < 1 or arr.shape[2] < 1 or arr.shape[3] < 1:
+        raise HwcostError(f"{key} holds no pixels (shape {arr.shape}): images need at least "
+                          "one image of at least 1x1", file=path)
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
@@ -93,6 +96,10 @@ def _npz_labels(arr: np.ndarray, path: Path, key: str, n: int) -> torch.Tensor:
         raise HwcostError(f"{key} must be integer class indices, got {arr.dtype}", file=path)
     if n and arr.min() < 0:
         raise HwcostError(f"{key} has a negative label {int(arr.min())}", file=path)
+    if n and int(arr.max()) >= MAX_CLASSES.value:   # before int64: uint64 2**64-1 wraps to -1
+        raise HwcostError(f"{key} has a label {int(arr.max()):,}; class indices are "
+                          f"0..{MAX_CLASSES.value - 1:,} (set {MAX_CLASSES.env} to allow more)",
+                          file=path)
     return torch.from_numpy(arr.astype(np.int64))
 
 
@@ -169,6 +176,7 @@ def load_npz(path: str | Path, size: int | None = None) -> FileDataset:
 def _read_image(path: Path, size: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
+    refuse_special_file(path)   # a FIFO named like an image would block open() forever
     try:
         with Image.open(path) as img:
             img = img.convert("RGB")

@@ -383,10 +383,14 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise HwcostError(f"--address {address!r}: expected HOST:PORT, ray://HOST:PORT or auto")
+    labels = host.strip("[]").split(".")
+    if len(host) > 253 or any(len(label) > 63 for label in labels) or int(port) > 65535:
+        raise HwcostError(f"--address {address[:120]!r}: not a host name (a label of at most "
+                          "63 characters, 253 in all) and port (at most 65535)")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
             pass
-    except OSError as err:
+    except (OSError, UnicodeError) as err:
         raise HwcostError(f"cannot reach the Ray cluster at {address}: {err.strerror or err}")\
             from None
 

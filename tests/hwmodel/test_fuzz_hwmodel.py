@@ -900,3 +900,28 @@ def test_huge_mesh_over_highly_composite_bounds_maps_quickly(tmp_path: Path) -> 
                                                     Q=5040, N=1))
     outcome = _timed(["map", "--arch", str(arch), "--problem", str(problem)])
     assert _check(outcome, problem), outcome.stderr
+
+
+# ------------------------------------------------------------------ numbers beyond floats
+
+@settings(parent=FUZZ, max_examples=12)
+@given(digits=st.integers(309, 6_000), sign=st.sampled_from(["", "-"]),
+       where=st.sampled_from(["first", "last"]))
+def test_ert_integers_beyond_any_float_are_one_line(digits, sign, where,
+                                                     tmp_path_factory) -> None:
+    """An ERT energy written as an integer no float can hold (YAML integers have no size
+    limit) is refused with its file and line, not an OverflowError."""
+    import re
+
+    ref = REF / "01_os"
+    text = (ref / "ert.yaml").read_text()
+    found = list(re.finditer(r"energy: *[0-9.]+", text))
+    spot = found[0] if where == "first" else found[-1]
+    huge = f"energy: {sign}{'9' * digits}"
+    mutated = _write(_case_dir(tmp_path_factory), "ert.yaml",
+                     text[:spot.start()] + huge + text[spot.end():])
+    outcome = run_cli(["evaluate-mapping", "--arch", str(ref / "arch.yaml"), "--problem",
+                       str(ref / "problem.yaml"), "--mapping", str(ref / "map.yaml"), "--ert",
+                       str(mutated)])
+    assert_clean(outcome, mutated, want_line=True)
+    assert outcome.exit_code == 1

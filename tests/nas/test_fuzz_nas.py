@@ -4,6 +4,7 @@ and checkpoints (harness and rules: ``tests/fuzzkit.py``)."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 import tempfile
@@ -550,3 +551,102 @@ def test_checkpoint_content_is_validated_before_use(trained, tampering, command)
     err = outcome.stderr.strip()
     assert len(err.splitlines()) == 1 and err.startswith("Error: "), f"{tampering}: {err}"
     assert "checkpoint.pt" in err, err
+
+
+# ---------------------------------------------------------------------------------------------
+# Training data whose structure is valid but whose values are not (issue 22, class 1): checked
+# for dtype, shape, label range and size before any array is built.
+
+ROW = list(range(3072))
+HOSTILE_DATA = st.sampled_from([
+    None, "pixels", 3.5, [], [[1, 2]], np.array(["a"] * 3072 * 2).reshape(2, 3072),
+    np.full((2, 3072), 1.5), np.full((2, 3072), 300, np.int64), np.zeros((2, 3072), object),
+    [ROW] * 200_000,                           # small pickle, gigabytes as an array
+])
+HOSTILE_LABELS = st.sampled_from([
+    [2**70, 1], [-1, 0], [None, 1], ["a", "b"], [1.5, 2.5], [[1], [2]], None, 7,
+    np.array([2**63, 1], np.uint64), [1] * 200_000, [10, 1],
+])
+
+
+@settings(parent=FUZZ, max_examples=30)
+@given(st.one_of(st.tuples(HOSTILE_DATA, st.just([1, 2])),
+                 st.tuples(st.just(np.zeros((2, 3072), np.uint8)), HOSTILE_LABELS)))
+def test_cifar_batch_values_are_checked_before_arrays_are_built(case):
+    data, labels = case
+    folder = _case_dir() / "cifar-10-batches-py"
+    folder.mkdir()
+    for b in range(1, 6):
+        (folder / f"data_batch_{b}").write_bytes(_cifar_batch(3, 3 * b))
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": data, b"labels": labels}))
+    try:
+        with deadline():
+            _images, got = load_cifar(folder.parent, "cifar10", train=True)
+    except HwcostError as err:
+        assert err.file is not None and Path(err.file).name == "data_batch_2", str(err)
+        assert "\n" not in str(err)
+        return
+    assert int(got.min()) >= 0 and int(got.max()) < 10
+
+
+@settings(parent=FUZZ, max_examples=25)
+@given(st.sampled_from(["x_train", "y_train", "x_test", "y_test"]),
+       st.sampled_from(["empty-images", "zero-size", "uint64-wrap", "huge-label", "float",
+                        "negative", "object", "5-d"]))
+def test_npz_values_are_checked(key, kind):
+    from nas.data_files import load_npz
+
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (8, 8, 8, 3), dtype=np.uint8),
+              "y_train": np.arange(8) % 2, "x_test": rng.integers(0, 256, (4, 8, 8, 3),
+                                                                     dtype=np.uint8),
+              "y_test": np.arange(4) % 2}
+    images = key.startswith("x")
+    bad = {"empty-images": np.zeros((0, 8, 8, 3), np.uint8) if images else np.zeros(0, int),
+           "zero-size": np.zeros((8, 0, 0, 3), np.uint8) if images else np.zeros((8, 0), int),
+           "uint64-wrap": np.full(arrays[key].shape, 2**64 - 1, np.uint64),
+           "huge-label": np.full(arrays[key].shape, 2**40, np.int64),
+           "float": arrays[key].astype(np.float64) + 0.5,
+           "negative": -np.ones(arrays[key].shape, np.int64),
+           "object": np.array([None] * len(arrays[key]), dtype=object),
+           "5-d": np.zeros((8, 1, 8, 8, 3), np.uint8)}[kind]
+    arrays[key] = bad
+    path = _case_dir() / "d.npz"
+    np.savez(path, **arrays)
+    try:
+        with deadline():
+            data = load_npz(path)
+    except HwcostError as err:
+        assert err.file is not None and Path(err.file).name == "d.npz", str(err)
+        assert "\n" not in str(err)
+        return
+    assert int(data.train.labels.min()) >= 0 and data.train.images.shape[2] >= 1
+
+
+@pytest.mark.parametrize("special", ["fifo", "socket", "dangling-link", "folder"])
+def test_an_image_folder_with_a_special_file_is_refused_not_read(special):
+    import socket as socket_mod
+
+    from PIL import Image
+
+    from nas.data_files import load_folder
+
+    root = _case_dir()
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(root / split / cls / "ok.png")
+    odd = root / "train" / "a" / "odd.png"
+    if special == "fifo":
+        os.mkfifo(odd)
+    elif special == "socket":
+        s = socket_mod.socket(socket_mod.AF_UNIX)
+        s.bind(str(odd))
+        s.close()
+    elif special == "dangling-link":
+        odd.symlink_to(root / "nowhere.png")
+    else:
+        odd.mkdir()
+    with deadline(10), pytest.raises(HwcostError) as err:
+        load_folder(root, size=8)
+    assert "odd.png" in str(err.value) and "\n" not in str(err.value)

@@ -128,6 +128,16 @@ def test_unreachable_ray_address_is_one_line(tmp_path):
                                   "Connection refused")
 
 
+@pytest.mark.parametrize("address", ["a" * 64 + ":6379", "h." * 130 + "x:6379",
+                                     "localhost:70000", "b" * 300 + ".example:1"])
+def test_an_address_that_is_no_host_and_port_is_one_line(tmp_path, address):
+    res = CliRunner().invoke(cli, ["sweep", str(write(tmp_path, SMALL)), "--address", address,
+                                   "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert res.output.count("\n") == 1 and "not a host name" in res.output, res.output
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
