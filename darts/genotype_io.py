@@ -175,7 +175,9 @@ def _located_decoder(text: str, source: str) -> json.JSONDecoder:
             except json.JSONDecodeError:
                 raise
             except ValueError as exc:    # a number int() refuses (too many digits)
-                raise HwcostError(f"malformed JSON: {exc}", file=source,
+                reason = ("a number of more than 4,300 digits" if "digits" in str(exc)
+                          else str(exc))
+                raise HwcostError(f"malformed JSON: {reason}", file=source,
                                   line=line_at(idx)) from None
             return _At(value, line_at(idx)), end
 

@@ -40,11 +40,15 @@ class HwcostGroup(click.Group):
             raise click.ClickException(
                 f"{_short_path(err.filename)}: {err.strerror or type(err).__name__}") from None
         except ValueError as err:
-            if "embedded null byte" not in str(err):
+            if "embedded null byte" in str(err):
+                message = "a path contains a NUL byte, which no file system accepts"
+            elif "integer string conversion" in str(err):   # Python's 4300-digit limit
+                message = ("a number in the input has more digits than any quantity can "
+                           "have (over 4,300)")
+            else:
                 raise
             remove_empty_outputs(ctx)
-            raise click.ClickException("a path contains a NUL byte, which no file system "
-                                       "accepts") from None
+            raise click.ClickException(message) from None
         except BaseException as err:
             if not (isinstance(err, SystemExit) and not err.code):
                 remove_empty_outputs(ctx)

@@ -69,17 +69,28 @@ def _refuse_tag(constructor: RoundTripConstructor, node: Any) -> Any:
                       line=node.start_mark.line + 1)
 
 
+#: the widest integer a YAML file may hold (2**128 is far beyond any count, size or energy)
+MAX_INT_BITS = 128
+
+
 def _guarded(kind: str, construct: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     """``construct`` with its ValueError (``2024-13-45`` as a date, a 5000-digit integer)
     turned into a located error; ruamel raises them without a position."""
 
     def guarded(constructor: RoundTripConstructor, node: Any) -> Any:
         try:
-            return construct(constructor, node)
+            value = construct(constructor, node)
         except (ValueError, OverflowError) as exc:
             reason = "too many digits" if "digits" in str(exc) else _one_line(str(exc))
             raise HwcostError(f"bad {kind} {short_repr(str(node.value))}: {reason}",
                               line=node.start_mark.line + 1) from None
+        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+            # hex, octal and binary integers have no digit limit: 0xfff... of any length
+            # parses, and then every message that prints it fails
+            raise HwcostError(f"bad {kind} {short_repr(str(node.value))}: larger than any "
+                              f"quantity in a spec (more than {MAX_INT_BITS} bits)",
+                              line=node.start_mark.line + 1)
+        return value
 
     return guarded
 

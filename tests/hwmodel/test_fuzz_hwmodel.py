@@ -925,3 +925,18 @@ def test_ert_integers_beyond_any_float_are_one_line(digits, sign, where,
                        str(mutated)])
     assert_clean(outcome, mutated, want_line=True)
     assert outcome.exit_code == 1
+
+
+@settings(parent=FUZZ, max_examples=12)
+@given(digits=st.integers(40, 9_000), base=st.sampled_from(["", "0x", "0o", "0b", "-", "+"]))
+def test_yaml_integers_of_any_length_are_one_line(digits, base, tmp_path_factory) -> None:
+    """An integer written in any base, of any length, in a YAML input: refused with its line
+    (decimal beyond Python's 4,300-digit limit, other bases beyond 128 bits), never a
+    ValueError from printing it later."""
+    text = (ROOT / "examples" / "timeloop" / "conv_3x3.yaml").read_text()
+    digit = {"0x": "f", "0o": "7", "0b": "1"}.get(base, "9")
+    mutated = _write(_case_dir(tmp_path_factory), "problem.yaml",
+                     text.replace("C: 36", f"C: {base}{digit * digits}", 1))
+    outcome = run_cli(["map", "--arch", "eyeriss", "--problem", str(mutated)])
+    assert_clean(outcome, mutated, want_line=True)
+    assert outcome.exit_code == 1
