@@ -106,8 +106,10 @@ class OpEnergyTable:
         path = Path(path)
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise HwcostError(f"{path}: cannot read energy table: {exc}") from exc
+        except (OSError, ValueError, RecursionError) as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise HwcostError(f"cannot read energy table: {type(exc).__name__}: {detail}",
+                              file=path) from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise HwcostError(f"{path}: not an op energy table (format {FORMAT!r} expected)")
         if doc.get("version") != FORMAT_VERSION:
