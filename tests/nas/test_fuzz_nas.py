@@ -426,7 +426,7 @@ PATH_OPTIONS = {
 }
 
 
-@settings(parent=FUZZ, max_examples=40)
+@settings(parent=FUZZ, max_examples=24)
 @given(st.sampled_from(list(PATH_OPTIONS)), st.integers(200, 7_000),
        st.sampled_from(["one", "deep", "under-file"]))
 def test_path_arguments_the_os_refuses_are_one_line(option, length, form):
@@ -468,7 +468,7 @@ def trained(tmp_path_factory) -> tuple[Path, dict]:
     # the settings of the resume command below, so that resuming it gets past the settings
     # check to the content
     cfg = TrainConfig(dataset="synthetic", epochs=2, layers=3, channels=4, batch_size=8,
-                      max_steps=1, backend="reference", seed=1)
+                      max_steps=1, backend="cpu", seed=1)
     run_train(load_genotype(EXAMPLES / "small_genotype.json"), cfg, out)
     return out, checkpoint.load(out / "checkpoint.pt")
 
@@ -529,7 +529,7 @@ TAMPERINGS = st.one_of(
 )
 
 
-@settings(parent=FUZZ, max_examples=40)
+@settings(parent=FUZZ, max_examples=24)
 @given(TAMPERINGS, st.sampled_from(["evaluate", "resume"]))
 def test_checkpoint_content_is_validated_before_use(trained, tampering, command):
     out, state = trained
@@ -542,7 +542,7 @@ def test_checkpoint_content_is_validated_before_use(trained, tampering, command)
     else:
         args = ["train", str(EXAMPLES / "small_genotype.json"), "--dataset", "synthetic",
                 "--epochs", "2", "--layers", "3", "--channels", "4", "--batch-size", "8",
-                "--max-steps", "1", "--backend", "reference", "--arch", "edge", "--seed", "1",
+                "--max-steps", "1", "--backend", "cpu", "--arch", "edge", "--seed", "1",
                 "--threads", "1", "--out", str(run), "--resume"]
     outcome = run_cli(args)
     assert outcome.exception is None, f"{tampering}: {outcome.trace[-2500:]}"
