@@ -231,6 +231,16 @@ class _ApproxMixin:
         return state
 
     def set_extra_state(self, state) -> None:
+        if not isinstance(state, dict):
+            raise HwcostError(f"layer {self.layer_name}: saved state is "
+                              f"{type(state).__name__}, not a mapping")
+        named = [state.get("multiplier"), state.get("float_format"),
+                 *(state.get("candidates") or [])]
+        for name in named:   # a saved state names library entries, never code to compile
+            if not (name is None or isinstance(name, str)) or \
+                    (isinstance(name, str) and name.strip().lower().endswith(".c")):
+                raise HwcostError(f"layer {self.layer_name}: saved state names {name!r}; a "
+                                  "saved network names library entries, not C models")
         if state.get("float_format"):
             if state.get("multiplier") and state["multiplier"] != self.multiplier.name:
                 self.set_multiplier(state["multiplier"])

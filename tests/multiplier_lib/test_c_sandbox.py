@@ -167,3 +167,20 @@ def test_settings_files_never_name_a_c_model(tmp_path, kind):
     ok = CliRunner().invoke(cli, ["search", "--dataset", "synthetic", "--multiplier",
                                   str(c_file), "--dry-run"])
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("field", ["multiplier", "candidates"])
+def test_a_saved_layer_state_never_names_a_c_model(field):
+    from core.errors import HwcostError
+    from multiplier_lib.emulate.layers import ApproxConv2d
+
+    layer = ApproxConv2d(2, 2, 3, padding=1, multiplier="exact8u", backend="reference")
+    state = layer.state_dict()
+    key = next(k for k in state if k.endswith("_extra_state"))
+    c_file = str(EXAMPLES / "multipliers" / "mul8u_trunc6.c")
+    extra = dict(state[key])
+    extra[field] = c_file if field == "multiplier" else ["exact8u", c_file]
+    state[key] = extra
+    with pytest.raises(HwcostError, match="not C models"):
+        ApproxConv2d(2, 2, 3, padding=1, multiplier="exact8u",
+                     backend="reference").load_state_dict(state)
