@@ -17,6 +17,12 @@ from pathlib import Path
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+def control_character(text: str) -> str | None:
+    """The first C0 control character or DEL in ``text`` (a name that holds one cannot be a
+    file, library or multiplier name: a NUL never reaches the OS, a newline forges lines)."""
+    return next((ch for ch in text if ord(ch) < 32 or ch == "\x7f"), None)
+
+
 def one_line(text: str) -> str:
     """``text`` with every control character written as its escape (``\\n``, ``\\x1b``):
     a file named ``"a\\nError: forged"`` prints as one line that shows the name it has."""

@@ -49,7 +49,7 @@ from json.scanner import py_make_scanner
 from pathlib import Path
 from typing import Any
 
-from core.errors import HwcostError
+from core.errors import HwcostError, control_character
 from core.untrusted import refuse_special_file
 from darts.genotype import (
     CELL_TYPES,
@@ -392,7 +392,7 @@ def _check_multiplier_name(name: str, what: str, fail: Any, *path: str | int) ->
     """A multiplier named in a genotype: no control characters (a NUL cannot reach the OS, a
     newline would forge a message line), no absurd length, and no C model: a C file is code,
     compiled and run when read, and a data file must not run code by naming one."""
-    bad = next((ch for ch in name if ord(ch) < 32 or ch == "\x7f"), None)
+    bad = control_character(name)
     if bad is not None:
         raise fail(f"{what} contains a control character ({bad!r})", *path)
     if len(name) > _MAX_NAME_CHARS:

@@ -23,7 +23,7 @@ from platformdirs import user_data_dir
 
 from core.arithmetic import Arithmetic, resolve_arithmetic
 from core.atomic import atomic_path
-from core.errors import HwcostError
+from core.errors import HwcostError, control_character
 from core.limits import Limit
 from core.untrusted import ArrayCheck, read_npy, regular_file_size
 
@@ -256,7 +256,7 @@ def resolve(spec: str, library: Library | None = None) -> Multiplier:
     from .importers import import_file
 
     library = library if library is not None else Library()
-    bad = next((ch for ch in spec if ord(ch) < 32 or ch == "\x7f"), None)
+    bad = control_character(spec)
     if bad is not None:   # a NUL cannot reach the OS, a newline must not reach a message
         raise UnknownMultiplier(f"a multiplier name or path cannot contain control characters "
                                 f"({bad!r}): {_short(spec)!r}")

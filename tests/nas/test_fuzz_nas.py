@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fuzzkit import FUZZ, assert_clean, deadline, mutated_bytes, mutated_text, run_cli, snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -490,21 +491,15 @@ def _tamper(state: dict, how: str, value) -> object:
         state["n_classes"] = value
     elif how == "weight":
         name = sorted(k for k, v in state["model"].items()
-                      if isinstance(v, torch_module().Tensor) and v.dim() >= 1)[0]
+                      if isinstance(v, torch.Tensor) and v.dim() >= 1)[0]
         state["model"][name] = value(state["model"][name])
     elif how == "extra":
-        state["model"][value] = torch_module().zeros(3)
+        state["model"][value] = torch.zeros(3)
     elif how == "rng":
         state["rng"] = value
     elif how == "epoch":
         state["epoch"] = value
     return state
-
-
-def torch_module():
-    import torch
-
-    return torch
 
 
 TAMPERINGS = st.one_of(
