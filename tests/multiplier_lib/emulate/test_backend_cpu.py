@@ -77,7 +77,9 @@ def conv_case(draw, depthwise: bool = False):
     r, s = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    h = dh * (r - 1) + 1 + draw(st.integers(0, 8))
+    # Depthwise cases reach 4-row groups of every row class (dilation 3 groups rows 3
+    # apart) for the row-packed tables.
+    h = dh * (r - 1) + 1 + draw(st.integers(0, 14 if depthwise else 8))
     # Depthwise cases need >= 8 output columns to take the direct path.
     wmin = dw * (s - 1) + 1 + (7 * sw if depthwise else 0)
     w = wmin + draw(st.integers(0, 12 if depthwise else 8))
@@ -252,6 +254,31 @@ def test_layer_shapes_match_reference_with_default_packing(mode_name, x_shape, w
         with mode(mode_name):
             got = cpu.conv2d_lut(x, w, lut, (stride, stride), (1, 1), groups)
         assert torch.equal(got, expected), kind
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "dilation"), [
+    ((16, 4, 20, 20), (4, 1, 5, 5), 1, 1),    # 16 rows: 4 groups of 4
+    ((16, 4, 22, 21), (8, 1, 3, 3), 1, 1),    # depth multiplier 2; 20 rows: tail of 0, 17 cols
+    ((16, 4, 23, 23), (4, 1, 3, 3), 1, 2),    # dilation 2: two row classes, 19 rows (tails)
+    ((16, 4, 35, 35), (4, 1, 5, 5), 2, 1),    # stride 2: kd = 2, phase split, 16 rows
+    ((16, 4, 40, 40), (4, 1, 5, 5), 2, 2),    # stride 2 dilation 2
+])
+def test_row_packed_depthwise_at_default_settings(x_shape, w_shape, stride, dilation, threads):
+    """Shapes where the default rule picks row-packed tables (DARTS-sized planes at batch 16),
+    including tail rows, several row classes and a depth multiplier, for 16-bit LUTs of
+    both signs and a wide one that must not pack."""
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for kind in ("s16", "u16", "wide"):
+            lut = make_lut(kind, 11)
+            x, w = codes(x_shape, 256, 3), codes(w_shape, 256, 4)
+            args = ((stride, stride), (dilation, dilation), x_shape[1])
+            expected = ref.conv2d_lut(x, w, lut, *args)
+            assert torch.equal(cpu.conv2d_lut(x, w, lut, *args), expected), kind
+    finally:
+        torch.set_num_threads(old_threads)
 
 
 def test_exact_product_lut_gives_integer_convolution():
