@@ -238,8 +238,8 @@ class _FusedConvFunction(torch.autograd.Function):
     of them from the forward pass."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, spec: ConvSpec, fused: FusedConv, sx, zx, sw, zw):
-        out, x_codes, w_codes = _fused_call(fused, spec, x, weight, bias, sx, zx, sw, zw)
+    def forward(ctx, x, weight, bias, spec: ConvSpec, fused: FusedConv, quant: tuple):
+        out, x_codes, w_codes, sx, zx, sw, zw = _fused_call(fused, spec, x, weight, bias, quant)
         ctx.spec = spec
         ctx.fused = fused
         ctx.sx, ctx.zx = sx, zx
@@ -253,10 +253,6 @@ class _FusedConvFunction(torch.autograd.Function):
         x, weight, x_codes, w_codes, sw, zw = ctx.saved_tensors
         g = grad_out.to(torch.float32)
         a_dom, w_dom = spec.act_domain, spec.weight_domain
-        sx = torch.tensor(ctx.sx, dtype=torch.float32)
-        zx = torch.tensor(ctx.zx, dtype=torch.int64)
-        sw_b = sw.view(-1, 1, 1, 1)
-        zw_b = zw.view(-1, 1, 1, 1).to(torch.float32)
         ph, pw = spec.padding
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         gx = gw = None
@@ -275,6 +271,10 @@ class _FusedConvFunction(torch.autograd.Function):
             gx = gx * x_mask if need_x else None
             gw = gw * w_mask if need_w else None
         else:
+            sx = torch.tensor(ctx.sx, dtype=torch.float32)
+            zx = torch.tensor(ctx.zx, dtype=torch.int64)
+            sw_b = sw.view(-1, 1, 1, 1)
+            zw_b = zw.view(-1, 1, 1, 1).to(torch.float32)
             gx, gw = _lut_grads(spec, x, weight, g, x_codes, w_codes, sx, zx, sw, zw)
             # straight-through masks: where the quantizer did not clip (within half a step)
             v = x.detach() / sx + float(ctx.zx)
@@ -282,13 +282,22 @@ class _FusedConvFunction(torch.autograd.Function):
             v = weight.detach() / sw_b + zw_b
             gw = gw * ((v >= w_dom.qmin - 0.5) & (v <= w_dom.qmax + 0.5)).to(gw.dtype)
         gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return (gx if need_x else None, gw if need_w else None, gb, None, None, None, None,
-                None, None)
+        return (gx if need_x else None, gw if need_w else None, gb, None, None, None)
 
 
-def _fused_call(fused: FusedConv, spec: ConvSpec, x, weight, bias, sx, zx, sw, zw):
-    return fused.approx_conv2d(x, weight, bias, sx, zx, sw, zw, _domains(spec), spec.luts,
-                               spec.padding, spec.stride, spec.dilation, spec.groups)
+def _fused_call(fused: FusedConv, spec: ConvSpec, x, weight, bias, quant: tuple) -> tuple:
+    """``quant`` is ``("given", sx, zx, sw, zw)`` or ``("observe", act_range, w_range,
+    qflags)`` (see ``FusedConv.approx_conv2d_observed``); returns the output, the codes and
+    the parameters used."""
+    if quant[0] == "observe":
+        return fused.approx_conv2d_observed(x, weight, bias, quant[1], quant[2], quant[3],
+                                            _domains(spec), spec.luts, spec.padding,
+                                            spec.stride, spec.dilation, spec.groups)
+    _, sx, zx, sw, zw = quant
+    out, x_codes, w_codes = fused.approx_conv2d(x, weight, bias, sx, zx, sw, zw,
+                                                _domains(spec), spec.luts, spec.padding,
+                                                spec.stride, spec.dilation, spec.groups)
+    return out, x_codes, w_codes, sx, zx, sw, zw
 
 
 def lut_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -307,15 +316,15 @@ def lut_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
 
 
 def fused_lut_conv2d(fused: FusedConv, x: torch.Tensor, weight: torch.Tensor,
-                     bias: torch.Tensor | None, spec: ConvSpec, sx: float, zx: int,
-                     sw: torch.Tensor, zw: torch.Tensor) -> torch.Tensor:
+                     bias: torch.Tensor | None, spec: ConvSpec, quant: tuple) -> torch.Tensor:
     """The whole approximate convolution of float operands in one call of a backend's fused
     path (quantize, pad, LUT sums, corrections, scale, bias), bit-exact with
-    :func:`lut_conv2d`; an autograd node only when a gradient is wanted."""
+    :func:`lut_conv2d`; an autograd node only when a gradient is wanted.  ``quant``: the
+    quantizer parameters, given or observed in the call (see :func:`_fused_call`)."""
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
                                      (bias is not None and bias.requires_grad)):
-        return _FusedConvFunction.apply(x, weight, bias, spec, fused, sx, zx, sw, zw)
-    return _fused_call(fused, spec, x, weight, bias, sx, zx, sw, zw)[0]   # no graph
+        return _FusedConvFunction.apply(x, weight, bias, spec, fused, quant)
+    return _fused_call(fused, spec, x, weight, bias, quant)[0]   # no graph
 
 
 def _window_sums(qx: torch.Tensor, conv: ConvSpec, pad_value: float) -> torch.Tensor:

@@ -24,7 +24,7 @@ from core.arithmetic import Arithmetic, FloatFormat, IntMultiplier, float_format
 from core.errors import HwcostError
 
 from ..multiplier import Multiplier
-from .backends import FusedConv
+from .backends import FusedConv, NonFiniteInput
 from .backends import get as get_backend
 from .functional import (
     GRAD_MODES,
@@ -35,7 +35,7 @@ from .functional import (
     gradient_tables,
     lut_conv2d,
 )
-from .quant import Domain, FakeQuantize
+from .quant import Domain, FakeQuantize, range_sync_enabled
 
 #: check accelerator inputs for NaN/inf too (costs a host sync per layer; CPU inputs always are)
 CHECK_FINITE_ON_DEVICE = os.environ.get("HWCOST_CHECK_FINITE", "") not in ("", "0")
@@ -321,29 +321,62 @@ def _fused_path(layer, x: torch.Tensor) -> FusedConv | None:
     return get_backend(layer.backend, x.device.type).fused_conv2d(x, layer.weight)
 
 
+def _observed_quant(layer, weight: torch.Tensor) -> tuple | None:
+    """The fused call's ``("observe", ...)`` argument when it can update this layer's
+    observers and pick the quantizer parameters itself: running min-max observers (or
+    ranges not being observed), already initialized, not being reduced over processes,
+    activations per tensor, weights per tensor or per output channel.  None otherwise: the
+    Python path below handles every observer and first calibration."""
+    aq, wq = layer.act_quant, layer.weight_quant
+    ao, wo = aq.observer, wq.observer
+    observe_a, observe_w = aq.observing and aq.training, wq.observing and wq.training
+    if ((ao.sync or wo.sync) and range_sync_enabled()) or aq.axis is not None or \
+            wq.axis not in (None, 0):
+        return None
+    if (observe_a and ao.kind != "minmax") or (observe_w and wo.kind != "minmax"):
+        return None
+    rows = weight.shape[0] if wq.axis == 0 else 1
+    a_lo, a_hi, w_lo, w_hi = ao.min_val, ao.max_val, wo.min_val, wo.max_val
+    for t, n in ((a_lo, 1), (a_hi, 1), (w_lo, rows), (w_hi, rows)):
+        if t.dim() != 1 or t.numel() != n or t.dtype != torch.float32 or \
+                not t.is_contiguous() or t.device.type != "cpu":
+            return None
+    return ("observe", (a_lo, a_hi), (w_lo, w_hi),
+            (int(observe_a), int(observe_w), int(aq.symmetric), int(wq.symmetric)))
+
+
 def _fused_forward(layer, fused: FusedConv, x: torch.Tensor, weight: torch.Tensor, bias,
                    pad) -> torch.Tensor:
-    """Range check, observers and quantizer parameters with a handful of small ops, then the
-    whole conv in one fused backend call (:func:`.functional.fused_lut_conv2d`)."""
-    lo, hi = torch.aminmax(x.detach())
-    if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
-        raise HwcostError(f"layer {layer.layer_name}: input contains NaN or infinite values")
+    """The whole conv in one fused backend call (:func:`.functional.fused_lut_conv2d`).
+    Where the call can also observe the ranges and pick the quantizer parameters
+    (:func:`_observed_quant`) it does; otherwise range check, observers and parameters take
+    a handful of small ops here first."""
     t = layer.n_blocks
     if t > 1 and x.shape[0] % t:
         raise HwcostError(f"layer {layer.layer_name}: a batch of {x.shape[0]} cannot be split "
                           f"into {t} equal blocks, one per candidate multiplier")
-    sx, zx = layer.act_quant.fast_params(x, (lo.reshape(1), hi.reshape(1)))
-    wq = layer.weight_quant
-    w_range = None
-    if wq.observing and wq.training and wq.observer.kind != "percentile":
-        rows = weight.shape[0] if wq.axis == 0 else 1
-        w_range = torch.aminmax(weight.detach().reshape(rows, -1), dim=1)
-    sw, zw = wq.fast_params(weight, w_range)
     spec = layer.conv_spec(pad)
     check_range(spec, weight[0].numel())
-    return fused_lut_conv2d(fused, x, weight, bias, spec, float(sx.reshape(-1)[0]),
-                            int(zx.reshape(-1)[0]), torch.from_numpy(sw.reshape(-1)),
-                            torch.from_numpy(zw.reshape(-1)))
+    quant = _observed_quant(layer, weight)
+    if quant is None:
+        lo, hi = torch.aminmax(x.detach())
+        if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+            raise HwcostError(f"layer {layer.layer_name}: input contains NaN or infinite "
+                              "values")
+        sx, zx = layer.act_quant.fast_params(x, (lo.reshape(1), hi.reshape(1)))
+        wq = layer.weight_quant
+        w_range = None
+        if wq.observing and wq.training and wq.observer.kind != "percentile":
+            rows = weight.shape[0] if wq.axis == 0 else 1
+            w_range = torch.aminmax(weight.detach().reshape(rows, -1), dim=1)
+        sw, zw = wq.fast_params(weight, w_range)
+        quant = ("given", float(sx.reshape(-1)[0]), int(zx.reshape(-1)[0]),
+                 torch.from_numpy(sw.reshape(-1)), torch.from_numpy(zw.reshape(-1)))
+    try:
+        return fused_lut_conv2d(fused, x, weight, bias, spec, quant)
+    except NonFiniteInput:
+        raise HwcostError(f"layer {layer.layer_name}: input contains NaN or infinite "
+                          "values") from None
 
 
 class ApproxConv2d(_ApproxMixin, nn.Conv2d):

@@ -40,6 +40,11 @@ def set_range_sync(enabled: bool) -> bool:
     return previous
 
 
+def range_sync_enabled() -> bool:
+    """Whether observers marked ``sync`` currently reduce over processes."""
+    return _RANGE_SYNC
+
+
 def sync_range(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The min over processes of ``lo`` and max of ``hi`` (one all-reduce), when enabled."""
     if not _RANGE_SYNC:

@@ -19,7 +19,7 @@ import torch
 
 from core.errors import HwcostError
 
-from .contract import EmulationBackend, FusedConv, check_backend
+from .contract import EmulationBackend, FusedConv, NonFiniteInput, check_backend
 
 BACKENDS = ("reference", "cpu", "triton")
 #: how much slower the reference backend ran a search step than the native kernel
@@ -27,7 +27,7 @@ BACKENDS = ("reference", "cpu", "triton")
 REFERENCE_SLOWDOWN = "about 3.7x"
 _LOADED: dict[str, EmulationBackend] = {}
 
-__all__ = ["BACKENDS", "EmulationBackend", "FusedConv", "block_conv2d_lut", "get"]
+__all__ = ["BACKENDS", "EmulationBackend", "FusedConv", "NonFiniteInput", "block_conv2d_lut", "get"]
 
 
 def get(name: str, device_type: str = "cpu") -> EmulationBackend:

@@ -44,6 +44,11 @@ import torch
 from core.errors import HwcostError
 
 
+class NonFiniteInput(HwcostError):
+    """A fused call found NaN or an infinity in its activations (the layer names itself in
+    the message it raises instead)."""
+
+
 @runtime_checkable
 class FusedConv(Protocol):
     """A whole approximate convolution forward in one call, and the operands its
@@ -61,6 +66,21 @@ class FusedConv(Protocol):
                       padding: tuple[int, int], stride, dilation, groups: int,
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The float32 output, the padded activation codes and the weight codes."""
+        ...
+
+    def approx_conv2d_observed(self, x: torch.Tensor, weight: torch.Tensor,
+                               bias: torch.Tensor | None, act_range: tuple[torch.Tensor, ...],
+                               w_range: tuple[torch.Tensor, ...], qflags: tuple[int, ...],
+                               domains: tuple[int, ...], luts: tuple[torch.Tensor, ...],
+                               padding: tuple[int, int], stride, dilation, groups: int,
+                               ) -> tuple:
+        """``approx_conv2d`` with its quantizer parameters picked in the same call: the
+        running min-max ranges ``act_range`` (per tensor) and ``w_range`` (per tensor or
+        per output channel) are updated in place where ``qflags`` = (observe activations,
+        observe weights, activations symmetric, weights symmetric) says so, and the
+        parameters follow ``quant.qparams_np``.  Returns the output, the codes, then
+        ``sx, zx, sw, zw``; raises :class:`NonFiniteInput` (nothing updated) for NaN or
+        infinite activations."""
         ...
 
     def ste_operands(self, x: torch.Tensor, weight: torch.Tensor, x_codes: torch.Tensor,

@@ -41,7 +41,7 @@ import torch
 from core.errors import HwcostError
 
 from . import kernel_cache
-from .contract import FusedConv
+from .contract import FusedConv, NonFiniteInput
 
 _CSRC = Path(__file__).resolve().parent.parent / "csrc"
 _SOURCES = ("lut_kernels.cpp",)
@@ -243,7 +243,9 @@ def _kernel_namespace() -> str:
 def _compile() -> SimpleNamespace:
     lib = getattr(torch.ops, _kernel_namespace())
     return SimpleNamespace(conv2d=lib.conv2d_lut, linear=lib.linear_lut,
-                           approx_conv2d=lib.approx_conv2d, ste_operands=lib.ste_operands,
+                           approx_conv2d=lib.approx_conv2d,
+                           approx_conv2d_observed=lib.approx_conv2d_observed,
+                           ste_operands=lib.ste_operands,
                            simd_level=lib.simd_level, set_simd_level=lib.set_simd_level,
                            set_pack_min_reuse=lib.set_pack_min_reuse)
 
@@ -478,6 +480,31 @@ def approx_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks))
 
 
+def approx_conv2d_observed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                           act_range: tuple[torch.Tensor, torch.Tensor],
+                           w_range: tuple[torch.Tensor, torch.Tensor], qflags: tuple[int, ...],
+                           domains: tuple[int, ...], luts: tuple[torch.Tensor, ...],
+                           padding: tuple[int, int], stride, dilation, groups: int) -> tuple:
+    """:func:`approx_conv2d` with the observers' update and the quantizer parameters in the
+    same native call (see ``FusedConv.approx_conv2d_observed``); the ranges are float32
+    vectors updated in place."""
+    lut_t, planes, centres, pack, blocks = _plan(luts)
+    sh, sw_ = (int(v) for v in stride)
+    dh, dw = (int(v) for v in dilation)
+    b = bias.detach().to(torch.float32).contiguous() if bias is not None else _NO_BIAS
+    try:
+        out, xc, wc, aq, sw, zw = _load().approx_conv2d_observed(
+            x.detach().contiguous(), weight.detach().contiguous(), b, act_range[0],
+            act_range[1], w_range[0], w_range[1], qflags, domains, lut_t, planes, centres,
+            pack, (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks))
+    except RuntimeError as exc:
+        if "hwcost: non-finite input" in str(exc):
+            raise NonFiniteInput("input contains NaN or infinite values") from None
+        raise
+    sx, zx = aq.tolist()
+    return out, xc, wc, sx, int(zx), sw, zw
+
+
 def ste_operands(x: torch.Tensor, weight: torch.Tensor, x_codes: torch.Tensor,
                  w_codes: torch.Tensor, sx: float, zx: int, sw: torch.Tensor, zw: torch.Tensor,
                  domains: tuple[int, ...], padding: tuple[int, int],
@@ -494,6 +521,7 @@ class _Fused:
     """This backend's :class:`.contract.FusedConv`: the two native calls above."""
 
     approx_conv2d = staticmethod(approx_conv2d)
+    approx_conv2d_observed = staticmethod(approx_conv2d_observed)
     ste_operands = staticmethod(ste_operands)
 
 

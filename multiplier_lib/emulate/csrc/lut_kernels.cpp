@@ -24,6 +24,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/aminmax.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/util/Exception.h>
@@ -32,10 +33,10 @@
 #include <algorithm>
 #include <numeric>
 #include <cmath>
+#include <limits>
 #include <tuple>
 #include <cstdint>
 #include <cstring>
-#include <cstdlib>
 #include <vector>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -1525,6 +1526,134 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ste_operands(
   return {xd, wd, xm, wm};
 }
 
+// ---------------------------------------------------------------------------------------------
+// Observe, pick quantizer parameters and convolve in one call.
+//
+// A search step runs ~1,100 small conv layers; done in Python, the range reductions, observer
+// updates and parameter arithmetic around each fused call cost ~270 us a layer on the
+// development machine, more than many of the convolutions.  This op does them here, for the
+// configuration searches and training use (running min-max observers, already initialized,
+// activations per tensor, weights per tensor or per output channel); the layer keeps the
+// Python path for everything else.  The arithmetic is multiplier_lib.emulate.quant.qparams_np
+// step for step in float32 (tests compare the two on random and edge-case ranges).
+
+struct QParams {
+  float scale;
+  int64_t zp;
+};
+
+// numpy's minimum / maximum: NaN wins, otherwise the smaller / larger (second on ties).
+inline float np_min(float a, float b) { return (a < b || std::isnan(a)) ? a : b; }
+inline float np_max(float a, float b) { return (a > b || std::isnan(a)) ? a : b; }
+
+QParams qparams_f32(float lo, float hi, int64_t qmin, int64_t qmax, int64_t bits,
+                    bool is_signed, bool symmetric) {
+  const float eps = std::numeric_limits<float>::epsilon();
+  lo = np_min(lo, 0.0f);
+  hi = np_max(hi, 0.0f);
+  float scale;
+  int64_t zp = 0;
+  if (symmetric) {
+    const float amax = np_max(-lo, hi);
+    if (is_signed) {
+      scale = amax / static_cast<float>(qmax);
+    } else if (lo >= 0.0f) {
+      scale = hi / static_cast<float>(qmax);
+    } else {
+      const int64_t half = int64_t{1} << (bits - 1);
+      scale = amax / static_cast<float>(half > 1 ? half - 1 : 1);
+      zp = half;
+    }
+  } else {
+    scale = (hi - lo) / static_cast<float>(qmax - qmin);
+    const float safe = np_max(scale, eps);
+    const float z = static_cast<float>(qmin) - std::nearbyint(lo / safe);
+    // numpy casts NaN to INT64_MIN, which the clip turns into qmin
+    zp = std::isnan(z) ? qmin
+                       : std::clamp<int64_t>(static_cast<int64_t>(std::clamp(
+                                                 z, static_cast<float>(qmin) - 1.0f,
+                                                 static_cast<float>(qmax) + 1.0f)),
+                                             qmin, qmax);
+  }
+  return {np_max(scale, eps), zp};
+}
+
+inline int64_t domain_bits(int64_t mask) {
+  int64_t bits = 0;
+  while (mask >> bits) ++bits;
+  return bits;
+}
+
+// qflags: (observe activations, observe weights, activations symmetric, weights symmetric).
+// amin/amax: the activation observer's range, float32 (1,); wmin/wmax: the weight observer's,
+// float32 (1,) or (M,); updated in place when observing.  Raises "hwcost: non-finite input"
+// (the layer turns it into its one-line error) before changing anything when x holds NaN or
+// an infinity.  Returns approx_conv2d's three tensors, then (sx, zx) as float64 (2,) and the
+// weight scales (float32) and zero points (int64), one or one per output channel.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
+approx_conv2d_observed(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias,
+                       const at::Tensor& amin, const at::Tensor& amax, const at::Tensor& wmin,
+                       const at::Tensor& wmax, std::vector<int64_t> qflags,
+                       std::vector<int64_t> domain, const at::Tensor& lutT,
+                       const at::Tensor& planes, const at::Tensor& centres, int64_t pack,
+                       std::vector<int64_t> geom) {
+  TORCH_CHECK(qflags.size() == 4 && domain.size() == 7, "approx_conv2d_observed: bad flags");
+  TORCH_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.dim() == 4,
+              "approx_conv2d_observed: x and w must be float32");
+  const int64_t M = w.size(0);
+  const int64_t rows = wmin.numel();
+  for (const at::Tensor* t : {&amin, &amax, &wmin, &wmax})
+    TORCH_CHECK(t->scalar_type() == at::kFloat && t->is_contiguous() && t->dim() == 1,
+                "approx_conv2d_observed: observer ranges must be contiguous float32 vectors");
+  TORCH_CHECK(amin.numel() == 1 && amax.numel() == 1 && wmax.numel() == rows &&
+                  (rows == 1 || rows == M),
+              "approx_conv2d_observed: ranges must be per tensor (activations) and per "
+              "tensor or per output channel (weights)");
+  const bool observe_act = qflags[0] != 0, observe_w = qflags[1] != 0;
+  const bool act_sym = qflags[2] != 0, w_sym = qflags[3] != 0;
+  const bool is_signed = domain[6] != 0;
+
+  const auto x_range = at::aminmax(x);
+  const float xlo = std::get<0>(x_range).item<float>(), xhi = std::get<1>(x_range).item<float>();
+  TORCH_CHECK(std::isfinite(xlo) && std::isfinite(xhi), "hwcost: non-finite input");
+  float* amn = amin.data_ptr<float>();
+  float* amx = amax.data_ptr<float>();
+  if (observe_act) {
+    amn[0] = np_min(amn[0], xlo);
+    amx[0] = np_max(amx[0], xhi);
+  }
+  float* wmn = wmin.data_ptr<float>();
+  float* wmx = wmax.data_ptr<float>();
+  if (observe_w) {
+    const auto w_range = at::aminmax(w.reshape({rows, -1}), 1);
+    const at::Tensor lo = std::get<0>(w_range).contiguous(), hi = std::get<1>(w_range).contiguous();
+    const float* lp = lo.data_ptr<float>();
+    const float* hp = hi.data_ptr<float>();
+    for (int64_t r = 0; r < rows; ++r) {
+      wmn[r] = np_min(wmn[r], lp[r]);
+      wmx[r] = np_max(wmx[r], hp[r]);
+    }
+  }
+  const QParams aq = qparams_f32(amn[0], amx[0], domain[0], domain[1], domain_bits(domain[2]),
+                                 is_signed, act_sym);
+  at::Tensor sw = at::empty({rows}, w.options());
+  at::Tensor zw = at::empty({rows}, w.options().dtype(at::kLong));
+  float* swp = sw.data_ptr<float>();
+  int64_t* zwp = zw.data_ptr<int64_t>();
+  const int64_t wbits = domain_bits(domain[5]);
+  for (int64_t r = 0; r < rows; ++r) {
+    const QParams q = qparams_f32(wmn[r], wmx[r], domain[3], domain[4], wbits, is_signed, w_sym);
+    swp[r] = q.scale;
+    zwp[r] = q.zp;
+  }
+  auto [out, xc, wc] = approx_conv2d(x, w, bias, static_cast<double>(aq.scale), aq.zp, sw, zw,
+                                     domain, lutT, planes, centres, pack, geom);
+  at::Tensor axq = at::empty({2}, x.options().dtype(at::kDouble));
+  axq.data_ptr<double>()[0] = static_cast<double>(aq.scale);
+  axq.data_ptr<double>()[1] = static_cast<double>(aq.zp);
+  return {out, xc, wc, axq, sw, zw};
+}
+
 int64_t simd_level() { return g_simd; }
 
 int64_t set_pack_min_reuse(int64_t reuse) {
@@ -1552,6 +1681,11 @@ TORCH_LIBRARY(HWCOST_NS, m) {
         "Tensor zw, int[] domain, Tensor lutT, Tensor planes, Tensor centres, int pack, "
         "int[] geom) -> (Tensor, Tensor, Tensor)",
         &approx_conv2d);
+  m.def("approx_conv2d_observed(Tensor x, Tensor w, Tensor bias, Tensor(a!) amin, "
+        "Tensor(b!) amax, Tensor(c!) wmin, Tensor(d!) wmax, int[] qflags, int[] domain, "
+        "Tensor lutT, Tensor planes, Tensor centres, int pack, int[] geom) -> "
+        "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
+        &approx_conv2d_observed);
   m.def("ste_operands(Tensor x, Tensor w, Tensor xc, Tensor wc, float sx, int zx, Tensor sw, "
         "Tensor zw, int[] domain, int ph, int pw) -> (Tensor, Tensor, Tensor, Tensor)",
         &ste_operands);

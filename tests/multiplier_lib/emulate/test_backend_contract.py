@@ -48,7 +48,8 @@ def test_the_contract_lists_what_the_layers_and_registry_call() -> None:
     assert set(_protocol_methods(EmulationBackend)) == {
         "is_available", "conv2d_lut", "linear_lut", "conv2d_multi_lut", "conv2d_block_lut",
         "fused_conv2d"}
-    assert set(_protocol_methods(FusedConv)) == {"approx_conv2d", "ste_operands"}
+    assert set(_protocol_methods(FusedConv)) == {"approx_conv2d", "approx_conv2d_observed",
+                                                  "ste_operands"}
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -182,13 +183,20 @@ class _CountingFused:
 
     def __init__(self, inner: FusedConv):
         self.inner = inner
-        self.calls = {"approx_conv2d": 0, "ste_operands": 0}
+        self.calls = {"approx_conv2d": 0, "approx_conv2d_observed": 0, "ste_operands": 0}
 
     def approx_conv2d(self, x, weight, bias, sx, zx, sw, zw, domains, luts, padding, stride,
                       dilation, groups):
         self.calls["approx_conv2d"] += 1
         return self.inner.approx_conv2d(x, weight, bias, sx, zx, sw, zw, domains, luts,
                                         padding, stride, dilation, groups)
+
+    def approx_conv2d_observed(self, x, weight, bias, act_range, w_range, qflags, domains, luts,
+                               padding, stride, dilation, groups):
+        self.calls["approx_conv2d_observed"] += 1
+        return self.inner.approx_conv2d_observed(x, weight, bias, act_range, w_range, qflags,
+                                                 domains, luts, padding, stride, dilation,
+                                                 groups)
 
     def ste_operands(self, x, weight, x_codes, w_codes, sx, zx, sw, zw, domains, padding):
         self.calls["ste_operands"] += 1
@@ -230,6 +238,12 @@ def test_layers_take_any_backends_fused_path_through_the_contract(monkeypatch) -
     out.sum().backward()
     assert fused.calls["ste_operands"] == 1
     assert torch.equal(out.detach(), twin(x).detach())
+    # with the observers initialized, the fused call observes and picks parameters itself
+    out = layer(2 * x)
+    assert fused.calls["approx_conv2d_observed"] == 1 and fused.calls["approx_conv2d"] == 1
+    out.sum().backward()
+    assert fused.calls["ste_operands"] == 2
+    assert torch.equal(out.detach(), twin(2 * x).detach())
     layer(x.double())                     # the backend declines: op by op, via conv2d_lut
     assert lut_calls and fused.calls["approx_conv2d"] == 1
     layer.keep_accumulator = True         # the accumulator is only kept op by op

@@ -225,31 +225,109 @@ def _pair(cfg, multiplier: str):
     return slow, fast
 
 
+def _observer_state(layer) -> list[torch.Tensor]:
+    return [t.clone() for q in (layer.act_quant, layer.weight_quant)
+            for t in (q.observer.min_val, q.observer.max_val)]
+
+
+def _step_both(slow, fast, x, backward: bool = False):
+    """One forward (and backward of a random gradient) of both layers on ``x``; asserts
+    equal outputs, observer ranges and (STE) gradients."""
+    xs, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ys, yf = slow(xs), fast(xf)
+    assert type(yf.grad_fn).__name__.startswith("_FusedConvFunction")
+    assert torch.equal(ys, yf)
+    for a, b in zip(_observer_state(slow), _observer_state(fast)):
+        assert torch.equal(a, b)
+    if backward:
+        g = torch.randn_like(ys)
+        for layer in (slow, fast):
+            layer.zero_grad()
+        ys.backward(g)
+        yf.backward(g)
+        torch.testing.assert_close(xf.grad, xs.grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(fast.weight.grad, slow.weight.grad, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(fast.bias.grad, slow.bias.grad)
+
+
 @settings(max_examples=30, deadline=None)
 @given(conv_configs(), st.sampled_from(["mitchell8u", "drum8u_k4", "exact8ux4", "exact8s"]),
-       st.integers(0, 10_000))
-def test_fused_forward_equals_the_op_by_op_path(cfg, name, seed):
+       st.integers(0, 10_000), st.lists(st.sampled_from([0.25, 1.0, 3.0]), min_size=2,
+                                        max_size=3))
+def test_fused_forward_equals_the_op_by_op_path(cfg, name, seed, scales):
     """The one-call native forward (quantize, pad, LUT conv, corrections, scale) gives the
-    op-by-op path's float32 bits, in training (observing) and in eval; STE gradients agree."""
+    op-by-op path's float32 bits, in training (observing) and in eval; STE gradients agree.
+    After the first batch initializes the observers, the fused call updates the running
+    ranges and picks the quantizer parameters itself: several training steps on batches of
+    different spread (ranges growing or not) and moved weights must keep both layers'
+    observers, outputs and gradients identical."""
     if cfg["signed"] and name != "exact8s":
         name = "exact8s"
     torch.manual_seed(seed)
     slow, fast = _pair(cfg, name)
     x = torch.randn(cfg["batch"], cfg["cin"], cfg["size"], cfg["size"])
-    xs, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ys, yf = slow(xs), fast(xf)
-    assert type(yf.grad_fn).__name__.startswith("_FusedConvFunction")
-    assert torch.equal(ys, yf)
-    g = torch.randn_like(ys)
-    ys.backward(g)
-    yf.backward(g)
-    torch.testing.assert_close(xf.grad, xs.grad, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(fast.weight.grad, slow.weight.grad, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(fast.bias.grad, slow.bias.grad)
+    _step_both(slow, fast, x, backward=True)
+    for scale in scales:
+        with torch.no_grad():
+            for layer in (slow, fast):
+                layer.weight.mul_(scale)
+        _step_both(slow, fast, scale * torch.randn_like(x) - 0.1 * scale, backward=True)
     slow.eval()
     fast.eval()
     with torch.no_grad():
         assert torch.equal(slow(2 * x), fast(2 * x))   # clipped: frozen ranges
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("name", ["trunc8u_k6c", "exact8s"])
+@pytest.mark.parametrize("inputs", ["zeros", "negative", "constant", "tiny", "huge", "signed_zero",
+                                    "half_step"])
+def test_fused_observers_on_edge_ranges(inputs, name, symmetric):
+    """Ranges where the parameter arithmetic has edge cases (a zero-width range, an
+    all-negative one, one narrower than float32 epsilon steps, extreme magnitudes, -0.0, a
+    zero point exactly between two integers, which rounds half to even):
+    the native parameters equal ``quant.qparams_np``'s through the op-by-op layer."""
+    torch.manual_seed(9)
+    cfg = dict(stride=1, padding=1, dilation=1, groups=1, mode="zeros", per_channel=True,
+               symmetric=symmetric, cin=3, cout=4, k=3)
+    slow, fast = _pair(cfg, name)
+    base = torch.randn(2, 3, 5, 5)
+    make = {"zeros": lambda: torch.zeros(2, 3, 5, 5),
+            "negative": lambda: -base.abs() - 1,
+            "constant": lambda: torch.full((2, 3, 5, 5), 0.7),
+            "tiny": lambda: 1e-9 * base,
+            "huge": lambda: 1e30 * base,
+            "signed_zero": lambda: torch.full((2, 3, 5, 5), -0.0),
+            "half_step": lambda: _half_step_batch(base)}[inputs]
+    if inputs == "tiny":   # weights of the same scale (huge ones would overflow the output)
+        with torch.no_grad():
+            for layer in (slow, fast):
+                layer.weight.mul_(1e-9)
+    _step_both(slow, fast, make())                  # initializes the observers
+    _step_both(slow, fast, make(), backward=True)   # the native call observes
+    _step_both(slow, fast, 2 * make(), backward=True)
+    _step_both(slow, fast, base, backward=True)
+
+
+def _half_step_batch(base: torch.Tensor) -> torch.Tensor:
+    """Values in [-2.5, 252.5]: an 8-bit asymmetric scale of exactly 1, so the zero point
+    is rint(2.5) = 2 (half to even), not 3."""
+    x = (base.abs() * 40).clamp(max=252.5) - 2.5
+    x.view(-1)[0], x.view(-1)[1] = -2.5, 252.5
+    return x
+
+
+def test_fused_observed_path_refuses_non_finite_input_and_keeps_the_ranges():
+    layer = ApproxConv2d(2, 3, 3, padding=1, multiplier="mitchell8u", backend="cpu",
+                         name="cell.0.op")
+    layer(torch.randn(1, 2, 5, 5))   # initializes the observers (Python path)
+    before = _observer_state(layer)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.randn(1, 2, 5, 5)
+        x[0, 1, 2, 3] = bad
+        with pytest.raises(HwcostError, match=r"^layer cell\.0\.op: input contains NaN"):
+            layer(x)
+        assert all(torch.equal(a, b) for a, b in zip(before, _observer_state(layer)))
 
 
 def test_fused_linear_and_candidate_blocks_equal_the_op_by_op_path():
