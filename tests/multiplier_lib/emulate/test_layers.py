@@ -245,7 +245,7 @@ def _step_both(slow, fast, x, backward: bool = False):
             layer.zero_grad()
         ys.backward(g)
         yf.backward(g)
-        torch.testing.assert_close(xf.grad, xs.grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(xf.grad, xs.grad, rtol=1e-5, atol=1e-5)   # sum order
         torch.testing.assert_close(fast.weight.grad, slow.weight.grad, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(fast.bias.grad, slow.bias.grad)
 
@@ -465,9 +465,9 @@ def test_depthwise_weight_grad_per_tap_equals_torch(batch, channels, k, stride, 
 
 
 def test_depthwise_layers_take_the_per_tap_weight_gradient(monkeypatch):
-    """A depthwise 5x5 ApproxConv2d's STE backward goes through the per-tap sum (a grouped,
-    not depthwise, one and an undilated 3x3 one, where torch is faster, do not), with the
-    gradient of the dequantized convolution."""
+    """A dilated depthwise ApproxConv2d's STE backward goes through the per-tap sum (a
+    grouped, not depthwise, one and undilated ones, where torch's channels-last kernel is
+    faster, do not), and every variant gives the gradient of the dequantized convolution."""
     from multiplier_lib.emulate import functional
 
     calls = []
@@ -475,11 +475,14 @@ def test_depthwise_layers_take_the_per_tap_weight_gradient(monkeypatch):
     monkeypatch.setattr(functional, "depthwise_weight_grad",
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     torch.manual_seed(0)
-    for groups, k, expect in ((8, 5, 1), (4, 5, 0), (8, 3, 0)):
+    for groups, k, dil, expect in ((8, 5, 2, 1), (8, 3, 2, 1), (4, 5, 2, 0), (8, 5, 1, 0),
+                                   (8, 3, 1, 0)):
         calls.clear()
-        layer = ApproxConv2d(8, 8, k, padding=k // 2, groups=groups, multiplier="drum8u_k4",
-                             backend="cpu", bias=False)
+        pad = dil * (k // 2)
+        layer = ApproxConv2d(8, 8, k, padding=pad, dilation=dil, groups=groups,
+                             multiplier="drum8u_k4", backend="cpu", bias=False)
         x = torch.randn(4, 8, 16, 16, requires_grad=True)
+        layer(x)   # first batch: initializes the observers
         y = layer(x)
         assert type(y.grad_fn).__name__.startswith("_FusedConvFunction")
         y.square().sum().backward()
@@ -488,5 +491,7 @@ def test_depthwise_layers_take_the_per_tap_weight_gradient(monkeypatch):
         qx, sx, zx = layer.act_quant.quantize(x)
         wd = ((qw - zw).float() * sw).requires_grad_()
         xd = ((qx - zx).float() * sx).requires_grad_()
-        F.conv2d(xd, wd, None, 1, k // 2, 1, groups).backward(2 * y.detach())
+        F.conv2d(xd, wd, None, 1, pad, dil, groups).backward(2 * y.detach())
+        clip = ((x / sx + zx >= -0.5) & (x / sx + zx <= 255.5)).float()
         torch.testing.assert_close(layer.weight.grad, wd.grad, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(x.grad, xd.grad * clip, rtol=1e-4, atol=1e-5)
