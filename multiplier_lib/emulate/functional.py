@@ -199,6 +199,13 @@ def per_tap_is_faster(kernel: tuple[int, int], dilation, out_pixels: int) -> boo
     return tuple(dilation) != (1, 1) and out_pixels >= 256
 
 
+def ste_layout(spec) -> torch.memory_format:
+    """The layout :func:`ste_conv_backward` runs a layer's convolution backward in."""
+    if max(spec.stride) > 1 and max(spec.dilation) > 1:
+        return torch.contiguous_format
+    return torch.channels_last
+
+
 def ste_conv_backward(g: torch.Tensor, x_deq: torch.Tensor, w_deq: torch.Tensor, spec,
                       padding: tuple[int, int], need_x: bool, need_w: bool,
                       ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -212,10 +219,7 @@ def ste_conv_backward(g: torch.Tensor, x_deq: torch.Tensor, w_deq: torch.Tensor,
     10-20 % less; but strided dilated depthwise layers took 2-3.5x longer, so those stay in
     NCHW.  The results are the same sums in another order (tested against the dequantized
     float convolution's gradients)."""
-    if max(spec.stride) > 1 and max(spec.dilation) > 1:
-        layout = torch.contiguous_format
-    else:
-        layout = torch.channels_last
+    layout = ste_layout(spec)
     gx, gw, _ = torch.ops.aten.convolution_backward(
         g.contiguous(memory_format=layout), x_deq.contiguous(memory_format=layout),
         w_deq.contiguous(memory_format=layout), None, list(spec.stride), list(padding),
@@ -283,11 +287,19 @@ class _FusedConvFunction(torch.autograd.Function):
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         gx = gw = None
         if spec.grad == "ste":
-            x_deq, w_deq, x_mask, w_mask = ctx.fused.ste_operands(
-                x, weight, x_codes, w_codes, ctx.sx, ctx.zx, sw, zw, _domains(spec), (ph, pw))
             per_tap = (need_w and is_depthwise(weight, spec.groups, x.shape[1])
                        and per_tap_is_faster(tuple(weight.shape[2:]), spec.dilation,
                                              g.shape[2] * g.shape[3]))
+            layout = ste_layout(spec)
+            # the dequantized activations only serve the weight gradient: built in the
+            # layout it is computed in, or not at all
+            x_layout = ("none" if not need_w else "nchw" if per_tap or
+                        layout == torch.contiguous_format else "channels_last")
+            x_deq, w_deq, x_mask, w_mask = ctx.fused.ste_operands(
+                x, weight, x_codes, w_codes, ctx.sx, ctx.zx, sw, zw, _domains(spec), (ph, pw),
+                x_layout)
+            if x_layout == "none":   # a stand-in the input gradient does not read
+                x_deq = torch.empty(x.shape, dtype=torch.float32, memory_format=layout).zero_()
             gx, gw = ste_conv_backward(g, x_deq, w_deq, spec, (ph, pw), need_x,
                                        need_w and not per_tap)
             if per_tap:

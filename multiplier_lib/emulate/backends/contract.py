@@ -86,9 +86,11 @@ class FusedConv(Protocol):
     def ste_operands(self, x: torch.Tensor, weight: torch.Tensor, x_codes: torch.Tensor,
                      w_codes: torch.Tensor, sx: float, zx: int, sw: torch.Tensor,
                      zw: torch.Tensor, domains: tuple[int, ...], padding: tuple[int, int],
+                     x_layout: str = "nchw",
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Dequantized activations (unpadded) and weights, and the 0/1 masks of where
-        neither quantizer clipped."""
+        """Dequantized activations (unpadded, in ``x_layout``: "nchw", "channels_last", or
+        "none" for an empty tensor when no weight gradient is wanted) and weights, and the
+        0/1 masks of where neither quantizer clipped."""
         ...
 
 

@@ -507,14 +507,15 @@ def approx_conv2d_observed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
 
 def ste_operands(x: torch.Tensor, weight: torch.Tensor, x_codes: torch.Tensor,
                  w_codes: torch.Tensor, sx: float, zx: int, sw: torch.Tensor, zw: torch.Tensor,
-                 domains: tuple[int, ...], padding: tuple[int, int],
+                 domains: tuple[int, ...], padding: tuple[int, int], x_layout: str = "nchw",
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """For the straight-through backward of ``approx_conv2d``: dequantized activations
-    (unpadded) and weights, and the float 0/1 masks of where neither quantizer clipped."""
+    (unpadded; ``x_layout`` "nchw", "channels_last" or "none" for an empty tensor) and
+    weights, and the float 0/1 masks of where neither quantizer clipped."""
+    layout = {"none": 0, "nchw": 1, "channels_last": 2}[x_layout]
     return _load().ste_operands(x.detach().contiguous(), weight.detach().contiguous(),
                                 x_codes, w_codes, float(sx), int(zx), sw, zw, domains,
-                                int(padding[0]), int(padding[1]))
-
+                                int(padding[0]), int(padding[1]), layout)
 
 
 class _Fused:

@@ -1476,10 +1476,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
 // The straight-through backward's operands, rebuilt from what the forward kept (inputs and
 // codes) in one pass each: dequantized activations (unpadded) and weights, and the masks of
 // where each quantizer did not clip (v within half a step of the domain), as float 0/1.
+// x_layout: 0 no dequantized activations (an empty tensor: the weight gradient is not
+// wanted), 1 NCHW, 2 channels-last (what the backward's convolution runs in, written directly
+// instead of copied).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ste_operands(
     const at::Tensor& x, const at::Tensor& w, const at::Tensor& xc, const at::Tensor& wc,
     double sx, int64_t zx, const at::Tensor& sw_t, const at::Tensor& zw_t,
-    std::vector<int64_t> domain, int64_t ph, int64_t pw) {
+    std::vector<int64_t> domain, int64_t ph, int64_t pw, int64_t x_layout) {
   TORCH_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
                   x.is_contiguous() && w.is_contiguous() && xc.is_contiguous() &&
                   wc.is_contiguous() && domain.size() == 7,
@@ -1491,7 +1494,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ste_operands(
   const int64_t Hp = xc.size(2), Wp = xc.size(3);
   const int64_t M = w.size(0), K = w.numel() / std::max<int64_t>(1, M);
   const float xs = static_cast<float>(sx), xz = static_cast<float>(zx);
-  at::Tensor xd = at::empty_like(x), xm = at::empty_like(x);
+  TORCH_CHECK(x_layout >= 0 && x_layout <= 2, "ste_operands: bad x_layout");
+  at::Tensor xd = x_layout == 0 ? at::empty({0}, x.options())
+                  : x_layout == 1 ? at::empty_like(x)
+                                  : at::empty_like(x, at::MemoryFormat::ChannelsLast);
+  at::Tensor xm = at::empty_like(x);
   at::Tensor wd = at::empty_like(w), wm = at::empty_like(w);
   const float* xp = x.data_ptr<float>();
   const uint8_t* xcp = xc.data_ptr<uint8_t>();
@@ -1499,11 +1506,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ste_operands(
   float* xmp = xm.data_ptr<float>();
   const float alo = static_cast<float>(aqmin) - 0.5f, ahi = static_cast<float>(aqmax) + 0.5f;
   at::parallel_for(0, N * C, grain_for(H * W), [&](int64_t b, int64_t e) {
+    std::vector<float> row(x_layout == 1 ? 0 : static_cast<size_t>(W));
     for (int64_t pl = b; pl < e; ++pl)
       for (int64_t h = 0; h < H; ++h) {
         const int64_t o = (pl * H + h) * W;
-        ste_row(xp + o, xcp + (pl * Hp + h + ph) * Wp + pw, xdp + o, xmp + o, W, xs, xz, alo,
+        float* deq = x_layout == 1 ? xdp + o : row.data();
+        ste_row(xp + o, xcp + (pl * Hp + h + ph) * Wp + pw, deq, xmp + o, W, xs, xz, alo,
                 ahi, static_cast<int32_t>(amask), is_signed);
+        if (x_layout == 2) {   // element (n, c, h, w) at ((n * H + h) * W + w) * C + c
+          const int64_t n = pl / C, c = pl % C;
+          float* dst = xdp + (n * H + h) * W * C + c;
+          for (int64_t q = 0; q < W; ++q) dst[q * C] = row[q];
+        }
       }
   });
   const float* wp = w.data_ptr<float>();
@@ -1687,7 +1701,8 @@ TORCH_LIBRARY(HWCOST_NS, m) {
         "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
         &approx_conv2d_observed);
   m.def("ste_operands(Tensor x, Tensor w, Tensor xc, Tensor wc, float sx, int zx, Tensor sw, "
-        "Tensor zw, int[] domain, int ph, int pw) -> (Tensor, Tensor, Tensor, Tensor)",
+        "Tensor zw, int[] domain, int ph, int pw, int x_layout) -> "
+        "(Tensor, Tensor, Tensor, Tensor)",
         &ste_operands);
   m.def("set_pack_min_reuse(int reuse) -> int", &set_pack_min_reuse);
   m.def("simd_level() -> int", &simd_level);

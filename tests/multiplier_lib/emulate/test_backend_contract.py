@@ -198,10 +198,11 @@ class _CountingFused:
                                                  domains, luts, padding, stride, dilation,
                                                  groups)
 
-    def ste_operands(self, x, weight, x_codes, w_codes, sx, zx, sw, zw, domains, padding):
+    def ste_operands(self, x, weight, x_codes, w_codes, sx, zx, sw, zw, domains, padding,
+                     x_layout="nchw"):
         self.calls["ste_operands"] += 1
         return self.inner.ste_operands(x, weight, x_codes, w_codes, sx, zx, sw, zw, domains,
-                                       padding)
+                                       padding, x_layout)
 
 
 def _register(monkeypatch: pytest.MonkeyPatch, name: str, module: types.ModuleType) -> None:

@@ -389,3 +389,34 @@ def test_benchmarks_name_the_cpu_and_the_kernel_path_that_ran():
     assert cpu.KERNEL_PATHS[cpu._simd_level()] in line
     with mode("scalar"):
         assert "cpu backend path: portable (scalar)" in cpu.describe_machine()
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_ste_operands_layouts_hold_the_same_values(signed):
+    """The straight-through operands in channels-last layout are the NCHW ones element for
+    element (only the strides differ), "none" builds no activations, and the masks and the
+    weight operands do not depend on the layout."""
+    g = _gen(5)
+    x = torch.randn(3, 5, 6, 7, generator=g) * 3
+    w = torch.randn(4, 5, 3, 3, generator=g)
+    domains = (-128, 127, 255, -128, 127, 255, 1) if signed else (0, 255, 255, 0, 255, 255, 0)
+    sw, zw = torch.rand(4, generator=g) + 0.01, torch.randint(0, 20, (4,), generator=g)
+    lut = (make_lut("s16", 1),)
+    out = cpu.approx_conv2d(x, w, None, 0.02, 7, sw, zw, domains, lut, (1, 2), (1, 1), (1, 1), 1)
+    _, x_codes, w_codes = out
+    args = (x, w, x_codes, w_codes, 0.02, 7, sw, zw, domains, (1, 2))
+    nchw = cpu.ste_operands(*args, "nchw")
+    cl = cpu.ste_operands(*args, "channels_last")
+    none = cpu.ste_operands(*args, "none")
+    assert nchw[0].is_contiguous() and cl[0].is_contiguous(memory_format=torch.channels_last)
+    assert not cl[0].is_contiguous() and torch.equal(cl[0], nchw[0])
+    assert none[0].numel() == 0
+    for other in (cl, none):
+        for a, b in zip(nchw[1:], other[1:]):
+            assert torch.equal(a, b)
+    # the dequantized values are the codes' values: (q - zx) * sx, clipped where the mask is 0
+    q = x_codes[:, :, 1:-1, 2:-2].to(torch.int32)
+    if signed:
+        q = torch.where(q > 127, q - 256, q)
+    torch.testing.assert_close(nchw[0], (q.float() - 7) * 0.02, rtol=0, atol=1e-6)
+    assert 0 < nchw[2].sum() < nchw[2].numel()   # some activations clipped, some not
