@@ -200,25 +200,36 @@ def per_tap_is_faster(kernel: tuple[int, int], dilation, out_pixels: int) -> boo
 
 
 def ste_layout(spec) -> torch.memory_format:
-    """The layout :func:`ste_conv_backward` runs a layer's convolution backward in."""
-    if max(spec.stride) > 1 and max(spec.dilation) > 1:
-        return torch.contiguous_format
-    return torch.channels_last
+    """The layout :func:`ste_conv_backward` runs a layer's convolution backward in:
+    channels-last for stride-1 layers and strided undilated depthwise ones, NCHW otherwise.
+
+    Strided dilated depthwise layers were 2-3.5x slower in channels-last.  Strided 1x1
+    convolutions with few channels (DARTS's factorized reduce: 4 -> 2 channels, stride 2,
+    32x32) crash, hang or return wrong weight gradients in torch 2.13's channels-last CPU
+    kernel (oneDNN's AVX2 1x1 backward-weights), so strided layers other than depthwise
+    ones stay in NCHW; ``tests/multiplier_lib/emulate/test_layers.py`` runs that layer in a
+    child process."""
+    if max(spec.stride) == 1:
+        return torch.channels_last
+    depthwise = spec.groups > 1 and spec.groups == spec.in_channels == spec.out_channels
+    if depthwise and max(spec.dilation) == 1:
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def ste_conv_backward(g: torch.Tensor, x_deq: torch.Tensor, w_deq: torch.Tensor, spec,
                       padding: tuple[int, int], need_x: bool, need_w: bool,
                       ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The straight-through gradients: those of a float convolution of the dequantized
-    operands, in channels-last layout unless the layer is both strided and dilated.
+    operands, in the layout :func:`ste_layout` picks.
 
     Timed on every convolution of a DARTS search step (AMD EPYC, AVX2, 1 thread, batch 16,
     layout copies included), PyTorch's CPU convolution backward in channels-last took
     0.45 against 0.64 s: a dilated 5x5 depthwise input gradient 16 ms against 57 ms, an
     undilated 5x5 depthwise one with its weight gradient 36 against 77 ms, 1x1 convs
-    10-20 % less; but strided dilated depthwise layers took 2-3.5x longer, so those stay in
-    NCHW.  The results are the same sums in another order (tested against the dequantized
-    float convolution's gradients)."""
+    10-20 % less; but strided dilated depthwise layers took 2-3.5x longer.  The results are
+    the same sums in another order (tested against the dequantized float convolution's
+    gradients)."""
     layout = ste_layout(spec)
     gx, gw, _ = torch.ops.aten.convolution_backward(
         g.contiguous(memory_format=layout), x_deq.contiguous(memory_format=layout),
