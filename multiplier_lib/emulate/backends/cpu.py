@@ -474,10 +474,15 @@ def approx_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     sh, sw_ = (int(v) for v in stride)
     dh, dw = (int(v) for v in dilation)
     b = bias.detach().to(torch.float32).contiguous() if bias is not None else _NO_BIAS
-    return _load().approx_conv2d(
-        x.detach().contiguous(), weight.detach().contiguous(), b, float(sx), int(zx), sw, zw,
-        domains, lut_t, planes, centres, pack,
-        (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks))
+    try:
+        return _load().approx_conv2d(
+            x.detach().contiguous(), weight.detach().contiguous(), b, float(sx), int(zx), sw,
+            zw, domains, lut_t, planes, centres, pack,
+            (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks))
+    except RuntimeError as exc:
+        if "hwcost: non-finite input" in str(exc):
+            raise NonFiniteInput("input contains NaN or infinite values") from None
+        raise
 
 
 def approx_conv2d_observed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

@@ -31,6 +31,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <numeric>
 #include <cmath>
 #include <limits>
@@ -913,6 +914,32 @@ at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor
   };
 
   const int64_t nthreads = at::get_num_threads();
+  if (vbmi && Cg == 1 && sh == 1 && sw == 1) {
+    // Direct VBMI path for stride-1 depthwise (and depth-multiplier) convs.  An im2col would
+    // copy as many bytes as the single output row looks up (measured: copying took 4x the
+    // look-ups' time).  Instead the positions are numbered in the input's row pitch,
+    // l = p * W + q, so tap (r, s) reads the input plane itself from r * dh * W + s * dw on;
+    // the W - Q columns past each output row are computed and dropped ((W - Q) / W extra
+    // look-ups: 20 % for a padded 5x5 on 16x16).  The last position read, (P - 1) * W + Q - 1
+    // + (R - 1) * dh * W + (S - 1) * dw, is H * W - 1: inside the plane.
+    const int64_t Lp = (P - 1) * W + Q;
+    std::vector<int64_t> koffd(static_cast<size_t>(K));
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t s = 0; s < S; ++s) koffd[r * S + s] = r * dh * W + s * dw;
+    at::parallel_for(0, N * groups, 1, [&](int64_t b, int64_t e) {
+      std::vector<int32_t> buf(static_cast<size_t>(mg * Lp));
+      for (int64_t ng = b; ng < e; ++ng) {
+        const int64_t n = ng / groups, g = ng % groups;
+        const LutGemm gm = gemm_for(n, g, xp + ng * H * W, koffd.data(), buf.data(), Lp);
+        gemm(gm, 0, Jt, 0, Lp);
+        for (int64_t j = 0; j < mg; ++j)
+          for (int64_t p = 0; p < P; ++p)
+            std::memcpy(op + ((n * M + g * mg + j) * P + p) * Q, buf.data() + j * Lp + p * W,
+                        static_cast<size_t>(Q) * sizeof(int32_t));
+      }
+    });
+    return out;
+  }
   if (vbmi) {
     // Wide GEMMs: a VBMI tile looks up 256 positions per table column it loads, so the
     // columns of several samples (of one table set) are concatenated until a GEMM has
@@ -1267,11 +1294,136 @@ inline int64_t grain_for(int64_t work_per_item) {
 }
 
 
-HWCOST_CLONES void quantize_row(const float* __restrict in, uint8_t* __restrict out, int64_t n,
+// Returns whether every input was finite: the check rides along the quantization pass (an
+// exponent-bits test that vectorizes), so frozen-range layers need no separate min-max pass.
+HWCOST_CLONES bool quantize_row(const float* __restrict in, uint8_t* __restrict out, int64_t n,
                                 float s, float z, float lo, float hi, int32_t mask) {
-  for (int64_t i = 0; i < n; ++i)
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, in + i, sizeof bits);
+    bad |= static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
     out[i] = static_cast<uint8_t>(static_cast<int32_t>(round_clamp(in[i] / s + z, lo, hi)) & mask);
+  }
+  return bad == 0;
 }
+
+// One plane quantized into its padded place, border included, in one call: per-row calls
+// (and per-row memset / memcpy) on 16-wide rows cost twice the quantization itself.
+HWCOST_CLONES bool quantize_plane(const float* __restrict in, uint8_t* __restrict out,
+                                  int64_t H, int64_t W, int64_t ph, int64_t pw, uint8_t zcode,
+                                  float s, float z, float lo, float hi, int32_t mask) {
+  const int64_t Wp = W + 2 * pw;
+  uint32_t bad = 0;
+  for (int64_t i = 0; i < ph * Wp; ++i) out[i] = zcode;
+  for (int64_t h = 0; h < H; ++h) {
+    uint8_t* row = out + (h + ph) * Wp;
+    const float* src = in + h * W;
+    for (int64_t q = 0; q < pw; ++q) row[q] = zcode;
+    for (int64_t q = 0; q < W; ++q) {
+      uint32_t bits;
+      std::memcpy(&bits, src + q, sizeof bits);
+      bad |= static_cast<uint32_t>((bits & 0x7F800000u) == 0x7F800000u);
+      row[pw + q] =
+          static_cast<uint8_t>(static_cast<int32_t>(round_clamp(src[q] / s + z, lo, hi)) & mask);
+    }
+    for (int64_t q = 0; q < pw; ++q) row[pw + W + q] = zcode;
+  }
+  uint8_t* bottom = out + (ph + H) * Wp;
+  for (int64_t i = 0; i < ph * Wp; ++i) bottom[i] = zcode;
+  return bad == 0;
+}
+
+#ifdef HWCOST_X86
+// AVX-512 forms of quantize_plane and window_sums_pitch16 (used from the AVX-512 gather level
+// up).  On short rows the compiled clones above spend most of their time in scalar loop
+// tails (GCC vectorizes them 256 bits wide with a scalar epilogue); masked 512-bit loads and
+// stores need no tail.  Same arithmetic: round half to even (vrndscaleps is exact where the
+// magic-number rounding is), 16-bit wrap-around sums.
+HWCOST_AVX512 bool quantize_plane_avx512(const float* __restrict in, uint8_t* __restrict out,
+                                         int64_t H, int64_t W, int64_t ph, int64_t pw,
+                                         uint8_t zcode, float s, float z, float lo, float hi,
+                                         int32_t mask) {
+  const int64_t Wp = W + 2 * pw;
+  const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(z);
+  const __m512 vlo1 = _mm512_set1_ps(lo - 1.0f), vhi1 = _mm512_set1_ps(hi + 1.0f);
+  const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  const __m512i vmask = _mm512_set1_epi32(mask);
+  const __m512i vexp = _mm512_set1_epi32(0x7F800000);  // all-ones exponent: inf or NaN
+  __mmask16 bad = 0;
+  std::memset(out, zcode, static_cast<size_t>(ph * Wp));
+  for (int64_t h = 0; h < H; ++h) {
+    uint8_t* row = out + (h + ph) * Wp;
+    const float* src = in + h * W;
+    for (int64_t q = 0; q < pw; ++q) {
+      row[q] = zcode;
+      row[pw + W + q] = zcode;
+    }
+    for (int64_t q = 0; q < W; q += 16) {
+      const int64_t cnt = std::min<int64_t>(16, W - q);
+      const __mmask16 m = static_cast<__mmask16>((1u << cnt) - 1u);
+      const __m512 x = _mm512_maskz_loadu_ps(m, src + q);
+      bad |= _mm512_mask_cmpeq_epi32_mask(m, _mm512_and_si512(_mm512_castps_si512(x), vexp), vexp);
+      __m512 v = _mm512_add_ps(_mm512_div_ps(x, vs), vz);
+      v = _mm512_min_ps(_mm512_max_ps(v, vlo1), vhi1);
+      v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      v = _mm512_min_ps(_mm512_max_ps(v, vlo), vhi);
+      const __m512i c = _mm512_and_si512(_mm512_cvttps_epi32(v), vmask);
+      _mm_mask_storeu_epi8(row + pw + q, m, _mm512_cvtepi32_epi8(c));
+    }
+  }
+  std::memset(out + (ph + H) * Wp, zcode, static_cast<size_t>(ph * Wp));
+  return bad == 0;
+}
+
+template <int KIND>
+HWCOST_AVX512 inline __m512i widen32(const uint8_t* p, __mmask32 m) {
+  const __m256i b = _mm256_maskz_loadu_epi8(m, p);
+  return KIND == 0 ? _mm512_cvtepu8_epi16(b) : _mm512_cvtepi8_epi16(b);
+}
+
+template <int KIND>
+HWCOST_AVX512 void window_sums_pitch16_avx512(uint32_t* __restrict dst,
+                                              const uint8_t* __restrict in0, int64_t Cg,
+                                              int64_t R, int64_t S, int64_t P, int64_t Q,
+                                              int64_t Hp, int64_t Wp, int64_t dh, int64_t dw,
+                                              uint16_t* __restrict rows,
+                                              uint16_t* __restrict acc) {
+  const int64_t Lp = (P - 1) * Wp + Q;
+  const int64_t Lr = Lp + (R - 1) * dh * Wp;
+  auto tail = [](int64_t n) {
+    return n >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << n) - 1u);
+  };
+  for (int64_t c = 0; c < Cg; ++c) {
+    const uint8_t* plane = in0 + c * Hp * Wp;
+    for (int64_t l = 0; l < Lr; l += 32) {
+      const __mmask32 m = tail(Lr - l);
+      __m512i t = widen32<KIND>(plane + l, m);
+      for (int64_t s = 1; s < S; ++s)
+        t = _mm512_add_epi16(t, widen32<KIND>(plane + l + s * dw, m));
+      _mm512_mask_storeu_epi16(rows + l, m, t);
+    }
+    for (int64_t l = 0; l < Lp; l += 32) {
+      const __mmask32 m = tail(Lp - l);
+      __m512i t = c == 0 ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi16(m, acc + l);
+      for (int64_t r = 0; r < R; ++r)
+        t = _mm512_add_epi16(t, _mm512_maskz_loadu_epi16(m, rows + l + r * dh * Wp));
+      _mm512_mask_storeu_epi16(acc + l, m, t);
+    }
+  }
+  for (int64_t p = 0; p < P; ++p) {
+    uint32_t* d = dst + p * Q;
+    const uint16_t* a = acc + p * Wp;
+    for (int64_t q = 0; q < Q; q += 16) {
+      const int64_t cnt = std::min<int64_t>(16, Q - q);
+      const __mmask16 m = static_cast<__mmask16>((1u << cnt) - 1u);
+      const __m256i v = _mm256_maskz_loadu_epi16(m, a + q);
+      const __m512i w = KIND == 0 ? _mm512_cvtepu16_epi32(v) : _mm512_cvtepi16_epi32(v);
+      _mm512_mask_storeu_epi32(d + q, m, _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, d + q), w));
+    }
+  }
+}
+#endif  // HWCOST_X86
 
 // Window sums of one (sample, group): dst[p * Q + q] += value of every code under the window.
 // kind 0: codes are the values (unsigned); 1: int8 two's complement; 2: via `value`.
@@ -1316,6 +1468,65 @@ HWCOST_CLONES void window_sums(uint32_t* __restrict dst, const uint8_t* __restri
   }
 }
 
+// Stride-1 window sums in 16-bit lanes, for windows of at most 255 codes (kind 0 or 1): the
+// sums then fit int16 / uint16, so a vector adds 32 of them at once.  Positions are numbered in
+// the input's row pitch (l = p * Wp + q), which turns the short per-row loops of window_sums
+// into a few loops over the whole plane (the last row sum read, at (P - 1 + (R - 1) dh) Wp +
+// Q - 1 + (S - 1) dw = Hp Wp - 1, lies inside the plane).  Measured 5x faster than
+// window_sums on 16x16 depthwise planes, where it had cost as much as the look-ups.
+// `rows` holds (P - 1 + (R - 1) dh) Wp + Q entries, `acc` (P - 1) Wp + Q.
+// One code's value as a 16-bit lane: kind 0 unsigned, 1 int8 two's complement.
+template <int KIND>
+inline uint16_t lane16(uint8_t code) {
+  return KIND == 0 ? code : static_cast<uint16_t>(static_cast<int16_t>(static_cast<int8_t>(code)));
+}
+
+// The two passes of window_sums_pitch16 for one channel: row sums over the S taps, then the
+// R rows; each a loop over the whole plane.  (Holding 32 partial sums in registers across
+// the taps measured 2x slower: GCC kept the block in memory.)
+template <int KIND>
+inline void pitch16_channel(uint16_t* __restrict acc, const uint8_t* __restrict plane,
+                            uint16_t* __restrict rows, int64_t R, int64_t S, int64_t Lp,
+                            int64_t Lr, int64_t dh, int64_t dw, int64_t Wp) {
+  for (int64_t l = 0; l < Lr; ++l) rows[l] = lane16<KIND>(plane[l]);
+  for (int64_t s = 1; s < S; ++s) {
+    const uint8_t* src = plane + s * dw;
+    for (int64_t l = 0; l < Lr; ++l) rows[l] = static_cast<uint16_t>(rows[l] + lane16<KIND>(src[l]));
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    const uint16_t* src = rows + r * dh * Wp;
+    for (int64_t l = 0; l < Lp; ++l) acc[l] = static_cast<uint16_t>(acc[l] + src[l]);
+  }
+}
+
+HWCOST_CLONES void window_sums_pitch16(uint32_t* __restrict dst, const uint8_t* __restrict in0,
+                                       int64_t Cg, int64_t R, int64_t S, int64_t P, int64_t Q,
+                                       int64_t Hp, int64_t Wp, int64_t dh, int64_t dw,
+                                       int kind, uint16_t* __restrict rows,
+                                       uint16_t* __restrict acc) {
+  const int64_t Lp = (P - 1) * Wp + Q;
+  const int64_t Lr = Lp + (R - 1) * dh * Wp;
+  for (int64_t l = 0; l < Lp; ++l) acc[l] = 0;
+  for (int64_t c = 0; c < Cg; ++c) {
+    const uint8_t* plane = in0 + c * Hp * Wp;
+    if (kind == 0) {
+      pitch16_channel<0>(acc, plane, rows, R, S, Lp, Lr, dh, dw, Wp);
+    } else {
+      pitch16_channel<1>(acc, plane, rows, R, S, Lp, Lr, dh, dw, Wp);
+    }
+  }
+  for (int64_t p = 0; p < P; ++p) {
+    uint32_t* d = dst + p * Q;
+    const uint16_t* a = acc + p * Wp;
+    if (kind == 0) {
+      for (int64_t q = 0; q < Q; ++q) d[q] += a[q];
+    } else {
+      for (int64_t q = 0; q < Q; ++q)
+        d[q] += static_cast<uint32_t>(static_cast<int32_t>(static_cast<int16_t>(a[q])));
+    }
+  }
+}
+
 // out = float(acc - wterm - zw * sumx) * scale (+ bias), int32 wrap-around via uint32.
 HWCOST_CLONES void finish_row(const int32_t* acc, float* out, int64_t n,
                               uint32_t wterm, uint32_t zw, const uint32_t* __restrict sumx,
@@ -1353,6 +1564,15 @@ int32_t code_value(uint8_t code, int64_t mask, bool is_signed) {
   return (is_signed && c > (mask >> 1)) ? c - static_cast<int32_t>(mask + 1) : c;
 }
 
+inline bool quantize_padded(const float* in, uint8_t* out, int64_t H, int64_t W, int64_t ph,
+                            int64_t pw, uint8_t zcode, float s, float z, float lo, float hi,
+                            int32_t mask) {
+#ifdef HWCOST_X86
+  if (g_simd >= 2) return quantize_plane_avx512(in, out, H, W, ph, pw, zcode, s, z, lo, hi, mask);
+#endif
+  return quantize_plane(in, out, H, W, ph, pw, zcode, s, z, lo, hi, mask);
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
     const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, double sx, int64_t zx,
     const at::Tensor& sw_t, const at::Tensor& zw_t, std::vector<int64_t> domain,
@@ -1387,24 +1607,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   at::Tensor xc = at::empty({N, C, Hp, Wp}, x.options().dtype(at::kByte));
   const float* xp = x.data_ptr<float>();
   uint8_t* xcp = xc.data_ptr<uint8_t>();
+  std::atomic<bool> finite{true};
   if (ph == 0 && pw == 0) {
     // No padding: one flat range, split in long runs (planes can be a single value).
     at::parallel_for(0, N * C * H * W, 16384, [&](int64_t b, int64_t e) {
-      quantize_row(xp + b, xcp + b, e - b, xs, xz, static_cast<float>(aqmin),
-                   static_cast<float>(aqmax), static_cast<int32_t>(amask));
+      if (!quantize_row(xp + b, xcp + b, e - b, xs, xz, static_cast<float>(aqmin),
+                        static_cast<float>(aqmax), static_cast<int32_t>(amask)))
+        finite.store(false, std::memory_order_relaxed);
     });
   } else {
     at::parallel_for(0, N * C, grain_for(Hp * Wp), [&](int64_t b, int64_t e) {
-      for (int64_t pl = b; pl < e; ++pl) {
-        uint8_t* o = xcp + pl * Hp * Wp;
-        std::memset(o, zcode, static_cast<size_t>(Hp * Wp));
-        for (int64_t h = 0; h < H; ++h)
-          quantize_row(xp + pl * H * W + h * W, o + (h + ph) * Wp + pw, W, xs, xz,
-                       static_cast<float>(aqmin), static_cast<float>(aqmax),
-                       static_cast<int32_t>(amask));
-      }
+      bool ok = true;
+      for (int64_t pl = b; pl < e; ++pl)
+        ok &= quantize_padded(xp + pl * H * W, xcp + pl * Hp * Wp, H, W, ph, pw, zcode, xs,
+                              xz, static_cast<float>(aqmin), static_cast<float>(aqmax),
+                              static_cast<int32_t>(amask));
+      if (!ok) finite.store(false, std::memory_order_relaxed);
     });
   }
+  TORCH_CHECK(finite.load(), "hwcost: non-finite input");
   // Weight codes and the per-channel sums of their values.
   at::Tensor wc = at::empty({M, Cg, R, S}, w.options().dtype(at::kByte));
   const float* wp = w.data_ptr<float>();
@@ -1437,39 +1658,98 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
                               blocks);
   const int64_t P = acc.size(2), Q = acc.size(3), L = P * Q;
   // Window sums of the activation values (one per group and position), only when a weight
-  // zero point needs them.
-  std::vector<uint32_t> sumx;
+  // zero point needs them, then the float output, which overwrites the int32 sums in place
+  // (same size, element by element).  With enough (sample, group) pairs each task sums one
+  // group's windows into a small buffer and finishes that group's rows at once: a buffer
+  // for the whole batch (N * groups * L words) cost an allocation, its page faults and a
+  // pass over memory per call.
   const int64_t mg = M / groups;
-  if (any_zw) {
-    int32_t value[256];
-    for (int c = 0; c < 256; ++c) value[c] = code_value(static_cast<uint8_t>(c), amask, is_signed);
-    sumx.assign(static_cast<size_t>(N * groups * L), 0u);
-    const int kind = !is_signed ? 0 : (amask == 0xFF ? 1 : 2);
-    at::parallel_for(0, N * groups, grain_for(Cg * R * S * L), [&](int64_t b, int64_t e) {
-      std::vector<uint32_t> rows(static_cast<size_t>(Hp * Q));
-      for (int64_t ng = b; ng < e; ++ng) {
-        const int64_t n = ng / groups, g = ng % groups;
-        window_sums(sumx.data() + ng * L, xcp + (n * C + g * Cg) * Hp * Wp, Cg, R, S, P, Q, Hp,
-                    Wp, sh, swd, dh, dw, kind, value, rows.data());
+  int32_t value[256];
+  for (int c = 0; c < 256; ++c) value[c] = code_value(static_cast<uint8_t>(c), amask, is_signed);
+  const int kind = !is_signed ? 0 : (amask == 0xFF ? 1 : 2);
+  const bool pitch16 = sh == 1 && swd == 1 && kind != 2 && K <= 255;
+  struct Scratch {
+    std::vector<uint32_t> rows;
+    std::vector<uint16_t> rows16, acc16;
+  };
+  auto make_scratch = [&]() {
+    Scratch sc;
+    if (pitch16) {
+      sc.rows16.resize(static_cast<size_t>(Hp * Wp));
+      sc.acc16.resize(static_cast<size_t>(P * Wp));
+    } else {
+      sc.rows.resize(static_cast<size_t>(Hp * Q));
+    }
+    return sc;
+  };
+  auto sum_windows = [&](uint32_t* dst, int64_t ng, Scratch& sc) {
+    const int64_t n = ng / groups, g = ng % groups;
+    const uint8_t* in = xcp + (n * C + g * Cg) * Hp * Wp;
+    if (pitch16) {
+#ifdef HWCOST_X86
+      if (g_simd >= 2) {
+        if (kind == 0) {
+          window_sums_pitch16_avx512<0>(dst, in, Cg, R, S, P, Q, Hp, Wp, dh, dw,
+                                        sc.rows16.data(), sc.acc16.data());
+        } else {
+          window_sums_pitch16_avx512<1>(dst, in, Cg, R, S, P, Q, Hp, Wp, dh, dw,
+                                        sc.rows16.data(), sc.acc16.data());
+        }
+        return;
       }
-    });
-  }
-  // The float output overwrites the int32 sums in place (same size, element by element).
+#endif
+      window_sums_pitch16(dst, in, Cg, R, S, P, Q, Hp, Wp, dh, dw, kind, sc.rows16.data(),
+                          sc.acc16.data());
+    } else {
+      window_sums(dst, in, Cg, R, S, P, Q, Hp, Wp, sh, swd, dh, dw, kind, value,
+                  sc.rows.data());
+    }
+  };
   at::Tensor out = acc.view(at::kFloat);
   const int32_t* ap = acc.data_ptr<int32_t>();
   float* op = reinterpret_cast<float*>(acc.data_ptr<int32_t>());
   const float* bp = has_bias ? bias.data_ptr<float>() : nullptr;
   const uint32_t zxu = static_cast<uint32_t>(zx);
-  at::parallel_for(0, N * M, grain_for(L), [&](int64_t b, int64_t e) {
-    for (int64_t nm = b; nm < e; ++nm) {
-      const int64_t n = nm / M, m = nm % M;
-      const uint32_t zwu = static_cast<uint32_t>(zw[m]);
-      const uint32_t wterm = zxu * (sumw[m] - static_cast<uint32_t>(K) * zwu);
-      const uint32_t* sx_row = any_zw ? sumx.data() + (n * groups + m / mg) * L : nullptr;
-      finish_row(ap + nm * L, op + nm * L, L, wterm, zwu, sx_row, scale[m],
-                 bp ? bp[m] : 0.0f, bp != nullptr);
+  auto finish = [&](int64_t nm, const uint32_t* sx_row) {
+    const int64_t m = nm % M;
+    const uint32_t zwu = static_cast<uint32_t>(zw[m]);
+    const uint32_t wterm = zxu * (sumw[m] - static_cast<uint32_t>(K) * zwu);
+    finish_row(ap + nm * L, op + nm * L, L, wterm, zwu, sx_row, scale[m], bp ? bp[m] : 0.0f,
+               bp != nullptr);
+  };
+  const int64_t nthreads = at::get_num_threads();
+  if (N * groups >= 2 * nthreads || nthreads == 1) {
+    at::parallel_for(0, N * groups, grain_for((any_zw ? K : 0) * L + mg * L),
+                     [&](int64_t b, int64_t e) {
+      Scratch sc = any_zw ? make_scratch() : Scratch{};
+      std::vector<uint32_t> sums(any_zw ? static_cast<size_t>(L) : 0);
+      for (int64_t ng = b; ng < e; ++ng) {
+        if (any_zw) {
+          std::fill(sums.begin(), sums.end(), 0u);
+          sum_windows(sums.data(), ng, sc);
+        }
+        const int64_t n = ng / groups, g = ng % groups;
+        for (int64_t j = 0; j < mg; ++j)
+          finish(n * M + g * mg + j, any_zw ? sums.data() : nullptr);
+      }
+    });
+  } else {
+    // Few (sample, group) pairs (a single sample through a dense layer): the sums for all
+    // of them first, then the rows in parallel.
+    std::vector<uint32_t> sumx(any_zw ? static_cast<size_t>(N * groups * L) : 0, 0u);
+    if (any_zw) {
+      at::parallel_for(0, N * groups, 1, [&](int64_t b, int64_t e) {
+        Scratch sc = make_scratch();
+        for (int64_t ng = b; ng < e; ++ng) sum_windows(sumx.data() + ng * L, ng, sc);
+      });
     }
-  });
+    at::parallel_for(0, N * M, grain_for(L), [&](int64_t b, int64_t e) {
+      for (int64_t nm = b; nm < e; ++nm) {
+        const int64_t n = nm / M, m = nm % M;
+        finish(nm, any_zw ? sumx.data() + (n * groups + m / mg) * L : nullptr);
+      }
+    });
+  }
   return {out, xc, wc};
 }
 
@@ -1627,17 +1907,24 @@ approx_conv2d_observed(const at::Tensor& x, const at::Tensor& w, const at::Tenso
   const bool act_sym = qflags[2] != 0, w_sym = qflags[3] != 0;
   const bool is_signed = domain[6] != 0;
 
-  const auto x_range = at::aminmax(x);
-  const float xlo = std::get<0>(x_range).item<float>(), xhi = std::get<1>(x_range).item<float>();
-  TORCH_CHECK(std::isfinite(xlo) && std::isfinite(xhi), "hwcost: non-finite input");
+  // Observed ranges are computed here but stored only once the convolution has succeeded:
+  // a non-finite input (refused by the min-max below, or by approx_conv2d's quantization
+  // pass when the activation range is frozen) leaves every observer as it was.
   float* amn = amin.data_ptr<float>();
   float* amx = amax.data_ptr<float>();
+  float alo = amn[0], ahi = amx[0];
   if (observe_act) {
-    amn[0] = np_min(amn[0], xlo);
-    amx[0] = np_max(amx[0], xhi);
+    const auto x_range = at::aminmax(x);
+    const float xlo = std::get<0>(x_range).item<float>(), xhi = std::get<1>(x_range).item<float>();
+    TORCH_CHECK(std::isfinite(xlo) && std::isfinite(xhi), "hwcost: non-finite input");
+    alo = np_min(alo, xlo);
+    ahi = np_max(ahi, xhi);
   }
-  float* wmn = wmin.data_ptr<float>();
-  float* wmx = wmax.data_ptr<float>();
+  float* wmn_store = wmin.data_ptr<float>();
+  float* wmx_store = wmax.data_ptr<float>();
+  std::vector<float> wlo(wmn_store, wmn_store + rows), whi(wmx_store, wmx_store + rows);
+  float* wmn = wlo.data();
+  float* wmx = whi.data();
   if (observe_w) {
     const auto w_range = at::aminmax(w.reshape({rows, -1}), 1);
     const at::Tensor lo = std::get<0>(w_range).contiguous(), hi = std::get<1>(w_range).contiguous();
@@ -1648,7 +1935,7 @@ approx_conv2d_observed(const at::Tensor& x, const at::Tensor& w, const at::Tenso
       wmx[r] = np_max(wmx[r], hp[r]);
     }
   }
-  const QParams aq = qparams_f32(amn[0], amx[0], domain[0], domain[1], domain_bits(domain[2]),
+  const QParams aq = qparams_f32(alo, ahi, domain[0], domain[1], domain_bits(domain[2]),
                                  is_signed, act_sym);
   at::Tensor sw = at::empty({rows}, w.options());
   at::Tensor zw = at::empty({rows}, w.options().dtype(at::kLong));
@@ -1662,6 +1949,10 @@ approx_conv2d_observed(const at::Tensor& x, const at::Tensor& w, const at::Tenso
   }
   auto [out, xc, wc] = approx_conv2d(x, w, bias, static_cast<double>(aq.scale), aq.zp, sw, zw,
                                      domain, lutT, planes, centres, pack, geom);
+  amn[0] = alo;
+  amx[0] = ahi;
+  std::copy(wlo.begin(), wlo.end(), wmn_store);
+  std::copy(whi.begin(), whi.end(), wmx_store);
   at::Tensor axq = at::empty({2}, x.options().dtype(at::kDouble));
   axq.data_ptr<double>()[0] = static_cast<double>(aq.scale);
   axq.data_ptr<double>()[1] = static_cast<double>(aq.zp);

@@ -567,3 +567,50 @@ def test_ste_layout_rule():
     assert ste_layout(spec(4, 2, 1, 2, 1)) == nchw
     assert ste_layout(spec(8, 8, 2, 2, 1)) == nchw
     assert ste_layout(spec(8, 8, 8, 2, 2)) == nchw
+
+
+# (cin, cout, k, stride, padding, dilation, groups, size): depthwise and dense, stride 1 (the
+# 16-bit pitch window sums) and 2 (the general ones), windows of more than 255 codes (32
+# channels x 3 x 3: 32-bit sums), rows wider than one 16-lane vector and not a multiple of it.
+KERNEL_LEVEL_CASES = [
+    (8, 8, 5, 1, 2, 1, 8, 21),
+    (8, 8, 3, 1, 2, 2, 8, 17),
+    (8, 16, 3, 1, 1, 1, 8, 9),
+    (6, 4, 3, 1, 0, 1, 1, 19),
+    (32, 4, 3, 1, 1, 1, 1, 7),
+    (4, 6, 3, 2, 1, 1, 2, 13),
+    (5, 3, 1, 1, 0, 1, 1, 33),
+]
+
+
+@pytest.mark.parametrize("case", KERNEL_LEVEL_CASES)
+@pytest.mark.parametrize("name", ["drum8u_k4", "exact8s"])
+def test_fused_forward_on_every_kernel_level(case, name):
+    """The fused forward's quantization, window sums and LUT paths differ by vector level
+    (AVX-512 forms, compiled clones, the VBMI direct depthwise path): each level this CPU
+    has must give the op-by-op layer's bits, and refuse NaN with frozen ranges too."""
+    from multiplier_lib.emulate.backends import cpu
+    cin, cout, k, stride, padding, dilation, groups, size = case
+    torch.manual_seed(3)
+    cfg = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, mode="zeros",
+               per_channel=True, symmetric=False, cin=cin, cout=cout, k=k)
+    slow, fast = _pair(cfg, name)
+    x = torch.randn(3, cin, size, size)
+    slow(x)
+    fast(x)
+    slow.eval()
+    fast.eval()
+    expected = slow(1.5 * x)
+    bad = x.clone()
+    bad[1, 0, size // 2, size - 1] = float("inf")
+    for level in sorted({0, 1, 2, cpu.detected_level()}):
+        if level > cpu.detected_level():
+            continue
+        previous = cpu._set_simd_level(level)
+        try:
+            with torch.no_grad():
+                assert torch.equal(fast(1.5 * x), expected), f"kernel level {level}"
+                with pytest.raises(HwcostError, match="NaN or infinite"):
+                    fast(bad)
+        finally:
+            cpu._set_simd_level(previous)
