@@ -8,12 +8,21 @@ this process on this machine, plus the geometric means.  A second table gives th
 cost of one call on a small layer: the layer's time minus its LUT kernel's time.
 
 Run: ``python benchmarks/bench_emulation.py [--batch 64] [--repeat 3] [--threads N]``
+
+glibc returns freed blocks of a few MB to the kernel and maps them afresh, so a layer whose
+output is that large pays ~1 ms of page faults on some calls and not on others (measured: the
+same fp32 depthwise conv took 0.16 ms or 2.0 ms by the allocator's state).  The script
+therefore re-runs itself with glibc's mmap and trim thresholds fixed (``--allocator fixed``,
+the default; both sides run under the same setting) so the ratios compare arithmetic;
+``--allocator as-is`` measures the process as it comes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import torch
@@ -35,6 +44,20 @@ LAYERS = [
      (32, 16, 16)),
     ("linear 256->10", lambda: nn.Linear(256, 10), (256,)),
 ]
+# glibc's thresholds, fixed: blocks up to 32 MiB come from the heap, which is not trimmed
+# below 256 MiB (see the module docstring).
+_FIXED_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+                    "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+
+
+def _reexec_env(allocator: str, environ) -> dict[str, str] | None:
+    """The environment to re-run this script in for ``--allocator fixed``, or None when
+    the process already runs as asked (the thresholds are read once, at start-up)."""
+    if allocator != "fixed" or all(environ.get(k) == v for k, v in _FIXED_ALLOCATOR.items()):
+        return None
+    return {**environ, **_FIXED_ALLOCATOR}
+
+
 def _variants() -> list[tuple[str, int]]:
     """(column name, kernel path level): the best path, then the lower vector paths."""
     best = cpu.detected_level()
@@ -65,14 +88,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--multiplier", default="drum8u_k4")
+    parser.add_argument("--allocator", choices=["fixed", "as-is"], default="fixed")
     args = parser.parse_args()
+    env = _reexec_env(args.allocator, os.environ)
+    if env is not None:
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     multiplier = args.multiplier
     print(cpu.describe_machine())
     warn_if_busy()
     variants = _variants()
-    print(f"batch {args.batch}, {args.threads} threads, multiplier {multiplier}; "
+    fixed = all(os.environ.get(k) == v for k, v in _FIXED_ALLOCATOR.items())
+    print(f"batch {args.batch}, {args.threads} threads, multiplier {multiplier}, allocator "
+          f"{'fixed' if fixed else 'as-is'}; "
           "ratio = approximate time / fp32 torch time (same machine, same run)")
     head = f"{'layer':24} {'fp32 fwd ms':>11}"
     for name, _ in variants:

@@ -48,3 +48,13 @@ def test_fixed_cost_is_the_median_difference_within_rounds():
     assert 2900 <= total <= 6000 and 1500 <= fixed <= 3500
     _, none = mod._paired(lambda: time.sleep(0.001), lambda: time.sleep(0.001), 50)
     assert abs(none) < 500
+
+
+def test_emulation_benchmark_reruns_itself_with_a_fixed_allocator_once():
+    mod = _load("bench_emulation")
+    env = mod._reexec_env("fixed", {"PATH": "/bin", "MALLOC_MMAP_THRESHOLD_": "1"})
+    assert env["PATH"] == "/bin"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
+    assert env["MALLOC_TRIM_THRESHOLD_"] == str(256 << 20)
+    assert mod._reexec_env("fixed", env) is None        # already fixed: no second re-run
+    assert mod._reexec_env("as-is", {"PATH": "/bin"}) is None
