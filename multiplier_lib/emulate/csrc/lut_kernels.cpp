@@ -972,14 +972,23 @@ at::Tensor conv2d_lut_impl(const at::Tensor& x, const at::Tensor& w, const at::T
       const int64_t nb = std::min(chunk, (st + 1) * Nset - n0);
       const int64_t Lw = nb * L;
       cols.resize(static_cast<size_t>(K * Lw));
-      buf.resize(static_cast<size_t>(mg * Lw));
+      if (nb > 1) buf.resize(static_cast<size_t>(mg * Lw));
       if (L == 1) {
         // 1x1 outputs (linear layers): column k gathers one code per sample.
-        for (int64_t k = 0; k < K; ++k) {
-          const int64_t s = k % S, r = (k / S) % R, ch = k / (R * S);
-          const uint8_t* in = xp + ((n0 * C + g * Cg + ch) * H + r * dh) * W + s * dw;
-          uint8_t* o = cols.data() + k * Lw;
-          for (int64_t i = 0; i < nb; ++i) o[i] = in[i * C * H * W];
+        if (H * W == 1) {
+          // A linear layer: each sample's codes are contiguous, so read them in order.
+          uint8_t* o = cols.data();
+          for (int64_t i = 0; i < nb; ++i) {
+            const uint8_t* in = xp + (n0 + i) * C + g * Cg;
+            for (int64_t k = 0; k < K; ++k) o[k * Lw + i] = in[k];
+          }
+        } else {
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t s = k % S, r = (k / S) % R, ch = k / (R * S);
+            const uint8_t* in = xp + ((n0 * C + g * Cg + ch) * H + r * dh) * W + s * dw;
+            uint8_t* o = cols.data() + k * Lw;
+            for (int64_t i = 0; i < nb; ++i) o[i] = in[i * C * H * W];
+          }
         }
       } else {
         for (int64_t i = 0; i < nb; ++i)
@@ -991,12 +1000,15 @@ at::Tensor conv2d_lut_impl(const at::Tensor& x, const at::Tensor& w, const at::T
       }
       std::vector<int64_t> koff(static_cast<size_t>(K));
       for (int64_t k = 0; k < K; ++k) koff[k] = k * Lw;
-      const LutGemm gm = gemm_for(n0, g, cols.data(), koff.data(), buf.data(), Lw);
+      // One sample: its output rows are contiguous, so the GEMM writes them in place.
+      int32_t* dst = nb == 1 ? op + (n0 * M + g * mg) * L : buf.data();
+      const LutGemm gm = gemm_for(n0, g, cols.data(), koff.data(), dst, Lw);
       if (inner_parallel) {
         gemm_parallel(gm, Lw);
       } else {
         gemm(gm, 0, Jt, 0, Lw);
       }
+      if (nb == 1) return;
       for (int64_t i = 0; i < nb; ++i)
         for (int64_t j = 0; j < mg; ++j)
           std::memcpy(op + ((n0 + i) * M + g * mg + j) * L, buf.data() + j * Lw + i * L,
@@ -1465,6 +1477,19 @@ HWCOST_CLONES void window_sums(uint32_t* __restrict dst, const uint8_t* __restri
                                int64_t Hp, int64_t Wp, int64_t sh, int64_t sw, int64_t dh,
                                int64_t dw, int kind, const int32_t* __restrict value,
                                uint32_t* __restrict rows) {
+  if (Hp * Wp == 1) {   // a linear layer (1x1 planes): one sum over contiguous channels
+    uint32_t t = 0;
+    if (kind == 0) {
+      for (int64_t c = 0; c < Cg; ++c) t += in0[c];
+    } else if (kind == 1) {
+      for (int64_t c = 0; c < Cg; ++c)
+        t += static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(in0[c])));
+    } else {
+      for (int64_t c = 0; c < Cg; ++c) t += static_cast<uint32_t>(value[in0[c]]);
+    }
+    dst[0] += t;
+    return;
+  }
   if (R == 1 && S == 1 && sh == 1 && sw == 1 && kind == 0) {   // 1x1: the planes themselves
     for (int64_t c = 0; c < Cg; ++c) {
       const uint8_t* plane = in0 + c * Hp * Wp;
@@ -1569,19 +1594,22 @@ HWCOST_CLONES void window_sums_pitch16(uint32_t* __restrict dst, const uint8_t* 
 HWCOST_CLONES void finish_row(const int32_t* acc, float* out, int64_t n,
                               uint32_t wterm, uint32_t zw, const uint32_t* __restrict sumx,
                               float scale, float bias, bool has_bias) {
+  // One pass: the product is rounded to float32 before the bias is added (the file is built
+  // with -ffp-contract=off), exactly as the op-by-op path's two steps.
+  const float b = has_bias ? bias : 0.0f;
   if (sumx != nullptr) {
     for (int64_t i = 0; i < n; ++i) {
       const uint32_t v = static_cast<uint32_t>(acc[i]) - wterm - zw * sumx[i];
-      out[i] = static_cast<float>(static_cast<int32_t>(v)) * scale;
+      const float y = static_cast<float>(static_cast<int32_t>(v)) * scale;
+      out[i] = has_bias ? y + b : y;
     }
   } else {
     for (int64_t i = 0; i < n; ++i) {
       const uint32_t v = static_cast<uint32_t>(acc[i]) - wterm;
-      out[i] = static_cast<float>(static_cast<int32_t>(v)) * scale;
+      const float y = static_cast<float>(static_cast<int32_t>(v)) * scale;
+      out[i] = has_bias ? y + b : y;
     }
   }
-  if (has_bias)
-    for (int64_t i = 0; i < n; ++i) out[i] = out[i] + bias;
 }
 
 // finish_row for sums in pitch layout (acc and window sums at p * pitch + q; the window
@@ -1611,7 +1639,7 @@ HWCOST_CLONES void finish_pitch(const int32_t* __restrict acc, float* __restrict
       }
     }
     if (has_bias)
-      for (int64_t q = 0; q < Q; ++q) o[q] = o[q] + bias;
+      for (int64_t q = 0; q < Q; ++q) o[q] = o[q] + bias;   // rows in cache: cheap
   }
 }
 
