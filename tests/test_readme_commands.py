@@ -90,3 +90,15 @@ def test_every_readme_and_help_command_runs_as_written(tmp_path, capsys):
     assert status == 0 and not problems, "\n".join(problems) or out[-3000:]
     # the check did run the commands (not everything skipped)
     assert sum(line.startswith("ok") for line in out.splitlines()) >= 60
+
+
+def test_torch_float_kernels_are_pinned_only_where_the_pin_exists():
+    """AVX2 and AVX-512 x86 machines must print the README's figures alike (torch sums in
+    another order on AVX-512); the pins apply to x86-64 CPUs with AVX2 only."""
+    pins = rc.pinned_numerics("x86_64", {"sse2", "avx2", "avx512f"})
+    assert pins == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                    "MKL_CBWR": "AVX2"}
+    assert rc.pinned_numerics("x86_64", {"sse2", "avx"}) == {}
+    assert rc.pinned_numerics("aarch64", {"avx2"}) == {}
+    pins["MKL_CBWR"] = "changed"   # a copy: the module's table stays as it was
+    assert rc.PINNED_NUMERICS["MKL_CBWR"] == "AVX2"
