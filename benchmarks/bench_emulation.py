@@ -44,6 +44,15 @@ LAYERS = [
      (32, 16, 16)),
     ("linear 256->10", lambda: nn.Linear(256, 10), (256,)),
 ]
+# DARTS's reduction cells: the stride-2 depthwise convs of the edges from the cell inputs.
+# Printed after the geometric means and not in them, so those stay comparable with the
+# tables of earlier sessions.
+STRIDED_LAYERS = [
+    ("s2 dw 3x3 32 @32", lambda: nn.Conv2d(32, 32, 3, 2, padding=1, groups=32), (32, 32, 32)),
+    ("s2 dw 5x5 32 @32", lambda: nn.Conv2d(32, 32, 5, 2, padding=2, groups=32), (32, 32, 32)),
+    ("s2 dil dw 3x3 d2 32 @32",
+     lambda: nn.Conv2d(32, 32, 3, 2, padding=2, dilation=2, groups=32), (32, 32, 32)),
+]
 # glibc's thresholds, fixed: blocks up to 32 MiB come from the heap, which is not trimmed
 # below 256 MiB (see the module docstring).
 _FIXED_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
@@ -110,32 +119,43 @@ def main() -> None:
     ratios: dict[str, list[float]] = {f"{n} {k}": [] for n, _ in variants
                                       for k in ("fwd", "f+b")}
     for label, make, shape in LAYERS:
-        ref = make()
-        x = torch.randn(args.batch, *shape)
-        xg = x.clone().requires_grad_()
-        t_fwd = _time(lambda ref=ref, x=x: ref(x), args.repeat)
-        t_fb = _time(lambda ref=ref, xg=xg: ref(xg).sum().backward(), args.repeat)
-        row = f"{label:24} {1000 * t_fwd:11.2f}"
-        for name, level in variants:
-            previous = cpu._set_simd_level(level)
-            layer = _approx(ref, multiplier, "cpu")
-            layer.eval()
-            layer(x)  # calibrate ranges on this batch
-            a_fwd = _time(lambda layer=layer, x=x: layer(x), args.repeat)
-            layer.train()
-            layer.act_quant.observing = layer.weight_quant.observing = False
-            a_fb = _time(lambda layer=layer, xg=xg: layer(xg).sum().backward(), args.repeat)
-            ratios[f"{name} fwd"].append(a_fwd / t_fwd)
-            ratios[f"{name} f+b"].append(a_fb / t_fb)
-            row += f" {a_fwd / t_fwd:14.2f}x {a_fb / t_fb:14.2f}x"
-            cpu._set_simd_level(previous)
-        print(row)
+        print(_layer_row(label, make, shape, variants, multiplier, args, ratios))
     row = f"{'geometric mean':24} {'':11}"
     for name, _ in variants:
         row += (f" {statistics.geometric_mean(ratios[name + ' fwd']):14.2f}x"
                 f" {statistics.geometric_mean(ratios[name + ' f+b']):14.2f}x")
     print(row)
+    print("reduction-cell layers (stride 2; not in the geometric means):")
+    for label, make, shape in STRIDED_LAYERS:
+        print(_layer_row(label, make, shape, variants, multiplier, args, None))
     fixed_cost(multiplier, args.repeat)
+
+
+def _layer_row(label: str, make, shape, variants, multiplier: str, args,
+               ratios: dict[str, list[float]] | None) -> str:
+    """One table row: the fp32 layer's forward time, then each kernel path's forward and
+    forward+backward ratios (appended to ``ratios`` when given)."""
+    ref = make()
+    x = torch.randn(args.batch, *shape)
+    xg = x.clone().requires_grad_()
+    t_fwd = _time(lambda ref=ref, x=x: ref(x), args.repeat)
+    t_fb = _time(lambda ref=ref, xg=xg: ref(xg).sum().backward(), args.repeat)
+    row = f"{label:24} {1000 * t_fwd:11.2f}"
+    for name, level in variants:
+        previous = cpu._set_simd_level(level)
+        layer = _approx(ref, multiplier, "cpu")
+        layer.eval()
+        layer(x)  # calibrate ranges on this batch
+        a_fwd = _time(lambda layer=layer, x=x: layer(x), args.repeat)
+        layer.train()
+        layer.act_quant.observing = layer.weight_quant.observing = False
+        a_fb = _time(lambda layer=layer, xg=xg: layer(xg).sum().backward(), args.repeat)
+        if ratios is not None:
+            ratios[f"{name} fwd"].append(a_fwd / t_fwd)
+            ratios[f"{name} f+b"].append(a_fb / t_fb)
+        row += f" {a_fwd / t_fwd:14.2f}x {a_fb / t_fb:14.2f}x"
+        cpu._set_simd_level(previous)
+    return row
 
 
 def fixed_cost(multiplier: str, repeat: int) -> None:

@@ -954,6 +954,48 @@ at::Tensor conv2d_lut_impl(const at::Tensor& x, const at::Tensor& w, const at::T
     if (epilogue_ran != nullptr) *epilogue_ran = epilogue != nullptr;
     return out;
   }
+  if (vbmi && Cg == 1) {
+    // Strided depthwise convs, the same way: each plane is split once into sh x sw phase
+    // planes of Hq x Wq (phase (a, b) holds rows a, a + sh, ... and columns b, b + sw, ...),
+    // so tap (r, s) reads phase ((r dh) % sh, (s dw) % sw) contiguously from row (r dh) / sh,
+    // column (s dw) / sw on, with positions in the phase pitch, l = p * Wq + q.  The split
+    // copies H W bytes where an im2col copies R S P Q (6x more for a 5x5 at stride 2).  An
+    // output kept (p < P, q < Q) reads phase row p + (r dh) / sh, which is input row
+    // p sh + r dh <= H - 1, and likewise a real column, so only dropped positions can read
+    // a phase's filler past its real rows or columns; the last position read is inside the
+    // phase, as in the stride-1 case.
+    const int64_t Hq = (H + sh - 1) / sh, Wq = (W + sw - 1) / sw;
+    const int64_t Lp = (P - 1) * Wq + Q;
+    std::vector<int64_t> koffd(static_cast<size_t>(K));
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t s = 0; s < S; ++s)
+        koffd[r * S + s] = (((r * dh) % sh) * sw + (s * dw) % sw) * Hq * Wq +
+                           (r * dh) / sh * Wq + (s * dw) / sw;
+    at::parallel_for(0, N * groups, 1, [&](int64_t b, int64_t e) {
+      std::vector<int32_t> buf(static_cast<size_t>(mg * Lp));
+      std::vector<uint8_t> phased(static_cast<size_t>(sh * sw * Hq * Wq), 0);
+      for (int64_t ng = b; ng < e; ++ng) {
+        const int64_t n = ng / groups, g = ng % groups;
+        const uint8_t* in = xp + ng * H * W;
+        for (int64_t h = 0; h < H; ++h) {
+          const int64_t a = h % sh, i = h / sh;
+          const uint8_t* row = in + h * W;
+          for (int64_t ph = 0; ph < sw; ++ph) {
+            uint8_t* dst = phased.data() + ((a * sw + ph) * Hq + i) * Wq;
+            const int64_t cnt = (W - ph + sw - 1) / sw;
+            for (int64_t jx = 0; jx < cnt; ++jx) dst[jx] = row[ph + jx * sw];
+          }
+        }
+        const LutGemm gm = gemm_for(n, g, phased.data(), koffd.data(), buf.data(), Lp);
+        gemm(gm, 0, Jt, 0, Lp);
+        for (int64_t j = 0; j < mg; ++j)
+          for (int64_t p = 0; p < P; ++p)
+            std::memcpy(op + ((n * M + g * mg + j) * P + p) * Q, buf.data() + j * Lp + p * Wq,
+                        static_cast<size_t>(Q) * sizeof(int32_t));
+      }
+    });
+    return out;
+  }
   if (vbmi) {
     // Wide GEMMs: a VBMI tile looks up 256 positions per table column it loads, so the
     // columns of several samples (of one table set) are concatenated until a GEMM has
@@ -1450,13 +1492,24 @@ template <int KIND>
 HWCOST_AVX512 void window_sums_pitch16_avx512(uint32_t* __restrict dst,
                                               const uint8_t* __restrict in0, int64_t Cg,
                                               int64_t R, int64_t S, int64_t P, int64_t Q,
-                                              int64_t Hp, int64_t Wp, int64_t dh, int64_t dw,
+                                              int64_t Hp, int64_t Wp, int64_t sh, int64_t sw,
+                                              int64_t dh, int64_t dw,
                                               uint16_t* __restrict rows,
                                               uint16_t* __restrict acc) {
-  pitch16_sums_avx512<KIND>(in0, Cg, R, S, P, Q, Hp, Wp, dh, dw, rows, acc);
+  // Strided windows: the stride-1 sums over the rows and columns the output samples, read
+  // every sh-th row and sw-th column (sh sw times the sums needed, at 32 per vector add, is
+  // still far less than the scalar strided form).
+  pitch16_sums_avx512<KIND>(in0, Cg, R, S, (P - 1) * sh + 1, (Q - 1) * sw + 1, Hp, Wp, dh, dw,
+                            rows, acc);
   for (int64_t p = 0; p < P; ++p) {
     uint32_t* d = dst + p * Q;
-    const uint16_t* a = acc + p * Wp;
+    const uint16_t* a = acc + p * sh * Wp;
+    if (sw > 1) {
+      for (int64_t q = 0; q < Q; ++q)
+        d[q] += KIND == 0 ? a[q * sw]
+                          : static_cast<uint32_t>(static_cast<int32_t>(static_cast<int16_t>(a[q * sw])));
+      continue;
+    }
     for (int64_t q = 0; q < Q; q += 16) {
       const int64_t cnt = std::min<int64_t>(16, Q - q);
       const __mmask16 m = static_cast<__mmask16>((1u << cnt) - 1u);
@@ -1574,18 +1627,20 @@ HWCOST_CLONES void pitch16_sums(const uint8_t* __restrict in0, int64_t Cg, int64
 
 HWCOST_CLONES void window_sums_pitch16(uint32_t* __restrict dst, const uint8_t* __restrict in0,
                                        int64_t Cg, int64_t R, int64_t S, int64_t P, int64_t Q,
-                                       int64_t Hp, int64_t Wp, int64_t dh, int64_t dw,
-                                       int kind, uint16_t* __restrict rows,
-                                       uint16_t* __restrict acc) {
-  pitch16_sums(in0, Cg, R, S, P, Q, Hp, Wp, dh, dw, kind, rows, acc);
+                                       int64_t Hp, int64_t Wp, int64_t sh, int64_t sw,
+                                       int64_t dh, int64_t dw, int kind,
+                                       uint16_t* __restrict rows, uint16_t* __restrict acc) {
+  // Strided windows: see window_sums_pitch16_avx512.
+  pitch16_sums(in0, Cg, R, S, (P - 1) * sh + 1, (Q - 1) * sw + 1, Hp, Wp, dh, dw, kind, rows,
+               acc);
   for (int64_t p = 0; p < P; ++p) {
     uint32_t* d = dst + p * Q;
-    const uint16_t* a = acc + p * Wp;
+    const uint16_t* a = acc + p * sh * Wp;
     if (kind == 0) {
-      for (int64_t q = 0; q < Q; ++q) d[q] += a[q];
+      for (int64_t q = 0; q < Q; ++q) d[q] += a[q * sw];
     } else {
       for (int64_t q = 0; q < Q; ++q)
-        d[q] += static_cast<uint32_t>(static_cast<int32_t>(static_cast<int16_t>(a[q])));
+        d[q] += static_cast<uint32_t>(static_cast<int32_t>(static_cast<int16_t>(a[q * sw])));
     }
   }
 }
@@ -1753,7 +1808,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
 
   const int64_t mg = M / groups;
   const int kind = !is_signed ? 0 : (amask == 0xFF ? 1 : 2);
-  const bool pitch16 = sh == 1 && swd == 1 && kind != 2 && K <= 255;
+  const bool pitch16 = kind != 2 && K <= 255;
   const uint32_t zxu = static_cast<uint32_t>(zx);
   const float* bp = has_bias ? bias.data_ptr<float>() : nullptr;
   // Where the LUT convolution takes the direct VBMI depthwise path, each (sample, group)'s
@@ -1797,7 +1852,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   };
   bool finished = false;
   at::Tensor acc = conv2d_lut_impl(xc, wc, lutT, planes, centres, sh, swd, dh, dw, groups, pack,
-                                   blocks, (!any_zw || pitch16) ? &epilogue : nullptr,
+                                   blocks,
+                                   (sh == 1 && swd == 1 && (!any_zw || pitch16)) ? &epilogue
+                                                                               : nullptr,
                                    &finished);
   if (finished) return {acc.view(at::kFloat), xc, wc};
   const int64_t P = acc.size(2), Q = acc.size(3), L = P * Q;
@@ -1817,7 +1874,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
     Scratch sc;
     if (pitch16) {
       sc.rows16.resize(static_cast<size_t>(Hp * Wp));
-      sc.acc16.resize(static_cast<size_t>(P * Wp));
+      sc.acc16.resize(static_cast<size_t>(Hp * Wp));   // the stride-1 grid of strided windows
     } else {
       sc.rows.resize(static_cast<size_t>(Hp * Q));
     }
@@ -1830,17 +1887,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
 #ifdef HWCOST_X86
       if (g_simd >= 2) {
         if (kind == 0) {
-          window_sums_pitch16_avx512<0>(dst, in, Cg, R, S, P, Q, Hp, Wp, dh, dw,
+          window_sums_pitch16_avx512<0>(dst, in, Cg, R, S, P, Q, Hp, Wp, sh, swd, dh, dw,
                                         sc.rows16.data(), sc.acc16.data());
         } else {
-          window_sums_pitch16_avx512<1>(dst, in, Cg, R, S, P, Q, Hp, Wp, dh, dw,
+          window_sums_pitch16_avx512<1>(dst, in, Cg, R, S, P, Q, Hp, Wp, sh, swd, dh, dw,
                                         sc.rows16.data(), sc.acc16.data());
         }
         return;
       }
 #endif
-      window_sums_pitch16(dst, in, Cg, R, S, P, Q, Hp, Wp, dh, dw, kind, sc.rows16.data(),
-                          sc.acc16.data());
+      window_sums_pitch16(dst, in, Cg, R, S, P, Q, Hp, Wp, sh, swd, dh, dw, kind,
+                          sc.rows16.data(), sc.acc16.data());
     } else {
       window_sums(dst, in, Cg, R, S, P, Q, Hp, Wp, sh, swd, dh, dw, kind, value,
                   sc.rows.data());

@@ -569,9 +569,10 @@ def test_ste_layout_rule():
     assert ste_layout(spec(8, 8, 8, 2, 2)) == nchw
 
 
-# (cin, cout, k, stride, padding, dilation, groups, size): depthwise and dense, stride 1 (the
-# 16-bit pitch window sums) and 2 (the general ones), windows of more than 255 codes (32
-# channels x 3 x 3: 32-bit sums), rows wider than one 16-lane vector and not a multiple of it.
+# (cin, cout, k, stride, padding, dilation, groups, size): depthwise and dense, strides 1-3
+# (16-bit window sums in the row pitch, sampled for strides), windows of more than 255 codes
+# (32 channels x 3 x 3: 32-bit sums), rows wider than one 16-lane vector and not a multiple
+# of it, a depth multiplier.
 KERNEL_LEVEL_CASES = [
     (8, 8, 5, 1, 2, 1, 8, 21),
     (8, 8, 3, 1, 2, 2, 8, 17),
@@ -580,6 +581,9 @@ KERNEL_LEVEL_CASES = [
     (32, 4, 3, 1, 1, 1, 1, 7),
     (4, 6, 3, 2, 1, 1, 2, 13),
     (5, 3, 1, 1, 0, 1, 1, 33),
+    (8, 8, 5, 2, 2, 1, 8, 19),      # strided depthwise: phase planes, strided 16-bit sums
+    (8, 8, 3, 2, 2, 2, 8, 16),
+    (6, 12, 3, 3, 1, 1, 6, 14),
 ]
 
 
