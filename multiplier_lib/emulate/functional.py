@@ -183,10 +183,15 @@ class _LutConvFunction(torch.autograd.Function):
                 None, None, None, None)
 
 
-def is_depthwise(weight: torch.Tensor, groups: int, in_channels: int) -> bool:
+def depthwise_shape(in_channels: int, out_channels: int, groups: int) -> bool:
     """One filter per input channel and one output per filter (DARTS's separable and dilated
-    convs)."""
-    return groups > 1 and groups == in_channels == weight.shape[0] and weight.shape[1] == 1
+    convs): the one test of depthwise-ness, for weights and for layer specs alike."""
+    return groups > 1 and groups == in_channels == out_channels
+
+
+def is_depthwise(weight: torch.Tensor, groups: int, in_channels: int) -> bool:
+    """:func:`depthwise_shape` of a weight tensor (one input channel per filter)."""
+    return depthwise_shape(in_channels, weight.shape[0], groups) and weight.shape[1] == 1
 
 
 def per_tap_is_faster(kernel: tuple[int, int], dilation, out_pixels: int) -> bool:
@@ -211,8 +216,8 @@ def ste_layout(spec) -> torch.memory_format:
     child process."""
     if max(spec.stride) == 1:
         return torch.channels_last
-    depthwise = spec.groups > 1 and spec.groups == spec.in_channels == spec.out_channels
-    if depthwise and max(spec.dilation) == 1:
+    if depthwise_shape(spec.in_channels, spec.out_channels, spec.groups) and \
+            max(spec.dilation) == 1:
         return torch.channels_last
     return torch.contiguous_format
 

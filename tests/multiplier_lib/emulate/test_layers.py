@@ -567,6 +567,17 @@ def test_ste_layout_rule():
     assert ste_layout(spec(4, 2, 1, 2, 1)) == nchw
     assert ste_layout(spec(8, 8, 2, 2, 1)) == nchw
     assert ste_layout(spec(8, 8, 8, 2, 2)) == nchw
+    assert ste_layout(spec(1, 1, 1, 2, 1)) == nchw      # one channel, one group: a dense conv
+    assert ste_layout(spec(4, 8, 4, 2, 1)) == nchw      # a depth multiplier is not depthwise
+
+
+def test_depthwise_is_one_test_for_weights_and_specs():
+    from multiplier_lib.emulate.functional import depthwise_shape, is_depthwise
+    assert depthwise_shape(8, 8, 8) and not depthwise_shape(1, 1, 1)
+    assert not depthwise_shape(4, 8, 4) and not depthwise_shape(8, 8, 4)
+    assert is_depthwise(torch.zeros(8, 1, 3, 3), 8, 8)
+    assert not is_depthwise(torch.zeros(8, 2, 3, 3), 8, 8)       # not a valid depthwise weight
+    assert not is_depthwise(torch.zeros(1, 1, 3, 3), 1, 1)
 
 
 # (cin, cout, k, stride, padding, dilation, groups, size): depthwise and dense, strides 1-3
