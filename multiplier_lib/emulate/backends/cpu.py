@@ -22,6 +22,7 @@ promises exact sums while ``K * max|lut| < 2**31``; this backend checks that and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -32,6 +33,7 @@ import sys
 import sysconfig
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import NamedTuple
@@ -474,11 +476,19 @@ def approx_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     sh, sw_ = (int(v) for v in stride)
     dh, dw = (int(v) for v in dilation)
     b = bias.detach().to(torch.float32).contiguous() if bias is not None else _NO_BIAS
-    try:
+    with _non_finite_refused():
         return _load().approx_conv2d(
             x.detach().contiguous(), weight.detach().contiguous(), b, float(sx), int(zx), sw,
             zw, domains, lut_t, planes, centres, pack,
             (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks))
+
+
+@contextlib.contextmanager
+def _non_finite_refused() -> Iterator[None]:
+    """The native ops' refusal of NaN or infinite activations, as :class:`NonFiniteInput`
+    (the layer turns it into its one-line error)."""
+    try:
+        yield
     except RuntimeError as exc:
         if "hwcost: non-finite input" in str(exc):
             raise NonFiniteInput("input contains NaN or infinite values") from None
@@ -497,15 +507,11 @@ def approx_conv2d_observed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     sh, sw_ = (int(v) for v in stride)
     dh, dw = (int(v) for v in dilation)
     b = bias.detach().to(torch.float32).contiguous() if bias is not None else _NO_BIAS
-    try:
+    with _non_finite_refused():
         out, xc, wc, aq, sw, zw = _load().approx_conv2d_observed(
             x.detach().contiguous(), weight.detach().contiguous(), b, act_range[0],
             act_range[1], w_range[0], w_range[1], qflags, domains, lut_t, planes, centres,
             pack, (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks))
-    except RuntimeError as exc:
-        if "hwcost: non-finite input" in str(exc):
-            raise NonFiniteInput("input contains NaN or infinite values") from None
-        raise
     sx, zx = aq.tolist()
     return out, xc, wc, sx, int(zx), sw, zw
 

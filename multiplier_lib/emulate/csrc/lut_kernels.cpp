@@ -923,47 +923,23 @@ at::Tensor conv2d_lut_impl(const at::Tensor& x, const at::Tensor& w, const at::T
   };
 
   const int64_t nthreads = at::get_num_threads();
-  if (vbmi && Cg == 1 && sh == 1 && sw == 1) {
-    // Direct VBMI path for stride-1 depthwise (and depth-multiplier) convs.  An im2col would
-    // copy as many bytes as the single output row looks up (measured: copying took 4x the
-    // look-ups' time).  Instead the positions are numbered in the input's row pitch,
-    // l = p * W + q, so tap (r, s) reads the input plane itself from r * dh * W + s * dw on;
-    // the W - Q columns past each output row are computed and dropped ((W - Q) / W extra
-    // look-ups: 20 % for a padded 5x5 on 16x16).  The last position read, (P - 1) * W + Q - 1
-    // + (R - 1) * dh * W + (S - 1) * dw, is H * W - 1: inside the plane.
-    const int64_t Lp = (P - 1) * W + Q;
-    std::vector<int64_t> koffd(static_cast<size_t>(K));
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t s = 0; s < S; ++s) koffd[r * S + s] = r * dh * W + s * dw;
-    at::parallel_for(0, N * groups, 1, [&](int64_t b, int64_t e) {
-      std::vector<int32_t> buf(static_cast<size_t>(mg * Lp));
-      for (int64_t ng = b; ng < e; ++ng) {
-        const int64_t n = ng / groups, g = ng % groups;
-        const LutGemm gm = gemm_for(n, g, xp + ng * H * W, koffd.data(), buf.data(), Lp);
-        gemm(gm, 0, Jt, 0, Lp);
-        if (epilogue != nullptr) {
-          (*epilogue)(ng, buf.data(), Lp, op);
-          continue;
-        }
-        for (int64_t j = 0; j < mg; ++j)
-          for (int64_t p = 0; p < P; ++p)
-            std::memcpy(op + ((n * M + g * mg + j) * P + p) * Q, buf.data() + j * Lp + p * W,
-                        static_cast<size_t>(Q) * sizeof(int32_t));
-      }
-    });
-    if (epilogue_ran != nullptr) *epilogue_ran = epilogue != nullptr;
-    return out;
-  }
   if (vbmi && Cg == 1) {
-    // Strided depthwise convs, the same way: each plane is split once into sh x sw phase
-    // planes of Hq x Wq (phase (a, b) holds rows a, a + sh, ... and columns b, b + sw, ...),
-    // so tap (r, s) reads phase ((r dh) % sh, (s dw) % sw) contiguously from row (r dh) / sh,
-    // column (s dw) / sw on, with positions in the phase pitch, l = p * Wq + q.  The split
-    // copies H W bytes where an im2col copies R S P Q (6x more for a 5x5 at stride 2).  An
-    // output kept (p < P, q < Q) reads phase row p + (r dh) / sh, which is input row
-    // p sh + r dh <= H - 1, and likewise a real column, so only dropped positions can read
-    // a phase's filler past its real rows or columns; the last position read is inside the
-    // phase, as in the stride-1 case.
+    // Direct VBMI path for depthwise (and depth-multiplier) convs.  An im2col would copy as
+    // many bytes as the single output row looks up (measured: copying took 4x the look-ups'
+    // time).  Instead positions are numbered in the row pitch of the input, l = p * W + q, so
+    // at stride 1 tap (r, s) reads the input plane itself from r * dh * W + s * dw on; the
+    // W - Q columns past each output row are computed and dropped ((W - Q) / W extra
+    // look-ups: 20 % for a padded 5x5 on 16x16).  Strided convs first split each plane into
+    // sh x sw phase planes of Hq x Wq (phase (a, b) holds rows a, a + sh, ... and columns
+    // b, b + sw, ...), which tap (r, s) reads the same way: phase ((r dh) % sh, (s dw) % sw)
+    // from row (r dh) / sh, column (s dw) / sw on, in the phase pitch Wq; the split copies
+    // H W bytes where an im2col copies R S P Q (6x more for a 5x5 at stride 2).
+    // Bounds: an output kept (p < P, q < Q) reads phase row p + (r dh) / sh, which is input
+    // row p sh + r dh <= H - 1, and likewise a real column, so only dropped positions can
+    // read a phase's filler past its real rows or columns; the last position read,
+    // (P - 1 + (R - 1) dh / sh) Wq + Q - 1 + (S - 1) dw / sw, is inside the phase (at stride
+    // 1: H W - 1, the plane's last byte).
+    const bool split = sh > 1 || sw > 1;
     const int64_t Hq = (H + sh - 1) / sh, Wq = (W + sw - 1) / sw;
     const int64_t Lp = (P - 1) * Wq + Q;
     std::vector<int64_t> koffd(static_cast<size_t>(K));
@@ -971,29 +947,39 @@ at::Tensor conv2d_lut_impl(const at::Tensor& x, const at::Tensor& w, const at::T
       for (int64_t s = 0; s < S; ++s)
         koffd[r * S + s] = (((r * dh) % sh) * sw + (s * dw) % sw) * Hq * Wq +
                            (r * dh) / sh * Wq + (s * dw) / sw;
+    // The caller's epilogue expects stride-1 sums in the input's pitch.
+    const DepthwiseEpilogue* finish = split ? nullptr : epilogue;
     at::parallel_for(0, N * groups, 1, [&](int64_t b, int64_t e) {
       std::vector<int32_t> buf(static_cast<size_t>(mg * Lp));
-      std::vector<uint8_t> phased(static_cast<size_t>(sh * sw * Hq * Wq), 0);
+      std::vector<uint8_t> phased(split ? static_cast<size_t>(sh * sw * Hq * Wq) : 0, 0);
       for (int64_t ng = b; ng < e; ++ng) {
         const int64_t n = ng / groups, g = ng % groups;
-        const uint8_t* in = xp + ng * H * W;
-        for (int64_t h = 0; h < H; ++h) {
-          const int64_t a = h % sh, i = h / sh;
-          const uint8_t* row = in + h * W;
-          for (int64_t ph = 0; ph < sw; ++ph) {
-            uint8_t* dst = phased.data() + ((a * sw + ph) * Hq + i) * Wq;
-            const int64_t cnt = (W - ph + sw - 1) / sw;
-            for (int64_t jx = 0; jx < cnt; ++jx) dst[jx] = row[ph + jx * sw];
+        const uint8_t* src = xp + ng * H * W;
+        if (split) {
+          for (int64_t h = 0; h < H; ++h) {
+            const int64_t a = h % sh, i = h / sh;
+            const uint8_t* row = src + h * W;
+            for (int64_t ph = 0; ph < sw; ++ph) {
+              uint8_t* dst = phased.data() + ((a * sw + ph) * Hq + i) * Wq;
+              const int64_t cnt = (W - ph + sw - 1) / sw;
+              for (int64_t jx = 0; jx < cnt; ++jx) dst[jx] = row[ph + jx * sw];
+            }
           }
+          src = phased.data();
         }
-        const LutGemm gm = gemm_for(n, g, phased.data(), koffd.data(), buf.data(), Lp);
+        const LutGemm gm = gemm_for(n, g, src, koffd.data(), buf.data(), Lp);
         gemm(gm, 0, Jt, 0, Lp);
+        if (finish != nullptr) {
+          (*finish)(ng, buf.data(), Lp, op);
+          continue;
+        }
         for (int64_t j = 0; j < mg; ++j)
           for (int64_t p = 0; p < P; ++p)
             std::memcpy(op + ((n * M + g * mg + j) * P + p) * Q, buf.data() + j * Lp + p * Wq,
                         static_cast<size_t>(Q) * sizeof(int32_t));
       }
     });
+    if (epilogue_ran != nullptr) *epilogue_ran = finish != nullptr;
     return out;
   }
   if (vbmi) {
@@ -1411,8 +1397,8 @@ HWCOST_CLONES bool quantize_plane(const float* __restrict in, uint8_t* __restric
 }
 
 #ifdef HWCOST_X86
-// AVX-512 forms of quantize_plane and window_sums_pitch16 (used from the AVX-512 gather level
-// up).  On short rows the compiled clones above spend most of their time in scalar loop
+// AVX-512 forms of quantize_plane and pitch16_sums (used from the AVX-512 gather level
+// up).  On short rows the compiled clones spend most of their time in scalar loop
 // tails (GCC vectorizes them 256 bits wide with a scalar epilogue); masked 512-bit loads and
 // stores need no tail.  Same arithmetic: round half to even (vrndscaleps is exact where the
 // magic-number rounding is), 16-bit wrap-around sums.
@@ -1488,37 +1474,6 @@ HWCOST_AVX512 void pitch16_sums_avx512(const uint8_t* __restrict in0, int64_t Cg
   }
 }
 
-template <int KIND>
-HWCOST_AVX512 void window_sums_pitch16_avx512(uint32_t* __restrict dst,
-                                              const uint8_t* __restrict in0, int64_t Cg,
-                                              int64_t R, int64_t S, int64_t P, int64_t Q,
-                                              int64_t Hp, int64_t Wp, int64_t sh, int64_t sw,
-                                              int64_t dh, int64_t dw,
-                                              uint16_t* __restrict rows,
-                                              uint16_t* __restrict acc) {
-  // Strided windows: the stride-1 sums over the rows and columns the output samples, read
-  // every sh-th row and sw-th column (sh sw times the sums needed, at 32 per vector add, is
-  // still far less than the scalar strided form).
-  pitch16_sums_avx512<KIND>(in0, Cg, R, S, (P - 1) * sh + 1, (Q - 1) * sw + 1, Hp, Wp, dh, dw,
-                            rows, acc);
-  for (int64_t p = 0; p < P; ++p) {
-    uint32_t* d = dst + p * Q;
-    const uint16_t* a = acc + p * sh * Wp;
-    if (sw > 1) {
-      for (int64_t q = 0; q < Q; ++q)
-        d[q] += KIND == 0 ? a[q * sw]
-                          : static_cast<uint32_t>(static_cast<int32_t>(static_cast<int16_t>(a[q * sw])));
-      continue;
-    }
-    for (int64_t q = 0; q < Q; q += 16) {
-      const int64_t cnt = std::min<int64_t>(16, Q - q);
-      const __mmask16 m = static_cast<__mmask16>((1u << cnt) - 1u);
-      const __m256i v = _mm256_maskz_loadu_epi16(m, a + q);
-      const __m512i w = KIND == 0 ? _mm512_cvtepu16_epi32(v) : _mm512_cvtepi16_epi32(v);
-      _mm512_mask_storeu_epi32(d + q, m, _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, d + q), w));
-    }
-  }
-}
 #endif  // HWCOST_X86
 
 // Window sums of one (sample, group): dst[p * Q + q] += value of every code under the window.
@@ -1625,24 +1580,49 @@ HWCOST_CLONES void pitch16_sums(const uint8_t* __restrict in0, int64_t Cg, int64
   }
 }
 
-HWCOST_CLONES void window_sums_pitch16(uint32_t* __restrict dst, const uint8_t* __restrict in0,
-                                       int64_t Cg, int64_t R, int64_t S, int64_t P, int64_t Q,
-                                       int64_t Hp, int64_t Wp, int64_t sh, int64_t sw,
-                                       int64_t dh, int64_t dw, int kind,
-                                       uint16_t* __restrict rows, uint16_t* __restrict acc) {
-  // Strided windows: see window_sums_pitch16_avx512.
-  pitch16_sums(in0, Cg, R, S, (P - 1) * sh + 1, (Q - 1) * sw + 1, Hp, Wp, dh, dw, kind, rows,
-               acc);
+// pitch16_sums on the best form this CPU and kernel level have.
+inline void pitch16_sums_best(const uint8_t* in0, int64_t Cg, int64_t R, int64_t S, int64_t P,
+                              int64_t Q, int64_t Hp, int64_t Wp, int64_t dh, int64_t dw,
+                              int kind, uint16_t* rows, uint16_t* acc) {
+#ifdef HWCOST_X86
+  if (g_simd >= 2) {
+    if (kind == 0) {
+      pitch16_sums_avx512<0>(in0, Cg, R, S, P, Q, Hp, Wp, dh, dw, rows, acc);
+    } else {
+      pitch16_sums_avx512<1>(in0, Cg, R, S, P, Q, Hp, Wp, dh, dw, rows, acc);
+    }
+    return;
+  }
+#endif
+  pitch16_sums(in0, Cg, R, S, P, Q, Hp, Wp, dh, dw, kind, rows, acc);
+}
+
+// dst[p * Q + q] += acc[p * sh * Wp + q * sw]: the windows an output of stride (sh, sw)
+// keeps, from 16-bit sums over the stride-1 grid (int16 when `signed16`).
+HWCOST_CLONES void add_sampled_sums(uint32_t* __restrict dst, const uint16_t* __restrict acc,
+                                    int64_t P, int64_t Q, int64_t Wp, int64_t sh, int64_t sw,
+                                    bool signed16) {
   for (int64_t p = 0; p < P; ++p) {
     uint32_t* d = dst + p * Q;
     const uint16_t* a = acc + p * sh * Wp;
-    if (kind == 0) {
+    if (!signed16) {
       for (int64_t q = 0; q < Q; ++q) d[q] += a[q * sw];
     } else {
       for (int64_t q = 0; q < Q; ++q)
         d[q] += static_cast<uint32_t>(static_cast<int32_t>(static_cast<int16_t>(a[q * sw])));
     }
   }
+}
+
+// Window sums of windows of at most 255 codes (kind 0 or 1) through the 16-bit pitch sums.
+// Strided outputs sample the stride-1 sums every sh-th row and sw-th column: sh sw times the
+// sums needed, at 32 per vector add, is still far less than window_sums' strided form.
+void window_sums_pitch16(uint32_t* dst, const uint8_t* in0, int64_t Cg, int64_t R, int64_t S,
+                         int64_t P, int64_t Q, int64_t Hp, int64_t Wp, int64_t sh, int64_t sw,
+                         int64_t dh, int64_t dw, int kind, uint16_t* rows, uint16_t* acc) {
+  pitch16_sums_best(in0, Cg, R, S, (P - 1) * sh + 1, (Q - 1) * sw + 1, Hp, Wp, dh, dw, kind,
+                    rows, acc);
+  add_sampled_sums(dst, acc, P, Q, Wp, sh, sw, kind == 1);
 }
 
 // out = float(acc - wterm - zw * sumx) * scale (+ bias), int32 wrap-around via uint32.
@@ -1824,21 +1804,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
     if (any_zw) {
       rows16.resize(static_cast<size_t>(Hp * Wp));
       acc16.resize(static_cast<size_t>(Pd * Wp));
-      const uint8_t* in = xcp + (n * C + g * Cg) * Hp * Wp;
-#ifdef HWCOST_X86
-      if (g_simd >= 2) {
-        if (kind == 0) {
-          pitch16_sums_avx512<0>(in, Cg, R, S, Pd, Qd, Hp, Wp, dh, dw, rows16.data(),
-                                 acc16.data());
-        } else {
-          pitch16_sums_avx512<1>(in, Cg, R, S, Pd, Qd, Hp, Wp, dh, dw, rows16.data(),
-                                 acc16.data());
-        }
-      } else
-#endif
-      {
-        pitch16_sums(in, Cg, R, S, Pd, Qd, Hp, Wp, dh, dw, kind, rows16.data(), acc16.data());
-      }
+      pitch16_sums_best(xcp + (n * C + g * Cg) * Hp * Wp, Cg, R, S, Pd, Qd, Hp, Wp, dh, dw,
+                        kind, rows16.data(), acc16.data());
       wsum = acc16.data();
     }
     for (int64_t j = 0; j < mg; ++j) {
@@ -1852,9 +1819,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   };
   bool finished = false;
   at::Tensor acc = conv2d_lut_impl(xc, wc, lutT, planes, centres, sh, swd, dh, dw, groups, pack,
-                                   blocks,
-                                   (sh == 1 && swd == 1 && (!any_zw || pitch16)) ? &epilogue
-                                                                               : nullptr,
+                                   blocks, (!any_zw || pitch16) ? &epilogue : nullptr,
                                    &finished);
   if (finished) return {acc.view(at::kFloat), xc, wc};
   const int64_t P = acc.size(2), Q = acc.size(3), L = P * Q;
@@ -1884,18 +1849,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
     const int64_t n = ng / groups, g = ng % groups;
     const uint8_t* in = xcp + (n * C + g * Cg) * Hp * Wp;
     if (pitch16) {
-#ifdef HWCOST_X86
-      if (g_simd >= 2) {
-        if (kind == 0) {
-          window_sums_pitch16_avx512<0>(dst, in, Cg, R, S, P, Q, Hp, Wp, sh, swd, dh, dw,
-                                        sc.rows16.data(), sc.acc16.data());
-        } else {
-          window_sums_pitch16_avx512<1>(dst, in, Cg, R, S, P, Q, Hp, Wp, sh, swd, dh, dw,
-                                        sc.rows16.data(), sc.acc16.data());
-        }
-        return;
-      }
-#endif
       window_sums_pitch16(dst, in, Cg, R, S, P, Q, Hp, Wp, sh, swd, dh, dw, kind,
                           sc.rows16.data(), sc.acc16.data());
     } else {
