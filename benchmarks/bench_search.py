@@ -14,7 +14,10 @@ is timed four ways:
 (c) the same with one approximate multiplier (``--multiplier``, backend ``cpu``);
 (d) the same searching a multiplier per edge among ``--candidates`` (shared weights), every
     candidate run each step and mixed by softmax(beta) (``--multiplier-sampling all``);
-(e) as (d) with one candidate per edge drawn each step (``--multiplier-sampling gumbel``).
+(e) as (d) with one candidate per edge drawn each step (``--multiplier-sampling gumbel``);
+(f) as (d) with the candidates mixed at every conv instead of per op
+    (``--multiplier-sampling per-conv``): the ops run once, each conv's products are
+    looked up in every candidate's table and mixed by softmax(beta).
 
 Rows (b)-(d) step with :class:`nas.architect.Architect` and the weight step of
 :func:`nas.search.run_search`, so changes there show up here.  The parameter counts of all
@@ -22,8 +25,8 @@ rows and the MACs of (a) and (b) (forward hooks on the convs and the classifier)
 checked equal: the rows time the same network.  Each row is warmed up, then timed
 ``--repeat`` times, the rows interleaved (a b c d a b c d ...); the table gives the best
 and the median step, their ratios to (a) and (b), and the targets of issue 20 (float <=
-1.0x the plain DARTS, one multiplier <= 1.3x float, three candidates <= 1.6x float, for (d)
-and (e) alike).
+1.0x the plain DARTS, one multiplier <= 1.3x float, three candidates <= 1.6x float, for
+(d), (e) and (f) alike).
 ``--profile ROWS`` prints torch.profiler's busiest ops for one step of each of those rows.
 
 Run: ``python benchmarks/bench_search.py [--layers 5 --channels 8] [--threads 1]``
@@ -57,7 +60,11 @@ ROWS = {
     "c": ("hwcost 1 multiplier", 1.3, "b"),
     "d": ("hwcost 3 candidates", 1.6, "b"),
     "e": ("hwcost 3 candidates, sampled", 1.6, "b"),
+    "f": ("hwcost 3 candidates, per conv", 1.6, "b"),
 }
+
+#: the ``multiplier_sampling`` of the candidate rows
+SAMPLING = {"d": "all", "e": "gumbel", "f": "per-conv"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,7 +267,7 @@ def hwcost_model(row: str, args) -> nn.Module:
     return SearchCNN(args.channels, args.classes, args.layers, args.nodes,
                      conv=approx_conv(names[0], backend=args.backend), multipliers=names,
                      multiplier_conv=lambda ms: approx_conv(ms, backend=args.backend),
-                     multiplier_sampling="gumbel" if row == "e" else "all", **kw)
+                     multiplier_sampling=SAMPLING[row], **kw)
 
 
 def hwcost_stepper(model: nn.Module, batches) -> Callable[[], None]:
@@ -397,20 +404,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed steps per row")
     parser.add_argument("--multiplier", default="trunc8u_k6c", help="row (c)")
     parser.add_argument("--candidates", default="exact8u,trunc8u_k6c,drum8u_k4",
-                        help="multipliers searched per edge in row (d)")
-    parser.add_argument("--rows", default="abcde", help="which rows to time, e.g. 'ab'")
+                        help="multipliers searched per edge in rows (d)-(f)")
+    parser.add_argument("--rows", default="abcdef", help="which rows to time, e.g. 'ab'")
     parser.add_argument("--backend", default="cpu", choices=["cpu", "reference"],
-                        help="emulation backend of rows (c) and (d)")
+                        help="emulation backend of rows (c)-(f)")
     parser.add_argument("--profile", default="", metavar="ROWS",
                         help="after the table, profile one step of these rows, e.g. 'cd'")
     parser.add_argument("--profile-top", type=int, default=25)
     args = parser.parse_args(argv)
     rows = [r for r in ROWS if r in args.rows]
     if args.threads < 1 or args.repeat < 1 or args.warmup < 0 or not rows:
-        parser.error("--threads and --repeat must be >= 1, --warmup >= 0, --rows of abcde")
+        parser.error("--threads and --repeat must be >= 1, --warmup >= 0, --rows of abcdef")
     n_cand = len(args.candidates.split(','))
     ROWS["d"] = (f"hwcost {n_cand} candidates", 1.6, "b")
     ROWS["e"] = (f"hwcost {n_cand} candidates, sampled", 1.6, "b")
+    ROWS["f"] = (f"hwcost {n_cand} candidates, per conv", 1.6, "b")
     torch.set_num_threads(args.threads)
 
     load0 = load_average()
@@ -419,13 +427,13 @@ def main(argv: list[str] | None = None) -> int:
     warn_if_busy()
     print(f"search step (first order): {args.layers} cells, {args.nodes} nodes, "
           f"{args.channels} channels, batch {args.batch}, {args.input_size}x{args.input_size}, "
-          f"{args.classes} classes; (c) {args.multiplier}, (d)/(e) {args.candidates} on the "
+          f"{args.classes} classes; (c) {args.multiplier}, (d)-(f) {args.candidates} on the "
           f"{args.backend} backend; "
           f"best and median of {args.repeat} after {args.warmup} warm-up step(s)")
 
     # the same supernet: parameters of every row, MACs of (a) and (b)
     params, macs = {}, {}
-    for row in "abcde":
+    for row in "abcdef":
         model, _ = build(row, args)
         params[row] = n_weights(model)
         if row in "ab":

@@ -31,10 +31,12 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--batch-size", type=int)
 @click.option("--multiplier", help="One multiplier for every convolution (ApproxDARTS).")
 @click.option("--multipliers", help="Comma-separated multipliers searched per edge.")
-@click.option("--multiplier-sampling", type=click.Choice(["all", "gumbel"]),
-              help="With --multipliers: 'all' (default) runs every candidate each step and "
-              "mixes them by softmax(beta); 'gumbel' runs one per edge, drawn each step "
-              "(GDAS-style), so a step costs what one multiplier's does.")
+@click.option("--multiplier-sampling", type=click.Choice(["all", "gumbel", "per-conv"]),
+              help="With --multipliers: 'all' (default) runs every candidate's ops each step "
+              "and mixes their outputs by softmax(beta); 'per-conv' runs the ops once, each "
+              "conv mixing the candidates' products by softmax(beta); 'gumbel' runs one per "
+              "edge, drawn each step (GDAS-style).  The last two cost about what one "
+              "multiplier's step does.")
 @click.option("--gumbel-tau", type=float, help="Gumbel-softmax temperature (default 1).")
 @click.option("--backend", type=click.Choice(["auto", "reference", "cpu", "triton"]))
 @click.option("--arch", help="Accelerator spec for the energy penalty (bundled name or path).")

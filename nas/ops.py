@@ -149,8 +149,43 @@ def candidate_conv(multipliers: Sequence[str | Multiplier], backend: str = "auto
 
 
 def n_candidates(conv: ConvFactory) -> int:
-    """How many candidate blocks the convs of ``conv`` read their batch as (1: plain)."""
+    """How many candidate multipliers the convs of ``conv`` evaluate (1: plain)."""
     return int(getattr(conv, "n_candidates", 1))
+
+
+def mixes_at_conv(conv: ConvFactory) -> bool:
+    """Whether the convs of ``conv`` mix their candidates' products themselves
+    (:func:`per_conv_mixing`) instead of reading their batch as one block per candidate."""
+    return bool(getattr(conv, "mixes_at_conv", False)) and n_candidates(conv) > 1
+
+
+def per_conv_mixing(conv: ConvFactory) -> ConvFactory:
+    """``conv``, a candidate factory, made for the per-conv relaxation of a multiplier
+    search: its layers take one input block and return the mix of every candidate's
+    products (``ApproxConv2d.mix_candidates``, weights set per edge by
+    :class:`nas.search_cells.MixedOp`), and the BN after each of them is a plain
+    ``nn.BatchNorm2d``, since the batch is no longer one block per candidate.
+
+    Why a second relaxation: the block form runs each multiplying op's whole chain (its
+    convs, BNs, ReLUs and their backward) once per candidate, so a step costs about ``T``
+    times as much in those ops, however cheap the look-ups.  Mixed at each conv, only the
+    look-ups repeat per candidate; the price is that a mixed op is no longer the convex
+    mix of the single-multiplier ops (the nonlinearities between its convs see mixed
+    products), as in the mixed-precision DNAS supernets (Wu et al. 2018), which mix their
+    candidate precisions at every layer.  With one-hot weights both forms compute the
+    single-multiplier op."""
+    if n_candidates(conv) <= 1:
+        return conv
+
+    def make(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int, dilation: int,
+             groups: int) -> nn.Module:
+        return conv(in_ch, out_ch, kernel, stride, padding, dilation, groups)
+
+    for attr in ("multiplier", "multipliers", "n_candidates"):
+        if hasattr(conv, attr):
+            setattr(make, attr, getattr(conv, attr))
+    make.mixes_at_conv = True  # type: ignore[attr-defined]
+    return make
 
 
 class BlockBatchNorm2d(nn.Module):
@@ -238,9 +273,10 @@ class BlockBatchNorm2d(nn.Module):
 
 
 def batch_norm(c: int, affine: bool, conv: ConvFactory) -> nn.Module:
-    """The BN that follows a conv of ``conv``: per-block for candidate factories, else plain."""
+    """The BN that follows a conv of ``conv``: per-block for candidate factories that read
+    one block per candidate, else plain."""
     blocks = n_candidates(conv)
-    if blocks > 1:
+    if blocks > 1 and not mixes_at_conv(conv):
         return BlockBatchNorm2d(c, blocks, affine=affine)
     return nn.BatchNorm2d(c, affine=affine)
 

@@ -66,7 +66,8 @@ class SearchConfig(DataSettings):
     order: str = "first"
     multiplier: str | None = "exact8u"
     multipliers: list[str] = field(default_factory=list)
-    multiplier_sampling: str = "all"   # 'gumbel': one candidate per edge and step (GDAS)
+    # 'gumbel': one candidate per edge and step (GDAS); 'per-conv': mixed at every conv
+    multiplier_sampling: str = "all"
     gumbel_tau: float = 1.0
     library: str | None = None        # multiplier library folder (None: the default one)
     backend: str = "auto"

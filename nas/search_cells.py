@@ -38,7 +38,7 @@ from core.errors import HwcostError
 from darts.genotype import PRIMITIVES
 from darts.macro import preprocess_specs
 from darts.op_specs import OP_SPECS
-from nas.ops import OPS, ConvFactory, build_op, n_candidates, plain_conv
+from nas.ops import OPS, ConvFactory, build_op, mixes_at_conv, n_candidates, plain_conv
 
 
 def edge_index(node: int, input_node: int) -> int:
@@ -71,6 +71,9 @@ class MixedOp(nn.Module):
     def __init__(self, c: int, stride: int, conv: ConvFactory = plain_conv):
         super().__init__()
         self.n_candidates = n_candidates(conv)
+        #: the per-conv relaxation (:func:`nas.ops.per_conv_mixing`): the multiplying ops run
+        #: once, on the plain input, each conv mixing its candidates' products
+        self.mixes_at_conv = mixes_at_conv(conv)
         self.ops = nn.ModuleList()
         multiplying = []
         for primitive in PRIMITIVES:
@@ -99,8 +102,15 @@ class MixedOp(nn.Module):
         multiplying op in candidate mode (block ``t``: multiplier ``t``), else ``(1, ...)``."""
         if not self.multiplying[i]:
             return self.ops[i](x).unsqueeze(0)
-        self._select(None)
         t = self.n_candidates
+        if self.mixes_at_conv:   # each candidate alone on the plain input
+            outputs = []
+            for index in range(t):
+                self._select(index)
+                outputs.append(self.ops[i](x))
+            self._select(None)
+            return torch.stack(outputs)
+        self._select(None)
         y = self.ops[i](x.repeat(t, 1, 1, 1))
         return y.view(t, x.shape[0], *y.shape[1:])
 
@@ -127,6 +137,8 @@ class MixedOp(nn.Module):
             if sampled:
                 chosen = int(mult_weights.detach().argmax())
             self._select(chosen)
+            if self.mixes_at_conv and chosen is None:
+                return self._forward_mixed_at_conv(x, weights, mult_weights)
         for w, op, multiplying in zip(weights, self.ops, self.multiplying):
             if multiplying:
                 if chosen is not None:
@@ -142,6 +154,22 @@ class MixedOp(nn.Module):
             else:
                 term = w * op(x)
             out = term if out is None else out + term
+        return out
+
+    def _forward_mixed_at_conv(self, x: torch.Tensor, weights: torch.Tensor,
+                               mult_weights: torch.Tensor) -> torch.Tensor:
+        """``sum_i weights[i] * op_i(x)`` with every conv of the multiplying ops mixing the
+        edge's candidates by ``mult_weights`` (the per-conv relaxation)."""
+        for layer in self._candidate_layers:
+            layer.mix_candidates(mult_weights)
+        try:
+            out = None
+            for w, op in zip(weights, self.ops):
+                term = w * op(x)
+                out = term if out is None else out + term
+        finally:   # the weights belong to this step's graph: not kept past it
+            for layer in self._candidate_layers:
+                layer.mix_candidates(None)
         return out
 
 

@@ -8,7 +8,8 @@ different data splits:
   order), one column per op of :data:`~darts.genotype.PRIMITIVES`;
 * with ``multipliers``: ``beta_normal`` / ``beta_reduce``, one row per edge and one column
   per candidate multiplier, mixing each multiplying op's per-candidate outputs with
-  ``softmax(beta)``.
+  ``softmax(beta)`` (``multiplier_sampling='per-conv'``: each conv's per-candidate
+  products; ``'gumbel'``: a one-hot sample of them instead).
 
 The candidate multipliers share weights, as ApproxDARTS's single weight set and the
 shared-weight mixed-precision DNAS supernets (e.g. EdMIPS) do: each multiplying op on an
@@ -36,11 +37,11 @@ from core.errors import HwcostError
 from darts.genotype import PRIMITIVES, Genotype
 from darts.macro import plan_network
 from darts.op_specs import OP_SPECS
-from nas.ops import ConvFactory, approx_conv, n_candidates, plain_conv
+from nas.ops import ConvFactory, approx_conv, n_candidates, per_conv_mixing, plain_conv
 from nas.search_cells import SearchCell, edge_index, n_edges
 
 #: the ways a step can treat an edge's candidate multipliers (see SearchCNN.forward)
-MULTIPLIER_SAMPLING = ("all", "gumbel")
+MULTIPLIER_SAMPLING = ("all", "gumbel", "per-conv")
 
 _ARCH_NAMES = ("alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce")
 _NONE = PRIMITIVES.index("none")
@@ -82,7 +83,9 @@ class SearchCNN(nn.Module):
         self.n_nodes = n_nodes
         self.multipliers = list(multipliers) if multipliers is not None else None
         #: how a step mixes the candidate multipliers of an edge: 'all' runs every candidate
-        #: and mixes them with softmax(beta); 'gumbel' runs one, drawn per edge and step
+        #: and mixes them with softmax(beta); 'gumbel' runs one, drawn per edge and step;
+        #: 'per-conv' runs the ops once, each conv mixing every candidate's products with
+        #: softmax(beta) (:func:`nas.ops.per_conv_mixing`)
         self.multiplier_sampling = multiplier_sampling
         self.gumbel_tau = gumbel_tau
 
@@ -96,6 +99,8 @@ class SearchCNN(nn.Module):
                                   f"candidate(s), not the {len(self.multipliers)} multipliers "
                                   f"{self.multipliers}; it must build candidate convs "
                                   "(nas.ops.candidate_conv)")
+            if multiplier_sampling == "per-conv":
+                edge_conv = per_conv_mixing(edge_conv)
 
         #: the macro layout this supernet is built from (shared with the energy table)
         self.plan = plan_network(channels=C, layers=n_layers, concat=(n_nodes, n_nodes),

@@ -108,6 +108,10 @@ class ConvSpec:
     lut_peak: int
     tables: Callable[[], tuple[torch.Tensor, torch.Tensor]]   # LUT gradient tables (lazy)
     keep: dict | None = None            # receives the accumulator when asked
+    #: > 1: the input is one block, multiplied by each of the ``replicate`` tables of
+    #: ``luts`` in turn; the output stacks the results, block ``t`` from table ``t``
+    #: (``ApproxConv2d.mix_candidates``), and the backward sums the blocks' gradients
+    replicate: int = 1
 
 
 class _LutConvFunction(torch.autograd.Function):
@@ -115,7 +119,7 @@ class _LutConvFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, spec: ConvSpec, x_pad_codes, qx, qw, sx, zx, sw, zw,
-                clip_x, clip_w):
+                clip_x, clip_w, mix=None):
         k = qw[0].numel()
         check_range(spec, k)
         backend = get_backend(spec.backend, x.device.type)
@@ -127,8 +131,12 @@ class _LutConvFunction(torch.autograd.Function):
             if spec.grad == "lut":
                 raise HwcostError(f"layer {spec.name}: grad='lut' cannot be used with "
                                   "candidate multipliers; use grad='ste'")
-            s = block_conv2d_lut(backend, x_pad_codes, w_codes, spec.luts, spec.stride,
-                                 spec.dilation, spec.groups)
+            if spec.replicate > 1:   # (T, N, M, P, Q): every table over the same codes
+                s = backend.conv2d_multi_lut(x_pad_codes, w_codes, spec.luts, spec.stride,
+                                             spec.dilation, spec.groups)
+            else:
+                s = block_conv2d_lut(backend, x_pad_codes, w_codes, spec.luts, spec.stride,
+                                     spec.dilation, spec.groups)
         # Exact corrections in int32 (|terms| <= K * 255 * 255, checked above): the window
         # sums of qx once per group (they do not depend on the output channel; float32 holds
         # these integer sums exactly below 2**24), the weight sums per channel.
@@ -152,18 +160,24 @@ class _LutConvFunction(torch.autograd.Function):
         if bias is not None:
             out = out + bias.detach().to(torch.float32).view(1, -1, 1, 1)
         ctx.spec = spec
+        out = out.to(x.dtype)
+        if spec.replicate > 1:   # the tables' results stacked along the batch
+            out = out.reshape(-1, *out.shape[2:])
+            acc = acc.reshape(-1, *acc.shape[2:])
+        mixed, kept = _mix_replicas(ctx, out, mix, None)
         ctx.save_for_backward(x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_pad_codes,
-                              w_codes)
+                              w_codes, *kept)
         ctx.has_bias = bias is not None
         if spec.keep is not None:
             spec.keep["accumulator"] = acc.to(torch.float64)
-        return out.to(x.dtype)
+        return mixed
 
     @staticmethod
     def backward(ctx, grad_out):
         spec: ConvSpec = ctx.spec
-        x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_codes, w_codes = ctx.saved_tensors
-        g = grad_out.to(torch.float32)
+        x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_codes, w_codes, *kept = \
+            ctx.saved_tensors
+        g, g_mix = _replica_grads(ctx, grad_out.to(torch.float32), kept)
         sw_b = sw.reshape(-1, 1, 1, 1) if sw.numel() > 1 else sw.reshape(())
         if spec.grad == "ste":
             x_deq = (qx - zx.to(torch.float32)) * sx
@@ -180,7 +194,7 @@ class _LutConvFunction(torch.autograd.Function):
             gw = gw * clip_w.to(gw.dtype)
         gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias else None
         return (gx.to(x.dtype), gw.to(weight.dtype), gb, None, None, None, None, None, None,
-                None, None, None, None)
+                None, None, None, None, g_mix)
 
 
 def depthwise_shape(in_channels: int, out_channels: int, groups: int) -> bool:
@@ -284,20 +298,22 @@ class _FusedConvFunction(torch.autograd.Function):
     of them from the forward pass."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, spec: ConvSpec, fused: FusedConv, quant: tuple):
+    def forward(ctx, x, weight, bias, spec: ConvSpec, fused: FusedConv, quant: tuple,
+                mix=None):
         out, x_codes, w_codes, sx, zx, sw, zw = _fused_call(fused, spec, x, weight, bias, quant)
         ctx.spec = spec
         ctx.fused = fused
         ctx.sx, ctx.zx = sx, zx
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(x, weight, x_codes, w_codes, sw, zw)
-        return out
+        mixed, kept = _mix_replicas(ctx, out, mix, spec.groups)
+        ctx.save_for_backward(x, weight, x_codes, w_codes, sw, zw, *kept)
+        return mixed
 
     @staticmethod
     def backward(ctx, grad_out):
         spec: ConvSpec = ctx.spec
-        x, weight, x_codes, w_codes, sw, zw = ctx.saved_tensors
-        g = grad_out.to(torch.float32)
+        x, weight, x_codes, w_codes, sw, zw, *kept = ctx.saved_tensors
+        g, g_mix = _replica_grads(ctx, grad_out.to(torch.float32), kept)
         a_dom, w_dom = spec.act_domain, spec.weight_domain
         ph, pw = spec.padding
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -337,49 +353,118 @@ class _FusedConvFunction(torch.autograd.Function):
             v = weight.detach() / sw_b + zw_b
             gw = gw * ((v >= w_dom.qmin - 0.5) & (v <= w_dom.qmax + 0.5)).to(gw.dtype)
         gb = g.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return (gx if need_x else None, gw if need_w else None, gb, None, None, None)
+        return (gx if need_x else None, gw if need_w else None, gb, None, None, None, g_mix)
+
+
+def replica_view(out: torch.Tensor, t: int, groups: int | None) -> torch.Tensor:
+    """A replicated call's ``T`` results as ``(B, T, K)``, result ``t`` of output element
+    ``(b, k)`` at ``[b, t, k]``.  ``groups`` None: the results stacked along the batch
+    (``(T * N, M, P, Q)``, the op-by-op path); else the fused kernel's order, ``(N, groups
+    * T * M / groups, P, Q)`` with the channels of a group in ``[table][row]`` order."""
+    if groups is None:
+        return out.view(1, t, -1)
+    return out.view(out.shape[0] * groups, t, -1)
+
+
+def mix_replicas(out: torch.Tensor, mix: torch.Tensor, groups: int | None) -> torch.Tensor:
+    """``sum_t mix[t] * y_t`` of a replicated call's output (see :func:`replica_view`), in
+    one pass over the results; ``(N, M, P, Q)``."""
+    t = mix.shape[0]
+    view = replica_view(out, t, groups)
+    # a scaled copy, then scaled adds: matmul and einsum took 1.2-9x as long on the
+    # supernet's shapes (a batched vector-matrix product of tiny batches)
+    weights = mix.detach().to(out.dtype).tolist()
+    mixed = torch.mul(view[:, 0], weights[0])
+    for i in range(1, t):
+        mixed.add_(view[:, i], alpha=weights[i])
+    n = out.shape[0] // t if groups is None else out.shape[0]
+    return mixed.view(n, out.shape[1] // (1 if groups is None else t), *out.shape[2:])
+
+
+def _mix_replicas(ctx, out: torch.Tensor, mix: torch.Tensor | None, groups: int | None
+                  ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """A replicated call's mixed output, and what its backward keeps: the weights, and the
+    results (their dot products with the output gradient are the weights' gradient) when
+    the weights want one."""
+    ctx.mixing = mix is not None
+    ctx.replica_groups = groups
+    if mix is None:
+        return out, ()
+    keep_out = ctx.needs_input_grad[-1]
+    return (mix_replicas(out, mix, groups),
+            (mix.detach(), out) if keep_out else (mix.detach(),))
+
+
+def _replica_grads(ctx, g: torch.Tensor, kept) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The output gradient the one straight-through backward of a replicated call takes,
+    and the mix weights' gradient.  Each candidate's straight-through estimate is the same
+    float convolution, so ``sum_t mix[t] * y_t`` passes back ``sum(mix)`` times the
+    output gradient (1 for softmax weights, up to rounding); ``d/d mix[t] = <g, y_t>``."""
+    if not ctx.mixing:
+        return g, None
+    mix = kept[0]
+    g_mix = None
+    if len(kept) == 2:
+        view = replica_view(kept[1], mix.shape[0], ctx.replica_groups)
+        # a product and a sum: as fast as einsum or bmm where those are fastest, and 2-5x
+        # faster where they are not (timed on the supernet's shapes)
+        g_mix = (view.to(g.dtype) * g.reshape(view.shape[0], 1, -1)).sum((0, 2))
+        g_mix = g_mix.to(mix.dtype)
+    return g * mix.sum().to(g.dtype), g_mix
 
 
 def _fused_call(fused: FusedConv, spec: ConvSpec, x, weight, bias, quant: tuple) -> tuple:
     """``quant`` is ``("given", sx, zx, sw, zw)`` or ``("observe", act_range, w_range,
     qflags)`` (see ``FusedConv.approx_conv2d_observed``); returns the output, the codes and
-    the parameters used."""
+    the parameters used.  With ``spec.replicate`` every table multiplies the same codes and
+    the output holds each table's result (see :func:`replica_view`)."""
+    # by keyword and only when wanted: a fused path written before replication still serves
+    # every other call
+    replicate = {"replicate": True} if spec.replicate > 1 else {}
     if quant[0] == "observe":
         return fused.approx_conv2d_observed(x, weight, bias, quant[1], quant[2], quant[3],
                                             _domains(spec), spec.luts, spec.padding,
-                                            spec.stride, spec.dilation, spec.groups)
+                                            spec.stride, spec.dilation, spec.groups,
+                                            **replicate)
     _, sx, zx, sw, zw = quant
     out, x_codes, w_codes = fused.approx_conv2d(x, weight, bias, sx, zx, sw, zw,
                                                 _domains(spec), spec.luts, spec.padding,
-                                                spec.stride, spec.dilation, spec.groups)
+                                                spec.stride, spec.dilation, spec.groups,
+                                                **replicate)
     return out, x_codes, w_codes, sx, zx, sw, zw
 
 
 def lut_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                spec: ConvSpec, x_codes: torch.Tensor, qx: torch.Tensor, qw: torch.Tensor,
                sx: torch.Tensor, zx: torch.Tensor, sw: torch.Tensor, zw: torch.Tensor,
-               clip_x: torch.Tensor | None, clip_w: torch.Tensor | None) -> torch.Tensor:
+               clip_x: torch.Tensor | None, clip_w: torch.Tensor | None,
+               mix: torch.Tensor | None = None) -> torch.Tensor:
     """The approximate convolution of quantized operands, op by op, with autograd.
 
     ``x``/``weight``: the float operands (what gradients are for); ``x_codes``: the padded
     activation codes; ``qx``/``qw``: the quantized values with their scales and zero points
     ``sx, zx, sw, zw``; ``clip_x``/``clip_w``: the straight-through masks (or None).  The LUT
     sums come from ``spec.backend``'s ``conv2d_lut`` (``conv2d_block_lut`` with candidates).
+    ``mix``: with ``spec.replicate`` tables, the weights the results are mixed with.
     """
     return _LutConvFunction.apply(x, weight, bias, spec, x_codes, qx, qw, sx, zx, sw, zw,
-                                  clip_x, clip_w)
+                                  clip_x, clip_w, mix)
 
 
 def fused_lut_conv2d(fused: FusedConv, x: torch.Tensor, weight: torch.Tensor,
-                     bias: torch.Tensor | None, spec: ConvSpec, quant: tuple) -> torch.Tensor:
+                     bias: torch.Tensor | None, spec: ConvSpec, quant: tuple,
+                     mix: torch.Tensor | None = None) -> torch.Tensor:
     """The whole approximate convolution of float operands in one call of a backend's fused
     path (quantize, pad, LUT sums, corrections, scale, bias), bit-exact with
     :func:`lut_conv2d`; an autograd node only when a gradient is wanted.  ``quant``: the
-    quantizer parameters, given or observed in the call (see :func:`_fused_call`)."""
+    quantizer parameters, given or observed in the call (see :func:`_fused_call`); ``mix``:
+    with ``spec.replicate`` tables, the weights the results are mixed with."""
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or
-                                     (bias is not None and bias.requires_grad)):
-        return _FusedConvFunction.apply(x, weight, bias, spec, fused, quant)
-    return _fused_call(fused, spec, x, weight, bias, quant)[0]   # no graph
+                                     (bias is not None and bias.requires_grad) or
+                                     (mix is not None and mix.requires_grad)):
+        return _FusedConvFunction.apply(x, weight, bias, spec, fused, quant, mix)
+    out = _fused_call(fused, spec, x, weight, bias, quant)[0]   # no graph
+    return out if mix is None else mix_replicas(out, mix, spec.groups)
 
 
 def _window_sums(qx: torch.Tensor, conv: ConvSpec, pad_value: float) -> torch.Tensor:

@@ -93,6 +93,9 @@ class _ApproxMixin:
         #: with candidates: the one that multiplies the whole batch (a sampled search step),
         #: or None (the batch is read as one block per candidate)
         self.active_candidate: int | None = None
+        #: with candidates: the weights mixing every candidate's product of the *same* batch
+        #: (see mix_candidates), or None
+        self.mix_weights: torch.Tensor | None = None
         self._act_cfg = (act_observer, act_symmetric)
         self._w_cfg = (weight_per_channel, weight_symmetric)
         self.set_multiplier(multiplier)
@@ -180,6 +183,39 @@ class _ApproxMixin:
         self.candidate_luts = None
         self.candidate_peaks = None
         self.active_candidate = None
+        self.mix_weights = None
+
+    def mix_candidates(self, weights: torch.Tensor | None) -> None:
+        """Multiply the whole batch with every candidate and return ``sum_t weights[t] *
+        y_t`` (None: stop).  This is the per-conv relaxation of a multiplier search
+        (the mixed-precision DNAS supernets' composite convolution): the layer's input is
+        one block, quantized once, and each candidate's products are mixed at this layer's
+        output, so the layers around it run once whatever the number of candidates.
+        ``weights`` may carry a gradient: it reaches them through each candidate's output,
+        while the straight-through gradient of the input and the weights is that of one
+        float convolution scaled by ``sum(weights)``."""
+        if weights is not None:
+            if self.candidates is None:
+                raise HwcostError(f"layer {self.layer_name}: has no candidate multipliers to "
+                                  f"mix")
+            if weights.shape != (len(self.candidates),):
+                raise HwcostError(f"layer {self.layer_name}: mixing {len(self.candidates)} "
+                                  f"candidates needs {len(self.candidates)} weights, got "
+                                  f"shape {tuple(weights.shape)}")
+        self.mix_weights = weights
+
+    @property
+    def _replicas(self) -> int:
+        """How many candidates multiply this forward's one input block (1: no mixing)."""
+        if self.mix_weights is None or self.candidates is None or \
+                self.active_candidate is not None:
+            return 1
+        return len(self.candidates)
+
+    @property
+    def _mix(self) -> torch.Tensor | None:
+        """This forward's mix weights (with the conv spec's ``replicate``), or None."""
+        return self.mix_weights if self._replicas > 1 else None
 
     def select_candidate(self, index: int | None) -> None:
         """Multiply the whole batch with candidate ``index`` (None: every candidate, one block
@@ -202,7 +238,8 @@ class _ApproxMixin:
     def n_blocks(self) -> int:
         """Equal blocks this layer reads its batch as: one per candidate, or 1 (no
         candidates, or one of them selected for the whole batch)."""
-        if self.candidates is None or self.active_candidate is not None:
+        if self.candidates is None or self.active_candidate is not None or \
+                self.mix_weights is not None:
             return 1
         return len(self.candidates)
 
@@ -292,7 +329,7 @@ class _ApproxMixin:
             self.backend, luts, blocks,
             self.act_quant.domain, self.weight_quant.domain, peak, self._tables,
             self.__dict__.setdefault("_accumulator_sink", {}) if self.keep_accumulator
-            else None)
+            else None, self._replicas)
 
     def _check_input(self, x: torch.Tensor) -> None:
         """NaN/inf inputs are refused.  On a CPU the check is one pass over the input; on an
@@ -373,7 +410,7 @@ def _fused_forward(layer, fused: FusedConv, x: torch.Tensor, weight: torch.Tenso
         quant = ("given", float(sx.reshape(-1)[0]), int(zx.reshape(-1)[0]),
                  torch.from_numpy(sw.reshape(-1)), torch.from_numpy(zw.reshape(-1)))
     try:
-        return fused_lut_conv2d(fused, x, weight, bias, spec, quant)
+        return fused_lut_conv2d(fused, x, weight, bias, spec, quant, layer._mix)
     except NonFiniteInput:
         raise HwcostError(f"layer {layer.layer_name}: input contains NaN or infinite "
                           "values") from None
@@ -441,7 +478,7 @@ class ApproxConv2d(_ApproxMixin, nn.Conv2d):
             codes = F.pad(codes, (pw, pw, ph, ph), value=zcode)
         spec = self.conv_spec((ph, pw) if self.padding_mode == "zeros" else (0, 0))
         return lut_conv2d(x, self.weight, self.bias, spec, codes.contiguous(), qx, qw, sx, zx,
-                          sw, zw, clip_x, clip_w)
+                          sw, zw, clip_x, clip_w, self._mix)
 
     def extra_repr(self) -> str:
         return (super().extra_repr() + f", multiplier={self.multiplier_name}, "
@@ -507,7 +544,7 @@ class ApproxLinear(_ApproxMixin, nn.Linear):
         qw, sw, zw, clip_w = self.weight_quant.quantize_with_mask(w4, need)
         codes = self.act_quant.domain.codes(qx).contiguous()
         out = lut_conv2d(x2, w4, self.bias, self.conv_spec((0, 0)), codes, qx, qw, sx, zx, sw,
-                         zw, clip_x, clip_w)
+                         zw, clip_x, clip_w, self._mix)
         return out.reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:

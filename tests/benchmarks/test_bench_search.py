@@ -62,6 +62,7 @@ def test_runs_and_prints_every_row():
     assert res.returncode == 0, res.stdout + res.stderr
     out = res.stdout
     assert "thread(s)" in out and "avx2" in out and "cpu backend" in out
-    for row in "abcd":
+    for row in "abcdef":
         assert f"\n({row}) " in out
+    assert "3 candidates, per conv" in out
     assert "<= 1.3x (b)" in out and "<= 1.6x (b)" in out

@@ -56,14 +56,17 @@ class FusedConv(Protocol):
 
     ``domains`` = ``(a_qmin, a_qmax, a_mask, w_qmin, w_qmax, w_mask, signed)``; ``sx``/``zx``
     the per-tensor activation scale and zero point, ``sw``/``zw`` the weight's (float32/int64,
-    one or one per output channel).  With several ``luts`` the batch is one block per table.
-    Results round like the op-by-op path (a rounded product, then the bias), bit for bit.
+    one or one per output channel).  With several ``luts`` the batch is one block per table,
+    or, with ``replicate``, every table multiplies the whole batch and the output has
+    ``len(luts) * M`` channels, a group's ``[table][channel]`` in turn (a per-conv
+    multiplier search mixes them).  Results round like the op-by-op path (a rounded product, then the bias), bit for bit.
     """
 
     def approx_conv2d(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                       sx: float, zx: int, sw: torch.Tensor, zw: torch.Tensor,
                       domains: tuple[int, ...], luts: tuple[torch.Tensor, ...],
                       padding: tuple[int, int], stride, dilation, groups: int,
+                      replicate: bool = False,
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The float32 output, the padded activation codes and the weight codes."""
         ...
@@ -73,7 +76,7 @@ class FusedConv(Protocol):
                                w_range: tuple[torch.Tensor, ...], qflags: tuple[int, ...],
                                domains: tuple[int, ...], luts: tuple[torch.Tensor, ...],
                                padding: tuple[int, int], stride, dilation, groups: int,
-                               ) -> tuple:
+                               replicate: bool = False) -> tuple:
         """``approx_conv2d`` with its quantizer parameters picked in the same call: the
         running min-max ranges ``act_range`` (per tensor) and ``w_range`` (per tensor or
         per output channel) are updated in place where ``qflags`` = (observe activations,

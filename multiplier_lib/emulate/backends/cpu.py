@@ -462,17 +462,20 @@ def approx_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
                   sx: float, zx: int, sw: torch.Tensor, zw: torch.Tensor,
                   domains: tuple[int, ...], luts: tuple[torch.Tensor, ...],
                   padding: tuple[int, int], stride, dilation, groups: int,
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  replicate: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A whole approximate conv forward in one native call: quantize ``x`` (per tensor,
     ``sx``/``zx``) and ``weight`` (``sw``/``zw``, float32/int64, one or one per channel),
     pad with the zero point's code, LUT-convolve, correct for zero points and scale.
 
     ``domains`` = (a_qmin, a_qmax, a_mask, w_qmin, w_qmax, w_mask, signed); with several
-    ``luts`` the batch is one block per table (``conv2d_block_lut``).  Returns the float32
-    output, the padded activation codes and the weight codes.  The caller has validated the
-    layer (shapes, overflow bound); see ``approx_conv2d`` in ``lut_kernels.cpp``.
+    ``luts`` the batch is one block per table (``conv2d_block_lut``), or with ``replicate``
+    every table multiplies the whole batch and the output has ``len(luts) * M`` channels,
+    those of a group in ``[table][channel]`` order.  Returns the float32 output, the padded
+    activation codes and the weight codes.  The caller has validated the layer (shapes,
+    overflow bound); see ``approx_conv2d`` in ``lut_kernels.cpp``.
     """
     lut_t, planes, centres, pack, blocks = _plan(luts)
+    blocks = 2 if replicate and blocks else blocks
     sh, sw_ = (int(v) for v in stride)
     dh, dw = (int(v) for v in dilation)
     b = bias.detach().to(torch.float32).contiguous() if bias is not None else _NO_BIAS
@@ -499,11 +502,13 @@ def approx_conv2d_observed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
                            act_range: tuple[torch.Tensor, torch.Tensor],
                            w_range: tuple[torch.Tensor, torch.Tensor], qflags: tuple[int, ...],
                            domains: tuple[int, ...], luts: tuple[torch.Tensor, ...],
-                           padding: tuple[int, int], stride, dilation, groups: int) -> tuple:
+                           padding: tuple[int, int], stride, dilation, groups: int,
+                           replicate: bool = False) -> tuple:
     """:func:`approx_conv2d` with the observers' update and the quantizer parameters in the
     same native call (see ``FusedConv.approx_conv2d_observed``); the ranges are float32
     vectors updated in place."""
     lut_t, planes, centres, pack, blocks = _plan(luts)
+    blocks = 2 if replicate and blocks else blocks
     sh, sw_ = (int(v) for v in stride)
     dh, dw = (int(v) for v in dilation)
     b = bias.detach().to(torch.float32).contiguous() if bias is not None else _NO_BIAS

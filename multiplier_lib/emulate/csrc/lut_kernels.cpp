@@ -1734,6 +1734,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   const int64_t Hp = H + 2 * ph, Wp = W + 2 * pw;
   const float xs = static_cast<float>(sx), xz = static_cast<float>(zx);
   const uint8_t zcode = static_cast<uint8_t>(zx & amask);
+  // blocks == 2 (replicate): the batch is one block, looked up in every table of the stack
+  // in one pass over its codes (conv2d_lut_impl's blocks == 0); the output has reps * M
+  // channels in [group][table][weight row] order, output row j of group g being weight row
+  // g * mg + j % mg (a per-conv multiplier search mixes the tables' results).
+  TORCH_CHECK(blocks >= 0 && blocks <= 2, "approx_conv2d: blocks must be 0, 1 or 2");
+  const bool replicate = blocks == 2;
+  const int64_t reps = replicate ? (lutT.dim() == 3 ? lutT.size(0) : 1) : 1;
+  const int64_t Mo = reps * M;
 
   // Activation codes, padded with the zero point's code.
   at::Tensor xc = at::empty({N, C, Hp, Wp}, x.options().dtype(at::kByte));
@@ -1787,6 +1795,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   }
 
   const int64_t mg = M / groups;
+  const int64_t mgo = Mo / groups;   // output rows per group
   const int kind = !is_signed ? 0 : (amask == 0xFF ? 1 : 2);
   const bool pitch16 = kind != 2 && K <= 255;
   const uint32_t zxu = static_cast<uint32_t>(zx);
@@ -1808,18 +1817,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
                         kind, rows16.data(), acc16.data());
       wsum = acc16.data();
     }
-    for (int64_t j = 0; j < mg; ++j) {
-      const int64_t m = g * mg + j;
+    for (int64_t j = 0; j < mgo; ++j) {
+      const int64_t m = g * mg + j % mg;
       const uint32_t zwu = static_cast<uint32_t>(zw[m]);
       const uint32_t wterm = zxu * (sumw[m] - static_cast<uint32_t>(K) * zwu);
-      finish_pitch(sums + j * Lp, reinterpret_cast<float*>(out_base) + (n * M + m) * Pd * Qd,
-                   Pd, Qd, Wp, wterm, zwu, wsum, kind == 1, scale[m], bp ? bp[m] : 0.0f,
+      finish_pitch(sums + j * Lp,
+                   reinterpret_cast<float*>(out_base) + (n * Mo + g * mgo + j) * Pd * Qd, Pd,
+                   Qd, Wp, wterm, zwu, wsum, kind == 1, scale[m], bp ? bp[m] : 0.0f,
                    bp != nullptr);
     }
   };
   bool finished = false;
   at::Tensor acc = conv2d_lut_impl(xc, wc, lutT, planes, centres, sh, swd, dh, dw, groups, pack,
-                                   blocks, (!any_zw || pitch16) ? &epilogue : nullptr,
+                                   replicate ? 0 : blocks,
+                                   (!any_zw || pitch16) ? &epilogue : nullptr,
                                    &finished);
   if (finished) return {acc.view(at::kFloat), xc, wc};
   const int64_t P = acc.size(2), Q = acc.size(3), L = P * Q;
@@ -1860,7 +1871,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   const int32_t* ap = acc.data_ptr<int32_t>();
   float* op = reinterpret_cast<float*>(acc.data_ptr<int32_t>());
   auto finish = [&](int64_t nm, const uint32_t* sx_row) {
-    const int64_t m = nm % M;
+    const int64_t c = nm % Mo, m = c / mgo * mg + c % mgo % mg;
     const uint32_t zwu = static_cast<uint32_t>(zw[m]);
     const uint32_t wterm = zxu * (sumw[m] - static_cast<uint32_t>(K) * zwu);
     finish_row(ap + nm * L, op + nm * L, L, wterm, zwu, sx_row, scale[m], bp ? bp[m] : 0.0f,
@@ -1868,7 +1879,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   };
   const int64_t nthreads = at::get_num_threads();
   if (N * groups >= 2 * nthreads || nthreads == 1) {
-    at::parallel_for(0, N * groups, grain_for((any_zw ? K : 0) * L + mg * L),
+    at::parallel_for(0, N * groups, grain_for((any_zw ? K : 0) * L + mgo * L),
                      [&](int64_t b, int64_t e) {
       Scratch sc = any_zw ? make_scratch() : Scratch{};
       std::vector<uint32_t> sums(any_zw ? static_cast<size_t>(L) : 0);
@@ -1878,8 +1889,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
           sum_windows(sums.data(), ng, sc);
         }
         const int64_t n = ng / groups, g = ng % groups;
-        for (int64_t j = 0; j < mg; ++j)
-          finish(n * M + g * mg + j, any_zw ? sums.data() : nullptr);
+        for (int64_t j = 0; j < mgo; ++j)
+          finish(n * Mo + g * mgo + j, any_zw ? sums.data() : nullptr);
       }
     });
   } else {
@@ -1892,10 +1903,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
         for (int64_t ng = b; ng < e; ++ng) sum_windows(sumx.data() + ng * L, ng, sc);
       });
     }
-    at::parallel_for(0, N * M, grain_for(L), [&](int64_t b, int64_t e) {
+    at::parallel_for(0, N * Mo, grain_for(L), [&](int64_t b, int64_t e) {
       for (int64_t nm = b; nm < e; ++nm) {
-        const int64_t n = nm / M, m = nm % M;
-        finish(nm, any_zw ? sumx.data() + (n * groups + m / mg) * L : nullptr);
+        const int64_t n = nm / Mo, c = nm % Mo;
+        finish(nm, any_zw ? sumx.data() + (n * groups + c / mgo) * L : nullptr);
       }
     });
   }

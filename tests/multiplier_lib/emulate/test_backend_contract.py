@@ -186,17 +186,17 @@ class _CountingFused:
         self.calls = {"approx_conv2d": 0, "approx_conv2d_observed": 0, "ste_operands": 0}
 
     def approx_conv2d(self, x, weight, bias, sx, zx, sw, zw, domains, luts, padding, stride,
-                      dilation, groups):
+                      dilation, groups, replicate=False):
         self.calls["approx_conv2d"] += 1
         return self.inner.approx_conv2d(x, weight, bias, sx, zx, sw, zw, domains, luts,
-                                        padding, stride, dilation, groups)
+                                        padding, stride, dilation, groups, replicate)
 
     def approx_conv2d_observed(self, x, weight, bias, act_range, w_range, qflags, domains, luts,
-                               padding, stride, dilation, groups):
+                               padding, stride, dilation, groups, replicate=False):
         self.calls["approx_conv2d_observed"] += 1
         return self.inner.approx_conv2d_observed(x, weight, bias, act_range, w_range, qflags,
                                                  domains, luts, padding, stride, dilation,
-                                                 groups)
+                                                 groups, replicate)
 
     def ste_operands(self, x, weight, x_codes, w_codes, sx, zx, sw, zw, domains, padding,
                      x_layout="nchw"):
