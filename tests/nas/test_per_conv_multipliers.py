@@ -25,8 +25,7 @@ from darts.genotype import PRIMITIVES  # noqa: E402
 from darts.genotype_io import load  # noqa: E402
 from hwcost.cli import cli  # noqa: E402
 from multiplier_lib.emulate.layers import ApproxConv2d  # noqa: E402
-from nas.ops import (BlockBatchNorm2d, approx_conv, candidate_conv, mixes_at_conv,  # noqa: E402
-                     per_conv_mixing)
+from nas.ops import BlockBatchNorm2d, approx_conv, candidate_conv, mixes_at_conv, per_conv_mixing  # noqa: E402
 from nas.search import SearchConfig, run_search  # noqa: E402
 from nas.search_cells import MixedOp  # noqa: E402
 from nas.search_cnn import SearchCNN  # noqa: E402

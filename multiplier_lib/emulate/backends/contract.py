@@ -59,7 +59,8 @@ class FusedConv(Protocol):
     one or one per output channel).  With several ``luts`` the batch is one block per table,
     or, with ``replicate``, every table multiplies the whole batch and the output has
     ``len(luts) * M`` channels, a group's ``[table][channel]`` in turn (a per-conv
-    multiplier search mixes them).  Results round like the op-by-op path (a rounded product, then the bias), bit for bit.
+    multiplier search mixes them).  Results round like the op-by-op path (a rounded product,
+    then the bias), bit for bit.
     """
 
     def approx_conv2d(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
