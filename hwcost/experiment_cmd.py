@@ -43,6 +43,9 @@ def _weights(text: str | None) -> list[float] | None:
               help="Candidate multipliers of the energy-aware search, comma-separated "
                    "(default exact8u,trunc8u_k4c,trunc8u_k6c,bam8u_h2v6).")
 @click.option("--energy-weights", help="Energy weights, comma-separated (default 0,0.25,1,4).")
+@click.option("--multiplier-sampling", type=click.Choice(["all", "gumbel", "per-conv"]),
+              default=None, help="How the energy-aware searches treat the candidates (as "
+              "'hwcost search'; default all).")
 @click.option("--seeds", type=click.IntRange(1, 100), default=None,
               help="Training seeds per found network (default 3).")
 @click.option("--grad-multiplier", default=None,
@@ -62,7 +65,7 @@ def _weights(text: str | None) -> list[float] | None:
 @library_option
 def experiment(out: Path, quick: bool, dataset: str, data_dir: str | None,
                input_size: int | None, candidates: str | None, energy_weights: str | None,
-               seeds: int | None, grad_multiplier: str | None, arch: str | None,
+               multiplier_sampling: str | None, seeds: int | None, grad_multiplier: str | None, arch: str | None,
                search_epochs: int | None, train_epochs: int | None, jobs: int | None,
                threads: int, dry_run: bool, library_dir: Path | None) -> None:
     """Search with an energy-weight sweep over candidate multipliers, the same search in
@@ -86,7 +89,8 @@ def experiment(out: Path, quick: bool, dataset: str, data_dir: str | None,
     cfg = make_config(
         "quick" if quick else "small", dataset=dataset, data_dir=data_dir,
         input_size=input_size, candidates=_names(candidates),
-        energy_weights=_weights(energy_weights), seeds=seeds, arch=arch,
+        energy_weights=_weights(energy_weights), multiplier_sampling=multiplier_sampling,
+        seeds=seeds, arch=arch,
         grad_multiplier=grad, search_epochs=search_epochs, train_epochs=train_epochs,
         library=None if library_dir is None else str(library_dir))
     if skip_grad:

@@ -18,6 +18,9 @@ from nas.settings import DataSettings, SettingError, check_types, require
 #: approximate designs from cheap-and-close to cheapest: rel. energy 0.87, 0.68, 0.56 of exact
 DEFAULT_CANDIDATES = ("exact8u", "trunc8u_k4c", "trunc8u_k6c", "bam8u_h2v6")
 DEFAULT_WEIGHTS = (0.0, 0.25, 1.0, 4.0)
+#: nas.search_cnn.MULTIPLIER_SAMPLING, repeated here to keep this module torch-free (a test
+#: checks the two agree)
+SAMPLINGS = ("all", "gumbel", "per-conv")
 #: the digits' own 8 x 8 pixels: four times less work per image than the loader's default 16
 DIGITS_SIZE = 8
 
@@ -33,6 +36,10 @@ class ExperimentConfig(DataSettings):
     float_baseline: str = "fp32"
     energy_weights: list[float] = field(default_factory=lambda: list(DEFAULT_WEIGHTS))
     penalty: str = "additive"
+    #: how the energy-aware searches treat the candidates (``hwcost search
+    #: --multiplier-sampling``): 'all' made the README's table; 'per-conv' and 'gumbel' run
+    #: a search step at about the cost of one multiplier's
+    multiplier_sampling: str = "all"
     seeds: int = 3                         # training seeds per found genotype
     search_seed: int = 2
     grad_multiplier: str | None = "bam8u_h2v6"   # grad=lut vs ste on this one (None: skip)
@@ -69,6 +76,8 @@ class ExperimentConfig(DataSettings):
         require("seeds", 1 <= self.seeds <= 100, "must be 1..100")
         require("penalty", self.penalty in ("additive", "fbnet"),
                 "must be additive or fbnet (a target needs an energy budget per network)")
+        require("multiplier_sampling", self.multiplier_sampling in SAMPLINGS,
+                f"must be one of {', '.join(SAMPLINGS)}")
         for key in ("search_epochs", "search_channels", "search_batch_size", "train_epochs",
                     "train_layers", "train_channels", "train_batch_size"):
             require(key, getattr(self, key) >= 1, "must be at least 1")
@@ -133,7 +142,13 @@ def make_config(preset: str = "small", **overrides: Any) -> ExperimentConfig:
     return cfg
 
 
+#: settings added after experiments were first saved, with the value a folder saved before
+#: them ran with (so those folders still resume)
+ADDED_LATER: dict[str, Any] = {"multiplier_sampling": "all"}
+
+
 def differences(saved: dict[str, Any], cfg: ExperimentConfig) -> list[str]:
     """The settings in which ``cfg`` differs from a saved experiment's."""
     now = asdict(cfg)
+    saved = {**ADDED_LATER, **saved}
     return sorted(k for k in set(now) | set(saved) if saved.get(k) != now.get(k))

@@ -78,7 +78,8 @@ def plan(cfg: ExperimentConfig) -> list[Unit]:
         label = weight_label(w)
         searches.append((Unit("search", f"search/aware-w{w:g}", label, "energy-aware",
                               _search(cfg, multiplier=None, multipliers=list(cfg.candidates),
-                                      energy_weight=float(w))),
+                                      energy_weight=float(w),
+                                      multiplier_sampling=cfg.multiplier_sampling)),
                          {"multiplier": None}))
     units = [s for s, _ in searches]
     for search, arith in searches:

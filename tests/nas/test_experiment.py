@@ -70,10 +70,41 @@ def test_plan_has_every_search_and_training_run(weights, seeds, grad):
     ({"search_layers": 2}, "search_layers must be at least 3"),
     ({"energy_weights": "0,1"}, "energy_weights must be a list of numbers"),
     ({"colour": "red"}, "unknown experiment setting 'colour'"),
+    ({"multiplier_sampling": "some"}, "multiplier_sampling must be one of all, gumbel, per-conv"),
 ])
 def test_bad_settings_are_refused_naming_the_setting(overrides, message):
     with pytest.raises(HwcostError, match=message):
         make_config("small", **overrides)
+
+
+@pytest.mark.parametrize("sampling", ["all", "per-conv", "gumbel"])
+def test_the_energy_aware_searches_take_the_sampling_and_the_baselines_do_not_need_it(sampling):
+    from nas.experiment.config import SAMPLINGS
+    from nas.search import SearchConfig
+    from nas.search_cnn import MULTIPLIER_SAMPLING
+
+    assert SAMPLINGS == MULTIPLIER_SAMPLING
+    units = plan(make_config("small", multiplier_sampling=sampling))
+    aware = [u for u in units if u.kind == "search" and u.group == "energy-aware"]
+    assert aware and all(u.settings["multiplier_sampling"] == sampling for u in aware)
+    for u in aware:
+        assert SearchConfig(**u.settings).multiplier_sampling == sampling
+    result = CliRunner().invoke(cli, ["experiment", "--out", "unused", "--dry-run",
+                                      "--multiplier-sampling", sampling])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_folder_saved_before_the_sampling_setting_still_resumes():
+    from dataclasses import asdict
+
+    from nas.experiment.config import differences
+
+    cfg = make_config("small")
+    saved = asdict(cfg)
+    del saved["multiplier_sampling"]           # what a folder saved before it holds
+    assert differences(saved, cfg) == []
+    assert differences(saved, make_config("small", multiplier_sampling="per-conv")) == \
+        ["multiplier_sampling"]
 
 
 def test_unknown_preset():
