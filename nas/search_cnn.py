@@ -19,7 +19,9 @@ batch, one kernel call per conv with the weights quantized once.  So the superne
 parameter count does not depend on ``T`` (only the ``(edges, T)`` betas do), and its BNs
 keep per-candidate statistics (:class:`~nas.ops.BlockBatchNorm2d`) so that no candidate's
 output depends on another's; see :mod:`nas.search_cells`.  The activations, and the time of
-the multiplying ops, still grow with ``T``.
+the multiplying ops, still grow with ``T``; with ``multiplier_sampling='per-conv'`` only the
+look-ups do (each conv mixes its candidates' products, :func:`~nas.ops.per_conv_mixing`), and
+with ``'gumbel'`` nothing does (one sampled candidate per edge).
 
 The stem, the cell preprocessing and the classifier are not searched: they use ``conv``
 (and an ``nn.Linear``), whatever the multipliers.

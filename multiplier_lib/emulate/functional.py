@@ -108,9 +108,9 @@ class ConvSpec:
     lut_peak: int
     tables: Callable[[], tuple[torch.Tensor, torch.Tensor]]   # LUT gradient tables (lazy)
     keep: dict | None = None            # receives the accumulator when asked
-    #: > 1: the input is one block, multiplied by each of the ``replicate`` tables of
-    #: ``luts`` in turn; the output stacks the results, block ``t`` from table ``t``
-    #: (``ApproxConv2d.mix_candidates``), and the backward sums the blocks' gradients
+    #: > 1: the input is one block, multiplied by every one of the ``replicate`` tables of
+    #: ``luts`` in one pass; the autograd functions return the results mixed by the weights
+    #: they are given (``ApproxConv2d.mix_candidates``)
     replicate: int = 1
 
 
