@@ -65,7 +65,8 @@ def _weights(text: str | None) -> list[float] | None:
 @library_option
 def experiment(out: Path, quick: bool, dataset: str, data_dir: str | None,
                input_size: int | None, candidates: str | None, energy_weights: str | None,
-               multiplier_sampling: str | None, seeds: int | None, grad_multiplier: str | None, arch: str | None,
+               multiplier_sampling: str | None, seeds: int | None,
+               grad_multiplier: str | None, arch: str | None,
                search_epochs: int | None, train_epochs: int | None, jobs: int | None,
                threads: int, dry_run: bool, library_dir: Path | None) -> None:
     """Search with an energy-weight sweep over candidate multipliers, the same search in

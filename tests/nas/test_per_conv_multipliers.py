@@ -181,3 +181,26 @@ def test_a_per_conv_search_runs_end_to_end(tmp_path):
     assert geno == saved
     names = {m for m in saved.normal_multipliers + saved.reduce_multipliers if m}
     assert names and names <= set(NAMES)
+
+
+def test_a_killed_per_conv_search_resumes_to_the_uninterrupted_result(tmp_path):
+    def cfg() -> SearchConfig:
+        return SearchConfig(dataset="synthetic", synthetic_size=32, epochs=2, layers=3,
+                            channels=2, batch_size=8, multiplier=None, multipliers=NAMES,
+                            backend="cpu", arch="edge", energy_weight=0.1, max_steps=2, seed=4,
+                            multiplier_sampling="per-conv")
+
+    full = run_search(cfg(), tmp_path / "full")
+
+    class Killed(Exception):
+        pass
+
+    def die(epoch, step):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_search(cfg(), tmp_path / "cut", progress=die)
+    assert run_search(cfg(), tmp_path / "cut", resume=True) == full
+    assert (tmp_path / "full" / "search.csv").read_text() == \
+        (tmp_path / "cut" / "search.csv").read_text()
