@@ -114,7 +114,7 @@ def _net(sampling: str, backend: str = "reference") -> SearchCNN:
                      multiplier_sampling=sampling)
 
 
-@pytest.mark.parametrize("sampling,factor", [("all", 3), ("gumbel", 1)])
+@pytest.mark.parametrize("sampling,factor", [("all", 3), ("gumbel", 1), ("per-conv", 1)])
 def test_every_edge_conv_sees_the_plain_batch_when_sampled(sampling, factor):
     torch.manual_seed(2)
     net = _net(sampling).train()
@@ -194,11 +194,12 @@ def test_search_settings_and_cli():
     assert cfg["multiplier_sampling"] == "gumbel" and cfg["gumbel_tau"] == 0.5
 
 
-def test_a_sampled_search_runs_end_to_end(tmp_path):
+@pytest.mark.parametrize("sampling", ["gumbel", "per-conv"])
+def test_a_sampled_or_per_conv_search_runs_end_to_end(tmp_path, sampling):
     cfg = SearchConfig(dataset="synthetic", synthetic_size=32, epochs=1, layers=3, channels=2,
                        batch_size=8, multiplier=None, multipliers=NAMES, backend="cpu",
                        arch="edge", energy_weight=0.1, max_steps=2, seed=3,
-                       multiplier_sampling="gumbel")
+                       multiplier_sampling=sampling)
     geno = run_search(cfg, tmp_path / "run")
     saved = load(tmp_path / "run" / "genotype.json")
     assert geno == saved

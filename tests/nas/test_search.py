@@ -47,8 +47,11 @@ def test_cli_two_epoch_search_writes_everything(tmp_path):
     assert est["energy_pj"] > est["arithmetic_pj"] > 0 and est["macs"] > 0
 
 
-def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    full = run_search(tiny(), tmp_path / "full")
+@pytest.mark.parametrize("kw", [
+    {}, dict(multiplier=None, multipliers=["exact8u", "trunc8u_k6c", "drum8u_k4"],
+             multiplier_sampling="per-conv")], ids=["one-multiplier", "per-conv"])
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, kw):
+    full = run_search(tiny(**kw), tmp_path / "full")
 
     class Killed(Exception):
         pass
@@ -58,9 +61,9 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
             raise Killed
 
     with pytest.raises(Killed):
-        run_search(tiny(), tmp_path / "cut", progress=die)
+        run_search(tiny(**kw), tmp_path / "cut", progress=die)
     assert checkpoint.load(tmp_path / "cut" / "checkpoint.pt")["epoch"] == 0
-    resumed = run_search(tiny(), tmp_path / "cut", resume=True)
+    resumed = run_search(tiny(**kw), tmp_path / "cut", resume=True)
     assert resumed == full
     a = checkpoint.load(tmp_path / "full" / "checkpoint.pt")["model"]
     b = checkpoint.load(tmp_path / "cut" / "checkpoint.pt")["model"]
