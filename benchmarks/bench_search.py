@@ -35,7 +35,6 @@ Run: ``python benchmarks/bench_search.py [--layers 5 --channels 8] [--threads 1]
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import time
@@ -273,6 +272,7 @@ def hwcost_model(row: str, args) -> nn.Module:
 def hwcost_stepper(model: nn.Module, batches) -> Callable[[], None]:
     """nas.search.run_search's step: ``Architect.step`` then its weight step."""
     from nas.architect import Architect
+    from nas.search import weight_step
 
     (xt, yt), (xv, yv) = batches
     w_opt = torch.optim.SGD(model.weights(), W_LR, momentum=W_MOMENTUM, weight_decay=W_DECAY)
@@ -285,14 +285,7 @@ def hwcost_stepper(model: nn.Module, batches) -> Callable[[], None]:
 
     def step() -> None:
         architect.step(xt, yt, xv, yv, W_LR, w_opt)
-        w_opt.zero_grad()
-        logits = model(xt)
-        loss = F.cross_entropy(logits, yt)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError("training loss is not finite")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(model.weights()), W_CLIP)
-        w_opt.step()
+        weight_step(model, w_opt, xt, yt, W_CLIP)
 
     return step
 

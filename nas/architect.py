@@ -76,7 +76,7 @@ class Architect:
         self.optimizer.zero_grad()
         self.val_logits = None
         if self.order == "first":
-            with _frozen(self.model.weights()):
+            with frozen(self.model.weights()):
                 val_loss = self._loss(self.model, x_val, y_val, validation=True)
                 if not torch.isfinite(val_loss):
                     raise FloatingPointError("validation loss is not finite")
@@ -144,7 +144,7 @@ class Architect:
 
 
 @contextmanager
-def _frozen(params) -> Iterator[None]:
+def frozen(params) -> Iterator[None]:
     """``requires_grad`` off for ``params`` inside the block (restored after, also on error),
     so a backward through them computes no gradient for them."""
     params = [p for p in params if p.requires_grad]

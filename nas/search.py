@@ -28,7 +28,7 @@ from hwmodel.costing import CostContext
 from multiplier_lib.library import MultiplierResolver
 
 from . import checkpoint
-from .architect import Architect
+from .architect import Architect, frozen
 from .data import make_loaders
 from .energy_penalty import energy_penalty, expected_energy
 from .ops import approx_conv, plain_conv
@@ -260,6 +260,27 @@ def _entropy(logits: torch.Tensor | None) -> float:
     return float(-(p * p.clamp_min(1e-12).log()).sum(dim=-1).mean())
 
 
+def weight_step(model: SearchCNN, w_opt: torch.optim.Optimizer, x: torch.Tensor,
+                y: torch.Tensor, grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One weight update on a training batch; returns the logits and the loss.
+
+    The architecture parameters are frozen for it: their gradients here would be thrown
+    away (the next architecture step starts from zero), and computing them keeps every
+    candidate's output of a per-conv mix alive.  ``benchmarks/bench_search.py`` times this
+    same function.  Raises ``FloatingPointError`` on a non-finite loss, before any update.
+    """
+    w_opt.zero_grad()
+    with frozen(model.alphas()):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError("training loss is not finite")
+        loss.backward()
+    torch.nn.utils.clip_grad_norm_(list(model.weights()), grad_clip)
+    w_opt.step()
+    return logits, loss
+
+
 def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
                progress=None) -> Genotype:
     """Search; returns the derived genotype and writes it with the log to ``out``."""
@@ -339,18 +360,11 @@ def run_search(cfg: SearchConfig, out: str | Path, resume: bool = False,
                 break
             try:
                 val_loss = architect.step(xw, yw, xa, ya, lr, w_opt)
-                w_opt.zero_grad()
-                logits = model(xw)
-                loss = F.cross_entropy(logits, yw)
-                if not math.isfinite(loss.item()):
-                    raise FloatingPointError("training loss is not finite")
+                logits, loss = weight_step(model, w_opt, xw, yw, cfg.w_grad_clip)
             except FloatingPointError as err:
                 raise HwcostError(f"loss became NaN/inf at epoch {epoch} step {step} ({err}); "
                                   f"the last good checkpoint is {ckpt_path} (lower the "
                                   "learning rate or the energy weight)") from None
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(model.weights()), cfg.w_grad_clip)
-            w_opt.step()
             stats["train_loss"] += loss.item()
             stats["train_acc"] += float((logits.argmax(1) == yw).float().mean())
             stats["val_loss"] += float(val_loss)

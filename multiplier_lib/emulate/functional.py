@@ -160,17 +160,18 @@ class _LutConvFunction(torch.autograd.Function):
         if bias is not None:
             out = out + bias.detach().to(torch.float32).view(1, -1, 1, 1)
         ctx.spec = spec
-        out = out.to(x.dtype)
         if spec.replicate > 1:   # the tables' results stacked along the batch
             out = out.reshape(-1, *out.shape[2:])
             acc = acc.reshape(-1, *acc.shape[2:])
+        # mixed in float32 or the input's wider dtype, then rounded once to the input's
+        out = out.to(torch.promote_types(out.dtype, x.dtype))
         mixed, kept = _mix_replicas(ctx, out, mix, None)
         ctx.save_for_backward(x, weight, qx, qw, sx, zx, sw, zw, clip_x, clip_w, x_pad_codes,
                               w_codes, *kept)
         ctx.has_bias = bias is not None
         if spec.keep is not None:
             spec.keep["accumulator"] = acc.to(torch.float64)
-        return mixed
+        return mixed.to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -361,9 +362,10 @@ def replica_view(out: torch.Tensor, t: int, groups: int | None) -> torch.Tensor:
     ``(b, k)`` at ``[b, t, k]``.  ``groups`` None: the results stacked along the batch
     (``(T * N, M, P, Q)``, the op-by-op path); else the fused kernel's order, ``(N, groups
     * T * M / groups, P, Q)`` with the channels of a group in ``[table][row]`` order."""
-    if groups is None:
-        return out.view(1, t, -1)
-    return out.view(out.shape[0] * groups, t, -1)
+    b = 1 if groups is None else out.shape[0] * groups
+    # reshape, not view: the op-by-op path's stacked results can be a strided view (a
+    # depthwise layer at batch 1); sizes given, not inferred, for an empty batch
+    return out.reshape(b, t, out.numel() // (b * t) if b else 0)
 
 
 def mix_replicas(out: torch.Tensor, mix: torch.Tensor, groups: int | None) -> torch.Tensor:
@@ -378,7 +380,7 @@ def mix_replicas(out: torch.Tensor, mix: torch.Tensor, groups: int | None) -> to
     for i in range(1, t):
         mixed.add_(view[:, i], alpha=weights[i])
     n = out.shape[0] // t if groups is None else out.shape[0]
-    return mixed.view(n, out.shape[1] // (1 if groups is None else t), *out.shape[2:])
+    return mixed.reshape(n, out.shape[1] // (1 if groups is None else t), *out.shape[2:])
 
 
 def _mix_replicas(ctx, out: torch.Tensor, mix: torch.Tensor | None, groups: int | None

@@ -193,8 +193,15 @@ class _ApproxMixin:
         output, so the layers around it run once whatever the number of candidates.
         ``weights`` may carry a gradient: it reaches them through each candidate's output,
         while the straight-through gradient of the input and the weights is that of one
-        float convolution scaled by ``sum(weights)``."""
+        float convolution scaled by ``sum(weights)``.  The layer holds ``weights`` until
+        told None: a caller passing a tensor of this step's graph clears it after the
+        forward (as :class:`nas.search_cells.MixedOp` does), or the next backward would
+        reach into a freed graph.  A kept accumulator (``keep_accumulator``) then stacks
+        the candidates' sums along the batch, ``(T * N, ...)``."""
         if weights is not None:
+            if not isinstance(weights, torch.Tensor):
+                raise HwcostError(f"layer {self.layer_name}: mix weights must be a tensor, "
+                                  f"got {type(weights).__name__}")
             if self.candidates is None:
                 raise HwcostError(f"layer {self.layer_name}: has no candidate multipliers to "
                                   f"mix")

@@ -78,7 +78,8 @@ def test_bad_settings_are_refused_naming_the_setting(overrides, message):
 
 
 @pytest.mark.parametrize("sampling", ["all", "per-conv", "gumbel"])
-def test_the_energy_aware_searches_take_the_sampling_and_the_baselines_do_not_need_it(sampling):
+def test_the_energy_aware_searches_take_the_sampling_from_settings_and_cli(sampling,
+                                                                           monkeypatch):
     from nas.experiment.config import SAMPLINGS
     from nas.search import SearchConfig
     from nas.search_cnn import MULTIPLIER_SAMPLING
@@ -89,9 +90,13 @@ def test_the_energy_aware_searches_take_the_sampling_and_the_baselines_do_not_ne
     assert aware and all(u.settings["multiplier_sampling"] == sampling for u in aware)
     for u in aware:
         assert SearchConfig(**u.settings).multiplier_sampling == sampling
+    plan_module = sys.modules["nas.experiment.plan"]   # the package exports the function
+    planned = []
+    monkeypatch.setattr(plan_module, "plan", lambda cfg: planned.append(cfg) or plan(cfg))
     result = CliRunner().invoke(cli, ["experiment", "--out", "unused", "--dry-run",
                                       "--multiplier-sampling", sampling])
     assert result.exit_code == 0, result.output
+    assert [cfg.multiplier_sampling for cfg in planned] == [sampling]
 
 
 def test_a_folder_saved_before_the_sampling_setting_still_resumes():

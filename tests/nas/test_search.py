@@ -304,3 +304,27 @@ def test_validation_batches_reach_batchnorm_and_quantizers_once_per_step(tmp_pat
     assert tracked and set(tracked.values()) == {2 * 3}, sorted(set(tracked.values()))
     rows = list(csv.DictReader(open(out / "search.csv")))
     assert 0.0 <= float(rows[0]["val_acc"]) <= 1.0
+
+
+@pytest.mark.parametrize("kw", [{}, dict(multiplier=None, multipliers=["exact8u", "drum8u_k4"],
+                                         multiplier_sampling="per-conv")],
+                         ids=["one-multiplier", "per-conv"])
+def test_the_weight_step_runs_with_the_architecture_frozen(tmp_path, monkeypatch, kw):
+    """Each step's weight forward and backward leave the alphas and betas out of autograd
+    (their gradients there were thrown away, and a per-conv mix kept every candidate's
+    output for them); the architecture step before it differentiates them."""
+    from nas.search_cnn import SearchCNN
+
+    seen = []
+    forward = SearchCNN.forward
+
+    def recording(self, x):
+        seen.append(tuple(p.requires_grad for p in self.alphas()))
+        return forward(self, x)
+
+    monkeypatch.setattr(SearchCNN, "forward", recording)
+    run_search(tiny(epochs=1, max_steps=2, **kw), tmp_path / "run")
+    n = 4 if kw else 2
+    steps = [s for s in seen if len(s) == n]
+    # per step: the architecture forward (alphas live), then the weight forward (frozen)
+    assert steps[:4] == [(True,) * n, (False,) * n, (True,) * n, (False,) * n]

@@ -64,18 +64,20 @@ def _mixed(layer, x, weights) -> torch.Tensor:
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("names", [UNSIGNED, SIGNED], ids=["unsigned", "signed"])
-def test_one_hot_mix_is_each_candidate_bit_for_bit_on_every_kernel_level(case, names):
+@pytest.mark.parametrize("batch", [1, 3])
+def test_one_hot_mix_is_each_candidate_bit_for_bit_on_every_kernel_level(case, names, batch):
+    """Batch 1 of the grouped cases takes the kernel's branch for few (sample, group) pairs
+    (all sums first, then the rows in parallel) with 2 threads."""
     from multiplier_lib.emulate.backends import cpu
     torch.manual_seed(5)
     layer = _layer(case, names)
-    x = torch.randn(3, case[0], case[-1], case[-1])
+    x = torch.randn(batch, case[0], case[-1], case[-1])
     layer(x.repeat(len(names), 1, 1, 1))   # calibrate the ranges in block mode
     layer.eval()
     with torch.no_grad():
         expected = _each_candidate(layer, 1.5 * x)
     assert not torch.equal(expected[0], expected[2])   # the candidates differ here
-    levels = [0] if not cpu.is_available() else \
-        sorted({lv for lv in (0, 1, 2, cpu.detected_level()) if lv <= cpu.detected_level()})
+    levels = [0] if not cpu.is_available() else range(cpu.detected_level() + 1)
     for level in levels:
         previous = cpu._set_simd_level(level) if cpu.is_available() else None
         try:
@@ -92,10 +94,13 @@ def test_one_hot_mix_is_each_candidate_bit_for_bit_on_every_kernel_level(case, n
 @pytest.mark.parametrize("backend,keep", [("cpu", False), ("cpu", True), ("reference", False)],
                          ids=["fused", "cpu-op-by-op", "reference"])
 @pytest.mark.parametrize("case", CASES[:5])
-def test_soft_mix_and_its_gradients_are_those_of_the_weighted_sum(backend, keep, case):
+@pytest.mark.parametrize("batch", [1, 2])
+def test_soft_mix_and_its_gradients_are_those_of_the_weighted_sum(backend, keep, case, batch):
+    """Batch 1: the op-by-op path's stacked results of a depthwise layer are a strided view
+    (a ``view`` of them failed)."""
     torch.manual_seed(6)
     layer = _layer(case, UNSIGNED, backend, bias=True, keep=keep)
-    x0 = torch.randn(2, case[0], case[-1], case[-1])
+    x0 = torch.randn(batch, case[0], case[-1], case[-1])
     g = None
     results = []
     for way in ("mixed", "oracle"):
@@ -106,7 +111,6 @@ def test_soft_mix_and_its_gradients_are_those_of_the_weighted_sum(backend, keep,
         w = beta.exp()   # summing to 4.1, not 1: the input's gradient scales with the sum
         if way == "mixed":
             y = _mixed(layer, x, w)
-            assert layer.mix_weights is None
         else:
             outs = _each_candidate(layer, x)
             y = sum(w[t] * outs[t] for t in range(len(outs)))
@@ -140,6 +144,28 @@ def test_linear_layers_mix_too():
                                    atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_other_dtypes_mix_at_float32_or_wider_and_empty_batches_mix(dtype):
+    torch.manual_seed(9)
+    case = CASES[2]   # a depth multiplier
+    layer = _layer(case, UNSIGNED).eval()
+    x = torch.randn(2, 4, 9, 9)
+    layer(x.repeat(3, 1, 1, 1))
+    w = torch.tensor([0.2, 0.5, 0.3]).to(dtype)
+    with torch.no_grad():
+        # each candidate's result (float32 sums, in the input's dtype), mixed in float64
+        outs = [o.double() for o in _each_candidate(layer, x.to(dtype))]
+        expect = sum(float(w[t]) * outs[t] for t in range(3))
+        got = _mixed(layer, x.to(dtype), w)
+        assert got.dtype == dtype
+        if dtype == torch.float64:   # mixed in float64 itself
+            torch.testing.assert_close(got, expect, rtol=1e-12, atol=1e-12)
+        else:   # the reference rounds each result to half first: a few half ulps apart
+            torch.testing.assert_close(got.double(), expect, rtol=3e-3, atol=3e-3)
+        empty = _mixed(layer, x[:0], w)
+    assert empty.shape == (0, 8, 9, 9)
+
+
 def test_a_selected_candidate_overrides_the_mix_and_blocks_come_back_after():
     torch.manual_seed(8)
     case = CASES[0]
@@ -158,6 +184,8 @@ def test_a_selected_candidate_overrides_the_mix_and_blocks_come_back_after():
 
 
 def test_mixing_errors_are_clear():
+    with pytest.raises(HwcostError, match="mix weights must be a tensor, got list"):
+        _layer(CASES[0], UNSIGNED, "reference").mix_candidates([0.2, 0.5, 0.3])
     plain = ApproxConv2d(4, 4, 3, multiplier="exact8u", backend="reference")
     with pytest.raises(HwcostError, match="no candidate multipliers to mix"):
         plain.mix_candidates(torch.ones(2) / 2)
