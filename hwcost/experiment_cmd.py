@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from nas.settings import MULTIPLIER_SAMPLING
+
 from .options import DATASETS, library_option
 from .outputs import OUT_DIR
 from .tables import render
@@ -43,7 +45,7 @@ def _weights(text: str | None) -> list[float] | None:
               help="Candidate multipliers of the energy-aware search, comma-separated "
                    "(default exact8u,trunc8u_k4c,trunc8u_k6c,bam8u_h2v6).")
 @click.option("--energy-weights", help="Energy weights, comma-separated (default 0,0.25,1,4).")
-@click.option("--multiplier-sampling", type=click.Choice(["all", "gumbel", "per-conv"]),
+@click.option("--multiplier-sampling", type=click.Choice(MULTIPLIER_SAMPLING),
               default=None, help="How the energy-aware searches treat the candidates (as "
               "'hwcost search'; default all).")
 @click.option("--seeds", type=click.IntRange(1, 100), default=None,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from nas.settings import MULTIPLIER_SAMPLING
+
 from .options import DATASETS, library_option, threads_option, use_threads
 from .outputs import OUT_DIR
 
@@ -31,7 +33,7 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--batch-size", type=int)
 @click.option("--multiplier", help="One multiplier for every convolution (ApproxDARTS).")
 @click.option("--multipliers", help="Comma-separated multipliers searched per edge.")
-@click.option("--multiplier-sampling", type=click.Choice(["all", "gumbel", "per-conv"]),
+@click.option("--multiplier-sampling", type=click.Choice(MULTIPLIER_SAMPLING),
               help="With --multipliers: 'all' (default) runs every candidate's ops each step "
               "and mixes their outputs by softmax(beta); 'per-conv' runs the ops once, each "
               "conv mixing the candidates' products by softmax(beta); 'gumbel' runs one per "

@@ -41,9 +41,7 @@ from darts.macro import plan_network
 from darts.op_specs import OP_SPECS
 from nas.ops import ConvFactory, approx_conv, n_candidates, per_conv_mixing, plain_conv
 from nas.search_cells import SearchCell, edge_index, n_edges
-
-#: the ways a step can treat an edge's candidate multipliers (see SearchCNN.forward)
-MULTIPLIER_SAMPLING = ("all", "gumbel", "per-conv")
+from nas.settings import MULTIPLIER_SAMPLING
 
 _ARCH_NAMES = ("alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce")
 _NONE = PRIMITIVES.index("none")

@@ -11,6 +11,10 @@ from dataclasses import dataclass, fields
 from core.errors import HwcostError
 from core.limits import Limit
 
+#: the ways a search step can treat an edge's candidate multipliers (see
+#: nas.search_cnn.SearchCNN.forward); here, torch-free, for the CLI and the experiment config
+MULTIPLIER_SAMPLING = ("all", "gumbel", "per-conv")
+
 #: the data sets ``--dataset`` accepts (here, torch-free, so ``hwcost --help`` stays fast)
 DATASETS = ("cifar10", "cifar100", "svhn", "synthetic", "digits", "folder", "npz")
 

@@ -12,15 +12,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from core.errors import HwcostError
-from nas.settings import DataSettings, SettingError, check_types, require
+from nas.settings import MULTIPLIER_SAMPLING, DataSettings, SettingError, check_types, require
 
 #: exact 8-bit first (the fixed layers of a per-edge search run on the first candidate), then
 #: approximate designs from cheap-and-close to cheapest: rel. energy 0.87, 0.68, 0.56 of exact
 DEFAULT_CANDIDATES = ("exact8u", "trunc8u_k4c", "trunc8u_k6c", "bam8u_h2v6")
 DEFAULT_WEIGHTS = (0.0, 0.25, 1.0, 4.0)
-#: nas.search_cnn.MULTIPLIER_SAMPLING, repeated here to keep this module torch-free (a test
-#: checks the two agree)
-SAMPLINGS = ("all", "gumbel", "per-conv")
 #: the digits' own 8 x 8 pixels: four times less work per image than the loader's default 16
 DIGITS_SIZE = 8
 
@@ -76,8 +73,8 @@ class ExperimentConfig(DataSettings):
         require("seeds", 1 <= self.seeds <= 100, "must be 1..100")
         require("penalty", self.penalty in ("additive", "fbnet"),
                 "must be additive or fbnet (a target needs an energy budget per network)")
-        require("multiplier_sampling", self.multiplier_sampling in SAMPLINGS,
-                f"must be one of {', '.join(SAMPLINGS)}")
+        require("multiplier_sampling", self.multiplier_sampling in MULTIPLIER_SAMPLING,
+                f"must be one of {', '.join(MULTIPLIER_SAMPLING)}")
         for key in ("search_epochs", "search_channels", "search_batch_size", "train_epochs",
                     "train_layers", "train_channels", "train_batch_size"):
             require(key, getattr(self, key) >= 1, "must be at least 1")

@@ -80,11 +80,8 @@ def test_bad_settings_are_refused_naming_the_setting(overrides, message):
 @pytest.mark.parametrize("sampling", ["all", "per-conv", "gumbel"])
 def test_the_energy_aware_searches_take_the_sampling_from_settings_and_cli(sampling,
                                                                            monkeypatch):
-    from nas.experiment.config import SAMPLINGS
     from nas.search import SearchConfig
-    from nas.search_cnn import MULTIPLIER_SAMPLING
 
-    assert SAMPLINGS == MULTIPLIER_SAMPLING
     units = plan(make_config("small", multiplier_sampling=sampling))
     aware = [u for u in units if u.kind == "search" and u.group == "energy-aware"]
     assert aware and all(u.settings["multiplier_sampling"] == sampling for u in aware)
