@@ -42,6 +42,7 @@ import torch
 
 from core.errors import HwcostError
 
+from ..factor import FLOAT32_EXACT, outer_factors
 from . import kernel_cache
 from .contract import FusedConv, NonFiniteInput
 
@@ -69,6 +70,8 @@ class Prepared(NamedTuple):
     pack: int               # pack mode the entries allow
     planes: torch.Tensor    # (2**b, 2, 256) uint8 byte planes of lut_t - centre, or empty
     centre: int             # what the planes' int16 values are relative to
+    factors: torch.Tensor   # (1, 2, 256) float32 u and v of a rank-one table, or empty
+    factor_peak: int        # max|u| * max|v| (0 without factors)
 
 
 def _byte_planes(lut_t: torch.Tensor, lo: int, hi: int) -> tuple[torch.Tensor, int]:
@@ -325,11 +328,70 @@ def _prepare(lut: torch.Tensor) -> Prepared:
     else:
         pack = _NO_PACK
     planes, centre = _byte_planes(lut_t, lo, hi)
-    prepared = Prepared(flat, lut_t, maxabs, pack, planes, centre)
+    factors, peak = _factor_table(flat)
+    prepared = Prepared(flat, lut_t, maxabs, pack, planes, centre, factors, peak)
     if len(_prepared) >= _PREPARED_MAX:
         _prepared.clear()
     _prepared[id(lut)] = (lut, lut._version, prepared)
     return prepared
+
+
+def _factor_table(lut: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """A rank-one table's factors as the kernel reads them, ``(1, 2, 256)`` float32 (``u``
+    by activation code, ``v`` by weight code; see :mod:`..factor`), and their peak
+    product; empty and 0 for any other table, or factors float32 cannot hold."""
+    found = outer_factors(lut)
+    if found is None or found.peak >= FLOAT32_EXACT:
+        return _NO_FACTORS, 0
+    table = torch.zeros(1, 2, 256, dtype=torch.float32)
+    table[0, 0, :lut.shape[0]] = found.u.to(torch.float32)
+    table[0, 1, :lut.shape[1]] = found.v.to(torch.float32)
+    return table, found.peak
+
+
+_NO_FACTORS = torch.empty(0, dtype=torch.float32)
+#: the float sums replace look-ups where each output reduces at least this many products
+#: per weight row of its group (``K * M / groups``).  Measured on the DARTS layers of
+#: ``benchmarks/bench_emulation.py`` (AMD EPYC Zen 5, VBMI + VNNI look-ups, 2 threads, batch
+#: 64): a 27 x 48 stem 2.1x -> 1.2x fp32, 1x1 convs of 32 and 64 channels 2.5-3.2x ->
+#: 1.9-2.3x; but a 16-channel 1x1 conv 1.7x -> 2.4x and 3x3/5x5 depthwise convs 2.4-3.0x ->
+#: 3.3-4.2x.  There the GEMM saves less than the float copy of the codes costs in memory
+#: traffic (and the depthwise look-ups finish each plane while it is in cache).
+FLOAT_SUMS_MIN_WORK = 1024
+FLOAT_SUMS_MODES = ("auto", "always", "never")
+_float_sums_mode = "auto"
+
+
+def _set_float_sums(mode: str) -> str:
+    """``"auto"`` (float sums where :data:`FLOAT_SUMS_MIN_WORK` says they pay), ``"always"``
+    (wherever exact) or ``"never"``; returns the previous mode.  For tests, which hold both
+    paths against each other on every shape, and for benchmarks."""
+    global _float_sums_mode
+    if mode not in FLOAT_SUMS_MODES:
+        raise HwcostError(f"float sums mode {mode!r}: expected one of {FLOAT_SUMS_MODES}")
+    previous, _float_sums_mode = _float_sums_mode, mode
+    return previous
+
+
+def _fp32_is_ieee() -> bool:
+    """Whether torch's CPU float32 convolutions run in float32: a user may let oneDNN round
+    them to bfloat16 or TF32, which would make the float sums inexact."""
+    return (torch.get_float32_matmul_precision() == "highest" and
+            all(p in ("none", "ieee") for p in (torch.backends.fp32_precision,
+                                                torch.backends.mkldnn.fp32_precision,
+                                                torch.backends.mkldnn.conv.fp32_precision)))
+
+
+def _float_sums(factors: torch.Tensor, peak: int, k: int, rows: int) -> torch.Tensor:
+    """The factors to pass the kernel for sums of ``k`` products over ``rows`` weight rows
+    per group, or an empty tensor when the look-ups run: a table that does not factor, a
+    sum float32 cannot hold exactly (``k * peak >= 2**24``), float32 convolutions that do
+    not run in float32, or (mode "auto") a layer too thin for the GEMM to pay."""
+    if (not factors.numel() or _float_sums_mode == "never" or k * peak >= FLOAT32_EXACT
+            or (_float_sums_mode == "auto" and k * rows < FLOAT_SUMS_MIN_WORK)
+            or not _fp32_is_ieee()):
+        return _NO_FACTORS
+    return factors
 
 
 def _centres(*values: int) -> torch.Tensor:
@@ -353,7 +415,8 @@ def conv2d_lut(x: torch.Tensor, w: torch.Tensor, lut: torch.Tensor,
     ops = _load()
     planes = pr.planes.unsqueeze(0) if pr.planes.numel() else pr.planes
     return ops.conv2d(x.contiguous(), w.contiguous(), pr.lut_t, planes, _centres(pr.centre),
-                      sh, sw, dh, dw, int(groups), pr.pack, 0)
+                      sh, sw, dh, dw, int(groups), pr.pack, 0,
+                      _float_sums(pr.factors, pr.factor_peak, k, w.shape[0] // groups))
 
 
 def _conv_geometry(x: torch.Tensor, w: torch.Tensor, stride, dilation, groups: int,
@@ -380,6 +443,8 @@ class _Stack(NamedTuple):
     pack: int               # a pack mode all tables allow
     planes: torch.Tensor    # (T, 2**b, 2, 256), or empty unless every table has planes
     centres: torch.Tensor   # (T,) int32
+    factors: torch.Tensor   # (T, 2, 256) float32, or empty unless every table factors
+    factor_peak: int
 
 
 def _prepare_stack(luts, what: str) -> _Stack:
@@ -409,7 +474,13 @@ def _prepare_stack(luts, what: str) -> _Stack:
         planes = torch.stack([p.planes for p in prepared]).contiguous()
     else:
         planes = torch.empty(0, dtype=torch.uint8)
-    stack = _Stack(lut_t, maxabs, pack, planes, _centres(*(p.centre for p in prepared)))
+    if all(p.factors.numel() for p in prepared):
+        factors = torch.cat([p.factors for p in prepared]).contiguous()
+        peak = max(p.factor_peak for p in prepared)
+    else:
+        factors, peak = _NO_FACTORS, 0
+    stack = _Stack(lut_t, maxabs, pack, planes, _centres(*(p.centre for p in prepared)),
+                   factors, peak)
     if len(_stacks) >= _PREPARED_MAX:
         _stacks.clear()
     _stacks[key] = (tuple(luts), stack)
@@ -433,7 +504,8 @@ def conv2d_multi_lut(x: torch.Tensor, w: torch.Tensor, luts,
     _check_range(k, st.maxabs, "conv2d_multi_lut")
     m = w.shape[0]
     out = _load().conv2d(x.contiguous(), w.contiguous(), st.lut_t, st.planes, st.centres,
-                         sh, sw, dh, dw, int(groups), st.pack, 0)
+                         sh, sw, dh, dw, int(groups), st.pack, 0,
+                         _float_sums(st.factors, st.factor_peak, k, w.shape[0] // groups))
     t = st.lut_t.shape[0]
     n, _, p, q = out.shape
     # kernel order [group][table][channel] -> [table][sample][group, channel]
@@ -455,7 +527,8 @@ def conv2d_block_lut(x: torch.Tensor, w: torch.Tensor, luts,
     sh, sw, dh, dw, k = _conv_geometry(x, w, stride, dilation, groups, "conv2d_block_lut")
     _check_range(k, st.maxabs, "conv2d_block_lut")
     return _load().conv2d(x.contiguous(), w.contiguous(), st.lut_t, st.planes, st.centres,
-                          sh, sw, dh, dw, int(groups), st.pack, 1)
+                          sh, sw, dh, dw, int(groups), st.pack, 1,
+                          _float_sums(st.factors, st.factor_peak, k, w.shape[0] // groups))
 
 
 def approx_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -474,7 +547,7 @@ def approx_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     activation codes and the weight codes.  The caller has validated the layer (shapes,
     overflow bound); see ``approx_conv2d`` in ``lut_kernels.cpp``.
     """
-    lut_t, planes, centres, pack, blocks = _plan(luts)
+    lut_t, planes, centres, pack, blocks, factors, peak = _plan(luts)
     blocks = 2 if replicate and blocks else blocks
     sh, sw_ = (int(v) for v in stride)
     dh, dw = (int(v) for v in dilation)
@@ -483,7 +556,8 @@ def approx_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         return _load().approx_conv2d(
             x.detach().contiguous(), weight.detach().contiguous(), b, float(sx), int(zx), sw,
             zw, domains, lut_t, planes, centres, pack,
-            (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks))
+            (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks),
+            _float_sums(factors, peak, weight[0].numel(), weight.shape[0] // groups))
 
 
 @contextlib.contextmanager
@@ -507,7 +581,7 @@ def approx_conv2d_observed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     """:func:`approx_conv2d` with the observers' update and the quantizer parameters in the
     same native call (see ``FusedConv.approx_conv2d_observed``); the ranges are float32
     vectors updated in place."""
-    lut_t, planes, centres, pack, blocks = _plan(luts)
+    lut_t, planes, centres, pack, blocks, factors, peak = _plan(luts)
     blocks = 2 if replicate and blocks else blocks
     sh, sw_ = (int(v) for v in stride)
     dh, dw = (int(v) for v in dilation)
@@ -516,7 +590,8 @@ def approx_conv2d_observed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
         out, xc, wc, aq, sw, zw = _load().approx_conv2d_observed(
             x.detach().contiguous(), weight.detach().contiguous(), b, act_range[0],
             act_range[1], w_range[0], w_range[1], qflags, domains, lut_t, planes, centres,
-            pack, (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks))
+            pack, (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks),
+            _float_sums(factors, peak, weight[0].numel(), weight.shape[0] // groups))
     sx, zx = aq.tolist()
     return out, xc, wc, sx, int(zx), sw, zw
 
@@ -566,10 +641,11 @@ def _plan(luts) -> tuple:
     if len(luts) == 1:
         pr = _prepare(luts[0])
         planes = pr.planes.unsqueeze(0) if pr.planes.numel() else pr.planes
-        plan = (pr.lut_t, planes, _centres(pr.centre), pr.pack, 0)
+        plan = (pr.lut_t, planes, _centres(pr.centre), pr.pack, 0, pr.factors,
+                pr.factor_peak)
     else:
         st = _prepare_stack(luts, "approx_conv2d")
-        plan = (st.lut_t, st.planes, st.centres, st.pack, 1)
+        plan = (st.lut_t, st.planes, st.centres, st.pack, 1, st.factors, st.factor_peak)
     if len(_plans) >= _PREPARED_MAX:
         _plans.clear()
     _plans[key] = (tuple(luts), plan)

@@ -25,6 +25,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/aminmax.h>
+#include <ATen/ops/conv2d.h>
+#include <ATen/ops/mm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/util/Exception.h>
@@ -826,6 +828,131 @@ void build_row_packed(uint64_t* out, const uint16_t* taps, int64_t R, int64_t S,
 // ---------------------------------------------------------------------------------------------
 // conv2d
 
+// ---------------------------------------------------------------------------------------------
+// Rank-one tables as float convolutions
+//
+// A table that is an outer product, lut[a][b] = u[a] * v[b] with integer u and v (exact
+// multipliers, DRUM, perforated and operand-truncating designs; found exactly by
+// multiplier_lib/emulate/factor.py), needs no look-ups at all: the LUT sum of a window is the
+// float convolution of u[codes] with v[codes].  It is exact when every partial sum is an
+// integer float32 holds (K * max|u| * max|v| < 2**24; checked here as well as by the caller),
+// and torch's float32 convolution on the CPU adds in some order of exact integers only
+// (direct and GEMM algorithms; no Winograd).  `factors` is (T, 2, 256) float32: [t][0] u by
+// activation code, [t][1] v by weight code, zero past the table's width.
+
+#ifdef HWCOST_X86
+HWCOST_AVX512 void map_codes_avx512(const uint8_t* __restrict c, float* __restrict o, int64_t n,
+                                    const float* table) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + i)));
+    _mm512_storeu_ps(o + i, _mm512_i32gather_ps(idx, table, 4));
+  }
+  for (; i < n; ++i) o[i] = table[c[i]];
+}
+#endif
+
+inline void map_codes_into(const uint8_t* c, float* o, int64_t n, const float* table) {
+#ifdef HWCOST_X86
+  if (g_simd >= 2) return map_codes_avx512(c, o, n, table);
+#endif
+  for (int64_t i = 0; i < n; ++i) o[i] = table[c[i]];
+}
+
+// table[codes] as float32, in the codes' shape.
+at::Tensor map_codes(const at::Tensor& codes, const float* table) {
+  at::Tensor f = at::empty(codes.sizes(), codes.options().dtype(at::kFloat));
+  const uint8_t* c = codes.data_ptr<uint8_t>();
+  float* o = f.data_ptr<float>();
+  at::parallel_for(0, codes.numel(), 16384, [&](int64_t b, int64_t e) {
+    map_codes_into(c + b, o + b, e - b, table);
+  });
+  return f;
+}
+
+// out[n][m] = sum_k a[n][k] * b[m][k] in 16 lanes per dot product.  The lanes add in another
+// order than a sequential sum, which is exact here (integers below 2**24 throughout).
+constexpr int64_t kSmallGemm = 1 << 18;
+HWCOST_CLONES void small_gemm_nt(const float* __restrict a, const float* __restrict b,
+                                 float* __restrict out, int64_t N, int64_t M, int64_t K) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t m = 0; m < M; ++m) {
+      const float* x = a + n * K;
+      const float* y = b + m * K;
+      float lanes[16] = {0.0f};
+      int64_t k = 0;
+      for (; k + 16 <= K; k += 16)
+        for (int j = 0; j < 16; ++j) lanes[j] += x[k + j] * y[k + j];
+      float sum = 0.0f;
+      for (int j = 0; j < 16; ++j) sum += lanes[j];
+      for (; k < K; ++k) sum += x[k] * y[k];
+      out[n * M + m] = sum;
+    }
+}
+
+// The float32 convolution of u[x] with v[w] (one table's factors, `table` = u then v, 512
+// floats): (N, M, P, Q), every entry an exact integer (the bound is checked here).  `x` is
+// the activation codes (uint8), or already u[codes] (float32).
+at::Tensor factored_conv(const at::Tensor& x, const at::Tensor& w, const float* table,
+                         int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t groups) {
+  const int64_t K = w.size(1) * w.size(2) * w.size(3);
+  float umax = 0.0f, vmax = 0.0f;
+  for (int c = 0; c < 256; ++c) {
+    umax = std::max(umax, std::fabs(table[c]));
+    vmax = std::max(vmax, std::fabs(table[256 + c]));
+  }
+  TORCH_CHECK(static_cast<double>(K) * umax * vmax < 16777216.0,
+              "factored sums would not be exact in float32");
+  const std::vector<int64_t> stride{sh, sw}, padding{0, 0}, dilation{dh, dw};
+  const at::Tensor xf = x.scalar_type() == at::kFloat ? x : map_codes(x, table);
+  const at::Tensor wf = map_codes(w, table + 256);
+  if (groups == 1 && x.size(2) == 1 && x.size(3) == 1 && w.size(2) == 1 && w.size(3) == 1) {
+    // a linear layer: one GEMM, without the convolution's set-up (about 100 us at 64 x 256);
+    // a small one here in this thread (torch's threaded GEMM spent more time starting and
+    // joining its threads than multiplying at 64 x 256 x 10)
+    const int64_t N = x.size(0), C = x.size(1), M = w.size(0);
+    if (N * M * C <= kSmallGemm) {
+      at::Tensor out = at::empty({N, M, 1, 1}, xf.options());
+      small_gemm_nt(xf.data_ptr<float>(), wf.data_ptr<float>(), out.data_ptr<float>(), N, M,
+                    C);
+      return out;
+    }
+    return at::mm(xf.view({N, C}), wf.view({M, C}).t()).view({N, M, 1, 1});
+  }
+  return at::conv2d(xf, wf, std::nullopt, stride, padding, dilation, groups).contiguous();
+}
+
+// out (N, T * Mw or Mw, P, Q) int32 in conv2d_lut_impl's layout: blocks == 0, every table
+// over the whole batch, channels [group][table][weight row]; blocks == 1, the batch as T
+// blocks, block t by table t.
+void factored_sums(const at::Tensor& x, const at::Tensor& w, const at::Tensor& factors,
+                   int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t groups,
+                   int64_t blocks, at::Tensor& out) {
+  const int64_t T = factors.size(0);
+  const int64_t N = x.size(0), Mw = w.size(0);
+  const float* fp = factors.data_ptr<float>();
+  const int64_t mw = Mw / groups, M = out.size(1), mg = M / groups;
+  const int64_t P = out.size(2), Q = out.size(3), L = P * Q;
+  const int64_t Nb = blocks ? N / T : N;   // samples each table reads
+  int32_t* op = out.data_ptr<int32_t>();
+  for (int64_t t = 0; t < T; ++t) {
+    const at::Tensor xs = blocks ? x.narrow(0, t * Nb, Nb).contiguous() : x;
+    const at::Tensor y = factored_conv(xs, w, fp + t * 512, sh, sw, dh, dw, groups);
+    const float* yp = y.data_ptr<float>();
+    const int64_t n0 = blocks ? t * Nb : 0;
+    at::parallel_for(0, Nb * Mw, std::max<int64_t>(1, 16384 / std::max<int64_t>(L, 1)),
+                     [&](int64_t b, int64_t e) {
+      for (int64_t nm = b; nm < e; ++nm) {
+        const int64_t n = nm / Mw, m = nm % Mw, g = m / mw, i = m % mw;
+        const int64_t c = blocks ? m : g * mg + t * mw + i;
+        int32_t* dst = op + ((n0 + n) * M + c) * L;
+        const float* src = yp + nm * L;
+        for (int64_t l = 0; l < L; ++l) dst[l] = static_cast<int32_t>(src[l]);
+      }
+    });
+  }
+}
+
 // lutT: the LUT transposed, (2**b, 2**a): row = weight code, contiguous over activation codes;
 // or a stack of T such transposed LUTs, (T, 2**b, 2**a).  With a stack:
 //   blocks == 0: every weight row is looked up in each of the T tables, one pass over the
@@ -846,7 +973,7 @@ at::Tensor conv2d_lut_impl(const at::Tensor& x, const at::Tensor& w, const at::T
                            const at::Tensor& planes, const at::Tensor& centres, int64_t sh,
                            int64_t sw, int64_t dh, int64_t dw, int64_t groups, int64_t pack,
                            int64_t blocks, const DepthwiseEpilogue* epilogue,
-                           bool* epilogue_ran) {
+                           bool* epilogue_ran, const at::Tensor& factors) {
   check_operands(x, w, lutT, lutT.size(-1), lutT.size(-2), 4);
   TORCH_CHECK(sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1 && groups >= 1, "bad conv parameters");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -868,6 +995,14 @@ at::Tensor conv2d_lut_impl(const at::Tensor& x, const at::Tensor& w, const at::T
               "input smaller than the dilated kernel");
   at::Tensor out = at::empty({N, M, P, Q}, x.options().dtype(at::kInt));
   if (out.numel() == 0) return out;
+  if (factors.numel() > 0) {
+    TORCH_CHECK(factors.scalar_type() == at::kFloat && factors.is_contiguous() &&
+                    factors.dim() == 3 && factors.size(0) == T && factors.size(1) == 2 &&
+                    factors.size(2) == 256,
+                "factors must be (tables, 2, 256) float32");
+    factored_sums(x, w, factors, sh, sw, dh, dw, groups, blocks, out);
+    return out;
+  }
 
   const int64_t A = lutT.size(-1);  // activation-code width of every table
   const int64_t mw = Mw / groups;   // weight rows per group
@@ -1251,9 +1386,9 @@ at::Tensor conv2d_lut_impl(const at::Tensor& x, const at::Tensor& w, const at::T
 at::Tensor conv2d_lut(const at::Tensor& x, const at::Tensor& w, const at::Tensor& lutT,
                       const at::Tensor& planes, const at::Tensor& centres, int64_t sh,
                       int64_t sw, int64_t dh, int64_t dw, int64_t groups, int64_t pack,
-                      int64_t blocks) {
+                      int64_t blocks, const at::Tensor& factors) {
   return conv2d_lut_impl(x, w, lutT, planes, centres, sh, sw, dh, dw, groups, pack, blocks,
-                         nullptr, nullptr);
+                         nullptr, nullptr, factors);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1647,6 +1782,20 @@ HWCOST_CLONES void finish_row(const int32_t* acc, float* out, int64_t n,
   }
 }
 
+// finish_row for exact integer sums held in float32 (a rank-one table's float convolution):
+// the same arithmetic after the conversion.
+HWCOST_CLONES void finish_row_f32(const float* acc, float* out, int64_t n, uint32_t wterm,
+                                  uint32_t zw, const uint32_t* __restrict sumx, float scale,
+                                  float bias, bool has_bias) {
+  const float b = has_bias ? bias : 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t s = sumx != nullptr ? sumx[i] : 0u;
+    const uint32_t v = static_cast<uint32_t>(static_cast<int32_t>(acc[i])) - wterm - zw * s;
+    const float y = static_cast<float>(static_cast<int32_t>(v)) * scale;
+    out[i] = has_bias ? y + b : y;
+  }
+}
+
 // finish_row for sums in pitch layout (acc and window sums at p * pitch + q; the window
 // sums 16-bit, int16 when `signed16`), writing the P x Q output rows: the same arithmetic.
 HWCOST_CLONES void finish_pitch(const int32_t* __restrict acc, float* __restrict out, int64_t P,
@@ -1709,7 +1858,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
     const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, double sx, int64_t zx,
     const at::Tensor& sw_t, const at::Tensor& zw_t, std::vector<int64_t> domain,
     const at::Tensor& lutT, const at::Tensor& planes, const at::Tensor& centres, int64_t pack,
-    std::vector<int64_t> geom) {
+    std::vector<int64_t> geom, const at::Tensor& factors) {
   TORCH_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
                   x.is_contiguous() && w.is_contiguous() && x.dim() == 4 && w.dim() == 4,
               "approx_conv2d: x and w must be contiguous 4-D float32");
@@ -1747,6 +1896,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   at::Tensor xc = at::empty({N, C, Hp, Wp}, x.options().dtype(at::kByte));
   const float* xp = x.data_ptr<float>();
   uint8_t* xcp = xc.data_ptr<uint8_t>();
+  // One rank-one table (see factored_conv): its factor u of every code is written by the
+  // quantization pass itself, while the codes are in cache, and the float sums finished
+  // straight from float32.
+  const bool float_sums = factors.numel() > 0 && reps == 1 && blocks == 0;
+  TORCH_CHECK(!float_sums || (factors.scalar_type() == at::kFloat && factors.is_contiguous() &&
+                              factors.numel() == 512),
+              "factors must be (1, 2, 256) float32");
+  const float* ftab = float_sums ? factors.data_ptr<float>() : nullptr;
+  at::Tensor xf = float_sums ? at::empty({N, C, Hp, Wp}, x.options()) : at::Tensor();
+  float* xfp = float_sums ? xf.data_ptr<float>() : nullptr;
   std::atomic<bool> finite{true};
   if (ph == 0 && pw == 0) {
     // No padding: one flat range, split in long runs (planes can be a single value).
@@ -1754,14 +1913,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
       if (!quantize_row(xp + b, xcp + b, e - b, xs, xz, static_cast<float>(aqmin),
                         static_cast<float>(aqmax), static_cast<int32_t>(amask)))
         finite.store(false, std::memory_order_relaxed);
+      if (xfp != nullptr) map_codes_into(xcp + b, xfp + b, e - b, ftab);
     });
   } else {
     at::parallel_for(0, N * C, grain_for(Hp * Wp), [&](int64_t b, int64_t e) {
       bool ok = true;
-      for (int64_t pl = b; pl < e; ++pl)
+      for (int64_t pl = b; pl < e; ++pl) {
         ok &= quantize_padded(xp + pl * H * W, xcp + pl * Hp * Wp, H, W, ph, pw, zcode, xs,
                               xz, static_cast<float>(aqmin), static_cast<float>(aqmax),
                               static_cast<int32_t>(amask));
+        if (xfp != nullptr)
+          map_codes_into(xcp + pl * Hp * Wp, xfp + pl * Hp * Wp, Hp * Wp, ftab);
+      }
       if (!ok) finite.store(false, std::memory_order_relaxed);
     });
   }
@@ -1828,10 +1991,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
     }
   };
   bool finished = false;
-  at::Tensor acc = conv2d_lut_impl(xc, wc, lutT, planes, centres, sh, swd, dh, dw, groups, pack,
-                                   replicate ? 0 : blocks,
-                                   (!any_zw || pitch16) ? &epilogue : nullptr,
-                                   &finished);
+  at::Tensor acc;
+  if (float_sums) {
+    acc = factored_conv(xf, wc, ftab, sh, swd, dh, dw, groups);
+  } else {
+    acc = conv2d_lut_impl(xc, wc, lutT, planes, centres, sh, swd, dh, dw, groups, pack,
+                          replicate ? 0 : blocks, (!any_zw || pitch16) ? &epilogue : nullptr,
+                          &finished, factors);
+  }
   if (finished) return {acc.view(at::kFloat), xc, wc};
   const int64_t P = acc.size(2), Q = acc.size(3), L = P * Q;
   // Window sums of the activation values (one per group and position), only when a weight
@@ -1867,15 +2034,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
                   sc.rows.data());
     }
   };
-  at::Tensor out = acc.view(at::kFloat);
-  const int32_t* ap = acc.data_ptr<int32_t>();
-  float* op = reinterpret_cast<float*>(acc.data_ptr<int32_t>());
+  at::Tensor out = float_sums ? acc : acc.view(at::kFloat);
+  const int32_t* ap = float_sums ? nullptr : acc.data_ptr<int32_t>();
+  const float* fap = float_sums ? acc.data_ptr<float>() : nullptr;
+  float* op = out.data_ptr<float>();
   auto finish = [&](int64_t nm, const uint32_t* sx_row) {
     const int64_t c = nm % Mo, m = c / mgo * mg + c % mgo % mg;
     const uint32_t zwu = static_cast<uint32_t>(zw[m]);
     const uint32_t wterm = zxu * (sumw[m] - static_cast<uint32_t>(K) * zwu);
-    finish_row(ap + nm * L, op + nm * L, L, wterm, zwu, sx_row, scale[m], bp ? bp[m] : 0.0f,
-               bp != nullptr);
+    if (fap != nullptr)
+      finish_row_f32(fap + nm * L, op + nm * L, L, wterm, zwu, sx_row, scale[m],
+                     bp ? bp[m] : 0.0f, bp != nullptr);
+    else
+      finish_row(ap + nm * L, op + nm * L, L, wterm, zwu, sx_row, scale[m], bp ? bp[m] : 0.0f,
+                 bp != nullptr);
   };
   const int64_t nthreads = at::get_num_threads();
   if (N * groups >= 2 * nthreads || nthreads == 1) {
@@ -2050,7 +2222,7 @@ approx_conv2d_observed(const at::Tensor& x, const at::Tensor& w, const at::Tenso
                        const at::Tensor& wmax, std::vector<int64_t> qflags,
                        std::vector<int64_t> domain, const at::Tensor& lutT,
                        const at::Tensor& planes, const at::Tensor& centres, int64_t pack,
-                       std::vector<int64_t> geom) {
+                       std::vector<int64_t> geom, const at::Tensor& factors) {
   TORCH_CHECK(qflags.size() == 4 && domain.size() == 7, "approx_conv2d_observed: bad flags");
   TORCH_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.dim() == 4,
               "approx_conv2d_observed: x and w must be float32");
@@ -2108,7 +2280,8 @@ approx_conv2d_observed(const at::Tensor& x, const at::Tensor& w, const at::Tenso
     zwp[r] = q.zp;
   }
   auto [out, xc, wc] = approx_conv2d(x, w, bias, static_cast<double>(aq.scale), aq.zp, sw, zw,
-                                     domain, lutT, planes, centres, pack, geom);
+                                     domain, lutT, planes, centres, pack, geom,
+                                     factors);
   amn[0] = alo;
   amx[0] = ahi;
   std::copy(wlo.begin(), wlo.end(), wmn_store);
@@ -2137,18 +2310,18 @@ int64_t set_simd_level(int64_t level) {
 
 TORCH_LIBRARY(HWCOST_NS, m) {
   m.def("conv2d_lut(Tensor x, Tensor w, Tensor lutT, Tensor planes, Tensor centres, int sh, "
-        "int sw, int dh, int dw, int groups, int pack, int blocks) -> Tensor",
+        "int sw, int dh, int dw, int groups, int pack, int blocks, Tensor factors) -> Tensor",
         &conv2d_lut);
   m.def("linear_lut(Tensor x, Tensor w, Tensor lut, Tensor lutT, Tensor planes, "
         "Tensor centres, int pack) -> Tensor",
         &linear_lut);
   m.def("approx_conv2d(Tensor x, Tensor w, Tensor bias, float sx, int zx, Tensor sw, "
         "Tensor zw, int[] domain, Tensor lutT, Tensor planes, Tensor centres, int pack, "
-        "int[] geom) -> (Tensor, Tensor, Tensor)",
+        "int[] geom, Tensor factors) -> (Tensor, Tensor, Tensor)",
         &approx_conv2d);
   m.def("approx_conv2d_observed(Tensor x, Tensor w, Tensor bias, Tensor(a!) amin, "
         "Tensor(b!) amax, Tensor(c!) wmin, Tensor(d!) wmax, int[] qflags, int[] domain, "
-        "Tensor lutT, Tensor planes, Tensor centres, int pack, int[] geom) -> "
+        "Tensor lutT, Tensor planes, Tensor centres, int pack, int[] geom, Tensor factors) -> "
         "(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)",
         &approx_conv2d_observed);
   m.def("ste_operands(Tensor x, Tensor w, Tensor xc, Tensor wc, float sx, int zx, Tensor sw, "

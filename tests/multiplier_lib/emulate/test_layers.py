@@ -253,20 +253,31 @@ def _step_both(slow, fast, x, backward: bool = False):
         torch.testing.assert_close(fast.bias.grad, slow.bias.grad)
 
 
+@pytest.mark.parametrize("float_sums", ["auto", "always"])
 @settings(max_examples=30, deadline=None)
 @given(conv_configs(), st.sampled_from(["mitchell8u", "drum8u_k4", "exact8ux4", "exact8s"]),
        st.integers(0, 10_000), st.lists(st.sampled_from([0.25, 1.0, 3.0]), min_size=2,
                                         max_size=3))
-def test_fused_forward_equals_the_op_by_op_path(cfg, name, seed, scales):
+def test_fused_forward_equals_the_op_by_op_path(float_sums, cfg, name, seed, scales):
     """The one-call native forward (quantize, pad, LUT conv, corrections, scale) gives the
     op-by-op path's float32 bits, in training (observing) and in eval; STE gradients agree.
     After the first batch initializes the observers, the fused call updates the running
     ranges and picks the quantizer parameters itself: several training steps on batches of
     different spread (ranges growing or not) and moved weights must keep both layers'
-    observers, outputs and gradients identical."""
+    observers, outputs and gradients identical.  With ``float_sums="always"`` the rank-one
+    tables (DRUM, exact) take the float-sum path on every shape."""
     if cfg["signed"] and name != "exact8s":
         name = "exact8s"
+    from multiplier_lib.emulate.backends import cpu
     torch.manual_seed(seed)
+    previous = cpu._set_float_sums(float_sums)
+    try:
+        _fused_steps(cfg, name, scales)
+    finally:
+        cpu._set_float_sums(previous)
+
+
+def _fused_steps(cfg, name: str, scales) -> None:
     slow, fast = _pair(cfg, name)
     x = torch.randn(cfg["batch"], cfg["cin"], cfg["size"], cfg["size"])
     _step_both(slow, fast, x, backward=True)
