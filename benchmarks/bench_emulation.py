@@ -2,7 +2,9 @@
 
 For each layer: the time of ``ApproxConv2d``/``ApproxLinear`` (quantization, LUT products,
 exact corrections) divided by the time of the same ``nn.Conv2d``/``nn.Linear`` in fp32,
-forward and forward+backward, for the ``cpu`` backend on the best kernel path this CPU has
+forward and forward+backward, for the ``cpu`` backend on the best kernel path this CPU has,
+on that path with look-ups only (``lut only``: no float sums, which a rank-one multiplier
+such as the default DRUM or an exact one takes on wide layers; see ``cpu.FLOAT_SUMS_MIN_WORK``)
 and on each lower vector path it also has (AVX-512 gathers, AVX2 gathers), all measured in
 this process on this machine, plus the geometric means.  A second table gives the fixed
 cost of one call on a small layer: the layer's time minus its LUT kernel's time.
@@ -67,12 +69,14 @@ def _reexec_env(allocator: str, environ) -> dict[str, str] | None:
     return {**environ, **_FIXED_ALLOCATOR}
 
 
-def _variants() -> list[tuple[str, int]]:
-    """(column name, kernel path level): the best path, then the lower vector paths."""
+def _variants() -> list[tuple[str, int, str]]:
+    """(column name, kernel path level, float sums mode): the best path as the layers run
+    it, the same with look-ups only, then the lower vector paths."""
     best = cpu.detected_level()
     short = {1: "avx2", 2: "avx512", 3: "vbmi", 4: "vbmi+vnni"}
-    levels = [best] + [lv for lv in (2, 1) if lv < best and lv != 3]
-    return [(f"cpu {short.get(lv, 'scalar')}", lv) for lv in levels]
+    levels = [lv for lv in (2, 1) if lv < best and lv != 3]
+    return ([(f"cpu {short.get(best, 'scalar')}", best, "auto"), ("lut only", best, "never")]
+            + [(f"cpu {short.get(lv, 'scalar')}", lv, "auto") for lv in levels])
 
 
 def _time(fn, repeat: int) -> float:
@@ -113,15 +117,15 @@ def main() -> None:
           f"{'fixed' if fixed else 'as-is'}; "
           "ratio = approximate time / fp32 torch time (same machine, same run)")
     head = f"{'layer':24} {'fp32 fwd ms':>11}"
-    for name, _ in variants:
+    for name, *_ in variants:
         head += f" {name + ' fwd':>15} {name + ' f+b':>15}"
     print(head)
-    ratios: dict[str, list[float]] = {f"{n} {k}": [] for n, _ in variants
+    ratios: dict[str, list[float]] = {f"{n} {k}": [] for n, *_ in variants
                                       for k in ("fwd", "f+b")}
     for label, make, shape in LAYERS:
         print(_layer_row(label, make, shape, variants, multiplier, args, ratios))
     row = f"{'geometric mean':24} {'':11}"
-    for name, _ in variants:
+    for name, *_ in variants:
         row += (f" {statistics.geometric_mean(ratios[name + ' fwd']):14.2f}x"
                 f" {statistics.geometric_mean(ratios[name + ' f+b']):14.2f}x")
     print(row)
@@ -141,8 +145,9 @@ def _layer_row(label: str, make, shape, variants, multiplier: str, args,
     t_fwd = _time(lambda ref=ref, x=x: ref(x), args.repeat)
     t_fb = _time(lambda ref=ref, xg=xg: ref(xg).sum().backward(), args.repeat)
     row = f"{label:24} {1000 * t_fwd:11.2f}"
-    for name, level in variants:
+    for name, level, float_sums in variants:
         previous = cpu._set_simd_level(level)
+        previous_sums = cpu._set_float_sums(float_sums)
         layer = _approx(ref, multiplier, "cpu")
         layer.eval()
         layer(x)  # calibrate ranges on this batch
@@ -155,6 +160,7 @@ def _layer_row(label: str, make, shape, variants, multiplier: str, args,
             ratios[f"{name} f+b"].append(a_fb / t_fb)
         row += f" {a_fwd / t_fwd:14.2f}x {a_fb / t_fb:14.2f}x"
         cpu._set_simd_level(previous)
+        cpu._set_float_sums(previous_sums)
     return row
 
 

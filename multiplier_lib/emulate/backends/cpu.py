@@ -252,7 +252,8 @@ def _compile() -> SimpleNamespace:
                            approx_conv2d_observed=lib.approx_conv2d_observed,
                            ste_operands=lib.ste_operands,
                            simd_level=lib.simd_level, set_simd_level=lib.set_simd_level,
-                           set_pack_min_reuse=lib.set_pack_min_reuse)
+                           set_pack_min_reuse=lib.set_pack_min_reuse,
+                           fp32_is_exact=lib.fp32_is_exact)
 
 
 def _load() -> SimpleNamespace:
@@ -373,23 +374,21 @@ def _set_float_sums(mode: str) -> str:
     return previous
 
 
-def _fp32_is_ieee() -> bool:
-    """Whether torch's CPU float32 convolutions run in float32: a user may let oneDNN round
-    them to bfloat16 or TF32, which would make the float sums inexact."""
-    return (torch.get_float32_matmul_precision() == "highest" and
-            all(p in ("none", "ieee") for p in (torch.backends.fp32_precision,
-                                                torch.backends.mkldnn.fp32_precision,
-                                                torch.backends.mkldnn.conv.fp32_precision)))
+def _fp32_is_exact() -> bool:
+    """Whether torch's CPU float32 convolutions and products run in float32, as the kernel
+    sees torch's settings: where a user lets oneDNN round them to bfloat16 or TF32 the
+    kernel ignores the factors (the float sums would be inexact) and looks up."""
+    return bool(_load().fp32_is_exact())
 
 
 def _float_sums(factors: torch.Tensor, peak: int, k: int, rows: int) -> torch.Tensor:
     """The factors to pass the kernel for sums of ``k`` products over ``rows`` weight rows
     per group, or an empty tensor when the look-ups run: a table that does not factor, a
-    sum float32 cannot hold exactly (``k * peak >= 2**24``), float32 convolutions that do
-    not run in float32, or (mode "auto") a layer too thin for the GEMM to pay."""
+    sum float32 cannot hold exactly (``k * peak >= 2**24``), or (mode "auto") a layer too
+    thin for the GEMM to pay.  (The kernel also ignores them while torch's float32
+    convolutions are not exact: :func:`_fp32_is_exact`.)"""
     if (not factors.numel() or _float_sums_mode == "never" or k * peak >= FLOAT32_EXACT
-            or (_float_sums_mode == "auto" and k * rows < FLOAT_SUMS_MIN_WORK)
-            or not _fp32_is_ieee()):
+            or (_float_sums_mode == "auto" and k * rows < FLOAT_SUMS_MIN_WORK)):
         return _NO_FACTORS
     return factors
 

@@ -22,6 +22,7 @@
 // path, so no undefined behaviour); that equals the reference's int64 sum truncated to int32.
 // The Python wrapper rejects inputs where K * max|lut| could overflow, as the contract asks.
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/aminmax.h>
@@ -852,6 +853,19 @@ HWCOST_AVX512 void map_codes_avx512(const uint8_t* __restrict c, float* __restri
 }
 #endif
 
+// Whether torch's CPU float32 convolutions and matrix products run in float32: a user may
+// let oneDNN compute them in bfloat16 or TF32 (torch.backends.mkldnn...fp32_precision,
+// torch.set_float32_matmul_precision), which would make the float sums inexact; they then
+// fall back to the look-ups.
+bool fp32_is_exact() {
+  auto exact = [](at::Float32Op op) {
+    const at::Float32Precision p =
+        at::globalContext().float32Precision(at::Float32Backend::MKLDNN, op);
+    return p == at::Float32Precision::IEEE || p == at::Float32Precision::NONE;
+  };
+  return exact(at::Float32Op::CONV) && exact(at::Float32Op::MATMUL);
+}
+
 inline void map_codes_into(const uint8_t* c, float* o, int64_t n, const float* table) {
 #ifdef HWCOST_X86
   if (g_simd >= 2) return map_codes_avx512(c, o, n, table);
@@ -995,7 +1009,7 @@ at::Tensor conv2d_lut_impl(const at::Tensor& x, const at::Tensor& w, const at::T
               "input smaller than the dilated kernel");
   at::Tensor out = at::empty({N, M, P, Q}, x.options().dtype(at::kInt));
   if (out.numel() == 0) return out;
-  if (factors.numel() > 0) {
+  if (factors.numel() > 0 && fp32_is_exact()) {
     TORCH_CHECK(factors.scalar_type() == at::kFloat && factors.is_contiguous() &&
                     factors.dim() == 3 && factors.size(0) == T && factors.size(1) == 2 &&
                     factors.size(2) == 256,
@@ -1899,7 +1913,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   // One rank-one table (see factored_conv): its factor u of every code is written by the
   // quantization pass itself, while the codes are in cache, and the float sums finished
   // straight from float32.
-  const bool float_sums = factors.numel() > 0 && reps == 1 && blocks == 0;
+  const bool float_sums = factors.numel() > 0 && reps == 1 && blocks == 0 && fp32_is_exact();
   TORCH_CHECK(!float_sums || (factors.scalar_type() == at::kFloat && factors.is_contiguous() &&
                               factors.numel() == 512),
               "factors must be (1, 2, 256) float32");
@@ -2330,5 +2344,6 @@ TORCH_LIBRARY(HWCOST_NS, m) {
         &ste_operands);
   m.def("set_pack_min_reuse(int reuse) -> int", &set_pack_min_reuse);
   m.def("simd_level() -> int", &simd_level);
+  m.def("fp32_is_exact() -> bool", &fp32_is_exact);
   m.def("set_simd_level(int level) -> int", &set_simd_level);
 }

@@ -173,30 +173,84 @@ def test_linear_layers(batch, features, outputs, name):
         assert torch.equal(slow(x), fast(x))
 
 
-def test_the_float_path_is_the_one_that_runs(monkeypatch):
-    """Factors off by one in a single entry change the cpu result where float sums run, and
-    not where the look-ups run: the equality tests above exercise the float path."""
-    lut = torch.from_numpy(np.asarray(generate("drum8u_k4").lut))
-    x = _codes((2, 8, 6, 6), 256, 1)
-    wt = _codes((4, 8, 3, 3), 256, 2)
-    expected = ref.conv2d_lut(x, wt, lut)
+@contextlib.contextmanager
+def off_by_one_factors(monkeypatch, code: int) -> Iterator[None]:
+    """Every table's factor u of ``code`` made one larger: results differ from the
+    reference exactly where the float sums run."""
     real = cpu._factor_table
 
     def off_by_one(table):
         factors, peak = real(table)
         factors = factors.clone()
-        factors[0, 0, int(x[0, 0, 0, 0])] += 1
+        factors[0, 0, code] += 1
         return factors, peak
 
     monkeypatch.setattr(cpu, "_factor_table", off_by_one)
-    cpu._prepared.clear()
+    _forget_prepared_tables()
     try:
+        yield
+    finally:
+        monkeypatch.undo()
+        _forget_prepared_tables()
+
+
+def _forget_prepared_tables() -> None:
+    for cache in (cpu._prepared, cpu._plans, cpu._stacks):
+        cache.clear()
+
+
+def _drum_case():
+    lut = torch.from_numpy(np.asarray(generate("drum8u_k4").lut))
+    x = _codes((2, 8, 6, 6), 256, 1)
+    wt = _codes((4, 8, 3, 3), 256, 2)
+    return lut, x, wt, ref.conv2d_lut(x, wt, lut)
+
+
+def test_the_float_path_is_the_one_that_runs(monkeypatch):
+    """The equality tests above exercise the float path: corrupted factors show."""
+    lut, x, wt, expected = _drum_case()
+    with off_by_one_factors(monkeypatch, int(x[0, 0, 0, 0])):
         with float_sums("always"):
             assert not torch.equal(cpu.conv2d_lut(x, wt, lut), expected)
         with float_sums("never"):
             assert torch.equal(cpu.conv2d_lut(x, wt, lut), expected)
+
+
+@pytest.mark.parametrize("setting", ["conv bf16", "conv tf32", "mkldnn bf16", "all bf16",
+                                     "matmul medium"])
+def test_no_float_sums_while_float32_convolutions_are_rounded(monkeypatch, setting):
+    """A user who lets oneDNN round float32 convolutions or products (to bfloat16, TF32)
+    gets the look-ups, in the plain and the fused calls: corrupted factors do not show."""
+    lut, x, wt, expected = _drum_case()
+    holder, _, value = {"conv bf16": (torch.backends.mkldnn.conv, "", "bf16"),
+                        "conv tf32": (torch.backends.mkldnn.conv, "", "tf32"),
+                        "mkldnn bf16": (torch.backends.mkldnn, "", "bf16"),
+                        "all bf16": (torch.backends, "", "bf16"),
+                        "matmul medium": (None, "", "medium")}[setting]
+    previous = (torch.get_float32_matmul_precision() if holder is None
+                else holder.fp32_precision)
+    assert cpu._fp32_is_exact()
+    layer = ApproxLinear(64, 32, multiplier="drum8u_k4", backend="cpu").eval()
+    xl = torch.randn(8, 64)
+    with torch.no_grad():
+        good = layer(xl)
+    try:
+        if holder is None:
+            torch.set_float32_matmul_precision(value)
+        else:
+            holder.fp32_precision = value
+        assert not cpu._fp32_is_exact()
+        with off_by_one_factors(monkeypatch, int(x[0, 0, 0, 0])), float_sums("always"):
+            assert torch.equal(cpu.conv2d_lut(x, wt, lut), expected)
+            codes = layer.act_quant.domain.codes(layer.act_quant.quantize(xl)[0])
+            with off_by_one_factors(monkeypatch, int(codes.reshape(-1)[0])), torch.no_grad():
+                assert torch.equal(layer(xl), good)
     finally:
-        cpu._prepared.clear()
+        if holder is None:
+            torch.set_float32_matmul_precision(previous)
+        else:
+            holder.fp32_precision = previous
+    assert cpu._fp32_is_exact()
 
 
 def test_sums_float32_cannot_hold_take_the_look_ups():
@@ -214,19 +268,6 @@ def test_sums_float32_cannot_hold_take_the_look_ups():
     with pytest.raises(RuntimeError, match="not be exact in float32"):
         cpu._load().conv2d(x, wt, pr.lut_t, pr.planes.unsqueeze(0), cpu._centres(pr.centre),
                            1, 1, 1, 1, 1, pr.pack, 0, pr.factors)
-
-
-def test_no_float_sums_when_float32_convolutions_are_rounded():
-    """A user who lets oneDNN round float32 convolutions to bfloat16 gets the look-ups."""
-    pr = cpu._prepare(torch.from_numpy(np.asarray(generate("exact8u").lut)))
-    with float_sums("always"):
-        assert cpu._float_sums(pr.factors, pr.factor_peak, 64, 64).numel()
-        previous = torch.backends.mkldnn.conv.fp32_precision
-        torch.backends.mkldnn.conv.fp32_precision = "bf16"
-        try:
-            assert cpu._float_sums(pr.factors, pr.factor_peak, 64, 64).numel() == 0
-        finally:
-            torch.backends.mkldnn.conv.fp32_precision = previous
 
 
 def test_auto_mode_keeps_thin_layers_on_the_look_ups():
