@@ -22,7 +22,6 @@ promises exact sums while ``K * max|lut| < 2**31``; this backend checks that and
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import platform
@@ -33,7 +32,6 @@ import sys
 import sysconfig
 import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import NamedTuple
@@ -546,29 +544,45 @@ def approx_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     activation codes and the weight codes.  The caller has validated the layer (shapes,
     overflow bound); see ``approx_conv2d`` in ``lut_kernels.cpp``.
     """
-    lut_t, planes, centres, pack, blocks, factors, peak = _plan(luts)
-    blocks = 2 if replicate and blocks else blocks
-    sh, sw_ = (int(v) for v in stride)
-    dh, dw = (int(v) for v in dilation)
-    b = bias.detach().to(torch.float32).contiguous() if bias is not None else _NO_BIAS
-    with _non_finite_refused():
-        return _load().approx_conv2d(
-            x.detach().contiguous(), weight.detach().contiguous(), b, float(sx), int(zx), sw,
-            zw, domains, lut_t, planes, centres, pack,
-            (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks),
-            _float_sums(factors, peak, weight[0].numel(), weight.shape[0] // groups))
-
-
-@contextlib.contextmanager
-def _non_finite_refused() -> Iterator[None]:
-    """The native ops' refusal of NaN or infinite activations, as :class:`NonFiniteInput`
-    (the layer turns it into its one-line error)."""
+    tables, geometry, factors = _call_plan(weight, luts, padding, stride, dilation, groups,
+                                           replicate)
     try:
-        yield
+        return _load().approx_conv2d(x.detach().contiguous(), weight.detach().contiguous(),
+                                     _bias(bias), float(sx), int(zx), sw, zw, domains, *tables,
+                                     geometry, factors)
     except RuntimeError as exc:
-        if "hwcost: non-finite input" in str(exc):
-            raise NonFiniteInput("input contains NaN or infinite values") from None
-        raise
+        raise _non_finite_refused(exc) from None
+
+
+def _call_plan(weight: torch.Tensor, luts, padding, stride, dilation, groups: int,
+               replicate: bool) -> tuple[tuple, tuple[int, ...], torch.Tensor]:
+    """A fused call's table arguments, its geometry tuple and its factors (or none).  Plain
+    indexing rather than generators or views: on a small layer this Python ran as long as
+    the native call."""
+    lut_t, planes, centres, pack, blocks, factors, peak = _plan(luts)
+    geometry = (int(padding[0]), int(padding[1]), int(stride[0]), int(stride[1]),
+                int(dilation[0]), int(dilation[1]), int(groups),
+                2 if replicate and blocks else blocks)
+    shape = weight.shape
+    k = shape[1] * shape[2] * shape[3]
+    return ((lut_t, planes, centres, pack), geometry,
+            _float_sums(factors, peak, k, shape[0] // geometry[6]))
+
+
+def _bias(bias: torch.Tensor | None) -> torch.Tensor:
+    if bias is None:
+        return _NO_BIAS
+    b = bias.detach()
+    return b if b.dtype == torch.float32 and b.is_contiguous() else \
+        b.to(torch.float32).contiguous()
+
+
+def _non_finite_refused(exc: RuntimeError) -> Exception:
+    """The native ops' refusal of NaN or infinite activations as :class:`NonFiniteInput`
+    (the layer turns it into its one-line error); any other error as it was."""
+    if "hwcost: non-finite input" in str(exc):
+        return NonFiniteInput("input contains NaN or infinite values")
+    return exc
 
 
 def approx_conv2d_observed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -580,17 +594,14 @@ def approx_conv2d_observed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     """:func:`approx_conv2d` with the observers' update and the quantizer parameters in the
     same native call (see ``FusedConv.approx_conv2d_observed``); the ranges are float32
     vectors updated in place."""
-    lut_t, planes, centres, pack, blocks, factors, peak = _plan(luts)
-    blocks = 2 if replicate and blocks else blocks
-    sh, sw_ = (int(v) for v in stride)
-    dh, dw = (int(v) for v in dilation)
-    b = bias.detach().to(torch.float32).contiguous() if bias is not None else _NO_BIAS
-    with _non_finite_refused():
+    tables, geometry, factors = _call_plan(weight, luts, padding, stride, dilation, groups,
+                                           replicate)
+    try:
         out, xc, wc, aq, sw, zw = _load().approx_conv2d_observed(
-            x.detach().contiguous(), weight.detach().contiguous(), b, act_range[0],
-            act_range[1], w_range[0], w_range[1], qflags, domains, lut_t, planes, centres,
-            pack, (int(padding[0]), int(padding[1]), sh, sw_, dh, dw, int(groups), blocks),
-            _float_sums(factors, peak, weight[0].numel(), weight.shape[0] // groups))
+            x.detach().contiguous(), weight.detach().contiguous(), _bias(bias), act_range[0],
+            act_range[1], w_range[0], w_range[1], qflags, domains, *tables, geometry, factors)
+    except RuntimeError as exc:
+        raise _non_finite_refused(exc) from None
     sx, zx = aq.tolist()
     return out, xc, wc, sx, int(zx), sw, zw
 

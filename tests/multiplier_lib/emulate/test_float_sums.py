@@ -32,6 +32,22 @@ SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+#: kernel levels with their own code for the float sums: 0 scalar mapping and GEMM, 2 and up
+#: the int16-permute mapping and the AVX-512 small GEMM (see cpu.KERNEL_PATHS)
+LEVELS = [0, 2]
+
+
+@contextlib.contextmanager
+def kernel_level(level: int) -> Iterator[None]:
+    if level > cpu.detected_level():
+        pytest.skip(f"this CPU cannot run the {cpu.KERNEL_PATHS[level]} path")
+    previous = cpu._set_simd_level(level)
+    try:
+        yield
+    finally:
+        cpu._set_simd_level(previous)
+
+
 @contextlib.contextmanager
 def float_sums(mode: str) -> Iterator[None]:
     previous = cpu._set_float_sums(mode)
@@ -121,6 +137,7 @@ def _layer_pair(make, name: str):
     return slow, fast
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("name", ["exact8u", "exact8s", "drum8u_k4", "perf8u_r2m2", "exact8ux4"])
 @pytest.mark.parametrize(("shape", "conv"), [
     ((2, 6, 9, 9), dict(out_channels=5, kernel_size=3, padding=1)),
@@ -129,7 +146,7 @@ def _layer_pair(make, name: str):
     ((3, 8, 7, 7), dict(out_channels=8, kernel_size=5, padding=2, groups=8)),
     ((2, 16, 5, 5), dict(out_channels=12, kernel_size=1)),
 ])
-def test_fused_layer_equals_the_reference_layer(name, shape, conv):
+def test_fused_layer_equals_the_reference_layer(name, shape, conv, level):
     """Training steps (observers moving, gradients) and eval, through the one-call fused
     path with float sums: the reference layer's float32 bits."""
     torch.manual_seed(3)
@@ -138,7 +155,7 @@ def test_fused_layer_equals_the_reference_layer(name, shape, conv):
         return ApproxConv2d(shape[1], backend=backend, multiplier=multiplier, **conv)
 
     slow, fast = _layer_pair(make, name)
-    with float_sums("always"):
+    with float_sums("always"), kernel_level(level):
         for scale in (1.0, 3.0):
             x = scale * torch.randn(shape)
             xs, xf = x.clone().requires_grad_(), x.clone().requires_grad_()
@@ -160,8 +177,9 @@ def test_fused_layer_equals_the_reference_layer(name, shape, conv):
     (64, 256, 10),     # a classifier: still small (163,840 products)
     (70, 200, 30),     # above the small GEMM's limit: torch's GEMM
 ])
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("name", ["exact8u", "drum8u_k4"])
-def test_linear_layers(batch, features, outputs, name):
+def test_linear_layers(batch, features, outputs, name, level):
     torch.manual_seed(5)
 
     def make(backend, multiplier):
@@ -169,7 +187,7 @@ def test_linear_layers(batch, features, outputs, name):
 
     slow, fast = _layer_pair(make, name)
     x = torch.randn(batch, features)
-    with float_sums("always"), torch.no_grad():
+    with float_sums("always"), kernel_level(level), torch.no_grad():
         assert torch.equal(slow(x), fast(x))
 
 
