@@ -15,6 +15,10 @@ environments sharing the cache never rebuild each other's.  Builds are made unde
 published whole (:mod:`.kernel_cache`); a complete build is loaded without compiling, and
 without needing ninja.  :func:`build` lets CI or an install step pay the compile cost up front.
 
+Tables that are outer products ``u[a] * v[b]`` (exact, DRUM, perforated multipliers; see
+:mod:`..factor`) skip the look-ups on wide layers: their sums are the float32 convolution of
+``u[codes]`` with ``v[codes]``, exact below ``2**24`` (:func:`_float_sums` decides per call).
+
 Accumulation is int32 (wrap-around, like the reference's final cast).  The contract only
 promises exact sums while ``K * max|lut| < 2**31``; this backend checks that and raises
 :class:`HwcostError` rather than return silently wrapped sums.
