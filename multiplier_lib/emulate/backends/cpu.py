@@ -356,10 +356,11 @@ _NO_FACTORS = torch.empty(0, dtype=torch.float32)
 #: the float sums replace look-ups where each output reduces at least this many products
 #: per weight row of its group (``K * M / groups``).  Measured on the DARTS layers of
 #: ``benchmarks/bench_emulation.py`` (AMD EPYC Zen 5, VBMI + VNNI look-ups, 2 threads, batch
-#: 64): a 27 x 48 stem 2.1x -> 1.2x fp32, 1x1 convs of 32 and 64 channels 2.5-3.2x ->
-#: 1.9-2.3x; but a 16-channel 1x1 conv 1.7x -> 2.4x and 3x3/5x5 depthwise convs 2.4-3.0x ->
-#: 3.3-4.2x.  There the GEMM saves less than the float copy of the codes costs in memory
-#: traffic (and the depthwise look-ups finish each plane while it is in cache).
+#: 64): a 27 x 48 stem 2.2-2.9x -> 1.4-1.7x fp32, 1x1 convs of 32 and 64 channels
+#: 2.5-3.4x -> 1.6-1.9x; but a 16-channel 1x1 conv 1.6-1.8x either way and 3x3/5x5
+#: depthwise convs 2.4-3.1x -> 2.7-3.1x.  There the GEMM saves less than the float copy of
+#: the codes costs in memory traffic (and the depthwise look-ups finish each plane while it
+#: is in cache).
 FLOAT_SUMS_MIN_WORK = 1024
 FLOAT_SUMS_MODES = ("auto", "always", "never")
 _float_sums_mode = "auto"
