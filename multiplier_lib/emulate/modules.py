@@ -330,12 +330,13 @@ class _ApproxMixin:
                 luts, blocks = self.candidate_luts, True
             else:
                 luts, peak = (self.candidate_luts[active],), self.candidate_peaks[active]
-        quantizers = self._modules   # not nn.Module.__getattr__: see _observed_quant
+        children = self._modules   # not nn.Module.__getattr__ (see _observed_quant)
+        act = children["act_quant"] if "act_quant" in children else self.act_quant
+        wgt = children["weight_quant"] if "weight_quant" in children else self.weight_quant
         return ConvSpec(
             self.layer_name, self.in_channels, self.out_channels, tuple(self.kernel_size),
             tuple(self.stride), tuple(padding), tuple(self.dilation), self.groups, self.grad,
-            self.backend, luts, blocks, quantizers["act_quant"].domain,
-            quantizers["weight_quant"].domain, peak, self._tables,
+            self.backend, luts, blocks, act.domain, wgt.domain, peak, self._tables,
             self.__dict__.setdefault("_accumulator_sink", {}) if self.keep_accumulator
             else None, self._replicas)
 
@@ -375,8 +376,12 @@ def _observed_quant(layer, weight: torch.Tensor) -> tuple | None:
     # Submodules and buffers read from nn.Module's own dicts: its __getattr__ fallback cost
     # about 0.5 us a name, a third of this function on every fused forward.
     children = layer._modules
-    aq, wq = children["act_quant"], children["weight_quant"]
-    ao, wo = aq._modules["observer"], wq._modules["observer"]
+    aq, wq = children.get("act_quant"), children.get("weight_quant")
+    if aq is None or wq is None:     # quantizers held otherwise: the Python path
+        return None
+    ao, wo = aq._modules.get("observer"), wq._modules.get("observer")
+    if ao is None or wo is None:
+        return None
     observe_a, observe_w = aq.observing and aq.training, wq.observing and wq.training
     if ((ao.sync or wo.sync) and range_sync_enabled()) or aq.axis is not None or \
             wq.axis not in (None, 0):
@@ -385,8 +390,8 @@ def _observed_quant(layer, weight: torch.Tensor) -> tuple | None:
         return None
     rows = weight.shape[0] if wq.axis == 0 else 1
     a_buf, w_buf = ao._buffers, wo._buffers
-    a_lo, a_hi, w_lo, w_hi = a_buf["min_val"], a_buf["max_val"], w_buf["min_val"], \
-        w_buf["max_val"]
+    a_lo, a_hi, w_lo, w_hi = (a_buf.get("min_val"), a_buf.get("max_val"),
+                              w_buf.get("min_val"), w_buf.get("max_val"))
     for t, n in ((a_lo, 1), (a_hi, 1), (w_lo, rows), (w_hi, rows)):
         if t is None or t.dim() != 1 or t.numel() != n or t.dtype != torch.float32 or \
                 not t.is_contiguous() or t.device.type != "cpu":

@@ -26,12 +26,14 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/aminmax.h>
+#include <ATen/native/ConvUtils.h>
 #include <ATen/ops/conv2d.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <atomic>
@@ -41,6 +43,7 @@
 #include <limits>
 #include <tuple>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -841,22 +844,52 @@ void build_row_packed(uint64_t* out, const uint16_t* taps, int64_t R, int64_t S,
 // (direct and GEMM algorithms; no Winograd).  `factors` is (T, 2, 256) float32: [t][0] u by
 // activation code, [t][1] v by weight code, zero past the table's width.
 
-// A factor as the mapping passes read it: float32 values, and the same as int16 where they
-// all are integers that fit (every 8-bit multiplier's factors), for the permute path.
 // Whether torch's CPU float32 convolutions and matrix products run in float32: a user may
 // let oneDNN compute them in bfloat16 or TF32 (torch.backends.mkldnn...fp32_precision,
-// torch.set_float32_matmul_precision), which would make the float sums inexact; they then
-// fall back to the look-ups.
+// torch.set_float32_matmul_precision, or oneDNN's own ONEDNN_DEFAULT_FPMATH_MODE), which
+// would make the float sums inexact; they then fall back to the look-ups.  Torch before 2.9
+// has no per-backend precision setting to read: there the float sums stay off.
 bool fp32_is_exact() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
+  for (const char* name : {"ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE"}) {
+    const char* mode = std::getenv(name);
+    if (mode != nullptr && *mode != '\0' && std::strcmp(mode, "STRICT") != 0 &&
+        std::strcmp(mode, "strict") != 0)
+      return false;
+  }
   auto exact = [](at::Float32Op op) {
     const at::Float32Precision p =
         at::globalContext().float32Precision(at::Float32Backend::MKLDNN, op);
     return p == at::Float32Precision::IEEE || p == at::Float32Precision::NONE;
   };
   return exact(at::Float32Op::CONV) && exact(at::Float32Op::MATMUL);
+#else
+  return false;
+#endif
+}
+
+// Whether torch's float32 convolution of these operands adds their exact products in some
+// order: oneDNN (which torch runs with its direct and GEMM algorithms) or the im2col GEMM.
+// Not NNPACK, which torch picks when oneDNN is off (torch.backends.mkldnn.enabled = False)
+// and which runs 3x3 and 5x5 kernels as Winograd or FFT transforms with fractional
+// coefficients (measured: errors of 3.4 on integer sums), nor ARM's 3x3 depthwise Winograd.
+bool conv_sums_exact(const at::Tensor& xf, const at::Tensor& wf,
+                     const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                     const std::vector<int64_t>& dilation, int64_t groups) {
+  using at::native::ConvBackend;
+  const std::vector<c10::SymInt> st(stride.begin(), stride.end()),
+      pad(padding.begin(), padding.end()), dil(dilation.begin(), dilation.end()),
+      out_pad(2, c10::SymInt(0));
+  const ConvBackend backend = at::native::select_conv_backend(
+      xf, wf, std::nullopt, st, pad, dil, false, out_pad, c10::SymInt(groups), std::nullopt);
+  return backend == ConvBackend::Mkldnn || backend == ConvBackend::Slow2d ||
+         backend == ConvBackend::SlowDilated2d || backend == ConvBackend::Empty;
 }
 
 constexpr float kZeroTable[256] = {};
+
+// A factor as the mapping passes read it: float32 values, and the same as int16 where they
+// all are integers that fit (every 8-bit multiplier's factors), for the permute path.
 
 struct CodeMap {
   const float* values;
@@ -986,8 +1019,9 @@ HWCOST_AVX512 void small_gemm_nt_avx512(const float* __restrict a, const float* 
 #endif
 
 // The float32 convolution of u[x] with v[w] (one table's factors, `table` = u then v, 512
-// floats): (N, M, P, Q), every entry an exact integer (the bound is checked here).  `x` is
-// the activation codes (uint8), or already u[codes] (float32).
+// floats): (N, M, P, Q), every entry an exact integer (the bound is checked here); or an
+// undefined tensor where torch would not convolve exactly (conv_sums_exact), and the caller
+// looks up instead.  `x` is the activation codes (uint8), or already u[codes] (float32).
 at::Tensor factored_conv(const at::Tensor& x, const at::Tensor& w, const float* table,
                          int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t groups) {
   const int64_t K = w.size(1) * w.size(2) * w.size(3);
@@ -1020,13 +1054,15 @@ at::Tensor factored_conv(const at::Tensor& x, const at::Tensor& w, const float* 
     }
     return at::mm(xf.view({N, C}), wf.view({M, C}).t()).view({N, M, 1, 1});
   }
-  return at::conv2d(xf, wf, std::nullopt, stride, padding, dilation, groups).contiguous();
+  if (!conv_sums_exact(xf, wf, stride, padding, dilation, groups)) return at::Tensor();
+  return at::conv2d(xf, wf, at::Tensor(), stride, padding, dilation, groups).contiguous();
 }
 
 // out (N, T * Mw or Mw, P, Q) int32 in conv2d_lut_impl's layout: blocks == 0, every table
 // over the whole batch, channels [group][table][weight row]; blocks == 1, the batch as T
 // blocks, block t by table t.
-void factored_sums(const at::Tensor& x, const at::Tensor& w, const at::Tensor& factors,
+// Returns false, out untouched, where torch would not convolve exactly (conv_sums_exact).
+bool factored_sums(const at::Tensor& x, const at::Tensor& w, const at::Tensor& factors,
                    int64_t sh, int64_t sw, int64_t dh, int64_t dw, int64_t groups,
                    int64_t blocks, at::Tensor& out) {
   const int64_t T = factors.size(0);
@@ -1039,6 +1075,7 @@ void factored_sums(const at::Tensor& x, const at::Tensor& w, const at::Tensor& f
   for (int64_t t = 0; t < T; ++t) {
     const at::Tensor xs = blocks ? x.narrow(0, t * Nb, Nb).contiguous() : x;
     const at::Tensor y = factored_conv(xs, w, fp + t * 512, sh, sw, dh, dw, groups);
+    if (!y.defined()) return false;   // the same geometry for every table: t == 0
     const float* yp = y.data_ptr<float>();
     const int64_t n0 = blocks ? t * Nb : 0;
     at::parallel_for(0, Nb * Mw, std::max<int64_t>(1, 16384 / std::max<int64_t>(L, 1)),
@@ -1052,6 +1089,7 @@ void factored_sums(const at::Tensor& x, const at::Tensor& w, const at::Tensor& f
       }
     });
   }
+  return true;
 }
 
 // lutT: the LUT transposed, (2**b, 2**a): row = weight code, contiguous over activation codes;
@@ -1101,8 +1139,7 @@ at::Tensor conv2d_lut_impl(const at::Tensor& x, const at::Tensor& w, const at::T
                     factors.dim() == 3 && factors.size(0) == T && factors.size(1) == 2 &&
                     factors.size(2) == 256,
                 "factors must be (tables, 2, 256) float32");
-    factored_sums(x, w, factors, sh, sw, dh, dw, groups, blocks, out);
-    return out;
+    if (factored_sums(x, w, factors, sh, sw, dh, dw, groups, blocks, out)) return out;
   }
 
   const int64_t A = lutT.size(-1);  // activation-code width of every table
@@ -2015,7 +2052,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   // One rank-one table (see factored_conv): its factor u of every code is written by the
   // quantization pass itself, while the codes are in cache, and the float sums finished
   // straight from float32.
-  const bool float_sums = factors.numel() > 0 && reps == 1 && blocks == 0 && fp32_is_exact();
+  bool float_sums = factors.numel() > 0 && reps == 1 && blocks == 0 && fp32_is_exact();
   TORCH_CHECK(!float_sums || (factors.scalar_type() == at::kFloat && factors.is_contiguous() &&
                               factors.numel() == 512),
               "factors must be (1, 2, 256) float32");
@@ -2104,7 +2141,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   at::Tensor acc;
   if (float_sums) {
     acc = factored_conv(xf, wc, ftab, sh, swd, dh, dw, groups);
-  } else {
+    float_sums = acc.defined();   // else torch would not convolve exactly: look up
+  }
+  if (!float_sums) {
     acc = conv2d_lut_impl(xc, wc, lutT, planes, centres, sh, swd, dh, dw, groups, pack,
                           replicate ? 0 : blocks, (!any_zw || pitch16) ? &epilogue : nullptr,
                           &finished, factors);

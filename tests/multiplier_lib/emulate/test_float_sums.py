@@ -8,6 +8,7 @@ where float32 holds the sums exactly."""
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 from collections.abc import Iterator
 
@@ -81,7 +82,7 @@ def conv_geometry(draw):
     h = dilation[0] * (r - 1) + 1 + draw(st.integers(0, 9))
     w = dilation[1] * (s - 1) + 1 + draw(st.integers(0, 9))
     n = draw(st.integers(1, 3))
-    widths = draw(st.sampled_from([(256, 256), (256, 16), (16, 256)]))
+    widths = draw(st.sampled_from([(256, 256), (256, 16), (16, 256), (16, 16)]))
     return n, groups, cg, mg, (r, s), stride, dilation, (h, w), widths, draw(st.integers(0, 10**6))
 
 
@@ -232,6 +233,82 @@ def test_the_float_path_is_the_one_that_runs(monkeypatch):
             assert not torch.equal(cpu.conv2d_lut(x, wt, lut), expected)
         with float_sums("never"):
             assert torch.equal(cpu.conv2d_lut(x, wt, lut), expected)
+
+
+@pytest.mark.parametrize("kind", ["conv", "linear"])
+def test_fused_layers_run_the_float_path(monkeypatch, kind):
+    """Positive control for the fused call: corrupted factors change a layer's output while
+    float sums run, and not while they are off (so the layer tests above reach it)."""
+    torch.manual_seed(11)
+    layer = (ApproxConv2d(8, 8, 3, padding=1, multiplier="drum8u_k4", backend="cpu")
+             if kind == "conv" else ApproxLinear(64, 32, multiplier="drum8u_k4", backend="cpu"))
+    x = torch.randn(4, 8, 6, 6) if kind == "conv" else torch.randn(8, 64)
+    layer.eval()
+    with torch.no_grad():
+        layer(x)                                    # calibrates the observers
+        good = layer(x)
+        codes = layer.act_quant.domain.codes(layer.act_quant.quantize(x)[0])
+        with off_by_one_factors(monkeypatch, int(codes.reshape(-1)[0])):
+            with float_sums("always"):
+                assert not torch.equal(layer(x), good)
+            with float_sums("never"):
+                assert torch.equal(layer(x), good)
+
+
+def test_extreme_sums_at_the_bound_are_exact():
+    """Every product at the table's peak, all of one sign, K at the largest value float32
+    holds: the sums reach 2**24 - 1 at most and must come out exact (random codes stay far
+    below the bound)."""
+    k = 9 * 7                                                  # 3x3 kernel, 7 channels
+    top = math.isqrt((FLOAT32_EXACT - 1) // k)                 # k * (top + 1)**2 >= 2**24
+    assert k * top * top < FLOAT32_EXACT <= k * (top + 1) ** 2
+    u = torch.arange(256)
+    u[255] = -top                                              # code 255: the peak
+    v = -u
+    lut = torch.outer(u, v).to(torch.int32)
+    x = torch.full((2, 7, 6, 6), 255, dtype=torch.uint8)
+    wt = torch.full((3, 7, 3, 3), 255, dtype=torch.uint8)
+    expected = ref.conv2d_lut(x, wt, lut)
+    assert int(expected.min()) == int(expected.max()) == -k * top * top
+    with float_sums("always"):
+        assert torch.equal(cpu.conv2d_lut(x, wt, lut), expected)
+
+
+@pytest.mark.skipif(not torch.backends.nnpack.is_available(), reason="torch without NNPACK")
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
+def test_no_float_sums_where_torch_would_convolve_by_winograd(monkeypatch):
+    """With oneDNN off, torch runs this 3x3 float convolution (batch 16) through NNPACK,
+    whose Winograd transform is not exact on integers; the kernel asks torch's own backend
+    selection and looks up instead (corrupted factors do not show), in the plain and the
+    fused call."""
+    lut, x, wt, _ = _drum_case()
+    x = _codes((16, 8, 8, 8), 256, 5)
+    expected = ref.conv2d_lut(x, wt, lut)
+    layer = ApproxConv2d(8, 8, 3, multiplier="drum8u_k4", backend="cpu").eval()
+    xl = torch.randn(16, 8, 8, 8)
+    with torch.no_grad():
+        layer(xl)
+        good = layer(xl)
+    with torch.backends.mkldnn.flags(enabled=False):
+        backend = torch._C._select_conv_backend(x.float(), wt.float(), None, [1, 1], [0, 0],
+                                                [1, 1], False, [0, 0], 1, None)
+        assert "Nnpack" in str(backend)
+        with off_by_one_factors(monkeypatch, int(x[0, 0, 0, 0])), float_sums("always"):
+            assert torch.equal(cpu.conv2d_lut(x, wt, lut), expected)
+        codes = layer.act_quant.domain.codes(layer.act_quant.quantize(xl)[0])
+        with off_by_one_factors(monkeypatch, int(codes.reshape(-1)[0])), \
+                float_sums("always"), torch.no_grad():
+            assert torch.equal(layer(xl), good)
+
+
+def test_no_float_sums_under_onednn_fpmath_env(monkeypatch):
+    """oneDNN's own ONEDNN_DEFAULT_FPMATH_MODE=BF16 lets it round float32 work whatever
+    torch's settings say: the kernel reads it and looks up."""
+    assert cpu._fp32_is_exact()
+    monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "BF16")
+    assert not cpu._fp32_is_exact()
+    monkeypatch.setenv("ONEDNN_DEFAULT_FPMATH_MODE", "STRICT")
+    assert cpu._fp32_is_exact()
 
 
 @pytest.mark.parametrize("setting", ["conv bf16", "conv tf32", "mkldnn bf16", "all bf16",
