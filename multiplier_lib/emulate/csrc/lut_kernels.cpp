@@ -876,6 +876,7 @@ bool fp32_is_exact() {
 bool conv_sums_exact(const at::Tensor& xf, const at::Tensor& wf,
                      const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                      const std::vector<int64_t>& dilation, int64_t groups) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
   using at::native::ConvBackend;
   const std::vector<c10::SymInt> st(stride.begin(), stride.end()),
       pad(padding.begin(), padding.end()), dil(dilation.begin(), dilation.end()),
@@ -884,6 +885,9 @@ bool conv_sums_exact(const at::Tensor& xf, const at::Tensor& wf,
       xf, wf, std::nullopt, st, pad, dil, false, out_pad, c10::SymInt(groups), std::nullopt);
   return backend == ConvBackend::Mkldnn || backend == ConvBackend::Slow2d ||
          backend == ConvBackend::SlowDilated2d || backend == ConvBackend::Empty;
+#else
+  return false;   // not reached: fp32_is_exact() is false before torch 2.9
+#endif
 }
 
 constexpr float kZeroTable[256] = {};
