@@ -39,6 +39,7 @@
 #include <atomic>
 #include <functional>
 #include <numeric>
+#include <optional>
 #include <cmath>
 #include <limits>
 #include <tuple>
@@ -889,8 +890,6 @@ bool conv_sums_exact(const at::Tensor& xf, const at::Tensor& wf,
   return false;   // not reached: fp32_is_exact() is false before torch 2.9
 #endif
 }
-
-constexpr float kZeroTable[256] = {};
 
 // A factor as the mapping passes read it: float32 values, and the same as int16 where they
 // all are integers that fit (every 8-bit multiplier's factors), for the permute path.
@@ -2061,7 +2060,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
                               factors.numel() == 512),
               "factors must be (1, 2, 256) float32");
   const float* ftab = float_sums ? factors.data_ptr<float>() : nullptr;
-  const CodeMap umap(float_sums ? ftab : kZeroTable);
+  const std::optional<CodeMap> umap =
+      float_sums ? std::optional<CodeMap>(std::in_place, ftab) : std::nullopt;
   at::Tensor xf = float_sums ? at::empty({N, C, Hp, Wp}, x.options()) : at::Tensor();
   float* xfp = float_sums ? xf.data_ptr<float>() : nullptr;
   std::atomic<bool> finite{true};
@@ -2071,7 +2071,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
       if (!quantize_row(xp + b, xcp + b, e - b, xs, xz, static_cast<float>(aqmin),
                         static_cast<float>(aqmax), static_cast<int32_t>(amask)))
         finite.store(false, std::memory_order_relaxed);
-      if (xfp != nullptr) map_codes_into(xcp + b, xfp + b, e - b, umap);
+      if (xfp != nullptr) map_codes_into(xcp + b, xfp + b, e - b, *umap);
     });
   } else {
     at::parallel_for(0, N * C, grain_for(Hp * Wp), [&](int64_t b, int64_t e) {
@@ -2081,7 +2081,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
                               xz, static_cast<float>(aqmin), static_cast<float>(aqmax),
                               static_cast<int32_t>(amask));
         if (xfp != nullptr)
-          map_codes_into(xcp + pl * Hp * Wp, xfp + pl * Hp * Wp, Hp * Wp, umap);
+          map_codes_into(xcp + pl * Hp * Wp, xfp + pl * Hp * Wp, Hp * Wp, *umap);
       }
       if (!ok) finite.store(false, std::memory_order_relaxed);
     });
@@ -2143,14 +2143,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> approx_conv2d(
   };
   bool finished = false;
   at::Tensor acc;
+  const bool float_tried = float_sums;
   if (float_sums) {
     acc = factored_conv(xf, wc, ftab, sh, swd, dh, dw, groups);
     float_sums = acc.defined();   // else torch would not convolve exactly: look up
   }
-  if (!float_sums) {
+  if (!float_sums) {   // the factors again only for the multi-table forms not tried above
     acc = conv2d_lut_impl(xc, wc, lutT, planes, centres, sh, swd, dh, dw, groups, pack,
                           replicate ? 0 : blocks, (!any_zw || pitch16) ? &epilogue : nullptr,
-                          &finished, factors);
+                          &finished, float_tried ? at::Tensor() : factors);
   }
   if (finished) return {acc.view(at::kFloat), xc, wc};
   const int64_t P = acc.size(2), Q = acc.size(3), L = P * Q;
